@@ -1,0 +1,66 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+// Squall: a real-time messaging server and Swift library.
+// Targets follow the design's separation: SquallCore knows no sockets, Squall (the server)
+// knows no storage, and the `squall` executable only parses options and runs the server.
+let package = Package(
+    name: "squall",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "SquallCore", targets: ["SquallCore"]),
+        .library(name: "Squall", targets: ["Squall"]),
+        .executable(name: "squall", targets: ["squall"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird", exact: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", exact: "2.8.1"),
+        .package(url: "https://github.com/apple/swift-nio", exact: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", exact: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", exact: "1.37.0"),
+    ],
+    targets: [
+        .target(
+            name: "SquallCore",
+            dependencies: [
+                // ByteBuffer only: payload bytes are shared, never copied, between subscribers.
+                .product(name: "NIOCore", package: "swift-nio")
+            ]
+        ),
+        .target(
+            name: "Squall",
+            dependencies: [
+                "SquallCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            resources: [.copy("Public")]
+        ),
+        .executableTarget(
+            name: "squall",
+            dependencies: [
+                "Squall",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(
+            name: "SquallCoreTests",
+            dependencies: ["SquallCore"]
+        ),
+        .testTarget(
+            name: "SquallTests",
+            dependencies: [
+                "Squall",
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+    ]
+)

@@ -1,0 +1,56 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// An error answered to an HTTP client as JSON with a stable, machine-readable code:
+/// `{"error": {"code": "websocket_required", "message": "…"}}`.
+///
+/// Codes never change once published (clients branch on them); messages are for people and
+/// may be reworded. docs/protocol.md lists every code.
+public struct APIError: Error, HTTPResponseError, Sendable {
+    /// The HTTP status.
+    public let status: HTTPResponse.Status
+    /// The stable code, `snake_case`.
+    public let code: String
+    /// What went wrong, in a sentence.
+    public let message: String
+    /// Extra response headers (e.g. `Upgrade` on 426).
+    public let headers: HTTPFields
+
+    /// An error with the given status, code and message.
+    public init(_ status: HTTPResponse.Status, code: String, message: String, headers: HTTPFields = [:]) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers
+    }
+
+    /// 426: a WebSocket endpoint was requested without a WebSocket upgrade.
+    public static func webSocketRequired(_ path: String) -> APIError {
+        APIError(
+            .upgradeRequired,
+            code: "websocket_required",
+            message: "\(path) is a WebSocket endpoint: connect with a WebSocket client (ws://…\(path))",
+            headers: [.upgrade: "websocket"]
+        )
+    }
+
+    private struct Body: Encodable {
+        struct Detail: Encodable {
+            let code: String
+            let message: String
+        }
+        let error: Detail
+    }
+
+    /// The JSON response.
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = try encoder.encode(Body(error: .init(code: code, message: message)))
+        var headers = self.headers
+        headers[.contentType] = "application/json; charset=utf-8"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}

@@ -1,0 +1,31 @@
+import SquallCore
+
+/// The seed's chat server, `MsgHandler`, written with the hook API: every message a client
+/// sends goes to every client of the pool, the sender included; a closed client leaves.
+///
+/// Squall serves it at `/msg`. Mount more with ``SquallServer/mount(_:handler:)``: each
+/// `BroadcastHandler` value owns its own pool, so two mounts are two separate rooms.
+public struct BroadcastHandler: WebSocketHandler {
+    /// The connections that receive each message.
+    public let pool: ConnectionPool
+
+    /// A broadcast handler over `pool` (a new, empty one by default).
+    public init(pool: ConnectionPool = ConnectionPool()) {
+        self.pool = pool
+    }
+
+    /// Joins the pool.
+    public func open(_ connection: WebSocketConnection) async throws {
+        pool.add(connection)
+    }
+
+    /// Sends `message` to everyone in the pool.
+    public func onMessage(_ connection: WebSocketConnection, _ message: Payload) async throws {
+        pool.broadcast(message)
+    }
+
+    /// Leaves the pool.
+    public func onClose(_ connection: WebSocketConnection, _ cause: CloseCause) async {
+        pool.remove(connection)
+    }
+}

@@ -1,0 +1,39 @@
+import SquallCore
+
+/// Everything a Squall server can be told, with the defaults `squall serve` uses.
+public struct SquallConfiguration: Sendable {
+    /// Address to bind. Default `127.0.0.1`: reachable from this machine only.
+    public var host: String
+    /// Port to bind; 0 picks a free one. Default 8000, as in the seed's chat server.
+    public var port: Int
+    /// Largest message a client may send, in bytes. A larger one closes that connection with
+    /// 1009 (message too big). Default 1 MiB.
+    public var maxMessageSize: Int
+    /// How much may wait for one slow connection before it is closed with 1008.
+    /// Default 1,024 messages or 16 MiB, whichever comes first.
+    public var outbox: Outbox.Limits
+    /// How often the server pings an idle client; a client that has not answered by the next
+    /// ping is closed, so dead peers do not linger. `nil` turns pings off. Default 30 s.
+    public var pingInterval: Duration?
+    /// How long a closing connection may take to answer the close handshake (and to drain
+    /// what was queued for it) before the server drops it. It also bounds how long a graceful
+    /// shutdown waits for clients. Default 3 s.
+    public var closeTimeout: Duration
+
+    /// A configuration; every argument has the default documented on its property.
+    public init(
+        host: String = "127.0.0.1",
+        port: Int = 8000,
+        maxMessageSize: Int = 1 << 20,
+        outbox: Outbox.Limits = Outbox.Limits(),
+        pingInterval: Duration? = .seconds(30),
+        closeTimeout: Duration = .seconds(3)
+    ) {
+        self.host = host
+        self.port = port
+        self.maxMessageSize = maxMessageSize
+        self.outbox = outbox
+        self.pingInterval = pingInterval
+        self.closeTimeout = closeTimeout
+    }
+}

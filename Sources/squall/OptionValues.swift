@@ -1,0 +1,56 @@
+import ArgumentParser
+import Logging
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// A size in bytes, written as a plain number or with a binary suffix: `65536`, `64KiB`, `1MiB`.
+struct ByteCount: ExpressibleByArgument {
+    let bytes: Int
+
+    init(_ bytes: Int) {
+        self.bytes = bytes
+    }
+
+    init?(argument: String) {
+        let units: [(suffix: String, factor: Int)] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("B", 1)]
+        let unit = units.first { argument.hasSuffix($0.suffix) } ?? ("", 1)
+        guard let number = Int(argument.dropLast(unit.suffix.count)), number >= 0 else { return nil }
+        let (bytes, overflow) = number.multipliedReportingOverflow(by: unit.factor)
+        guard !overflow else { return nil }
+        self.bytes = bytes
+    }
+}
+
+/// A duration in (possibly fractional) seconds: `30`, `0.5`.
+struct Seconds: ExpressibleByArgument {
+    let duration: Duration
+
+    init(_ duration: Duration) {
+        self.duration = duration
+    }
+
+    init?(argument: String) {
+        guard let seconds = Double(argument), seconds >= 0, seconds.isFinite else { return nil }
+        self.duration = .milliseconds(Int64((seconds * 1000).rounded()))
+    }
+}
+
+/// Option values taken from `SQUALL_*` environment variables when the command line has none.
+struct EnvironmentOptions {
+    private let variables: [String: String]
+
+    init(_ variables: [String: String]) {
+        self.variables = variables
+    }
+
+    /// `value` if given on the command line, else the variable `name` parsed like the
+    /// option, else `defaultValue`. An unparsable variable is an error, never ignored.
+    func resolve<Value: ExpressibleByArgument>(_ value: Value?, _ name: String, default defaultValue: Value) throws -> Value {
+        if let value { return value }
+        guard let raw = variables[name], !raw.isEmpty else { return defaultValue }
+        guard let parsed = Value(argument: raw) else {
+            throw ValidationError("environment variable \(name)=\(raw) is not a valid value")
+        }
+        return parsed
+    }
+}

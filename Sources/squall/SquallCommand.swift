@@ -1,0 +1,12 @@
+import ArgumentParser
+
+/// `squall`: the command-line program. `squall` alone is `squall serve`.
+@main
+struct SquallCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "squall",
+        abstract: "Squall, a real-time messaging server: WebSocket broadcast chat and more.",
+        subcommands: [Serve.self],
+        defaultSubcommand: Serve.self
+    )
+}

@@ -1,0 +1,117 @@
+import Foundation
+import HummingbirdWSClient
+import NIOWebSocket
+import Squall
+import SquallCore
+import Synchronization
+import Testing
+
+@Suite("The handler API: Tornado's hooks in Swift")
+struct HandlerAPITests {
+    @Test("a handler built at run time from closures runs open, onMessage and onClose")
+    func closureHandler() async throws {
+        let closes = Mutex<[String]>([])
+        let shout = ClosureWebSocketHandler(
+            name: "Shout",
+            open: { connection in
+                connection.writeMessage("welcome \(connection.id) to \(connection.request.uri.path)?\(connection.request.uri.query ?? "")")
+            },
+            onMessage: { connection, message in
+                connection.writeMessage(message.text?.uppercased() ?? "binary")
+            },
+            onClose: { connection, cause in
+                closes.withLock { $0.append("\(connection.id) \(cause)") }
+            }
+        )
+        try await LiveServer.run(mount: { $0.mount("/shout", handler: shout) }) { server in
+            let client = try await TestClient.connect(server.url("/shout?room=a"))
+            let welcome = try await client.nextText()
+            let parts = welcome.split(separator: " ")
+            #expect(parts.first == "welcome")
+            let id = try #require(UUID(uuidString: String(parts[1])))
+            #expect(id.uuidString.dropFirst(14).first == "4", "connection ids are UUID version 4")
+            #expect(parts.last == "/shout?room=a")
+
+            client.send("hello")
+            #expect(try await client.nextText() == "HELLO")
+            client.send(binary: [1, 2, 3])
+            #expect(try await client.nextText() == "binary")
+
+            try await client.close()
+            try await LiveServer.eventually("onClose ran") { !closes.withLock { $0.isEmpty } }
+            #expect(closes.withLock { $0 } == ["\(id) closed by client"])
+        }
+    }
+
+    @Test("connection.close(code, reason) reaches the client, after what was queued before it")
+    func serverInitiatedClose() async throws {
+        let closer = ClosureWebSocketHandler(name: "Closer", onMessage: { connection, message in
+            connection.writeMessage("goodbye")
+            connection.close(.policyViolation, reason: "no \(message.text ?? "")")
+        })
+        try await LiveServer.run(mount: { $0.mount("/closer", handler: closer) }) { server in
+            let client = try await TestClient.connect(server.url("/closer"))
+            client.send("spam")
+            #expect(try await client.nextText() == "goodbye")
+            let close = try await client.closeFrame()
+            #expect(close?.closeCode == .policyViolation)
+            #expect(close?.reason == "no spam")
+        }
+    }
+
+    @Test("a hook that throws closes its connection with 1011, and only that one")
+    func throwingHook() async throws {
+        struct Boom: Error {}
+        let fragile = ClosureWebSocketHandler(name: "Fragile", onMessage: { connection, message in
+            if message.text == "boom" { throw Boom() }
+            connection.writeMessage(message)
+        })
+        try await LiveServer.run(mount: { $0.mount("/fragile", handler: fragile) }) { server in
+            let victim = try await TestClient.connect(server.url("/fragile"))
+            let other = try await TestClient.connect(server.url("/fragile"))
+            victim.send("boom")
+            #expect(try await victim.closeFrame()?.closeCode == .unexpectedServerError)
+            other.send("ok")
+            #expect(try await other.nextText() == "ok")
+        }
+    }
+
+    @Test("a conforming type works as a handler, with per-path pools kept apart")
+    func conformingType() async throws {
+        struct Counter: WebSocketHandler {
+            let pool: ConnectionPool
+            func open(_ connection: WebSocketConnection) async throws {
+                pool.add(connection)
+                pool.broadcast(.text("members: \(pool.count)"))
+            }
+            func onClose(_ connection: WebSocketConnection, _ cause: CloseCause) async {
+                pool.remove(connection)
+            }
+        }
+        let pool = ConnectionPool()
+        try await LiveServer.run(mount: { $0.mount("/count", handler: Counter(pool: pool)) }) { server in
+            let first = try await TestClient.connect(server.url("/count"))
+            #expect(try await first.nextText() == "members: 1")
+            let chat = try await TestClient.connect(server.url("/msg"))
+            let second = try await TestClient.connect(server.url("/count"))
+            #expect(try await first.nextText() == "members: 2")
+            #expect(try await second.nextText() == "members: 2")
+            chat.send("only for /msg")
+            #expect(try await chat.nextText() == "only for /msg")
+            first.send("ignored by Counter")
+            second.send("ignored too")
+            try await first.close()
+            try await LiveServer.eventually("the pool shrank") { pool.count == 1 }
+        }
+    }
+
+    @Test("graceful shutdown closes every WebSocket with 1001")
+    func shutdownGoesAway() async throws {
+        let client = try await LiveServer.run { server in
+            try await TestClient.connect(server.url("/msg"))
+        }
+        let close = try await client.closeFrame()
+        #expect(close?.closeCode == .goingAway)
+        #expect(close?.reason == "server shutting down")
+    }
+}

@@ -1,0 +1,101 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Squall
+import SquallCore
+
+/// A real Squall server on 127.0.0.1 and a free port, for the length of one test.
+struct LiveServer: Sendable {
+    let port: Int
+    let connections: ConnectionPool
+
+    func url(_ path: String) -> String { "ws://127.0.0.1:\(port)\(path)" }
+    func httpURL(_ path: String) -> String { "http://127.0.0.1:\(port)\(path)" }
+
+    /// A configuration for tests: a free port, small limits, short timeouts.
+    static func configuration(
+        maxMessageSize: Int = 1 << 20,
+        outbox: Outbox.Limits = .init(),
+        closeTimeout: Duration = .seconds(1)
+    ) -> SquallConfiguration {
+        SquallConfiguration(host: "127.0.0.1", port: 0, maxMessageSize: maxMessageSize, outbox: outbox, closeTimeout: closeTimeout)
+    }
+
+    /// Starts a server, runs `body` against it, then shuts the server down gracefully.
+    static func run<T: Sendable>(
+        _ configuration: SquallConfiguration = LiveServer.configuration(),
+        mount: (inout SquallServer) -> Void = { _ in },
+        _ body: @Sendable (LiveServer) async throws -> T
+    ) async throws -> T {
+        var logger = Logger(label: "squall.test")
+        logger.logLevel = .warning
+        let (listening, announce) = AsyncStream.makeStream(of: SocketAddress.self)
+        var server = SquallServer(configuration: configuration, logger: logger) { address in
+            announce.yield(address)
+        }
+        mount(&server)
+        let group = ServiceGroup(services: [server], logger: logger)
+        let connections = server.connections
+        return try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            var addresses = listening.makeAsyncIterator()
+            guard let port = await addresses.next()?.port else { throw TestFailure("server did not start") }
+            let live = LiveServer(port: port, connections: connections)
+            do {
+                let result = try await body(live)
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+                return result
+            } catch {
+                await group.triggerGracefulShutdown()
+                tasks.cancelAll()
+                throw error
+            }
+        }
+    }
+
+    /// GET `path`: status, headers and body.
+    func get(_ path: String) async throws -> (status: Int, headers: [(String, String)], body: String) {
+        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: httpURL(path)), timeout: .seconds(10))
+        let body = try await response.body.collect(upTo: 1 << 20)
+        return (Int(response.status.code), response.headers.map { ($0.name, $0.value) }, String(buffer: body))
+    }
+
+    /// Waits until `condition` holds, polling; fails after `timeout`.
+    static func eventually(
+        _ what: String,
+        timeout: Duration = .seconds(10),
+        _ condition: @Sendable () async throws -> Bool
+    ) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw TestFailure("timed out waiting until \(what)")
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Runs `operation`, failing with `TestFailure` if it takes longer than `timeout`.
+func withTimeout<T: Sendable>(
+    _ timeout: Duration,
+    _ what: String,
+    _ operation: @escaping @Sendable () async throws -> T
+) async throws -> T {
+    try await withThrowingTaskGroup(of: T.self) { group in
+        group.addTask { try await operation() }
+        group.addTask {
+            try await Task.sleep(for: timeout)
+            throw TestFailure("timed out after \(timeout): \(what)")
+        }
+        defer { group.cancelAll() }
+        return try await group.next()!
+    }
+}
