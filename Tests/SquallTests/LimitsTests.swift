@@ -55,14 +55,15 @@ struct LimitsTests {
             let publisher = try await TestClient.connect(server.url("/msg"))
             try await LiveServer.eventually("all three joined") { server.connections.count == 3 }
 
+            // Lockstep: each message must reach the reader before the next is sent, so the
+            // reader's outbox never holds more than one while the stalled one fills up. A
+            // broadcast that waited on the stalled client would time out here.
             let count = 600
             let body = String(repeating: "z", count: 64 * 1024 - 8)
             for n in 0..<count {
-                publisher.send(String(format: "%07d ", n) + body)
-            }
-            for n in 0..<count {
-                let text = try await reader.nextText(timeout: .seconds(20))
-                #expect(text.hasPrefix(String(format: "%07d ", n)), "message \(n) arrived in order")
+                let text = String(format: "%07d ", n) + body
+                publisher.send(text)
+                #expect(try await reader.nextText(timeout: .seconds(5)) == text, "message \(n) arrived in order")
             }
             try await LiveServer.eventually("the stalled client was dropped") { server.connections.count == 2 }
 

@@ -1,0 +1,102 @@
+"""Fixtures that run the real `squall` binary on 127.0.0.1 and a free port."""
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def squall_binary() -> str:
+    path = os.environ.get("SQUALL_BIN")
+    if not path:
+        bin_dir = subprocess.run(
+            ["swift", "build", "--show-bin-path"], cwd=ROOT, check=True, capture_output=True, text=True
+        ).stdout.strip()
+        path = os.path.join(bin_dir, "squall")
+    if not os.access(path, os.X_OK):
+        pytest.exit(f"squall binary not found at {path}: run `swift build` first", returncode=2)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Squall:
+    """One running `squall serve` process."""
+
+    def __init__(self, args, env):
+        self.args = [squall_binary(), "serve", *args]
+        if "--port" in args:
+            self.port = int(args[args.index("--port") + 1])
+        elif "SQUALL_PORT" in env:
+            self.port = int(env["SQUALL_PORT"]) if env["SQUALL_PORT"].isdigit() else None
+        else:
+            self.port = free_port()
+            self.args += ["--port", str(self.port)]
+        self.process = subprocess.Popen(
+            self.args,
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.output = None
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"squall exited early: {self.stop()}")
+            try:
+                with urllib.request.urlopen(f"{self.http}/healthz", timeout=1) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("squall did not start listening in time")
+
+    def stop(self, sig=signal.SIGTERM, timeout=10.0):
+        """Signals the process and returns (exit code, stderr)."""
+        if self.output is None:
+            if self.process.poll() is None:
+                self.process.send_signal(sig)
+            try:
+                _, err = self.process.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                _, err = self.process.communicate()
+                err += "\n[test] killed: did not exit in time"
+            self.output = (self.process.returncode, err)
+        return self.output
+
+
+@pytest.fixture
+def squall():
+    """Starts `squall serve` with extra args/env; every process is stopped after the test."""
+    started = []
+
+    def start(*args, env=None, ready=True):
+        server = Squall(list(args), env or {})
+        started.append(server)
+        return server.wait_ready() if ready else server
+
+    yield start
+    for server in started:
+        server.stop(signal.SIGKILL)

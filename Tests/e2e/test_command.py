@@ -1,0 +1,90 @@
+"""`squall serve` as a user runs it: signals, log levels, environment variables."""
+import asyncio
+import re
+import signal
+import urllib.request
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from conftest import Squall, free_port
+from test_chat import wait_for_connections
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+async def test_signal_closes_websockets_with_1001_and_exits_0(squall, sig):
+    server = squall()
+    async with connect(f"{server.ws}/msg") as client:
+        await wait_for_connections(server, 1)
+        server.process.send_signal(sig)
+        try:
+            await asyncio.wait_for(client.recv(), 5)
+            raise AssertionError("expected the server to close the connection")
+        except ConnectionClosed as closed:
+            assert closed.rcvd is not None
+            assert (closed.rcvd.code, closed.rcvd.reason) == (1001, "server shutting down")
+    code, log = await asyncio.to_thread(server.stop, sig, 5)
+    assert code == 0, log
+
+
+async def chat_once(server):
+    async with connect(f"{server.ws}/msg") as client:
+        await client.send("ping")
+        assert await asyncio.wait_for(client.recv(), 5) == "ping"
+    urllib.request.urlopen(f"{server.http}/healthz", timeout=2).read()
+
+
+async def test_default_level_logs_access_lines_and_connections(squall):
+    server = squall()
+    await chat_once(server)
+    code, log = server.stop()
+    assert code == 0
+    assert re.search(r"101 GET /msg \(127\.0\.0\.1\) \d+\.\d\dms", log), log
+    assert re.search(r"200 GET /healthz \(127\.0\.0\.1\) \d+\.\d\dms", log), log
+    opened = re.search(r"squall\.connection=([0-9A-F-]{36}).*WebSocket open", log)
+    assert opened, log
+    assert re.search(rf"squall\.connection={opened.group(1)}.*WebSocket closed", log), log
+    assert "WebSocket message" not in log, "messages are logged at debug only"
+
+
+async def test_debug_level_logs_each_message(squall):
+    server = squall("--log-level", "debug")
+    await chat_once(server)
+    _, log = server.stop()
+    assert re.search(r"bytes=4 .*kind=text .*WebSocket message", log), log
+
+
+async def test_error_level_hides_info_lines(squall):
+    server = squall("--log-level", "error")
+    await chat_once(server)
+    code, log = server.stop()
+    assert code == 0
+    assert " GET " not in log and "WebSocket open" not in log and "listening" not in log, log
+
+
+async def test_options_come_from_the_environment(squall):
+    port = free_port()
+    server = squall(env={"SQUALL_PORT": str(port), "SQUALL_MAX_MESSAGE_SIZE": "1KiB", "SQUALL_LOG_LEVEL": "warning"})
+    assert server.port == port
+    async with connect(f"ws://127.0.0.1:{port}/msg") as client:
+        await client.send("y" * 2000)
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(client.recv(), 5)
+        assert closed.value.rcvd.code == 1009
+    _, log = server.stop()
+    assert "101 GET /msg" not in log, "SQUALL_LOG_LEVEL=warning hides info lines"
+
+
+async def test_command_line_wins_over_the_environment(squall):
+    port = free_port()
+    server = squall("--port", str(port), env={"SQUALL_PORT": "not-a-port"})
+    await chat_once(server)
+    assert server.stop()[0] == 0
+
+
+def test_invalid_environment_value_is_a_clear_error():
+    server = Squall([], {"SQUALL_PORT": "not-a-port"})
+    _, log = server.process.communicate(timeout=20)
+    assert server.process.returncode != 0
+    assert "SQUALL_PORT=not-a-port" in log, log
