@@ -72,11 +72,11 @@ public final class WebSocketConnection: Sendable, Identifiable, Hashable, Custom
     /// Closes the connection (Tornado's `close(code, reason)`): messages already queued are
     /// sent first, then the close frame. A client that has not completed the close handshake
     /// within ``SquallConfiguration/closeTimeout`` is dropped. Only the first close counts.
-    public func close(_ code: WebSocketErrorCode = .normalClosure, reason: String = "") {
+    public func close(code: WebSocketErrorCode = .normalClosure, reason: String = "") {
         close(Disconnect(code: UInt16(webSocketErrorCode: code), reason: reason))
     }
 
-    /// Closes the connection with `disconnect`; see ``close(_:reason:)``.
+    /// Closes the connection with `disconnect`; see ``close(code:reason:)``.
     public func close(_ disconnect: Disconnect) {
         if outbox.close(disconnect) {
             dropAfterCloseTimeout()

@@ -55,13 +55,16 @@ struct WebSocketSession: Sendable {
             connection.outbox.finish()
             group.cancelAll()
             let cause: CloseCause =
-                if let failure { .failed(failure) } else if let disconnect = connection.outbox.disconnect { .serverClosed(disconnect) } else { .clientClosed }
+                if let failure {
+                    .failed(failure)
+                } else if let disconnect = connection.outbox.disconnect {
+                    .serverClosed(disconnect)
+                } else {
+                    .clientClosed
+                }
             await handler.onClose(connection, cause)
-            if let failure {
-                logger.info("WebSocket closed", metadata: ["cause": "\(cause)"])
-                throw failure
-            }
             logger.info("WebSocket closed", metadata: ["cause": "\(cause)"])
+            if let failure { throw failure }
         }
     }
 }

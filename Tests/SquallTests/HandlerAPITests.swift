@@ -47,7 +47,7 @@ struct HandlerAPITests {
     func serverInitiatedClose() async throws {
         let closer = ClosureWebSocketHandler(name: "Closer", onMessage: { connection, message in
             connection.writeMessage("goodbye")
-            connection.close(.policyViolation, reason: "no \(message.text ?? "")")
+            connection.close(code: .policyViolation, reason: "no \(message.text ?? "")")
         })
         try await LiveServer.run(mount: { $0.mount("/closer", handler: closer) }) { server in
             let client = try await TestClient.connect(server.url("/closer"))
