@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import SquallCore
 
 /// An error answered to an HTTP client as JSON with a stable, machine-readable code:
 /// `{"error": {"code": "websocket_required", "message": "…"}}`.
@@ -52,5 +53,48 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         var headers = self.headers
         headers[.contentType] = "application/json; charset=utf-8"
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+extension APIError {
+    /// 400 `invalid_channel`.
+    public static func invalidChannel(_ error: ChannelNameError) -> APIError {
+        APIError(.badRequest, code: "invalid_channel", message: error.description)
+    }
+
+    /// 400 `invalid_position`.
+    public static func invalidPosition(_ text: String) -> APIError {
+        APIError(.badRequest, code: "invalid_position", message: "position must be EPOCH:OFFSET (e.g. k3x9q2ab:41), got '\(text.prefix(64))'")
+    }
+
+    /// 400 `invalid_parameter`.
+    public static func invalidParameter(_ name: String, _ expectation: String) -> APIError {
+        APIError(.badRequest, code: "invalid_parameter", message: "\(name) must be \(expectation)")
+    }
+
+    /// 413 `message_too_large`.
+    public static func messageTooLarge(limit: Int) -> APIError {
+        APIError(.contentTooLarge, code: "message_too_large", message: "messages are limited to \(limit) bytes")
+    }
+
+    /// 404 `not_found`.
+    public static func notFound(_ path: String) -> APIError {
+        APIError(.notFound, code: "not_found", message: "no route for \(path); see docs/protocol.md")
+    }
+
+    /// A validated channel name, or 400 `invalid_channel`.
+    static func channel(_ name: String?) throws(APIError) -> ChannelName {
+        do {
+            return try ChannelName(name ?? "")
+        } catch {
+            throw invalidChannel(error)
+        }
+    }
+
+    /// A parsed position (`nil` when absent), or 400 `invalid_position`.
+    static func position(_ text: String?) throws(APIError) -> StreamPosition? {
+        guard let text, !text.isEmpty else { return nil }
+        guard let position = StreamPosition(text) else { throw invalidPosition(text) }
+        return position
     }
 }

@@ -19,6 +19,16 @@ public struct SquallConfiguration: Sendable {
     /// what was queued for it) before the server drops it. It also bounds how long a graceful
     /// shutdown waits for clients. Default 3 s.
     public var closeTimeout: Duration
+    /// How long each channel's log keeps messages for history and resume.
+    /// Default 1,000 messages or 1 hour, whichever is reached first.
+    public var retention: Retention
+    /// Longest a long poll may wait for a message; a client asking for more gets this, and
+    /// `wait` defaults to it. Keep it below the idle timeout of any proxy in front (often
+    /// 30–60 s), so that polls are answered and never turned into 504s. Default 25 s.
+    public var longPollWait: Duration
+    /// How often an idle Server-Sent Events stream gets a comment line, so that proxies do not
+    /// close it and a vanished client is noticed. Default 15 s.
+    public var sseHeartbeat: Duration
 
     /// A configuration; every argument has the default documented on its property.
     public init(
@@ -27,7 +37,10 @@ public struct SquallConfiguration: Sendable {
         maxMessageSize: Int = 1 << 20,
         outbox: Outbox.Limits = Outbox.Limits(),
         pingInterval: Duration? = .seconds(30),
-        closeTimeout: Duration = .seconds(3)
+        closeTimeout: Duration = .seconds(3),
+        retention: Retention = Retention(),
+        longPollWait: Duration = .seconds(25),
+        sseHeartbeat: Duration = .seconds(15)
     ) {
         self.host = host
         self.port = port
@@ -35,5 +48,8 @@ public struct SquallConfiguration: Sendable {
         self.outbox = outbox
         self.pingInterval = pingInterval
         self.closeTimeout = closeTimeout
+        self.retention = retention
+        self.longPollWait = longPollWait
+        self.sseHeartbeat = sseHeartbeat
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import HummingbirdWebSocket
 import Logging
@@ -6,13 +7,15 @@ import NIOCore
 import ServiceLifecycle
 import SquallCore
 
-/// The Squall server: the seed's chat at `WS /msg`, the demo page at `/`, and any
-/// ``WebSocketHandler`` you mount, on one port.
+/// The Squall server: channels on one log served over WebSocket (`/ws` JSON protocol, plain
+/// `/msg` sockets), Server-Sent Events, long and short polling; the demo page at `/`; and any
+/// ``WebSocketHandler`` you mount — all on one port.
 ///
 /// It is a swift-service-lifecycle `Service`: run it in a `ServiceGroup` (as `squall serve`
 /// does, with SIGINT and SIGTERM as graceful-shutdown signals) or call ``run()`` directly.
-/// On graceful shutdown every WebSocket is closed with 1001 (going away) and the server
-/// stops once the clients have answered, or after ``SquallConfiguration/closeTimeout``.
+/// On graceful shutdown every WebSocket is closed with 1001 (going away), SSE streams end with a
+/// `close` event, waiting long polls are answered, and the server stops once the clients have
+/// answered, or after ``SquallConfiguration/closeTimeout``.
 ///
 /// ```swift
 /// var server = SquallServer(configuration: .init(port: 8080))
@@ -28,10 +31,22 @@ public struct SquallServer: Service, CustomStringConvertible {
     public let logger: Logger
     /// Every open WebSocket connection, whatever path it came in on.
     public let connections = ConnectionPool()
-    private var mounts: [(path: String, handler: any WebSocketHandler)] = []
+    /// Every channel's log, subscribers and presence: publish here to reach every transport.
+    public let hub: Hub
+    private var mounts: [Mount] = []
     private let onListening: @Sendable (SocketAddress) async -> Void
 
-    /// A server with the seed's broadcast chat mounted at `/msg`.
+    /// A WebSocket path and what serves it. `check` validates an upgrade request before it is
+    /// accepted (a refused one gets the same HTTP error as a plain GET) and returns extra
+    /// response headers.
+    private struct Mount {
+        typealias Check = @Sendable (Request, SquallRequestContext) throws -> HTTPFields
+        let path: String
+        let handler: any WebSocketHandler
+        let check: Check
+    }
+
+    /// A server with Squall's channel transports; `/msg` is the seed's chat on channel `msg`.
     /// - Parameters:
     ///   - configuration: address, limits and timeouts.
     ///   - logger: where to log; its level filters what is written.
@@ -45,13 +60,24 @@ public struct SquallServer: Service, CustomStringConvertible {
         self.configuration = configuration
         self.logger = logger
         self.onListening = onListening
-        mount("/msg", handler: BroadcastHandler())
+        let hub = Hub(retention: configuration.retention)
+        self.hub = hub
+        mounts.append(Mount(path: "/msg", handler: ChannelSocketHandler(channel: try! ChannelName("msg"), hub: hub)) { request, _ in
+            _ = try ChannelTarget(channel: "msg", query: request.uri.queryParameters)
+            return [:]
+        })
+        mounts.append(Mount(path: "/msg/{channel}", handler: ChannelSocketHandler(channel: nil, hub: hub)) { request, context in
+            _ = try ChannelTarget(channel: context.parameters.get("channel"), query: request.uri.queryParameters)
+            return [:]
+        })
+        mounts.append(Mount(path: "/ws", handler: ChannelProtocolHandler(hub: hub), check: Self.negotiateSubprotocol))
     }
 
-    /// Serves `handler`'s hooks to WebSocket clients that connect to `path`. A plain HTTP
-    /// request to `path` gets 426 (upgrade required). Mount before ``run()``.
+    /// Serves `handler`'s hooks to WebSocket clients that connect to `path`, which may hold
+    /// parameters (`/rooms/{room}`, read with `connection.parameters`). A plain HTTP request
+    /// to `path` gets 426 (upgrade required). Mount before ``run()``.
     public mutating func mount(_ path: String, handler: some WebSocketHandler) {
-        mounts.append((path, handler))
+        mounts.append(Mount(path: path, handler: handler) { _, _ in [:] })
     }
 
     /// `SquallServer(127.0.0.1:8000)`, as service-lifecycle logs it.
@@ -63,7 +89,11 @@ public struct SquallServer: Service, CustomStringConvertible {
         let group = ServiceGroup(
             configuration: .init(
                 // Shut down in reverse: the drain first, while the HTTP server still runs.
-                services: [application, ConnectionDrain(connections: connections, timeout: configuration.closeTimeout)],
+                services: [
+                    application,
+                    HubSweeper(hub: hub, interval: .seconds(10)),
+                    ConnectionDrain(connections: connections, timeout: configuration.closeTimeout),
+                ],
                 logger: logger
             )
         )
@@ -75,25 +105,36 @@ public struct SquallServer: Service, CustomStringConvertible {
         let connections = self.connections
         let router = Router(context: SquallRequestContext.self)
         router.add(middleware: AccessLogMiddleware(logger: logger, onWebSocketRouter: false))
+        router.add(middleware: JSONErrorMiddleware(maxMessageSize: configuration.maxMessageSize))
         router.get("/") { _, _ in StaticAssets.response(assets.indexPage, contentType: "text/html; charset=utf-8") }
         router.get("/healthz") { _, _ in Health(status: "ok", connections: connections.count) }
+        ChannelRoutes(hub: hub, configuration: configuration).add(to: router)
 
         let webSocketRouter = Router(context: SquallRequestContext.self)
         webSocketRouter.add(middleware: AccessLogMiddleware(logger: logger, onWebSocketRouter: true))
-        for (path, handler) in mounts {
-            router.get(RouterPath(path)) { request, _ -> Response in
+        for mount in mounts {
+            let check = mount.check
+            router.get(RouterPath(mount.path)) { request, context -> Response in
+                _ = try check(request, context)
                 throw APIError.webSocketRequired(request.uri.path)
             }
             let session = WebSocketSession(
-                handler: handler,
+                handler: mount.handler,
                 registry: connections,
                 maxMessageSize: configuration.maxMessageSize,
                 outboxLimits: configuration.outbox,
                 closeTimeout: configuration.closeTimeout
             )
-            webSocketRouter.ws(RouterPath(path)) { inbound, outbound, context in
-                try await session.run(inbound: inbound, outbound: outbound, context: context)
-            }
+            webSocketRouter.ws(
+                RouterPath(mount.path),
+                shouldUpgrade: { request, context in
+                    guard let headers = try? check(request, context) else { return .dontUpgrade }
+                    return .upgrade(headers)
+                },
+                onUpgrade: { inbound, outbound, context in
+                    try await session.run(inbound: inbound, outbound: outbound, context: context)
+                }
+            )
         }
 
         let webSocket = WebSocketServerConfiguration(
@@ -115,6 +156,21 @@ public struct SquallServer: Service, CustomStringConvertible {
             },
             logger: logger
         )
+    }
+
+    /// `/ws` speaks `squall.v1`. A client may offer it (and gets it back) or offer nothing; one
+    /// that offers only other subprotocols is refused rather than silently misunderstood.
+    @Sendable private static func negotiateSubprotocol(_ request: Request, _ context: SquallRequestContext) throws -> HTTPFields {
+        guard let offered = request.headers[.secWebSocketProtocol] else { return [:] }
+        let protocols = offered.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard protocols.contains(ChannelProtocolHandler.subprotocol) else {
+            throw APIError(
+                .badRequest,
+                code: "unsupported_protocol",
+                message: "/ws speaks the \(ChannelProtocolHandler.subprotocol) subprotocol; offered: \(offered.prefix(100))"
+            )
+        }
+        return [.secWebSocketProtocol: ChannelProtocolHandler.subprotocol]
     }
 }
 

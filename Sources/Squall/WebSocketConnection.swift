@@ -18,6 +18,8 @@ public final class WebSocketConnection: Sendable, Identifiable, Hashable, Custom
     public let id: UUID
     /// The HTTP request that was upgraded: path, query and headers (its body is empty).
     public let request: Request
+    /// The path parameters the mount path matched, e.g. `channel` for `/msg/{channel}`.
+    public let parameters: Parameters
     /// The client's address, as the operating system reports it.
     public let remoteAddress: SocketAddress?
     /// A logger whose records carry this connection's id.
@@ -27,9 +29,10 @@ public final class WebSocketConnection: Sendable, Identifiable, Hashable, Custom
     private let channel: any Channel
     private let closeTimeout: Duration
 
-    init(request: Request, channel: any Channel, outboxLimits: Outbox.Limits, closeTimeout: Duration, logger: Logger) {
+    init(request: Request, parameters: Parameters, channel: any Channel, outboxLimits: Outbox.Limits, closeTimeout: Duration, logger: Logger) {
         self.id = UUID()
         self.request = request
+        self.parameters = parameters
         self.channel = channel
         self.remoteAddress = channel.remoteAddress
         self.outbox = Outbox(limits: outboxLimits)
@@ -56,7 +59,7 @@ public final class WebSocketConnection: Sendable, Identifiable, Hashable, Custom
                     "squall.outbox.max_bytes": "\(outbox.limits.maxBytes)",
                 ]
             )
-            dropAfterCloseTimeout()
+            channel.close(after: closeTimeout)
             return false
         case .closed:
             return false
@@ -78,8 +81,10 @@ public final class WebSocketConnection: Sendable, Identifiable, Hashable, Custom
 
     /// Closes the connection with `disconnect`; see ``close(code:reason:)``.
     public func close(_ disconnect: Disconnect) {
+        // A client that does not finish closing in time (it stopped reading, or vanished) is
+        // cut off at the TCP level; the close frame may then never reach it.
         if outbox.close(disconnect) {
-            dropAfterCloseTimeout()
+            channel.close(after: closeTimeout)
         }
     }
 
@@ -124,14 +129,12 @@ public final class WebSocketConnection: Sendable, Identifiable, Hashable, Custom
             logger.debug("WebSocket write failed", metadata: ["error": "\(error)"])
         }
     }
+}
 
-    /// A client that does not finish closing in time (it stopped reading, or vanished) is cut
-    /// off at the TCP level; the close frame may then never reach it.
-    private func dropAfterCloseTimeout() {
-        let channel = self.channel
-        channel.eventLoop.scheduleTask(in: TimeAmount(closeTimeout)) {
-            channel.close(promise: nil)
-        }
+extension Channel {
+    /// Closes the TCP connection after `timeout`, whatever state it is in by then.
+    func close(after timeout: Duration) {
+        eventLoop.scheduleTask(in: TimeAmount(timeout)) { [self] in close(promise: nil) }
     }
 }
 

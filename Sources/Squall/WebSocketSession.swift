@@ -24,6 +24,7 @@ struct WebSocketSession: Sendable {
     ) async throws {
         let connection = WebSocketConnection(
             request: context.request,
+            parameters: context.requestContext.parameters,
             channel: context.requestContext.channel,
             outboxLimits: outboxLimits,
             closeTimeout: closeTimeout,

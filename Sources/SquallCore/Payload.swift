@@ -28,6 +28,12 @@ public struct Payload: Sendable, Hashable {
         Payload(kind: .text, bytes: ByteBuffer(string: string))
     }
 
+    /// A text payload sharing `bytes` (no copy), which the caller guarantees are valid UTF-8
+    /// (text that came out of an encoder, or was validated on arrival).
+    public static func text(utf8 bytes: ByteBuffer) -> Payload {
+        Payload(kind: .text, bytes: bytes)
+    }
+
     /// A binary payload sharing `bytes` (no copy).
     public static func binary(_ bytes: ByteBuffer) -> Payload {
         Payload(kind: .binary, bytes: bytes)

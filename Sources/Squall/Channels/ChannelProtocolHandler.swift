@@ -1,0 +1,188 @@
+import Foundation
+import NIOCore
+import SquallCore
+import Synchronization
+
+/// `WS /ws`: one socket, many channels, in the `squall.v1` JSON protocol (docs/protocol.md).
+///
+/// Every request is a JSON object in a text frame with an `op` — `subscribe`, `unsubscribe`,
+/// `publish`, `history`, `presence`, `ping` — and an optional `ref` the reply echoes. Messages of
+/// subscribed channels arrive as JSON envelopes; join and leave events for channels subscribed
+/// with `"presence": true`. A bad request gets an `error` reply with a stable code and the socket
+/// stays open: only the WebSocket layer's own limits (size, UTF-8) close it.
+final class ChannelProtocolHandler: WebSocketHandler {
+    /// The WebSocket subprotocol name clients may offer.
+    static let subprotocol = "squall.v1"
+
+    let hub: Hub
+    private let subscribers = Mutex<[UUID: EnvelopeSubscriber]>([:])
+
+    init(hub: Hub) {
+        self.hub = hub
+    }
+
+    func open(_ connection: WebSocketConnection) async throws {
+        subscribers.withLock { $0[connection.id] = EnvelopeSubscriber(connection: connection) }
+        send(ProtocolReply.Welcome(client: connection.id, protocol: Self.subprotocol), to: connection)
+    }
+
+    func onMessage(_ connection: WebSocketConnection, _ message: Payload) async throws {
+        guard let subscriber = subscribers.withLock({ $0[connection.id] }) else { return }
+        var ref: JSONValue?
+        do {
+            guard message.kind == .text else {
+                throw ProtocolError(code: "unsupported_frame", message: "squall.v1 requests are JSON in text frames")
+            }
+            let request: ProtocolRequest
+            do {
+                request = try JSONDecoder().decode(ProtocolRequest.self, from: Data(message.bytes.readableBytesView))
+            } catch DecodingError.dataCorrupted {
+                throw ProtocolError(code: "invalid_json", message: "the frame is not a JSON object")
+            } catch {
+                throw ProtocolError(code: "invalid_request", message: Self.describe(error))
+            }
+            ref = request.ref
+            try handle(request, from: subscriber)
+        } catch let error as ProtocolError {
+            send(ProtocolReply.Failure(ref: ref, code: error.code, message: error.message), to: connection)
+        }
+    }
+
+    func onClose(_ connection: WebSocketConnection, _ cause: CloseCause) async {
+        guard let subscriber = subscribers.withLock({ $0.removeValue(forKey: connection.id) }) else { return }
+        for channel in subscriber.channels.withLock({ $0 }) {
+            hub.unsubscribe(subscriber, from: channel)
+        }
+    }
+
+    private func handle(_ request: ProtocolRequest, from subscriber: EnvelopeSubscriber) throws(ProtocolError) {
+        let connection = subscriber.connection
+        guard let op = request.op else { throw ProtocolError(code: "missing_field", message: "every request needs \"op\"") }
+        switch op {
+        case "ping":
+            send(ProtocolReply.Pong(ref: request.ref), to: connection)
+        case "subscribe":
+            let channel = try channel(of: request, op)
+            let since = request.since.map { StreamPosition(epoch: $0.epoch, offset: $0.offset) }
+            let member = PresenceMember(id: connection.id, info: request.info, transport: "ws")
+            subscriber.channels.withLock { _ = $0.insert(channel) }
+            hub.subscribe(subscriber, to: channel, from: since, member: member, presenceEvents: request.presence ?? false) { subscription in
+                send(
+                    ProtocolReply.Subscribed(
+                        ref: request.ref,
+                        channel: channel.rawValue,
+                        epoch: subscription.position.epoch,
+                        offset: subscription.position.offset,
+                        recovered: subscription.recovered
+                    ),
+                    to: connection
+                )
+            }
+        case "unsubscribe":
+            let channel = try channel(of: request, op)
+            guard subscriber.channels.withLock({ $0.remove(channel) }) != nil else {
+                throw ProtocolError(code: "not_subscribed", message: "not subscribed to \(channel)")
+            }
+            hub.unsubscribe(subscriber, from: channel)
+            send(ProtocolReply.Unsubscribed(ref: request.ref, channel: channel.rawValue), to: connection)
+        case "publish":
+            let channel = try channel(of: request, op)
+            let payload = try payload(of: request)
+            let message = hub.publish(payload, to: channel, publisher: connection.id)
+            send(
+                ProtocolReply.Published(
+                    ref: request.ref,
+                    channel: channel.rawValue,
+                    id: message.id,
+                    epoch: message.position.epoch,
+                    offset: message.offset,
+                    time: Int64((message.time.timeIntervalSince1970 * 1000).rounded())
+                ),
+                to: connection
+            )
+        case "history":
+            let channel = try channel(of: request, op)
+            if let limit = request.limit, limit < 1 {
+                throw ProtocolError(.invalidParameter("limit", "a positive integer"))
+            }
+            let since = request.since.map { StreamPosition(epoch: $0.epoch, offset: $0.offset) }
+            let history = hub.history(channel, since: since, limit: request.limit ?? .max)
+            connection.writeMessage(.text(utf8: ProtocolReply.history(ref: request.ref, history)))
+        case "presence":
+            let channel = try channel(of: request, op)
+            send(ProtocolReply.Presence(ref: request.ref, channel: channel.rawValue, clients: hub.presence(channel)), to: connection)
+        default:
+            throw ProtocolError(
+                code: "unknown_op",
+                message: "unknown op \"\(op.prefix(64))\"; one of subscribe, unsubscribe, publish, history, presence, ping"
+            )
+        }
+    }
+
+    private func channel(of request: ProtocolRequest, _ op: String) throws(ProtocolError) -> ChannelName {
+        guard let name = request.channel else { throw .missingField("channel", for: op) }
+        do {
+            return try ChannelName(name)
+        } catch {
+            throw ProtocolError(.invalidChannel(error))
+        }
+    }
+
+    private func payload(of request: ProtocolRequest) throws(ProtocolError) -> Payload {
+        guard let data = request.data else { throw .missingField("data", for: "publish") }
+        switch request.encoding {
+        case nil:
+            return .text(data)
+        case "base64":
+            guard let bytes = Data(base64Encoded: data) else {
+                throw ProtocolError(code: "invalid_request", message: "data is not valid base64")
+            }
+            return .binary(bytes)
+        case let other?:
+            throw ProtocolError(code: "invalid_request", message: "encoding must be \"base64\" or absent, got \"\(other.prefix(32))\"")
+        }
+    }
+
+    private func send(_ reply: some Encodable, to connection: WebSocketConnection) {
+        connection.writeMessage(.text(utf8: JSONWire.encode(reply)))
+    }
+
+    /// A decoding error as one sentence naming the field.
+    private static func describe(_ error: any Error) -> String {
+        switch error {
+        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
+            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+            return "\"\(path)\" has the wrong type"
+        case DecodingError.keyNotFound(let key, let context):
+            let path = (context.codingPath + [key]).map(\.stringValue).joined(separator: ".")
+            return "\"\(path)\" is missing"
+        default:
+            return "the request does not match the squall.v1 protocol"
+        }
+    }
+}
+
+/// Delivers a channel's messages and presence events to a `/ws` client as JSON.
+final class EnvelopeSubscriber: Subscriber {
+    let connection: WebSocketConnection
+    /// The channels this client is subscribed to; hooks of one connection run one at a time,
+    /// the lock only makes that visible to the compiler.
+    let channels = Mutex<Set<ChannelName>>([])
+
+    init(connection: WebSocketConnection) {
+        self.connection = connection
+    }
+
+    func receive(_ message: Message) {
+        connection.writeMessage(.text(utf8: message.encoded(JSONEnvelope.self)))
+    }
+
+    func receive(_ event: PresenceEvent) {
+        let change: ProtocolReply.PresenceChange =
+            switch event {
+            case .join(let channel, let member): .init(type: "join", channel: channel.rawValue, client: member)
+            case .leave(let channel, let member): .init(type: "leave", channel: channel.rawValue, client: member)
+            }
+        connection.writeMessage(.text(utf8: JSONWire.encode(change)))
+    }
+}

@@ -1,0 +1,177 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import ServiceLifecycle
+import SquallCore
+
+/// The HTTP transports of a channel, all over the same ``Hub``:
+///
+/// | route | what |
+/// |---|---|
+/// | `GET /channels/{name}/events` | Server-Sent Events; resumes from `Last-Event-ID` or `since` |
+/// | `GET /channels/{name}/messages` | short poll (`wait=0`) and long poll (`wait` ≤ the configured maximum) |
+/// | `POST /channels/{name}/messages` | publish the request body |
+/// | `GET /channels/{name}/history` | the latest retained messages |
+/// | `GET /channels/{name}/presence` | who is subscribed |
+///
+/// Polling is stateless: the position travels with each request, so it needs no session and no
+/// sticky load balancing.
+struct ChannelRoutes: Sendable {
+    /// Most messages one poll or history request returns; `limit` defaults to it.
+    static let maxLimit = 1000
+
+    let hub: Hub
+    let configuration: SquallConfiguration
+
+    func add(to router: Router<SquallRequestContext>) {
+        let channel = router.group("channels/{name}")
+        channel.get("events", use: events)
+        channel.get("messages", use: poll)
+        channel.post("messages", use: publish)
+        channel.get("history", use: history)
+        channel.get("presence", use: presence)
+    }
+
+    // MARK: - Polling and history
+
+    @Sendable func poll(_ request: Request, context: SquallRequestContext) async throws -> Response {
+        let channel = try APIError.channel(context.parameters.get("name"))
+        let query = request.uri.queryParameters
+        let since = try APIError.position(query["since"].map(String.init))
+        let limit = try Self.limit(query)
+        let maxWait = configuration.longPollWait
+        let wait: Duration
+        if let text = query["wait"] {
+            guard let seconds = Double(String(text)), seconds >= 0, seconds.isFinite else {
+                throw APIError.invalidParameter("wait", "a number of seconds, 0 or more")
+            }
+            wait = min(.milliseconds(Int64((seconds * 1000).rounded())), maxWait)
+        } else {
+            wait = maxWait
+        }
+        let hub = self.hub
+        // A shutdown ends the wait at once: the poll is answered, empty, rather than cut off.
+        let history = await cancelWhenGracefulShutdown {
+            await hub.poll(channel, since: since, limit: limit, wait: wait)
+        }
+        return Self.json(Self.historyBody(history))
+    }
+
+    @Sendable func history(_ request: Request, context: SquallRequestContext) async throws -> Response {
+        let channel = try APIError.channel(context.parameters.get("name"))
+        let limit = try Self.limit(request.uri.queryParameters)
+        return Self.json(Self.historyBody(hub.history(channel, limit: limit)))
+    }
+
+    @Sendable func presence(_ request: Request, context: SquallRequestContext) async throws -> Response {
+        struct Body: Encodable {
+            let channel: String
+            let clients: [PresenceMember]
+        }
+        let channel = try APIError.channel(context.parameters.get("name"))
+        return Self.json(JSONWire.encode(Body(channel: channel.rawValue, clients: hub.presence(channel))))
+    }
+
+    // MARK: - Publishing
+
+    /// The body is the message: text for `text/*`, `application/json` or no content type
+    /// (it must be UTF-8), binary for anything else.
+    @Sendable func publish(_ request: Request, context: SquallRequestContext) async throws -> Response {
+        struct Body: Encodable {
+            let channel: String
+            let id: UUID
+            let epoch: String
+            let offset: UInt64
+            let time: Int64
+        }
+        let channel = try APIError.channel(context.parameters.get("name"))
+        var request = request
+        let bytes: ByteBuffer
+        do {
+            bytes = try await request.collectBody(upTo: configuration.maxMessageSize)
+        } catch is NIOTooManyBytesError {
+            throw APIError.messageTooLarge(limit: configuration.maxMessageSize)
+        }
+        let payload: Payload
+        if Self.isText(request.headers[.contentType]) {
+            guard String(validating: bytes.readableBytesView, as: UTF8.self) != nil else {
+                throw APIError(.badRequest, code: "invalid_utf8", message: "a text body must be UTF-8; send binary as application/octet-stream")
+            }
+            payload = .text(utf8: bytes)
+        } else {
+            payload = .binary(bytes)
+        }
+        let message = hub.publish(payload, to: channel)
+        let body = Body(
+            channel: channel.rawValue,
+            id: message.id,
+            epoch: message.position.epoch,
+            offset: message.offset,
+            time: Int64((message.time.timeIntervalSince1970 * 1000).rounded())
+        )
+        return Self.json(JSONWire.encode(body), status: .created)
+    }
+
+    // MARK: - Server-Sent Events
+
+    @Sendable func events(_ request: Request, context: SquallRequestContext) async throws -> Response {
+        let target = try ChannelTarget(
+            channel: context.parameters.get("name"),
+            query: request.uri.queryParameters,
+            lastEventID: request.headers[HTTPField.Name("Last-Event-ID")!]
+        )
+        let presenceEvents = ["1", "true"].contains(request.uri.queryParameters["presence"].map(String.init))
+        let stream = EventStream(
+            hub: hub,
+            target: target,
+            presenceEvents: presenceEvents,
+            outbox: Outbox(limits: configuration.outbox),
+            heartbeat: configuration.sseHeartbeat,
+            closeTimeout: configuration.closeTimeout,
+            channel: context.channel
+        )
+        let headers: HTTPFields = [
+            .contentType: "text/event-stream; charset=utf-8",
+            .cacheControl: "no-cache",
+            // Tells nginx not to buffer the stream.
+            HTTPField.Name("X-Accel-Buffering")!: "no",
+        ]
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            try await stream.run(writer: &writer)
+        })
+    }
+
+    // MARK: - Helpers
+
+    private static func limit(_ query: Parameters) throws(APIError) -> Int {
+        guard let text = query["limit"] else { return 100 }
+        guard let limit = Int(String(text)), (1...maxLimit).contains(limit) else {
+            throw APIError.invalidParameter("limit", "an integer from 1 to \(maxLimit)")
+        }
+        return limit
+    }
+
+    private static func isText(_ contentType: String?) -> Bool {
+        guard let contentType = contentType?.lowercased() else { return true }
+        return contentType.hasPrefix("text/") || contentType.hasPrefix("application/json")
+    }
+
+    /// `{"channel":…,"epoch":…,"offset":…,"recovered":…,"messages":[…]}`.
+    static func historyBody(_ history: History) -> ByteBuffer {
+        struct Head: Encodable {
+            let channel: String
+            let epoch: String
+            let offset: UInt64
+            let recovered: Bool
+        }
+        let head = JSONWire.encode(
+            Head(channel: history.channel.rawValue, epoch: history.position.epoch, offset: history.position.offset, recovered: history.recovered)
+        )
+        return ProtocolReply.spliceMessages(into: head, history.messages)
+    }
+
+    private static func json(_ body: ByteBuffer, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: body))
+    }
+}

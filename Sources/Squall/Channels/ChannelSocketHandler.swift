@@ -1,0 +1,94 @@
+import Foundation
+import Hummingbird
+import SquallCore
+import Synchronization
+
+/// The seed's plain WebSocket, now on a channel: `WS /msg` is channel `msg`, `WS /msg/{channel}`
+/// any other. Frames go in and out bare — what a client sends is published to the channel's log,
+/// and every message of the channel, from any transport, arrives as the frame that was published
+/// (text or binary). A bare browser `WebSocket` works exactly as in the seed.
+///
+/// `?since=EPOCH:OFFSET` resumes after a position. A position that cannot be resumed closes the
+/// socket with 4010 and the current position in the reason, since a bare frame has no room to
+/// say "you missed messages". `?name=` is shown in presence as `{"name": …}`.
+final class ChannelSocketHandler: WebSocketHandler {
+    /// Channel `msg` for `/msg`; `nil` to take the `{channel}` path parameter.
+    let fixedChannel: ChannelName?
+    let hub: Hub
+    private let subscribers = Mutex<[UUID: FrameSubscriber]>([:])
+
+    init(channel: ChannelName?, hub: Hub) {
+        self.fixedChannel = channel
+        self.hub = hub
+    }
+
+    func open(_ connection: WebSocketConnection) async throws {
+        let target = try ChannelTarget(
+            channel: fixedChannel?.rawValue ?? connection.parameters.get("channel"),
+            query: connection.request.uri.queryParameters
+        )
+        let subscriber = FrameSubscriber(connection: connection, channel: target.channel)
+        subscribers.withLock { $0[connection.id] = subscriber }
+        let subscription = hub.subscribe(subscriber, to: target.channel, from: target.since, member: target.member(connection.id, transport: "msg"))
+        if subscription.recovered == false {
+            connection.close(.positionNotRecoverable(current: subscription.position))
+        }
+    }
+
+    func onMessage(_ connection: WebSocketConnection, _ message: Payload) async throws {
+        guard let subscriber = subscribers.withLock({ $0[connection.id] }) else { return }
+        hub.publish(message, to: subscriber.channel, publisher: connection.id)
+    }
+
+    func onClose(_ connection: WebSocketConnection, _ cause: CloseCause) async {
+        guard let subscriber = subscribers.withLock({ $0.removeValue(forKey: connection.id) }) else { return }
+        hub.unsubscribe(subscriber, from: subscriber.channel)
+    }
+}
+
+/// Delivers a channel's messages to a plain socket as the frames that were published.
+final class FrameSubscriber: Subscriber {
+    let connection: WebSocketConnection
+    let channel: ChannelName
+
+    init(connection: WebSocketConnection, channel: ChannelName) {
+        self.connection = connection
+        self.channel = channel
+    }
+
+    func receive(_ message: Message) {
+        connection.writeMessage(message.payload)
+    }
+
+    func receive(_ event: PresenceEvent) {}
+}
+
+/// The channel, resume position and presence name a plain socket or SSE request asks for,
+/// validated the same way before and after the upgrade.
+struct ChannelTarget {
+    let channel: ChannelName
+    let since: StreamPosition?
+    let name: String?
+
+    /// - Parameters:
+    ///   - channel: the channel name from the path.
+    ///   - query: `since` (`EPOCH:OFFSET`) and `name`.
+    ///   - lastEventID: an SSE `Last-Event-ID` header, which wins over `since`.
+    init(channel: String?, query: Parameters, lastEventID: String? = nil) throws(APIError) {
+        self.channel = try APIError.channel(channel)
+        self.since = try APIError.position(lastEventID ?? query["since"].map(String.init))
+        self.name = query["name"].map(String.init)
+    }
+
+    func member(_ id: UUID, transport: String) -> PresenceMember {
+        PresenceMember(id: id, info: name.map { .object(["name": .string($0)]) }, transport: transport)
+    }
+}
+
+extension Disconnect {
+    /// 4010: the client asked to resume from a position that is gone (another epoch, or older
+    /// than retention). The reason carries the current position to start again from.
+    static func positionNotRecoverable(current: StreamPosition) -> Disconnect {
+        Disconnect(code: 4010, reason: "position not recoverable; current \(current)")
+    }
+}

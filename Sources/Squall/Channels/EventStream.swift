@@ -1,0 +1,131 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import ServiceLifecycle
+import SquallCore
+
+/// One Server-Sent Events response: subscribes to a channel and writes its messages as events
+/// until the client goes away, the server shuts down, or the client reads too slowly.
+///
+/// The first event is `subscribed` (`{"channel","client","epoch","offset","recovered"}`); then,
+/// when resuming, every message after the position; then live messages. Each message event's
+/// `id` is its position, so the browser's automatic reconnect resumes exactly after it. A
+/// comment line every heartbeat keeps proxies from closing an idle stream and lets the server
+/// notice a client that vanished.
+struct EventStream: Sendable {
+    let hub: Hub
+    let target: ChannelTarget
+    let presenceEvents: Bool
+    let outbox: Outbox
+    let heartbeat: Duration
+    let closeTimeout: Duration
+    let channel: any Channel
+
+    func run(writer: inout any ResponseBodyWriter) async throws {
+        let outbox = self.outbox
+        let heartbeat = self.heartbeat
+        let subscriber = StreamSubscriber(outbox: outbox, channel: channel, closeTimeout: closeTimeout)
+        let client = UUID()
+        let since = target.since
+        hub.subscribe(
+            subscriber,
+            to: target.channel,
+            from: since,
+            member: target.member(client, transport: "sse"),
+            presenceEvents: presenceEvents
+        ) { subscription in
+            outbox.push(.text(utf8: Self.subscribedEvent(subscription, client: client, resumedFrom: since)))
+        }
+        defer { hub.unsubscribe(subscriber, from: target.channel) }
+
+        try await withGracefulShutdownHandler {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    while outbox.disconnect == nil {
+                        try await Task.sleep(for: heartbeat)
+                        outbox.push(.text(utf8: SSE.heartbeat))
+                    }
+                }
+                loop: while let batch = await outbox.next() {
+                    switch batch {
+                    case .payloads(let payloads):
+                        try await writer.write(contentsOf: payloads.map(\.bytes))
+                    case .disconnect(let disconnect):
+                        try await writer.write(Self.closeEvent(disconnect))
+                        break loop
+                    }
+                }
+                group.cancelAll()
+            }
+        } onGracefulShutdown: {
+            outbox.close(.shutdown)
+        }
+        try await writer.finish(nil)
+    }
+
+    /// The first event. Its `id` is where a reconnect should resume: the requested position when
+    /// it is being replayed, else the current one (a fresh stream, or one that could not resume
+    /// and must not ask for the same lost position again).
+    static func subscribedEvent(_ subscription: Subscription, client: UUID, resumedFrom since: StreamPosition?) -> ByteBuffer {
+        struct Body: Encodable {
+            let channel: String
+            let client: UUID
+            let epoch: String
+            let offset: UInt64
+            let recovered: Bool?
+        }
+        let body = Body(
+            channel: subscription.channel.rawValue,
+            client: client,
+            epoch: subscription.position.epoch,
+            offset: subscription.position.offset,
+            recovered: subscription.recovered
+        )
+        let id = subscription.recovered == true ? since : subscription.position
+        return SSE.event("subscribed", id: id?.description, data: JSONWire.encode(body))
+    }
+
+    /// The last event before the server ends the stream: `{"code","reason"}`.
+    static func closeEvent(_ disconnect: Disconnect) -> ByteBuffer {
+        struct Body: Encodable {
+            let code: UInt16
+            let reason: String
+        }
+        return SSE.event("close", data: JSONWire.encode(Body(code: disconnect.code, reason: disconnect.reason)))
+    }
+}
+
+/// Queues a channel's messages and presence events as SSE events in a stream's outbox.
+final class StreamSubscriber: Subscriber {
+    let outbox: Outbox
+    let channel: any Channel
+    let closeTimeout: Duration
+
+    init(outbox: Outbox, channel: any Channel, closeTimeout: Duration) {
+        self.outbox = outbox
+        self.channel = channel
+        self.closeTimeout = closeTimeout
+    }
+
+    func receive(_ message: Message) {
+        queue(.text(utf8: message.encoded(SSEMessageEvent.self)))
+    }
+
+    func receive(_ event: PresenceEvent) {
+        let (name, change): (String, ProtocolReply.PresenceChange) =
+            switch event {
+            case .join(let channel, let member): ("join", .init(type: "join", channel: channel.rawValue, client: member))
+            case .leave(let channel, let member): ("leave", .init(type: "leave", channel: channel.rawValue, client: member))
+            }
+        queue(.text(utf8: SSE.event(name, data: JSONWire.encode(change))))
+    }
+
+    /// A stream whose outbox overflows is cut off after the close timeout: its client stopped
+    /// reading, so even the final `close` event may never get through. A browser's EventSource
+    /// then reconnects with `Last-Event-ID` and resumes from the log.
+    private func queue(_ payload: Payload) {
+        if outbox.push(payload) == .overflowed {
+            channel.close(after: closeTimeout)
+        }
+    }
+}

@@ -1,0 +1,139 @@
+import Foundation
+import NIOCore
+import SquallCore
+
+/// A request a `/ws` client sends: one JSON object per text frame. Which fields matter
+/// depends on `op`; docs/protocol.md lists them.
+struct ProtocolRequest: Decodable {
+    struct Position: Decodable {
+        let epoch: String
+        let offset: UInt64
+    }
+
+    let op: String?
+    let ref: JSONValue?
+    let channel: String?
+    let since: Position?
+    let data: String?
+    let encoding: String?
+    let presence: Bool?
+    let info: JSONValue?
+    let limit: Int?
+}
+
+/// What the server sends a `/ws` client besides message envelopes. Every reply echoes the
+/// request's `ref`, so a client can match replies to requests.
+enum ProtocolReply {
+    struct Welcome: Encodable {
+        var type = "welcome"
+        let client: UUID
+        let `protocol`: String
+    }
+
+    struct Subscribed: Encodable {
+        var type = "subscribed"
+        let ref: JSONValue?
+        let channel: String
+        let epoch: String
+        let offset: UInt64
+        let recovered: Bool?
+    }
+
+    struct Unsubscribed: Encodable {
+        var type = "unsubscribed"
+        let ref: JSONValue?
+        let channel: String
+    }
+
+    struct Published: Encodable {
+        var type = "published"
+        let ref: JSONValue?
+        let channel: String
+        let id: UUID
+        let epoch: String
+        let offset: UInt64
+        let time: Int64
+    }
+
+    struct Presence: Encodable {
+        var type = "presence"
+        let ref: JSONValue?
+        let channel: String
+        let clients: [PresenceMember]
+    }
+
+    struct PresenceChange: Encodable {
+        let type: String
+        let channel: String
+        let client: PresenceMember
+    }
+
+    struct Pong: Encodable {
+        var type = "pong"
+        let ref: JSONValue?
+    }
+
+    struct Failure: Encodable {
+        var type = "error"
+        let ref: JSONValue?
+        let code: String
+        let message: String
+    }
+
+    /// `{"type":"history", …, "messages":[…]}`, spliced from the messages' cached envelopes
+    /// rather than encoding each message again.
+    static func history(ref: JSONValue?, _ history: History) -> ByteBuffer {
+        struct Head: Encodable {
+            var type = "history"
+            let ref: JSONValue?
+            let channel: String
+            let epoch: String
+            let offset: UInt64
+            let recovered: Bool
+        }
+        let head = JSONWire.encode(
+            Head(
+                ref: ref,
+                channel: history.channel.rawValue,
+                epoch: history.position.epoch,
+                offset: history.position.offset,
+                recovered: history.recovered
+            )
+        )
+        return spliceMessages(into: head, history.messages)
+    }
+
+    /// Appends `,"messages":[envelope,…]}` to a JSON object (replacing its closing brace).
+    static func spliceMessages(into object: ByteBuffer, _ messages: [Message]) -> ByteBuffer {
+        var buffer = object
+        buffer.moveWriterIndex(to: buffer.writerIndex - 1)
+        buffer.writeString(#","messages":["#)
+        for (index, message) in messages.enumerated() {
+            if index > 0 { buffer.writeString(",") }
+            buffer.writeImmutableBuffer(message.encoded(JSONEnvelope.self))
+        }
+        buffer.writeString("]}")
+        return buffer
+    }
+}
+
+/// A `/ws` request that cannot be served: answered with an `error` reply carrying `code`, and
+/// the socket stays open.
+struct ProtocolError: Error {
+    let code: String
+    let message: String
+
+    static func missingField(_ field: String, for op: String) -> ProtocolError {
+        ProtocolError(code: "missing_field", message: "\(op) needs \"\(field)\"")
+    }
+
+    init(code: String, message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    /// The same code and message as the HTTP API uses.
+    init(_ error: APIError) {
+        self.init(code: error.code, message: error.message)
+    }
+}

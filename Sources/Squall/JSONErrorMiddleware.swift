@@ -1,0 +1,32 @@
+import Hummingbird
+import NIOCore
+
+/// Makes every HTTP error a JSON error with a stable code (see ``APIError``), including the ones
+/// Hummingbird raises itself: an unknown route (`not_found`), a known route with another method
+/// (`method_not_allowed`), a body over the limit (`message_too_large`).
+struct JSONErrorMiddleware: RouterMiddleware {
+    typealias Context = SquallRequestContext
+
+    let maxMessageSize: Int
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            throw error
+        } catch is NIOTooManyBytesError {
+            throw APIError.messageTooLarge(limit: maxMessageSize)
+        } catch let error as HTTPError {
+            switch error.status {
+            case .notFound:
+                throw APIError.notFound(request.uri.path)
+            case .methodNotAllowed:
+                throw APIError(.methodNotAllowed, code: "method_not_allowed", message: "\(request.method) is not allowed on \(request.uri.path)")
+            case .contentTooLarge:
+                throw APIError.messageTooLarge(limit: maxMessageSize)
+            default:
+                throw APIError(error.status, code: "http_\(error.status.code)", message: error.body ?? error.status.reasonPhrase)
+            }
+        }
+    }
+}

@@ -1,0 +1,278 @@
+import Foundation
+import Synchronization
+
+/// Something that receives a channel's messages as they are published: a WebSocket, an SSE
+/// stream. Transports implement it over their connection's ``Outbox``.
+///
+/// The hub calls these methods with the channel locked, so that every subscriber sees a
+/// channel's messages in log order. They must only queue (never wait, never call the hub).
+public protocol Subscriber: AnyObject, Sendable {
+    /// A message was published to a channel this subscriber is on.
+    func receive(_ message: Message)
+    /// Someone joined or left a channel this subscriber watches presence on.
+    func receive(_ event: PresenceEvent)
+}
+
+/// What a client learns when it subscribes.
+public struct Subscription: Sendable, Hashable {
+    /// The channel.
+    public let channel: ChannelName
+    /// The channel's position at the moment of subscribing: the replay ends here and live
+    /// messages continue from here.
+    public let position: StreamPosition
+    /// `true` if the client asked to resume and every message after its position is being
+    /// replayed; `false` if it asked and its position could not be resumed (another epoch, or
+    /// older than retention): it gets live messages only and should reload. `nil` if it did
+    /// not ask.
+    public let recovered: Bool?
+    /// How many messages are replayed after the subscription.
+    public let replayed: Int
+}
+
+/// A slice of a channel's log, as history and polls return it.
+public struct History: Sendable {
+    /// The channel.
+    public let channel: ChannelName
+    /// Messages, oldest first.
+    public let messages: [Message]
+    /// Where to continue from: the last message returned, or the channel's current position
+    /// when none was.
+    public let position: StreamPosition
+    /// `false` when the requested position could not be resumed (another epoch, or older than
+    /// retention): `messages` is then empty and `position` is the channel's current one.
+    public let recovered: Bool
+}
+
+/// The heart of Squall: every channel's log, its subscribers and its presence.
+///
+/// Every transport publishes and reads through one hub, so a message published over any of them
+/// reaches subscribers on all of them, in the same order. Contracts:
+/// - **Order.** Appending a message and handing it to the channel's subscribers happen under the
+///   channel's lock: subscribers receive a channel's messages in offset order, with no gaps.
+/// - **Resume.** ``subscribe(_:to:from:member:presenceEvents:onSubscribed:)`` replays the messages
+///   after the given position and registers the subscriber in one step: nothing published
+///   meanwhile is lost or delivered twice. A position that cannot be resumed is reported, never
+///   papered over.
+/// - **Bounded.** Logs keep at most their ``Retention``; a channel with no messages left, no
+///   subscribers and no waiting polls is forgotten by ``sweep()`` (its next log has a new epoch).
+/// - **Polls cost nothing while they wait**: a waiting poll is a parked continuation, woken by
+///   the next append.
+public final class Hub: Sendable {
+    private let retention: Retention
+    private let now: @Sendable () -> Date
+    private let channels = Mutex<[ChannelName: ChannelState]>([:])
+
+    /// A hub whose logs keep `retention`. `now` is the clock messages are stamped with.
+    public init(retention: Retention = Retention(), now: @escaping @Sendable () -> Date = { Date() }) {
+        self.retention = retention
+        self.now = now
+    }
+
+    /// Appends `payload` to `channel`'s log and hands it to every subscriber.
+    @discardableResult
+    public func publish(_ payload: Payload, to channel: ChannelName, publisher: UUID? = nil) -> Message {
+        let time = now()
+        return withChannel(channel) { state in
+            let message = state.log.append(payload, publisher: publisher, now: time)
+            for subscription in state.subscribers.values {
+                subscription.subscriber.receive(message)
+            }
+            for waiter in state.waiters.values { waiter.resume() }
+            state.waiters.removeAll()
+            return message
+        }
+    }
+
+    /// Subscribes `subscriber` to `channel`.
+    ///
+    /// Under the channel's lock it calls `onSubscribed` (so the transport can queue its reply
+    /// first), then hands the subscriber every message after `position` (if given and
+    /// resumable), then registers it for live messages. Subscribing again replaces the earlier
+    /// subscription without a second join event.
+    /// - Parameters:
+    ///   - position: resume after this position; `nil` starts from now.
+    ///   - member: how presence lists the subscriber.
+    ///   - presenceEvents: whether to receive join and leave events.
+    @discardableResult
+    public func subscribe(
+        _ subscriber: some Subscriber,
+        to channel: ChannelName,
+        from position: StreamPosition? = nil,
+        member: PresenceMember,
+        presenceEvents: Bool = false,
+        onSubscribed: (Subscription) -> Void = { _ in }
+    ) -> Subscription {
+        let time = now()
+        return withChannel(channel) { state in
+            state.log.prune(now: time)
+            var replay: [Message] = []
+            var recovered: Bool?
+            if let position {
+                recovered = state.log.canResume(from: position)
+                if recovered == true {
+                    replay = state.log.messages(after: position.offset, limit: .max)
+                }
+            }
+            let subscription = Subscription(channel: channel, position: state.log.position, recovered: recovered, replayed: replay.count)
+            onSubscribed(subscription)
+            for message in replay { subscriber.receive(message) }
+            let key = ObjectIdentifier(subscriber)
+            let isNew = state.subscribers[key] == nil
+            state.subscribers[key] = .init(subscriber: subscriber, member: member, presenceEvents: presenceEvents)
+            if isNew {
+                state.announce(.join(channel, member))
+            }
+            return subscription
+        }
+    }
+
+    /// Removes `subscriber` from `channel`, announcing its leave.
+    /// - Returns: `false` if it was not subscribed.
+    @discardableResult
+    public func unsubscribe(_ subscriber: some Subscriber, from channel: ChannelName) -> Bool {
+        let key = ObjectIdentifier(subscriber)
+        return withExistingChannel(channel) { state in
+            guard let removed = state.subscribers.removeValue(forKey: key) else { return false }
+            state.announce(.leave(channel, removed.member))
+            return true
+        } ?? false
+    }
+
+    /// The channel's retained messages: those after `position` if given, else the latest.
+    /// - Parameter limit: most messages returned; with a position, the oldest `limit` after it.
+    public func history(_ channel: ChannelName, since position: StreamPosition? = nil, limit: Int = .max) -> History {
+        let time = now()
+        return withChannel(channel) { state in
+            state.log.prune(now: time)
+            return state.read(channel, since: position, limit: limit)
+        }
+    }
+
+    /// Who is subscribed to `channel`, ordered by id.
+    public func presence(_ channel: ChannelName) -> [PresenceMember] {
+        let members = withExistingChannel(channel) { state in state.subscribers.values.map(\.member) } ?? []
+        return members.sorted { $0.id.uuidString < $1.id.uuidString }
+    }
+
+    /// A poll: up to `limit` messages after `position`, or from the oldest retained message if
+    /// `position` is `nil`. When there are none yet it waits up to `wait` for the next publish
+    /// (a long poll; `wait` of zero is a short poll). Answers at once when the position cannot
+    /// be resumed, and with no messages when `wait` passes.
+    public func poll(_ channel: ChannelName, since position: StreamPosition?, limit: Int, wait: Duration) async -> History {
+        let time = now()
+        // Read, or park, in one step: an append in between cannot be missed.
+        let (ready, start): (History?, StreamPosition) = withChannel(channel) { state in
+            state.log.prune(now: time)
+            let start = position ?? state.log.startPosition
+            let history = state.read(channel, since: start, limit: limit)
+            return (history.messages.isEmpty && history.recovered && wait > .zero ? nil : history, start)
+        }
+        if let ready { return ready }
+        let ticket = UUID()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.waitForAppend(to: channel, after: start, ticket: ticket) }
+            group.addTask { try? await Task.sleep(for: wait) }
+            await group.next()
+            group.cancelAll()
+        }
+        return history(channel, since: start, limit: limit)
+    }
+
+    /// Prunes every log and forgets channels that hold nothing and nobody.
+    public func sweep() {
+        let time = now()
+        channels.withLock { channels in
+            channels = channels.filter { _, state in
+                state.lock.withLock { state in
+                    state.log.prune(now: time)
+                    let idle = state.log.isEmpty && state.subscribers.isEmpty && state.waiters.isEmpty
+                    if idle { state.retired = true }
+                    return !idle
+                }
+            }
+        }
+    }
+
+    /// How many channels the hub holds now.
+    public var channelCount: Int { channels.withLock { $0.count } }
+
+    // MARK: - Channels
+
+    private func waitForAppend(to channel: ChannelName, after position: StreamPosition, ticket: UUID) async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let parked = withChannel(channel) { state in
+                    guard state.log.epoch == position.epoch, state.log.lastOffset == position.offset, !Task.isCancelled else { return false }
+                    state.waiters[ticket] = continuation
+                    return true
+                }
+                if !parked { continuation.resume() }
+            }
+        } onCancel: {
+            let waiter = withExistingChannel(channel) { state in state.waiters.removeValue(forKey: ticket) }
+            waiter??.resume()
+        }
+    }
+
+    /// Runs `body` on `channel`'s state, locked, creating the channel if needed.
+    private func withChannel<T>(_ channel: ChannelName, _ body: (inout ChannelState.Locked) -> T) -> T {
+        while true {
+            let state = channels.withLock { channels in
+                if let state = channels[channel] { return state }
+                let state = ChannelState(log: ChannelLog(channel: channel, retention: retention))
+                channels[channel] = state
+                return state
+            }
+            // A sweep may have retired the state between the lookup and the lock: look again.
+            let result: T? = state.lock.withLock { locked in
+                locked.retired ? nil : body(&locked)
+            }
+            if let result { return result }
+        }
+    }
+
+    /// Runs `body` on `channel`'s state if the channel exists; `nil` if not.
+    private func withExistingChannel<T>(_ channel: ChannelName, _ body: (inout ChannelState.Locked) -> T) -> T? {
+        guard let state = channels.withLock({ $0[channel] }) else { return nil }
+        return state.lock.withLock { locked in locked.retired ? nil : body(&locked) }
+    }
+}
+
+/// One channel: its log, subscribers and parked polls, behind one lock.
+private final class ChannelState: Sendable {
+    struct Member {
+        let subscriber: any Subscriber
+        let member: PresenceMember
+        let presenceEvents: Bool
+    }
+
+    struct Locked {
+        var log: ChannelLog
+        var subscribers: [ObjectIdentifier: Member] = [:]
+        var waiters: [UUID: CheckedContinuation<Void, Never>] = [:]
+        var retired = false
+
+        func announce(_ event: PresenceEvent) {
+            for subscription in subscribers.values where subscription.presenceEvents {
+                subscription.subscriber.receive(event)
+            }
+        }
+
+        func read(_ channel: ChannelName, since position: StreamPosition?, limit: Int) -> History {
+            guard let position else {
+                return History(channel: channel, messages: log.latest(limit), position: log.position, recovered: true)
+            }
+            guard log.canResume(from: position) else {
+                return History(channel: channel, messages: [], position: log.position, recovered: false)
+            }
+            let messages = log.messages(after: position.offset, limit: limit)
+            return History(channel: channel, messages: messages, position: messages.last?.position ?? log.position, recovered: true)
+        }
+    }
+
+    let lock: Mutex<Locked>
+
+    init(log: ChannelLog) {
+        self.lock = Mutex(Locked(log: log))
+    }
+}
