@@ -79,7 +79,7 @@ struct ChannelLog {
     func messages(after offset: UInt64, limit: Int) -> [Message] {
         guard let first = entries.first?.offset, offset < lastOffset else { return [] }
         let start = Int(max(offset + 1, first) - first)
-        let end = min(entries.count, start + limit)
+        let end = start + min(limit, entries.count - start)
         return Array(entries[start..<end])
     }
 

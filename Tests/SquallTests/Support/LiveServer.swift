@@ -10,6 +10,7 @@ import SquallCore
 struct LiveServer: Sendable {
     let port: Int
     let connections: ConnectionPool
+    let hub: Hub
 
     func url(_ path: String) -> String { "ws://127.0.0.1:\(port)\(path)" }
     func httpURL(_ path: String) -> String { "http://127.0.0.1:\(port)\(path)" }
@@ -38,11 +39,12 @@ struct LiveServer: Sendable {
         mount(&server)
         let group = ServiceGroup(services: [server], logger: logger)
         let connections = server.connections
+        let hub = server.hub
         return try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             var addresses = listening.makeAsyncIterator()
             guard let port = await addresses.next()?.port else { throw TestFailure("server did not start") }
-            let live = LiveServer(port: port, connections: connections)
+            let live = LiveServer(port: port, connections: connections, hub: hub)
             do {
                 let result = try await body(live)
                 await group.triggerGracefulShutdown()

@@ -1,3 +1,4 @@
+import HTTPTypes
 import HummingbirdWSClient
 import Logging
 import NIOCore
@@ -21,9 +22,9 @@ final class TestClient: Sendable {
 
     /// Connects to `url`. With `reading: false` the client reads nothing until
     /// ``startReading()``: its socket fills up, like a client that stopped reading.
-    static func connect(_ url: String, reading: Bool = true) async throws -> TestClient {
+    static func connect(_ url: String, reading: Bool = true, headers: HTTPFields = [:]) async throws -> TestClient {
         let (opened, openedSignal) = AsyncStream.makeStream(of: Void.self)
-        let client = TestClient(url: url, reading: reading, opened: openedSignal)
+        let client = TestClient(url: url, reading: reading, headers: headers, opened: openedSignal)
         var iterator = opened.makeAsyncIterator()
         if await iterator.next() == nil {
             _ = try await client.finished.value
@@ -32,7 +33,7 @@ final class TestClient: Sendable {
         return client
     }
 
-    private init(url: String, reading: Bool, opened: AsyncStream<Void>.Continuation) {
+    private init(url: String, reading: Bool, headers: HTTPFields, opened: AsyncStream<Void>.Continuation) {
         let (commandStream, commands) = AsyncStream.makeStream(of: Command.self)
         let (gateStream, gate) = AsyncStream.makeStream(of: Void.self)
         let inbox = Inbox()
@@ -49,7 +50,7 @@ final class TestClient: Sendable {
             }
             return try await WebSocketClient.connect(
                 url: url,
-                configuration: .init(maxFrameSize: 1 << 22, autoPing: .disabled),
+                configuration: .init(maxFrameSize: 1 << 22, additionalHeaders: headers, autoPing: .disabled),
                 logger: logger
             ) { inbound, outbound, _ in
                 opened.yield()

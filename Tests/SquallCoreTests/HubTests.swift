@@ -1,0 +1,127 @@
+import Foundation
+import SquallCore
+import Synchronization
+import Testing
+
+/// A subscriber that records what it receives.
+final class Recorder: Subscriber {
+    let messages = Mutex<[Message]>([])
+    let events = Mutex<[PresenceEvent]>([])
+    func receive(_ message: Message) { messages.withLock { $0.append(message) } }
+    func receive(_ event: PresenceEvent) { events.withLock { $0.append(event) } }
+    var texts: [String] { messages.withLock { $0.compactMap(\.payload.text) } }
+}
+
+@Suite("Hub and channel logs")
+struct HubTests {
+    let room = try! ChannelName("room")
+
+    func member(_ name: String = "x") -> PresenceMember {
+        PresenceMember(id: UUID(), info: .object(["name": .string(name)]), transport: "test")
+    }
+
+    @Test("offsets start at 1 and grow by one; every message has a v4 id and its channel's epoch")
+    func offsets() {
+        let hub = Hub()
+        let messages = (1...3).map { hub.publish(.text("m\($0)"), to: room) }
+        #expect(messages.map(\.offset) == [1, 2, 3])
+        #expect(Set(messages.map(\.position.epoch)).count == 1)
+        #expect(messages.allSatisfy { $0.id.uuidString.dropFirst(14).first == "4" })
+        let other = hub.publish(.text("elsewhere"), to: try! ChannelName("other"))
+        #expect(other.offset == 1 && other.position.epoch != messages[0].position.epoch)
+    }
+
+    @Test("subscribe from a position replays what came after it, then live, each once")
+    func resume() {
+        let hub = Hub()
+        let first = hub.publish(.text("a"), to: room)
+        hub.publish(.text("b"), to: room)
+        hub.publish(.text("c"), to: room)
+        let recorder = Recorder()
+        var replyBeforeReplay = false
+        let subscription = hub.subscribe(recorder, to: room, from: first.position, member: member()) { _ in
+            replyBeforeReplay = recorder.texts.isEmpty
+        }
+        #expect(replyBeforeReplay, "onSubscribed runs before the replay")
+        #expect(subscription.recovered == true && subscription.replayed == 2 && subscription.position.offset == 3)
+        hub.publish(.text("d"), to: room)
+        #expect(recorder.texts == ["b", "c", "d"])
+    }
+
+    @Test("positions past retention, from another epoch, or beyond the end are not recoverable")
+    func unrecoverable() {
+        let hub = Hub(retention: Retention(maxMessages: 2))
+        let first = hub.publish(.text("1"), to: room)
+        for n in 2...4 { hub.publish(.text("\(n)"), to: room) }
+        let epoch = first.position.epoch
+        for position in [first.position, StreamPosition(epoch: "other", offset: 4), StreamPosition(epoch: epoch, offset: 9)] {
+            #expect(hub.history(room, since: position).recovered == false, "\(position)")
+            #expect(hub.subscribe(Recorder(), to: room, from: position, member: member()).recovered == false)
+        }
+        #expect(hub.history(room, since: StreamPosition(epoch: epoch, offset: 2)).messages.map(\.offset) == [3, 4])
+        #expect(hub.history(room).messages.map(\.offset) == [3, 4])
+    }
+
+    @Test("messages older than the age limit are dropped")
+    func ageRetention() {
+        let clock = Mutex(Date(timeIntervalSince1970: 1_000_000))
+        let hub = Hub(retention: Retention(maxMessages: 100, maxAge: .seconds(60))) { clock.withLock { $0 } }
+        let old = hub.publish(.text("old"), to: room)
+        clock.withLock { $0 += 61 }
+        hub.publish(.text("new"), to: room)
+        #expect(hub.history(room).messages.compactMap(\.payload.text) == ["new"])
+        #expect(hub.history(room, since: StreamPosition(epoch: old.position.epoch, offset: 0)).recovered == false)
+    }
+
+    @Test("presence tracks members; join and leave go to subscribers that asked")
+    func presence() {
+        let hub = Hub()
+        let watcher = Recorder()
+        let watcherMember = member("watcher")
+        hub.subscribe(watcher, to: room, member: watcherMember, presenceEvents: true)
+        let guest = Recorder()
+        let guestMember = member("guest")
+        hub.subscribe(guest, to: room, member: guestMember)
+        #expect(Set(hub.presence(room)) == [watcherMember, guestMember])
+        #expect(hub.unsubscribe(guest, from: room))
+        #expect(!hub.unsubscribe(guest, from: room))
+        #expect(watcher.events.withLock { $0 } == [.join(room, watcherMember), .join(room, guestMember), .leave(room, guestMember)])
+        #expect(guest.events.withLock { $0 }.isEmpty)
+    }
+
+    @Test("a waiting poll is answered by the next publish; with no publish it answers empty")
+    func poll() async {
+        let hub = Hub()
+        let start = hub.history(room).position
+        async let woken = hub.poll(room, since: start, limit: 10, wait: .seconds(30))
+        try? await Task.sleep(for: .milliseconds(50))
+        hub.publish(.text("wake"), to: room)
+        #expect(await woken.messages.compactMap(\.payload.text) == ["wake"])
+        let idle = await hub.poll(room, since: hub.history(room).position, limit: 10, wait: .milliseconds(50))
+        #expect(idle.messages.isEmpty && idle.recovered)
+    }
+
+    @Test("sweep forgets idle channels; a forgotten channel comes back with a new epoch")
+    func sweep() {
+        let clock = Mutex(Date(timeIntervalSince1970: 1_000_000))
+        let hub = Hub(retention: Retention(maxMessages: 10, maxAge: .seconds(1))) { clock.withLock { $0 } }
+        let before = hub.publish(.text("x"), to: room)
+        let busy = Recorder()
+        hub.subscribe(busy, to: try! ChannelName("busy"), member: member())
+        clock.withLock { $0 += 5 }
+        hub.sweep()
+        #expect(hub.channelCount == 1, "only the channel with a subscriber is kept")
+        let after = hub.publish(.text("y"), to: room)
+        #expect(after.position.epoch != before.position.epoch && after.offset == 1)
+    }
+
+    @Test("channel names are validated")
+    func channelNames() {
+        #expect((try? ChannelName("room-1_a.b:c@d")) != nil)
+        #expect(throws: ChannelNameError.empty) { try ChannelName("") }
+        #expect(throws: ChannelNameError.invalidCharacters("a b")) { try ChannelName("a b") }
+        #expect(throws: ChannelNameError.tooLong(129)) { try ChannelName(String(repeating: "a", count: 129)) }
+        #expect(StreamPosition("abc:12") == StreamPosition(epoch: "abc", offset: 12))
+        #expect(StreamPosition("12") == nil && StreamPosition("abc:") == nil && StreamPosition(":4") == nil && StreamPosition("a:-1") == nil)
+    }
+}
