@@ -107,7 +107,10 @@ public struct SquallServer: Service, CustomStringConvertible {
         router.add(middleware: AccessLogMiddleware(logger: logger, onWebSocketRouter: false))
         router.add(middleware: JSONErrorMiddleware(maxMessageSize: configuration.maxMessageSize))
         router.get("/") { _, _ in StaticAssets.response(assets.indexPage, contentType: "text/html; charset=utf-8") }
-        router.get("/healthz") { _, _ in Health(status: "ok", connections: connections.count) }
+        let hub = self.hub
+        router.get("/healthz") { _, _ in
+            Health(status: "ok", connections: connections.count, channels: hub.channelCount, waitingPolls: hub.waitingPolls)
+        }
         ChannelRoutes(hub: hub, configuration: configuration).add(to: router)
 
         let webSocketRouter = Router(context: SquallRequestContext.self)
@@ -177,7 +180,17 @@ public struct SquallServer: Service, CustomStringConvertible {
 /// The body of `GET /healthz`.
 private struct Health: ResponseEncodable {
     let status: String
+    /// Open WebSockets.
     let connections: Int
+    /// Channels held in memory.
+    let channels: Int
+    /// Long polls parked, waiting for a message.
+    let waitingPolls: Int
+
+    enum CodingKeys: String, CodingKey {
+        case status, connections, channels
+        case waitingPolls = "waiting_polls"
+    }
 }
 
 extension SocketAddress {

@@ -193,6 +193,12 @@ public final class Hub: Sendable {
         }
     }
 
+    /// How many long polls are parked, waiting for a message, across all channels.
+    public var waitingPolls: Int {
+        let states = channels.withLock { Array($0.values) }
+        return states.reduce(0) { count, state in count + state.lock.withLock { $0.waiters.count } }
+    }
+
     /// How many channels the hub holds now.
     public var channelCount: Int { channels.withLock { $0.count } }
 

@@ -39,23 +39,21 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds a closing client may take to finish the close handshake before it is dropped; also bounds shutdown. [default: 3] [env: SQUALL_CLOSE_TIMEOUT]")
     var closeTimeout: Seconds?
 
+    @Option(help: "Messages each channel keeps for history and resume. [default: 1000] [env: SQUALL_RETENTION_MESSAGES]")
+    var retentionMessages: Int?
+
+    @Option(help: "Seconds each channel keeps a message for history and resume. [default: 3600] [env: SQUALL_RETENTION_AGE]")
+    var retentionAge: Seconds?
+
+    @Option(help: "Longest a long poll waits for a message, in seconds; keep it below proxy timeouts. [default: 25] [env: SQUALL_LONG_POLL_WAIT]")
+    var longPollWait: Seconds?
+
+    @Option(help: "Seconds between heartbeat comments on an idle Server-Sent Events stream. [default: 15] [env: SQUALL_SSE_HEARTBEAT]")
+    var sseHeartbeat: Seconds?
+
     func run() async throws {
-        let environment = EnvironmentOptions(ProcessInfo.processInfo.environment)
-        let defaults = SquallConfiguration()
-        let level = try environment.resolve(logLevel, "SQUALL_LOG_LEVEL", default: .info)
-        let ping = try environment.resolve(pingInterval, "SQUALL_PING_INTERVAL", default: Seconds(defaults.pingInterval ?? .zero))
-        let configuration = SquallConfiguration(
-            host: try environment.resolve(host, "SQUALL_HOST", default: defaults.host),
-            port: try environment.resolve(port, "SQUALL_PORT", default: defaults.port),
-            maxMessageSize: try environment.resolve(maxMessageSize, "SQUALL_MAX_MESSAGE_SIZE", default: ByteCount(defaults.maxMessageSize)).bytes,
-            outbox: Outbox.Limits(
-                maxMessages: try environment.resolve(outboxMessages, "SQUALL_OUTBOX_MESSAGES", default: defaults.outbox.maxMessages),
-                maxBytes: try environment.resolve(outboxBytes, "SQUALL_OUTBOX_BYTES", default: ByteCount(defaults.outbox.maxBytes)).bytes
-            ),
-            pingInterval: ping.duration == .zero ? nil : ping.duration,
-            closeTimeout: try environment.resolve(closeTimeout, "SQUALL_CLOSE_TIMEOUT", default: Seconds(defaults.closeTimeout)).duration
-        )
-        try Self.validate(configuration)
+        let configuration = try resolvedConfiguration()
+        let level = try EnvironmentOptions(ProcessInfo.processInfo.environment).resolve(logLevel, "SQUALL_LOG_LEVEL", default: .info)
 
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -70,15 +68,39 @@ struct Serve: AsyncParsableCommand {
         try await group.run()
     }
 
-    private static func validate(_ configuration: SquallConfiguration) throws {
-        guard (0...65535).contains(configuration.port) else {
-            throw ValidationError("port must be between 0 and 65535, got \(configuration.port)")
+    /// Every option from the command line, else the environment, else the default; checked
+    /// before anything is built from it, so a bad value is a usage error, never a crash.
+    private func resolvedConfiguration() throws -> SquallConfiguration {
+        let environment = EnvironmentOptions(ProcessInfo.processInfo.environment)
+        let defaults = SquallConfiguration()
+        let port = try environment.resolve(port, "SQUALL_PORT", default: defaults.port)
+        let maxMessageSize = try environment.resolve(maxMessageSize, "SQUALL_MAX_MESSAGE_SIZE", default: ByteCount(defaults.maxMessageSize)).bytes
+        let outboxMessages = try environment.resolve(outboxMessages, "SQUALL_OUTBOX_MESSAGES", default: defaults.outbox.maxMessages)
+        let outboxBytes = try environment.resolve(outboxBytes, "SQUALL_OUTBOX_BYTES", default: ByteCount(defaults.outbox.maxBytes)).bytes
+        let ping = try environment.resolve(pingInterval, "SQUALL_PING_INTERVAL", default: Seconds(defaults.pingInterval ?? .zero)).duration
+        let retentionMessages = try environment.resolve(retentionMessages, "SQUALL_RETENTION_MESSAGES", default: defaults.retention.maxMessages)
+        let retentionAge = try environment.resolve(retentionAge, "SQUALL_RETENTION_AGE", default: Seconds(defaults.retention.maxAge)).duration
+        let sseHeartbeat = try environment.resolve(sseHeartbeat, "SQUALL_SSE_HEARTBEAT", default: Seconds(defaults.sseHeartbeat)).duration
+
+        guard (0...65535).contains(port) else {
+            throw ValidationError("port must be between 0 and 65535, got \(port)")
         }
-        guard configuration.maxMessageSize >= 1 else {
-            throw ValidationError("max message size must be at least 1 byte")
+        guard maxMessageSize >= 1, outboxMessages >= 1, outboxBytes >= 1, retentionMessages >= 1 else {
+            throw ValidationError("sizes, outbox and retention limits must be at least 1")
         }
-        guard configuration.outbox.maxMessages >= 1, configuration.outbox.maxBytes >= 1 else {
-            throw ValidationError("outbox limits must be at least 1")
+        guard retentionAge > .zero, sseHeartbeat > .zero else {
+            throw ValidationError("retention age and SSE heartbeat must be more than 0 seconds")
         }
+        return SquallConfiguration(
+            host: try environment.resolve(host, "SQUALL_HOST", default: defaults.host),
+            port: port,
+            maxMessageSize: maxMessageSize,
+            outbox: Outbox.Limits(maxMessages: outboxMessages, maxBytes: outboxBytes),
+            pingInterval: ping == .zero ? nil : ping,
+            closeTimeout: try environment.resolve(closeTimeout, "SQUALL_CLOSE_TIMEOUT", default: Seconds(defaults.closeTimeout)).duration,
+            retention: Retention(maxMessages: retentionMessages, maxAge: retentionAge),
+            longPollWait: try environment.resolve(longPollWait, "SQUALL_LONG_POLL_WAIT", default: Seconds(defaults.longPollWait)).duration,
+            sseHeartbeat: sseHeartbeat
+        )
     }
 }

@@ -88,3 +88,21 @@ def test_invalid_environment_value_is_a_clear_error():
     _, log = server.process.communicate(timeout=20)
     assert server.process.returncode != 0
     assert "SQUALL_PORT=not-a-port" in log, log
+
+
+@pytest.mark.parametrize("args", [["--outbox-messages", "0"], ["--retention-messages", "0"], ["--retention-age", "0"], ["--port", "70000"]])
+def test_out_of_range_option_is_a_usage_error_not_a_crash(args):
+    server = Squall(args, {})
+    _, log = server.process.communicate(timeout=20)
+    assert server.process.returncode == 64, log
+    assert log.startswith("Error: "), log
+
+
+async def test_retention_option_bounds_history(squall):
+    server = squall("--retention-messages", "2")
+    for text in ["one", "two", "three"]:
+        request = urllib.request.Request(f"{server.http}/channels/kept/messages", data=text.encode(), method="POST")
+        urllib.request.urlopen(request, timeout=5).read()
+    with urllib.request.urlopen(f"{server.http}/channels/kept/history", timeout=5) as response:
+        import json
+        assert [m["data"] for m in json.load(response)["messages"]] == ["two", "three"]

@@ -75,8 +75,8 @@ struct ChannelRoutes: Sendable {
 
     // MARK: - Publishing
 
-    /// The body is the message: text for `text/*`, `application/json` or no content type
-    /// (it must be UTF-8), binary for anything else.
+    /// The body is the message: binary when the content type is `application/octet-stream`,
+    /// text otherwise (it must then be UTF-8). `curl -d` and HTML forms send text.
     @Sendable func publish(_ request: Request, context: SquallRequestContext) async throws -> Response {
         struct Body: Encodable {
             let channel: String
@@ -94,7 +94,7 @@ struct ChannelRoutes: Sendable {
             throw APIError.messageTooLarge(limit: configuration.maxMessageSize)
         }
         let payload: Payload
-        if Self.isText(request.headers[.contentType]) {
+        if !Self.isBinary(request.headers[.contentType]) {
             guard String(validating: bytes.readableBytesView, as: UTF8.self) != nil else {
                 throw APIError(.badRequest, code: "invalid_utf8", message: "a text body must be UTF-8; send binary as application/octet-stream")
             }
@@ -152,9 +152,8 @@ struct ChannelRoutes: Sendable {
         return limit
     }
 
-    private static func isText(_ contentType: String?) -> Bool {
-        guard let contentType = contentType?.lowercased() else { return true }
-        return contentType.hasPrefix("text/") || contentType.hasPrefix("application/json")
+    private static func isBinary(_ contentType: String?) -> Bool {
+        contentType?.lowercased().hasPrefix("application/octet-stream") ?? false
     }
 
     /// `{"channel":…,"epoch":…,"offset":…,"recovered":…,"messages":[…]}`.
