@@ -3,8 +3,9 @@ import SquallCore
 /// The seed's chat server, `MsgHandler`, written with the hook API: every message a client
 /// sends goes to every client of the pool, the sender included; a closed client leaves.
 ///
-/// Squall serves it at `/msg`. Mount more with ``SquallServer/mount(_:handler:)``: each
-/// `BroadcastHandler` value owns its own pool, so two mounts are two separate rooms.
+/// It keeps no history and reaches only its own pool; Squall's `/msg` serves the same hooks over
+/// the channel log instead, so that every transport shares it. Mount one with
+/// ``SquallServer/mount(_:handler:)``: each value owns its own pool, so two mounts are two rooms.
 public struct BroadcastHandler: WebSocketHandler {
     /// The connections that receive each message.
     public let pool: ConnectionPool
