@@ -141,6 +141,10 @@ struct ChannelProtocolTests {
                 #expect(reply.type == "error" && reply.code == code, "\(request) → \(code), got \(reply.code ?? "-")")
                 #expect(reply.message?.isEmpty == false)
             }
+            for n in 0..<1000 { client.send(#"{"op":"subscribe","channel":"c\#(n)"}"#) }
+            for _ in 0..<1000 { _ = try await client.next(type: "subscribed") }
+            client.send(#"{"op":"subscribe","channel":"one-too-many"}"#)
+            #expect(try await client.nextEvent().code == "too_many_subscriptions")
             client.send(binary: [1, 2, 3])
             #expect(try await client.nextEvent().code == "unsupported_frame")
             client.send(#"{"op":"dance","ref":{"n":1}}"#)

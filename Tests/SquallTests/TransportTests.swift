@@ -185,7 +185,7 @@ struct TransportTests {
 
     // MARK: - Positions that cannot be resumed
 
-    @Test("a position older than retention or from another epoch is answered recovered: false on every transport")
+    @Test("a position older than retention or from another epoch is answered recovered: false on /ws, SSE and polls")
     func unrecoverablePositions() async throws {
         try await LiveServer.run(Self.configuration(retention: Retention(maxMessages: 3))) { server in
             let first = try await server.publish("m1", to: "old")
@@ -208,10 +208,8 @@ struct TransportTests {
                 let event = try await sse.next(named: "subscribed")
                 #expect(try event.decoded().recovered == false && event.id == "\(first.epoch!):6", "sse from \(since)")
                 sse.close()
-
-                let plain = try await TestClient.connect(server.url("/msg/old?since=\(since)"))
-                let close = try await plain.closeFrame()
-                #expect(close?.closeCode == .unknown(4010) && close?.reason?.contains("\(first.epoch!):6") == true, "plain from \(since)")
+                // The plain socket's 4010 is tested with Python's websockets (test_resume.py):
+                // HummingbirdWSClient can miss a close frame that follows the 101 at once.
             }
 
             let history = try await server.getJSON("/channels/old/history")

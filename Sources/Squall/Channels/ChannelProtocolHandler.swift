@@ -13,6 +13,9 @@ import Synchronization
 final class ChannelProtocolHandler: WebSocketHandler {
     /// The WebSocket subprotocol name clients may offer.
     static let subprotocol = "squall.v1"
+    /// Most channels one connection may be subscribed to at once, so that one client cannot
+    /// make the hub hold an unbounded number of channels.
+    static let maxSubscriptions = 1000
 
     let hub: Hub
     private let subscribers = Mutex<[UUID: EnvelopeSubscriber]>([:])
@@ -65,7 +68,14 @@ final class ChannelProtocolHandler: WebSocketHandler {
             let channel = try channel(of: request, op)
             let since = request.since.map { StreamPosition(epoch: $0.epoch, offset: $0.offset) }
             let member = PresenceMember(id: connection.id, info: request.info, transport: "ws")
-            subscriber.channels.withLock { _ = $0.insert(channel) }
+            let admitted = subscriber.channels.withLock { channels in
+                guard channels.contains(channel) || channels.count < Self.maxSubscriptions else { return false }
+                channels.insert(channel)
+                return true
+            }
+            guard admitted else {
+                throw ProtocolError(code: "too_many_subscriptions", message: "a connection may subscribe to at most \(Self.maxSubscriptions) channels")
+            }
             hub.subscribe(subscriber, to: channel, from: since, member: member, presenceEvents: request.presence ?? false) { subscription in
                 send(
                     ProtocolReply.Subscribed(

@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 import Squall
+import Synchronization
 import SquallCore
 
 /// A real Squall server on 127.0.0.1 and a free port, for the length of one test.
@@ -31,7 +32,7 @@ struct LiveServer: Sendable {
         _ body: @Sendable (LiveServer) async throws -> T
     ) async throws -> T {
         var logger = Logger(label: "squall.test")
-        logger.logLevel = .warning
+        logger.logLevel = ProcessInfo.processInfo.environment["SQUALL_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
         let (listening, announce) = AsyncStream.makeStream(of: SocketAddress.self)
         var server = SquallServer(configuration: configuration, logger: logger) { address in
             announce.yield(address)
@@ -85,19 +86,36 @@ struct TestFailure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// Runs `operation`, failing with `TestFailure` if it takes longer than `timeout`.
+/// Runs `operation`, failing with `TestFailure` if it takes longer than `timeout` — even when
+/// the operation does not respond to cancellation (it is then left to finish on its own), so a
+/// stuck await fails its test instead of hanging the whole run.
 func withTimeout<T: Sendable>(
     _ timeout: Duration,
     _ what: String,
     _ operation: @escaping @Sendable () async throws -> T
 ) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await operation() }
-        group.addTask {
-            try await Task.sleep(for: timeout)
-            throw TestFailure("timed out after \(timeout): \(what)")
+    let settled = Mutex(false)
+    let claim: @Sendable () -> Bool = { settled.withLock { done in defer { done = true }; return !done } }
+    var work: Task<Void, Never>?
+    defer { work?.cancel() }
+    return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+        work = Task {
+            let result = await Result(catching: { try await operation() })
+            if claim() { continuation.resume(with: result) }
         }
-        defer { group.cancelAll() }
-        return try await group.next()!
+        Task {
+            try? await Task.sleep(for: timeout)
+            if claim() { continuation.resume(throwing: TestFailure("timed out after \(timeout): \(what)")) }
+        }
+    }
+}
+
+extension Result where Failure == any Error {
+    init(catching body: () async throws -> Success) async {
+        do {
+            self = .success(try await body())
+        } catch {
+            self = .failure(error)
+        }
     }
 }
