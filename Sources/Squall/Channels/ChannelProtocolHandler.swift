@@ -99,17 +99,7 @@ final class ChannelProtocolHandler: WebSocketHandler {
             let channel = try channel(of: request, op)
             let payload = try payload(of: request)
             let message = hub.publish(payload, to: channel, publisher: connection.id)
-            send(
-                ProtocolReply.Published(
-                    ref: request.ref,
-                    channel: channel.rawValue,
-                    id: message.id,
-                    epoch: message.position.epoch,
-                    offset: message.offset,
-                    time: Int64((message.time.timeIntervalSince1970 * 1000).rounded())
-                ),
-                to: connection
-            )
+            send(ProtocolReply.Published(message, ref: request.ref), to: connection)
         case "history":
             let channel = try channel(of: request, op)
             if let limit = request.limit, limit < 1 {
@@ -117,7 +107,7 @@ final class ChannelProtocolHandler: WebSocketHandler {
             }
             let since = request.since.map { StreamPosition(epoch: $0.epoch, offset: $0.offset) }
             let history = hub.history(channel, since: since, limit: request.limit ?? .max)
-            connection.writeMessage(.text(utf8: ProtocolReply.history(ref: request.ref, history)))
+            connection.writeMessage(.text(utf8: ProtocolReply.history(history, ref: request.ref)))
         case "presence":
             let channel = try channel(of: request, op)
             send(ProtocolReply.Presence(ref: request.ref, channel: channel.rawValue, clients: hub.presence(channel)), to: connection)

@@ -55,13 +55,13 @@ struct ChannelRoutes: Sendable {
         let history = await cancelWhenGracefulShutdown {
             await hub.poll(channel, since: since, limit: limit, wait: wait)
         }
-        return Self.json(Self.historyBody(history))
+        return Self.json(ProtocolReply.history(history, type: nil))
     }
 
     @Sendable func history(_ request: Request, context: SquallRequestContext) async throws -> Response {
         let channel = try APIError.channel(context.parameters.get("name"))
         let limit = try Self.limit(request.uri.queryParameters)
-        return Self.json(Self.historyBody(hub.history(channel, limit: limit)))
+        return Self.json(ProtocolReply.history(hub.history(channel, limit: limit), type: nil))
     }
 
     @Sendable func presence(_ request: Request, context: SquallRequestContext) async throws -> Response {
@@ -78,13 +78,6 @@ struct ChannelRoutes: Sendable {
     /// The body is the message: binary when the content type is `application/octet-stream`,
     /// text otherwise (it must then be UTF-8). `curl -d` and HTML forms send text.
     @Sendable func publish(_ request: Request, context: SquallRequestContext) async throws -> Response {
-        struct Body: Encodable {
-            let channel: String
-            let id: UUID
-            let epoch: String
-            let offset: UInt64
-            let time: Int64
-        }
         let channel = try APIError.channel(context.parameters.get("name"))
         var request = request
         let bytes: ByteBuffer
@@ -103,14 +96,7 @@ struct ChannelRoutes: Sendable {
             payload = .binary(bytes)
         }
         let message = hub.publish(payload, to: channel)
-        let body = Body(
-            channel: channel.rawValue,
-            id: message.id,
-            epoch: message.position.epoch,
-            offset: message.offset,
-            time: Int64((message.time.timeIntervalSince1970 * 1000).rounded())
-        )
-        return Self.json(JSONWire.encode(body), status: .created)
+        return Self.json(JSONWire.encode(ProtocolReply.Published(message, type: nil)), status: .created)
     }
 
     // MARK: - Server-Sent Events
@@ -154,20 +140,6 @@ struct ChannelRoutes: Sendable {
 
     private static func isBinary(_ contentType: String?) -> Bool {
         contentType?.lowercased().hasPrefix("application/octet-stream") ?? false
-    }
-
-    /// `{"channel":…,"epoch":…,"offset":…,"recovered":…,"messages":[…]}`.
-    static func historyBody(_ history: History) -> ByteBuffer {
-        struct Head: Encodable {
-            let channel: String
-            let epoch: String
-            let offset: UInt64
-            let recovered: Bool
-        }
-        let head = JSONWire.encode(
-            Head(channel: history.channel.rawValue, epoch: history.position.epoch, offset: history.position.offset, recovered: history.recovered)
-        )
-        return ProtocolReply.spliceMessages(into: head, history.messages)
     }
 
     private static func json(_ body: ByteBuffer, status: HTTPResponse.Status = .ok) -> Response {

@@ -45,14 +45,26 @@ enum ProtocolReply {
         let channel: String
     }
 
+    /// The acknowledgement of a publish: a `/ws` reply (with `type` and `ref`) and, without
+    /// them, the body of an HTTP publish's 201.
     struct Published: Encodable {
-        var type = "published"
+        let type: String?
         let ref: JSONValue?
         let channel: String
         let id: UUID
         let epoch: String
         let offset: UInt64
         let time: Int64
+
+        init(_ message: Message, type: String? = "published", ref: JSONValue? = nil) {
+            self.type = type
+            self.ref = ref
+            self.channel = message.channel.rawValue
+            self.id = message.id
+            self.epoch = message.position.epoch
+            self.offset = message.offset
+            self.time = message.unixMilliseconds
+        }
     }
 
     struct Presence: Encodable {
@@ -80,11 +92,12 @@ enum ProtocolReply {
         let message: String
     }
 
-    /// `{"type":"history", …, "messages":[…]}`, spliced from the messages' cached envelopes
-    /// rather than encoding each message again.
-    static func history(ref: JSONValue?, _ history: History) -> ByteBuffer {
+    /// `{"type":"history", "ref":…, "channel", "epoch", "offset", "recovered", "messages":[…]}`:
+    /// a `/ws` history reply and, without `type` and `ref`, the body of an HTTP poll or history
+    /// answer. The messages are spliced in from their cached envelopes, not encoded again.
+    static func history(_ history: History, type: String? = "history", ref: JSONValue? = nil) -> ByteBuffer {
         struct Head: Encodable {
-            var type = "history"
+            let type: String?
             let ref: JSONValue?
             let channel: String
             let epoch: String
@@ -93,6 +106,7 @@ enum ProtocolReply {
         }
         let head = JSONWire.encode(
             Head(
+                type: type,
                 ref: ref,
                 channel: history.channel.rawValue,
                 epoch: history.position.epoch,
@@ -104,7 +118,7 @@ enum ProtocolReply {
     }
 
     /// Appends `,"messages":[envelope,…]}` to a JSON object (replacing its closing brace).
-    static func spliceMessages(into object: ByteBuffer, _ messages: [Message]) -> ByteBuffer {
+    private static func spliceMessages(into object: ByteBuffer, _ messages: [Message]) -> ByteBuffer {
         var buffer = object
         buffer.moveWriterIndex(to: buffer.writerIndex - 1)
         buffer.writeString(#","messages":["#)

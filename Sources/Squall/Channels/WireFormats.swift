@@ -31,7 +31,7 @@ enum JSONEnvelope: WireFormat {
             id: message.id,
             epoch: message.position.epoch,
             offset: message.offset,
-            time: Int64((message.time.timeIntervalSince1970 * 1000).rounded()),
+            time: message.unixMilliseconds,
             publisher: message.publisher,
             data: isText ? String(buffer: payload.bytes) : Data(payload.bytes.readableBytesView).base64EncodedString(),
             encoding: isText ? nil : "base64"
@@ -41,6 +41,12 @@ enum JSONEnvelope: WireFormat {
     static func encode(_ message: Message) -> ByteBuffer {
         JSONWire.encode(body(message))
     }
+}
+
+extension Message {
+    /// When the message was appended, as Unix time in milliseconds: the `time` of every JSON
+    /// Squall writes.
+    var unixMilliseconds: Int64 { Int64((time.timeIntervalSince1970 * 1000).rounded()) }
 }
 
 /// A message as a Server-Sent Event: `id` is its position, so that a browser's automatic
