@@ -160,7 +160,8 @@ public final class Hub: Sendable {
     /// be resumed, and with no messages when `wait` passes.
     public func poll(_ channel: ChannelName, since position: StreamPosition?, limit: Int, wait: Duration) async -> History {
         let time = now()
-        // Read, or park, in one step: an append in between cannot be missed.
+        // Nothing there yet: park. waitForAppend checks the log again under the lock before it
+        // parks, so an append between this read and the parking is not missed.
         let (ready, start): (History?, StreamPosition) = withChannel(channel) { state in
             state.log.prune(now: time)
             let start = position ?? state.log.startPosition
