@@ -106,7 +106,7 @@ public struct SquallServer: Service, CustomStringConvertible {
         let router = Router(context: SquallRequestContext.self)
         router.add(middleware: AccessLogMiddleware(logger: logger, onWebSocketRouter: false))
         router.add(middleware: JSONErrorMiddleware(maxMessageSize: configuration.maxMessageSize))
-        router.get("/") { _, _ in StaticAssets.response(assets.indexPage, contentType: "text/html; charset=utf-8") }
+        assets.add(to: router)
         let hub = self.hub
         router.get("/healthz") { _, _ in
             Health(status: "ok", connections: connections.count, channels: hub.channelCount, waitingPolls: hub.waitingPolls)

@@ -2,22 +2,50 @@ import Foundation
 import Hummingbird
 import NIOCore
 
-/// The files under `Public/`, read once at start-up and served from memory.
+/// The files under `Public/` — the demo chat page and the browser client — read once at start-up
+/// and served from memory.
 struct StaticAssets: Sendable {
-    /// The demo chat page served at `/`.
-    let indexPage: ByteBuffer
+    /// A served file: its route, bundled name and content type.
+    struct File: Sendable {
+        let route: String
+        let name: String
+        let contentType: String
+    }
+
+    static let files = [
+        File(route: "/", name: "index.html", contentType: "text/html; charset=utf-8"),
+        File(route: "/squall.js", name: "squall.js", contentType: "text/javascript; charset=utf-8"),
+        File(route: "/squall.mjs", name: "squall.mjs", contentType: "text/javascript; charset=utf-8"),
+    ]
+
+    private let contents: [String: ByteBuffer]
 
     /// Reads the bundled files; a missing file is a packaging error reported at start-up.
     init() throws {
-        guard let url = Bundle.module.url(forResource: "index", withExtension: "html", subdirectory: "Public") else {
-            throw StaticAssetError.missing("Public/index.html")
+        var contents: [String: ByteBuffer] = [:]
+        for file in Self.files {
+            let dot = file.name.lastIndex(of: ".")!
+            let (stem, suffix) = (String(file.name[..<dot]), String(file.name[file.name.index(after: dot)...]))
+            guard let bundled = Bundle.module.url(forResource: stem, withExtension: suffix, subdirectory: "Public") else {
+                throw StaticAssetError.missing("Public/\(file.name)")
+            }
+            contents[file.route] = ByteBuffer(bytes: try Data(contentsOf: bundled))
         }
-        self.indexPage = ByteBuffer(bytes: try Data(contentsOf: url))
+        self.contents = contents
     }
 
-    /// A 200 response with `body` as `contentType`.
-    static func response(_ body: ByteBuffer, contentType: String) -> Response {
-        Response(status: .ok, headers: [.contentType: contentType], body: .init(byteBuffer: body))
+    /// Serves every file at its route.
+    func add(to router: Router<SquallRequestContext>) {
+        for file in Self.files {
+            let body = contents[file.route]!
+            router.get(RouterPath(file.route)) { _, _ in
+                Response(
+                    status: .ok,
+                    headers: [.contentType: file.contentType, .cacheControl: "no-cache"],
+                    body: .init(byteBuffer: body)
+                )
+            }
+        }
     }
 }
 

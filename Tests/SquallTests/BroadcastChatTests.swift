@@ -70,15 +70,19 @@ struct BroadcastChatTests {
         }
     }
 
-    @Test("GET / serves the demo page, which chats over the browser's own WebSocket on /msg")
+    @Test("GET / serves the demo page; /squall.js and /squall.mjs serve the browser client")
     func demoPage() async throws {
         try await LiveServer.run { server in
-            let response = try await server.get("/")
-            #expect(response.status == 200)
-            #expect(response.headers.contains { $0.0.lowercased() == "content-type" && $0.1.hasPrefix("text/html") })
-            #expect(response.body.contains("new WebSocket("))
-            #expect(response.body.contains("/msg"))
-            #expect(response.body.contains("textContent"), "messages are shown as text, never as HTML")
+            let page = try await server.get("/")
+            #expect(page.status == 200)
+            #expect(page.headers.contains { $0.0.lowercased() == "content-type" && $0.1.hasPrefix("text/html") })
+            #expect(page.body.contains(#"<script src="/squall.js"></script>"#))
+            #expect(page.body.contains("textContent"), "messages are shown as text, never as HTML")
+            let script = try await server.get("/squall.js")
+            #expect(script.status == 200 && script.body.contains("global.Squall = "))
+            #expect(script.headers.contains { $0.0.lowercased() == "content-type" && $0.1.hasPrefix("text/javascript") })
+            let module = try await server.get("/squall.mjs")
+            #expect(module.status == 200 && module.body.contains("export default Squall"))
         }
     }
 

@@ -34,6 +34,7 @@ class Squall:
     """One running `squall serve` process."""
 
     def __init__(self, args, env):
+        args = list(args)
         self.args = [squall_binary(), "serve", *args]
         if "--port" in args:
             self.port = int(args[args.index("--port") + 1])
@@ -85,6 +86,32 @@ class Squall:
                 err += "\n[test] killed: did not exit in time"
             self.output = (self.process.returncode, err)
         return self.output
+
+
+@pytest.fixture
+def browser():
+    """Starts headless Chromium pages (Debian's chromium and chromedriver); all quit after the test."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    drivers = []
+
+    def open_page(url=None, before_load=None):
+        options = webdriver.ChromeOptions()
+        for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1000,800"):
+            options.add_argument(flag)
+        options.binary_location = "/usr/bin/chromium"
+        driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
+        drivers.append(driver)
+        if before_load:
+            driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": before_load})
+        if url:
+            driver.get(url)
+        return driver
+
+    yield open_page
+    for driver in drivers:
+        driver.quit()
 
 
 @pytest.fixture

@@ -1,0 +1,536 @@
+/*
+ * squall.js — the Squall browser client. Plain JavaScript, no build step.
+ *
+ *   <script src="/squall.js"></script>            → window.Squall
+ *   import Squall from '/squall.mjs';              → the same object, as an ES module
+ *
+ * It feels like the browser's WebSocket (onopen, onmessage, onclose, onerror, send, close,
+ * addEventListener) and adds channels, presence and history over every Squall transport:
+ * WebSocket (the squall.v1 protocol on /ws), Server-Sent Events, long polling and short
+ * polling. It falls back when a transport cannot connect or dies right after opening,
+ * reconnects with exponential backoff and jitter, and resumes every channel from its last
+ * position: nothing lost, nothing twice. When the server says a position is gone, it fires a
+ * `recoveryfailed` event so the application can reload.
+ */
+(function (global) {
+  'use strict';
+
+  var TRANSPORTS = ['websocket', 'sse', 'longpoll', 'shortpoll'];
+
+  var DEFAULTS = {
+    transports: TRANSPORTS,   // tried in this order
+    channel: 'msg',           // where send() publishes
+    name: null,               // shown to others in presence
+    presence: true,           // ask for join/leave events where the transport has them
+    minReconnectDelay: 500,   // ms; doubles per failed attempt, with jitter
+    maxReconnectDelay: 10000,
+    openTimeout: 5000,        // ms a transport may take to open before the next is tried
+    stableAfter: 3000,        // ms a transport must stay up to count as working
+    shortPollInterval: 1000,  // ms between short polls
+    longPollWait: 25          // s a long poll may wait
+  };
+
+  function Client(url, options) {
+    if (!(this instanceof Client)) return new Client(url, options);
+    var base = url || global.location.origin;
+    this.url = String(base).replace(/\/+$/, '');
+    this.options = Object.assign({}, DEFAULTS, options || {});
+    this.transport = null;          // the transport in use: 'websocket', 'sse', 'longpoll', 'shortpoll'
+    this.readyState = Client.CONNECTING;
+    this.clientId = null;
+    this.onopen = this.onmessage = this.onclose = this.onerror = null;
+    this._listeners = {};
+    this._channels = {};            // name -> {position: {epoch, offset}|null, presence}
+    this._attempt = 0;              // index into options.transports
+    this._failures = 0;             // consecutive failed connects, for backoff
+    this._knownGood = null;         // the last transport that stayed up: retried, not skipped
+    this._session = null;
+    this._awaiting = [];            // channels to hear `subscribed` for before `open` fires
+    this._closedByUser = false;
+    this.subscribe(this.options.channel);
+    this._connect();
+  }
+
+  Client.CONNECTING = 0;
+  Client.OPEN = 1;
+  Client.CLOSING = 2;
+  Client.CLOSED = 3;
+  Client.TRANSPORTS = TRANSPORTS;
+
+  // ---- WebSocket-like surface ------------------------------------------------------------
+
+  Client.prototype.addEventListener = function (type, listener) {
+    (this._listeners[type] = this._listeners[type] || []).push(listener);
+  };
+
+  Client.prototype.removeEventListener = function (type, listener) {
+    var list = this._listeners[type] || [];
+    var index = list.indexOf(listener);
+    if (index >= 0) list.splice(index, 1);
+  };
+
+  Client.prototype._emit = function (type, detail) {
+    var event = Object.assign({ type: type, target: this }, detail || {});
+    var handler = this['on' + type];
+    if (typeof handler === 'function') handler.call(this, event);
+    (this._listeners[type] || []).slice().forEach(function (listener) { listener.call(this, event); }, this);
+  };
+
+  /** Publishes `data` to the default channel, like WebSocket.send. Returns the ack promise. */
+  Client.prototype.send = function (data) {
+    return this.publish(this.options.channel, data);
+  };
+
+  /** Closes for good: no reconnect. */
+  Client.prototype.close = function () {
+    this._closedByUser = true;
+    clearTimeout(this._reconnectTimer);
+    this.readyState = Client.CLOSED;
+    if (this._session) this._session.stop();
+    this._session = null;
+    this._emit('close', { code: 1000, reason: 'closed by client', wasClean: true });
+  };
+
+  // ---- Channels --------------------------------------------------------------------------
+
+  /** Subscribes to `channel` (kept across reconnects); messages arrive as `message` events. */
+  Client.prototype.subscribe = function (channel, options) {
+    if (!this._channels[channel]) {
+      this._channels[channel] = { position: null, presence: !options || options.presence !== false };
+      if (this._session && this._session.open) this._session.subscribe(channel, null);
+    }
+  };
+
+  Client.prototype.unsubscribe = function (channel) {
+    if (!this._channels[channel]) return;
+    delete this._channels[channel];
+    if (this._session && this._session.open) this._session.unsubscribe(channel);
+  };
+
+  /** Publishes to `channel`; resolves with {id, epoch, offset, time}. Strings are text; an
+   *  ArrayBuffer or typed array is binary. */
+  Client.prototype.publish = function (channel, data) {
+    if (this._session && this._session.open && this._session.publish) return this._session.publish(channel, data);
+    return httpPublish(this.url, channel, data);
+  };
+
+  /** Resolves with [{id, info, transport}] for `channel`. */
+  Client.prototype.presence = function (channel) {
+    return getJSON(this.url + '/channels/' + encodeURIComponent(channel) + '/presence')
+      .then(function (body) { return body.clients; });
+  };
+
+  /** Resolves with the latest retained messages of `channel` (at most `limit`). */
+  Client.prototype.history = function (channel, limit) {
+    return getJSON(this.url + '/channels/' + encodeURIComponent(channel) + '/history?limit=' + (limit || 100))
+      .then(function (body) { return body.messages.map(decodeEnvelope); });
+  };
+
+  // ---- Connection life cycle -------------------------------------------------------------
+
+  Client.prototype._connect = function () {
+    if (this._closedByUser) return;
+    var transports = this.options.transports;
+    var name = transports[this._attempt % transports.length];
+    var Session = SESSIONS[name];
+    var client = this;
+    var opened = false;
+    var openedAt = 0;
+    this.readyState = Client.CONNECTING;
+    var session = new Session(this, {
+      open: function () {
+        opened = true;
+        openedAt = Date.now();
+        clearTimeout(openTimer);
+        client.transport = name;
+        // `open` fires once every channel is subscribed again: nothing published after it is
+        // missed, and a message sent from an onopen handler reaches this client too.
+        client._awaiting = Object.keys(client._channels);
+        client._awaiting.slice().forEach(function (channel) {
+          session.subscribe(channel, client._channels[channel].position);
+        });
+        client._announceOpen();
+        client._stableTimer = setTimeout(function () {
+          client._failures = 0;
+          client._knownGood = name;
+        }, client.options.stableAfter);
+      },
+      lost: function (reason) {
+        if (session !== client._session) return;
+        clearTimeout(openTimer);
+        clearTimeout(client._stableTimer);
+        session.stop();
+        client._session = null;
+        var wasOpen = client.readyState === Client.OPEN;
+        // A transport that failed to open, or died before it proved stable (a middlebox that
+        // kills WebSockets right after the handshake), is skipped: the next one is tried. One
+        // that has worked before is retried instead: the server is down, not the transport.
+        var early = !opened || Date.now() - openedAt < client.options.stableAfter;
+        if (early && name !== client._knownGood) client._attempt += 1;
+        if (wasOpen) {
+          client.readyState = Client.CONNECTING;
+          client._emit('close', { code: reason && reason.code || 1006, reason: reason && reason.reason || '', wasClean: false });
+        }
+        client._emit('error', { message: 'transport ' + name + ' lost: ' + (reason && reason.reason || 'connection failed') });
+        client._scheduleReconnect();
+      }
+    });
+    var openTimer = setTimeout(function () { session.fail({ reason: 'open timed out' }); }, this.options.openTimeout);
+    this._session = session;
+    session.start();
+  };
+
+  Client.prototype._announceOpen = function () {
+    if (this._awaiting.length || this.readyState === Client.OPEN || !this._session) return;
+    this.readyState = Client.OPEN;
+    this._emit('open', { transport: this.transport });
+  };
+
+  Client.prototype._scheduleReconnect = function () {
+    if (this._closedByUser) return;
+    this._failures += 1;
+    var ceiling = Math.min(this.options.maxReconnectDelay, this.options.minReconnectDelay * Math.pow(2, this._failures - 1));
+    var delay = ceiling / 2 + Math.random() * ceiling / 2;   // "equal jitter"
+    var client = this;
+    this._reconnectTimer = setTimeout(function () { client._connect(); }, delay);
+  };
+
+  /** Called by sessions for every message envelope: drops what was already delivered (so a
+   *  replay that overlaps never shows a message twice) and advances the channel's position. */
+  Client.prototype._deliver = function (envelope) {
+    var state = this._channels[envelope.channel];
+    if (!state) return;
+    var position = state.position;
+    if (position && position.epoch === envelope.epoch && envelope.offset <= position.offset) return;
+    state.position = { epoch: envelope.epoch, offset: envelope.offset };
+    this._emit('message', decodeEnvelope(envelope));
+  };
+
+  /** Called by sessions when a subscription is confirmed. */
+  Client.prototype._subscribed = function (reply) {
+    var state = this._channels[reply.channel];
+    if (!state) return;
+    if (reply.recovered === false) {
+      var lost = state.position;
+      state.position = { epoch: reply.epoch, offset: reply.offset };
+      this._emit('recoveryfailed', { channel: reply.channel, lostPosition: lost, position: state.position });
+    } else if (!state.position) {
+      state.position = { epoch: reply.epoch, offset: reply.offset };
+    }
+    this._emit('subscribed', { channel: reply.channel, recovered: reply.recovered, epoch: reply.epoch, offset: reply.offset });
+    var index = this._awaiting ? this._awaiting.indexOf(reply.channel) : -1;
+    if (index >= 0) {
+      this._awaiting.splice(index, 1);
+      this._announceOpen();
+    }
+  };
+
+  Client.prototype._presence = function (type, event) {
+    this._emit(type, { channel: event.channel, client: event.client });
+  };
+
+  // ---- Sessions: one per transport, each a thin adapter ------------------------------------
+  //
+  // A session has start(), stop(), fail(reason), subscribe(channel, position),
+  // unsubscribe(channel), optionally publish(channel, data), and an `open` flag. It reports
+  // through the hooks it was given (open, lost) and the client's _deliver/_subscribed/_presence.
+
+  function WebSocketSession(client, hooks) {
+    this.client = client;
+    this.hooks = hooks;
+    this.open = false;
+    this.pending = {};
+    this.nextRef = 1;
+  }
+
+  WebSocketSession.prototype.start = function () {
+    var self = this;
+    var url = this.client.url.replace(/^http/, 'ws') + '/ws';
+    var socket;
+    try {
+      socket = new global.WebSocket(url, 'squall.v1');
+    } catch (error) {
+      setTimeout(function () { self.fail({ reason: String(error) }); }, 0);
+      return;
+    }
+    this.socket = socket;
+    socket.onmessage = function (event) { self.receive(JSON.parse(event.data)); };
+    socket.onclose = function (event) { self.fail({ code: event.code, reason: event.reason || 'socket closed' }); };
+    socket.onerror = function () { /* onclose follows */ };
+  };
+
+  WebSocketSession.prototype.receive = function (event) {
+    var client = this.client;
+    switch (event.type) {
+      case 'welcome':
+        client.clientId = event.client;
+        this.open = true;
+        this.hooks.open();
+        break;
+      case 'message': client._deliver(event); break;
+      case 'subscribed': client._subscribed(event); break;
+      case 'join': case 'leave': client._presence(event.type, event); break;
+      case 'published': case 'error': {
+        var waiter = this.pending[event.ref];
+        delete this.pending[event.ref];
+        if (waiter) {
+          if (event.type === 'error') waiter.reject(new Error(event.code + ': ' + event.message));
+          else waiter.resolve({ id: event.id, epoch: event.epoch, offset: event.offset, time: event.time });
+        } else if (event.type === 'error') {
+          client._emit('error', { message: event.code + ': ' + event.message, code: event.code });
+        }
+        break;
+      }
+    }
+  };
+
+  WebSocketSession.prototype.request = function (body) {
+    if (this.socket && this.socket.readyState === 1) this.socket.send(JSON.stringify(body));
+  };
+
+  WebSocketSession.prototype.subscribe = function (channel, position) {
+    var state = this.client._channels[channel] || {};
+    var body = { op: 'subscribe', channel: channel, presence: !!(this.client.options.presence && state.presence) };
+    if (this.client.options.name) body.info = { name: this.client.options.name };
+    if (position) body.since = position;
+    this.request(body);
+  };
+
+  WebSocketSession.prototype.unsubscribe = function (channel) {
+    this.request({ op: 'unsubscribe', channel: channel });
+  };
+
+  WebSocketSession.prototype.publish = function (channel, data) {
+    var self = this;
+    var ref = 'p' + this.nextRef++;
+    return new Promise(function (resolve, reject) {
+      self.pending[ref] = { resolve: resolve, reject: reject };
+      var body = { op: 'publish', channel: channel, ref: ref };
+      if (typeof data === 'string') body.data = data;
+      else { body.data = toBase64(data); body.encoding = 'base64'; }
+      self.request(body);
+    });
+  };
+
+  WebSocketSession.prototype.fail = function (reason) {
+    if (this.stopped) return;
+    this.rejectPending(reason);
+    this.hooks.lost(reason);
+  };
+
+  WebSocketSession.prototype.rejectPending = function (reason) {
+    var pending = this.pending;
+    this.pending = {};
+    Object.keys(pending).forEach(function (ref) { pending[ref].reject(new Error('connection lost: ' + (reason && reason.reason))); });
+  };
+
+  WebSocketSession.prototype.stop = function () {
+    this.stopped = true;
+    this.open = false;
+    this.rejectPending({ reason: 'stopped' });
+    if (this.socket) {
+      this.socket.onclose = this.socket.onmessage = this.socket.onerror = null;
+      try { this.socket.close(); } catch (ignored) { /* already closed */ }
+    }
+  };
+
+  /** Server-Sent Events: one EventSource per channel; publishing goes over HTTP POST. */
+  function EventSourceSession(client, hooks) {
+    this.client = client;
+    this.hooks = hooks;
+    this.open = false;
+    this.sources = {};
+  }
+
+  EventSourceSession.prototype.start = function () {
+    var self = this;
+    if (typeof global.EventSource !== 'function') {
+      setTimeout(function () { self.fail({ reason: 'EventSource is not available' }); }, 0);
+      return;
+    }
+    probe(this);
+  };
+
+  EventSourceSession.prototype.subscribe = function (channel, position) {
+    var self = this;
+    var client = this.client;
+    var state = client._channels[channel] || {};
+    var query = [];
+    if (position) query.push('since=' + encodeURIComponent(position.epoch + ':' + position.offset));
+    if (client.options.presence && state.presence) query.push('presence=1');
+    if (client.options.name) query.push('name=' + encodeURIComponent(client.options.name));
+    var source = new global.EventSource(client.url + '/channels/' + encodeURIComponent(channel) + '/events' + (query.length ? '?' + query.join('&') : ''));
+    this.sources[channel] = source;
+    source.addEventListener('subscribed', function (event) { client._subscribed(JSON.parse(event.data)); });
+    source.addEventListener('message', function (event) { client._deliver(JSON.parse(event.data)); });
+    source.addEventListener('join', function (event) { client._presence('join', JSON.parse(event.data)); });
+    source.addEventListener('leave', function (event) { client._presence('leave', JSON.parse(event.data)); });
+    // The browser would reconnect an EventSource on its own, but then the client could not tell
+    // the application, back off, or fall back: any error ends the session, and the client
+    // reconnects every channel from the positions it tracked.
+    source.onerror = function () { self.fail({ reason: 'event stream failed' }); };
+  };
+
+  EventSourceSession.prototype.unsubscribe = function (channel) {
+    if (this.sources[channel]) this.sources[channel].close();
+    delete this.sources[channel];
+  };
+
+  EventSourceSession.prototype.fail = function (reason) {
+    if (this.stopped) return;
+    this.hooks.lost(reason);
+  };
+
+  EventSourceSession.prototype.stop = function () {
+    this.stopped = true;
+    this.open = false;
+    var sources = this.sources;
+    Object.keys(sources).forEach(function (channel) { sources[channel].close(); });
+    this.sources = {};
+  };
+
+  /** Long and short polling: one request loop per channel; stateless on the server. */
+  function PollingSession(client, hooks, wait) {
+    this.client = client;
+    this.hooks = hooks;
+    this.wait = wait;
+    this.open = false;
+    this.loops = {};
+  }
+
+  PollingSession.prototype.start = function () {
+    probe(this);
+  };
+
+  /** Opens an HTTP-based session once the server answers, so that an unreachable server is a
+   *  failure to open rather than an open transport that never delivers. */
+  function probe(session) {
+    getJSON(session.client.url + '/healthz').then(function () {
+      if (session.stopped) return;
+      session.open = true;
+      session.hooks.open();
+    }, function (error) { session.fail({ reason: String(error) }); });
+  }
+
+  PollingSession.prototype.subscribe = function (channel, position) {
+    var self = this;
+    var client = this.client;
+    var loop = { active: true };
+    this.loops[channel] = loop;
+    var path = client.url + '/channels/' + encodeURIComponent(channel);
+    var since = position;
+    var resuming = !!position;
+    function fail(error) {
+      if (loop.active && !self.stopped) self.fail({ reason: String(error) });
+    }
+    function poll() {
+      if (!loop.active || self.stopped) return;
+      var query = 'wait=' + self.wait + '&since=' + encodeURIComponent(since.epoch + ':' + since.offset);
+      loop.controller = typeof AbortController === 'function' ? new AbortController() : null;
+      getJSON(path + '/messages?' + query, loop.controller).then(function (page) {
+        if (!loop.active || self.stopped) return;
+        if (resuming || page.recovered === false) {
+          client._subscribed({ channel: channel, epoch: page.epoch, offset: page.offset, recovered: page.recovered });
+          resuming = false;
+        }
+        page.messages.forEach(function (envelope) { client._deliver(envelope); });
+        since = { epoch: page.epoch, offset: page.offset };
+        if (self.wait > 0) poll(); else loop.timer = setTimeout(poll, client.options.shortPollInterval);
+      }, fail);
+    }
+    if (since) return poll();
+    // A fresh subscription starts from now, as on the other transports.
+    getJSON(path + '/history?limit=1').then(function (head) {
+      if (!loop.active || self.stopped) return;
+      client._subscribed({ channel: channel, epoch: head.epoch, offset: head.offset });
+      since = { epoch: head.epoch, offset: head.offset };
+      poll();
+    }, fail);
+  };
+
+  PollingSession.prototype.unsubscribe = function (channel) {
+    var loop = this.loops[channel];
+    if (!loop) return;
+    loop.active = false;
+    clearTimeout(loop.timer);
+    if (loop.controller) loop.controller.abort();
+    delete this.loops[channel];
+  };
+
+  PollingSession.prototype.fail = function (reason) {
+    if (this.stopped) return;
+    this.hooks.lost(reason);
+  };
+
+  PollingSession.prototype.stop = function () {
+    this.stopped = true;
+    this.open = false;
+    Object.keys(this.loops).forEach(this.unsubscribe, this);
+  };
+
+  function LongPollSession(client, hooks) { PollingSession.call(this, client, hooks, client.options.longPollWait); }
+  LongPollSession.prototype = Object.create(PollingSession.prototype);
+  function ShortPollSession(client, hooks) { PollingSession.call(this, client, hooks, 0); }
+  ShortPollSession.prototype = Object.create(PollingSession.prototype);
+
+  var SESSIONS = {
+    websocket: WebSocketSession,
+    sse: EventSourceSession,
+    longpoll: LongPollSession,
+    shortpoll: ShortPollSession
+  };
+
+  // ---- HTTP and encoding helpers -------------------------------------------------------------
+
+  function getJSON(url, controller) {
+    return fetch(url, { cache: 'no-store', signal: controller ? controller.signal : undefined }).then(function (response) {
+      return response.json().then(function (body) {
+        if (!response.ok) throw new Error((body.error && body.error.code) || response.status);
+        return body;
+      });
+    });
+  }
+
+  function httpPublish(base, channel, data) {
+    var binary = typeof data !== 'string';
+    return fetch(base + '/channels/' + encodeURIComponent(channel) + '/messages', {
+      method: 'POST',
+      headers: { 'Content-Type': binary ? 'application/octet-stream' : 'text/plain; charset=utf-8' },
+      body: data
+    }).then(function (response) {
+      return response.json().then(function (body) {
+        if (!response.ok) throw new Error((body.error && body.error.code) || response.status);
+        return { id: body.id, epoch: body.epoch, offset: body.offset, time: body.time };
+      });
+    });
+  }
+
+  function decodeEnvelope(envelope) {
+    var data = envelope.encoding === 'base64' ? fromBase64(envelope.data) : envelope.data;
+    return {
+      channel: envelope.channel,
+      data: data,
+      id: envelope.id,
+      epoch: envelope.epoch,
+      offset: envelope.offset,
+      time: new Date(envelope.time),
+      publisher: envelope.publisher || null
+    };
+  }
+
+  function toBase64(data) {
+    var bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    var text = '';
+    for (var i = 0; i < bytes.length; i++) text += String.fromCharCode(bytes[i]);
+    return global.btoa(text);
+  }
+
+  function fromBase64(text) {
+    var raw = global.atob(text);
+    var bytes = new Uint8Array(raw.length);
+    for (var i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
+    return bytes.buffer;
+  }
+
+  global.Squall = { Client: Client, TRANSPORTS: TRANSPORTS, version: '1' };
+})(typeof globalThis !== 'undefined' ? globalThis : window);

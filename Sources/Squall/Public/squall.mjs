@@ -1,0 +1,7 @@
+// squall.js as an ES module: `import Squall, { Client } from '/squall.mjs'`.
+import './squall.js';
+
+const Squall = globalThis.Squall;
+export default Squall;
+export const Client = Squall.Client;
+export const TRANSPORTS = Squall.TRANSPORTS;

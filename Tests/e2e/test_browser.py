@@ -1,0 +1,218 @@
+"""squall.js and the demo chat in a real headless Chromium, driven by Selenium."""
+import json
+import time
+import urllib.request
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from conftest import Squall, free_port
+from proxy import CuttableProxy
+
+TRANSPORTS = ["websocket", "sse", "longpoll", "shortpoll"]
+
+
+def page_url(base, **params):
+    query = "&".join(f"{key}={value}" for key, value in params.items())
+    return f"{base}/?{query}"
+
+
+def wait_until(driver, condition, timeout=20, message=""):
+    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(lambda d: condition(d), message)
+
+
+def wait_connected(driver, transport=None, timeout=20):
+    def connected(d):
+        state = d.execute_script("return window.chat && chat.client && [chat.client.readyState, chat.client.transport]")
+        return state and state[0] == 1 and (transport is None or state[1] == transport)
+
+    wait_until(driver, connected, timeout, f"page did not connect over {transport}")
+    # The subscription is confirmed after open; wait for it so nothing sent next is missed.
+    wait_until(driver, lambda d: d.execute_script(
+        "var s = chat.client._channels[chat.room]; return !!(s && s.position)"), timeout, "not subscribed")
+
+
+def say(driver, text):
+    box = driver.find_element(By.ID, "text")
+    box.send_keys(text)
+    driver.find_element(By.ID, "send").click()
+
+
+def shown(driver):
+    """[(nick, text)] of every message on the page, in order."""
+    return [
+        (item.find_element(By.CLASS_NAME, "nick").text, item.find_element(By.CLASS_NAME, "text").text)
+        for item in driver.find_elements(By.CSS_SELECTOR, "#messages li")
+    ]
+
+
+def wait_shown(driver, expected, timeout=20):
+    wait_until(driver, lambda d: shown(d) == expected, timeout, f"expected {expected}, page shows {shown(driver)}")
+
+
+def publish(port, room, nick, text):
+    body = json.dumps({"nick": nick, "text": text}).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/channels/{room}/messages", data=body, method="POST")
+    urllib.request.urlopen(request, timeout=5).read()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_two_browsers_chat(squall, browser, transport):
+    server = squall("--log-level", "error")
+    alice = browser(page_url(server.http, transport=transport, nick="alice", room="duo"))
+    bob = browser(page_url(server.http, transport=transport, nick="bob", room="duo"))
+    wait_connected(alice, transport)
+    wait_connected(bob, transport)
+
+    say(alice, "hi bob")
+    wait_shown(bob, [("alice", "hi bob")])
+    say(bob, "hi alice")
+    wait_shown(alice, [("alice", "hi bob"), ("bob", "hi alice")])
+    wait_shown(bob, [("alice", "hi bob"), ("bob", "hi alice")])
+    assert alice.find_element(By.ID, "status").text == f"connected via {transport}"
+
+
+def test_presence_shows_who_is_online(squall, browser):
+    # A short heartbeat: the server notices the closed SSE stream at its next write.
+    server = squall("--log-level", "error", "--sse-heartbeat", "0.5")
+    alice = browser(page_url(server.http, transport="websocket", nick="alice", room="party"))
+    wait_connected(alice)
+    carol = browser(page_url(server.http, transport="sse", nick="carol", room="party"))
+    wait_connected(carol)
+
+    def names(d):
+        return sorted(item.text for item in d.find_elements(By.CSS_SELECTOR, "#presence li"))
+
+    wait_until(alice, lambda d: names(d) == ["alice", "carol"], message="alice sees both")
+    carol.quit()
+    wait_until(alice, lambda d: names(d) == ["alice"], message="carol left")
+
+
+BLOCK_WEBSOCKET = """
+window.WebSocket = function () {
+  var socket = this;
+  setTimeout(function () {
+    if (socket.onerror) socket.onerror(new Event('error'));
+    if (socket.onclose) socket.onclose({ code: 1006, reason: '' });
+  }, 10);
+};
+"""
+
+KILL_WEBSOCKET_AFTER_OPEN = """
+(function () {
+  var Real = window.WebSocket;
+  window.WebSocket = function (url, protocols) {
+    var socket = new Real(url, protocols);
+    socket.addEventListener('open', function () { setTimeout(function () { socket.close(); }, 300); });
+    return socket;
+  };
+  window.WebSocket.OPEN = Real.OPEN;
+})();
+"""
+
+
+@pytest.mark.parametrize("block", [BLOCK_WEBSOCKET, KILL_WEBSOCKET_AFTER_OPEN], ids=["blocked", "killed-after-open"])
+def test_falls_back_when_websocket_is_blocked(squall, browser, block):
+    server = squall("--log-level", "error")
+    page = browser(page_url(server.http, nick="fallback", room="fb"), before_load=block)
+    wait_connected(page, "sse", timeout=30)
+    other = browser(page_url(server.http, transport="websocket", nick="ws", room="fb"))
+    wait_connected(other, "websocket")
+    say(other, "over websocket")
+    wait_shown(page, [("ws", "over websocket")])
+    say(page, "over sse")
+    wait_shown(other, [("ws", "over websocket"), ("fallback", "over sse")])
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_network_drop_resumes_without_loss_or_duplicates(squall, browser, transport):
+    server = squall("--log-level", "error")
+    proxy = CuttableProxy(server.port)
+    try:
+        page = browser(page_url(f"http://127.0.0.1:{proxy.port}", transport=transport, nick="reader", room="drop"))
+        wait_connected(page, transport)
+        publish(server.port, "drop", "writer", "before the drop")
+        wait_shown(page, [("writer", "before the drop")])
+
+        proxy.cut()
+        wait_until(page, lambda d: d.execute_script("return chat.client.readyState") != 1, message="page noticed the drop")
+        for n in (1, 2, 3):
+            publish(server.port, "drop", "writer", f"while away {n}")
+        proxy.restore()
+
+        expected = [("writer", "before the drop")] + [("writer", f"while away {n}") for n in (1, 2, 3)]
+        wait_shown(page, expected, timeout=30)
+        publish(server.port, "drop", "writer", "after")
+        wait_shown(page, expected + [("writer", "after")])
+        assert page.find_element(By.ID, "recovery").is_displayed() is False
+    finally:
+        proxy.close()
+
+
+@pytest.mark.parametrize("transport", ["websocket", "sse", "longpoll"])
+def test_server_restart_reconnects_and_shows_the_reload_event(squall, browser, transport):
+    port = free_port()
+    first = squall("--port", str(port), "--log-level", "error")
+    page = browser(page_url(first.http, transport=transport, nick="survivor", room="phoenix"))
+    wait_connected(page, transport)
+    publish(port, "phoenix", "old", "before the restart")
+    wait_shown(page, [("old", "before the restart")])
+
+    first.stop()
+    second = squall("--port", str(port), "--log-level", "error")
+    # The memory log started a new epoch: the position cannot be resumed, and the page says so.
+    wait_until(page, lambda d: d.find_element(By.ID, "recovery").is_displayed(), 30, "no reload event shown")
+    wait_connected(page, transport)
+    publish(second.port, "phoenix", "new", "after the restart")
+    wait_shown(page, [("old", "before the restart"), ("new", "after the restart")])
+
+
+def test_markup_in_messages_is_shown_as_text(squall, browser):
+    server = squall("--log-level", "error")
+    sender = browser(page_url(server.http, transport="websocket", nick="<b>mallory</b>", room="xss"))
+    reader = browser(page_url(server.http, transport="sse", nick="reader", room="xss"))
+    wait_connected(sender)
+    wait_connected(reader)
+    attack = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
+    say(sender, attack)
+    for page in (sender, reader):
+        wait_shown(page, [("<b>mallory</b>", attack)])
+        assert page.execute_script("return window.pwned") is None
+        assert page.find_elements(By.CSS_SELECTOR, "#messages img, #messages script, #messages b") == []
+
+
+def test_client_works_as_an_es_module_and_mirrors_the_websocket_api(squall, browser):
+    server = squall("--log-level", "error")
+    page = browser(f"{server.http}/healthz")
+    result = page.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        import('/squall.mjs').then(({ default: Squall, Client }) => {
+          const client = new Client(location.origin, { channel: 'mod', transports: ['websocket'] });
+          const seen = [];
+          client.addEventListener('open', () => client.send('from a module'));
+          client.onmessage = (event) => {
+            seen.push(event.data);
+            client.close();
+          };
+          client.onclose = () => done({ seen, transport: client.transport, same: Squall.Client === Client });
+        }, (error) => done({ error: String(error) }));
+    """)
+    assert result == {"seen": ["from a module"], "transport": "websocket", "same": True}
+
+
+def test_demo_fits_a_phone(squall, browser):
+    server = squall("--log-level", "error")
+    phone = browser()
+    # Chromium windows have a minimum width; a phone is emulated instead, as DevTools does.
+    phone.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": 390, "height": 844, "deviceScaleFactor": 3, "mobile": True})
+    phone.get(page_url(server.http, nick="phone", room="small"))
+    wait_connected(phone)
+    width = phone.execute_script("return document.documentElement.scrollWidth")
+    assert width <= 390, f"the page scrolls sideways at phone width ({width}px)"
+    assert phone.find_element(By.ID, "text").is_displayed()
+    # One column: the message list takes the width, and who-is-online sits below it.
+    messages = phone.find_element(By.ID, "messages").rect
+    online = phone.find_element(By.ID, "presence").rect
+    assert messages["width"] >= 340, messages
+    assert online["y"] > messages["y"] + messages["height"], (messages, online)
