@@ -1,0 +1,55 @@
+"""Takes docs/demo.png: the demo chat with two people talking, in headless Chromium.
+
+Run after `scripts/test` has made .venv-test:  .venv-test/bin/python scripts/screenshot.py
+"""
+import json
+import os
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "Tests" / "e2e"))
+
+from conftest import Squall  # noqa: E402
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+
+
+def main():
+    server = Squall(["--log-level", "error"], {}).wait_ready()
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,720", "--hide-scrollbars"):
+        options.add_argument(flag)
+    pages = []
+    try:
+        for nick, transport in (("ada", "websocket"), ("grace", "sse")):
+            page = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
+            page.get(f"{server.http}/?nick={nick}&room=lobby&transport={transport}")
+            pages.append(page)
+        time.sleep(1.5)
+        lines = [
+            ("ada", "Short polling asks every second; most answers are empty."),
+            ("grace", "Long polling waits for news — but proxies cut it at 60 s, so Squall answers at 25."),
+            ("ada", "And WebSocket just pushes. Same log, same order, whichever you use."),
+            ("grace", "<script>alert('hi')</script> stays text, by the way."),
+        ]
+        for nick, text in lines:
+            body = json.dumps({"nick": nick, "text": text}).encode()
+            request = urllib.request.Request(f"{server.http}/channels/lobby/messages", data=body, method="POST")
+            urllib.request.urlopen(request, timeout=5).read()
+            time.sleep(0.2)
+        time.sleep(5.5)  # a presence refresh
+        out = ROOT / "docs" / "demo.png"
+        pages[0].save_screenshot(str(out))
+        print(f"wrote {out.relative_to(ROOT)}")
+    finally:
+        for page in pages:
+            page.quit()
+        server.stop()
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("SQUALL_BIN", str(ROOT / ".build" / "debug" / "squall"))
+    main()
