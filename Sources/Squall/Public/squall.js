@@ -482,8 +482,9 @@
 
   // ---- HTTP and encoding helpers -------------------------------------------------------------
 
-  function getJSON(url, controller) {
-    return fetch(url, { cache: 'no-store', signal: controller ? controller.signal : undefined }).then(function (response) {
+  /** fetch, then the JSON body; a non-2xx answer rejects with the server's error code. */
+  function requestJSON(url, init) {
+    return fetch(url, Object.assign({ cache: 'no-store' }, init)).then(function (response) {
       return response.json().then(function (body) {
         if (!response.ok) throw new Error((body.error && body.error.code) || response.status);
         return body;
@@ -491,17 +492,18 @@
     });
   }
 
+  function getJSON(url, controller) {
+    return requestJSON(url, { signal: controller ? controller.signal : undefined });
+  }
+
   function httpPublish(base, channel, data) {
     var binary = typeof data !== 'string';
-    return fetch(base + '/channels/' + encodeURIComponent(channel) + '/messages', {
+    return requestJSON(base + '/channels/' + encodeURIComponent(channel) + '/messages', {
       method: 'POST',
       headers: { 'Content-Type': binary ? 'application/octet-stream' : 'text/plain; charset=utf-8' },
       body: data
-    }).then(function (response) {
-      return response.json().then(function (body) {
-        if (!response.ok) throw new Error((body.error && body.error.code) || response.status);
-        return { id: body.id, epoch: body.epoch, offset: body.offset, time: body.time };
-      });
+    }).then(function (body) {
+      return { id: body.id, epoch: body.epoch, offset: body.offset, time: body.time };
     });
   }
 
