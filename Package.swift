@@ -10,6 +10,7 @@ let package = Package(
     products: [
         .library(name: "SquallCore", targets: ["SquallCore"]),
         .library(name: "Squall", targets: ["Squall"]),
+        .library(name: "SquallBench", targets: ["SquallBench"]),
         .executable(name: "squall", targets: ["squall"]),
     ],
     dependencies: [
@@ -21,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", exact: "2.13.0"),
         .package(url: "https://github.com/swift-server/async-http-client", exact: "1.37.0"),
         .package(url: "https://github.com/apple/swift-collections", exact: "1.6.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", exact: "0.2.0"),
     ],
     targets: [
         .target(
@@ -42,10 +44,19 @@ let package = Package(
             ],
             resources: [.copy("Public")]
         ),
+        .target(
+            name: "SquallBench",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
         .executableTarget(
             name: "squall",
             dependencies: [
                 "Squall",
+                "SquallBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -59,6 +70,7 @@ let package = Package(
             name: "SquallTests",
             dependencies: [
                 "Squall",
+                "SquallBench",
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -1,0 +1,279 @@
+import NIOCore
+import NIOPosix
+
+/// Where a benchmark connects: a `ws://host:port/path` URL.
+public struct BenchTarget: Sendable, CustomStringConvertible {
+    /// Host to connect to (loopback for every benchmark Squall ships).
+    public let host: String
+    /// TCP port.
+    public let port: Int
+    /// Path and query sent in the upgrade request.
+    public let path: String
+
+    /// Parses `ws://host:port/path`; `nil` for anything else (no `wss://`: benchmarks measure
+    /// the server, not TLS).
+    public init?(url: String) {
+        guard url.hasPrefix("ws://") else { return nil }
+        let rest = url.dropFirst(5)
+        let slash = rest.firstIndex(of: "/") ?? rest.endIndex
+        let authority = rest[..<slash]
+        path = slash == rest.endIndex ? "/" : String(rest[slash...])
+        if let colon = authority.lastIndex(of: ":"), let port = Int(authority[authority.index(after: colon)...]) {
+            host = String(authority[..<colon]).trimmingCharacters(in: ["[", "]"])
+            self.port = port
+        } else {
+            host = String(authority)
+            port = 80
+        }
+    }
+
+    /// The URL.
+    public var description: String { "ws://\(host):\(port)\(path)" }
+}
+
+/// What a ``BenchSocket`` reports from its event loop.
+protocol BenchSocketDelegate: AnyObject {
+    /// The handshake completed.
+    func opened(_ socket: BenchSocket)
+    /// A whole data frame arrived (text or binary); `payload` is only valid during the call.
+    func received(_ socket: BenchSocket, payload: ByteBufferView)
+    /// All frames of one read have been handed over: a good moment to send more.
+    func readComplete(_ socket: BenchSocket)
+    /// The connection ended.
+    func closed(_ socket: BenchSocket)
+}
+
+/// A minimal WebSocket client for load generation: it reads whatever the socket holds in one
+/// go and walks the frames in place, with no per-frame allocation or task hop — a benchmark
+/// client that did one async read per delivery would measure itself, not the server.
+///
+/// It speaks just enough RFC 6455 for the seed's broadcast contract: the upgrade, unfragmented
+/// data frames both ways (masked when sent, as clients must), pongs for pings, and a close.
+/// Everything happens on the channel's event loop: callers off the loop reach a socket only
+/// through `loop.execute`/`submit`, which is why it may cross into those closures.
+final class BenchSocket: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let target: BenchTarget
+    private let delegate: any BenchSocketDelegate
+    private var buffer = ByteBuffer()
+    private var isOpen = false
+    private(set) var context: ChannelHandlerContext?
+    private var mask: [UInt8] = [0x37, 0xfa, 0x21, 0x3d]
+
+    init(target: BenchTarget, delegate: any BenchSocketDelegate) {
+        self.target = target
+        self.delegate = delegate
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        self.context = context
+        mask = (0..<4).map { _ in UInt8.random(in: 0...255) }
+        let key = (0..<16).map { _ in UInt8.random(in: 0...255) }
+        var request = context.channel.allocator.buffer(capacity: 256)
+        request.writeString(
+            "GET \(target.path) HTTP/1.1\r\nHost: \(target.host):\(target.port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Key: \(base64(key))\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        context.writeAndFlush(wrapOutboundOut(request), promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        buffer.writeBuffer(&incoming)
+        if !isOpen {
+            guard let end = buffer.readableBytesView.firstRange(of: Array("\r\n\r\n".utf8)) else { return }
+            let headLength = end.upperBound - buffer.readerIndex
+            let head = buffer.readString(length: headLength) ?? ""
+            guard head.hasPrefix("HTTP/1.1 101") else {
+                context.close(promise: nil)
+                return
+            }
+            isOpen = true
+            delegate.opened(self)
+        }
+        parseFrames(context: context)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        buffer.discardReadBytes()
+        if isOpen { delegate.readComplete(self) }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.context = nil
+        delegate.closed(self)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    private func parseFrames(context: ChannelHandlerContext) {
+        while buffer.readableBytes >= 2 {
+            let start = buffer.readerIndex
+            let first = buffer.getInteger(at: start, as: UInt8.self)!
+            let second = buffer.getInteger(at: start + 1, as: UInt8.self)!
+            var headerLength = 2
+            var length = Int(second & 0x7f)
+            if length == 126 {
+                guard buffer.readableBytes >= 4 else { return }
+                length = Int(buffer.getInteger(at: start + 2, as: UInt16.self)!)
+                headerLength = 4
+            } else if length == 127 {
+                guard buffer.readableBytes >= 10 else { return }
+                length = Int(buffer.getInteger(at: start + 2, as: UInt64.self)!)
+                headerLength = 10
+            }
+            guard buffer.readableBytes >= headerLength + length else { return }
+            let payload = buffer.readableBytesView[(start + headerLength)..<(start + headerLength + length)]
+            switch first & 0x0f {
+            case 0x1, 0x2:
+                delegate.received(self, payload: payload)
+            case 0x8:
+                context.close(promise: nil)
+            case 0x9:
+                send(opcode: 0xA, payload: Array(payload), flush: true)
+            default:
+                break
+            }
+            buffer.moveReaderIndex(forwardBy: headerLength + length)
+        }
+    }
+
+    /// Queues a masked text frame; `flush` sends everything queued.
+    func sendText(_ bytes: [UInt8], flush: Bool) {
+        send(opcode: 0x1, payload: bytes, flush: flush)
+    }
+
+    /// Sends a close frame and closes the connection.
+    func close() {
+        guard let context else { return }
+        send(opcode: 0x8, payload: [0x03, 0xE8], flush: true)
+        context.close(promise: nil)
+    }
+
+    private func send(opcode: UInt8, payload: [UInt8], flush: Bool) {
+        guard let context else { return }
+        var frame = context.channel.allocator.buffer(capacity: payload.count + 14)
+        frame.writeInteger(0x80 | opcode)
+        if payload.count < 126 {
+            frame.writeInteger(UInt8(0x80 | payload.count))
+        } else if payload.count <= 0xFFFF {
+            frame.writeInteger(UInt8(0x80 | 126))
+            frame.writeInteger(UInt16(payload.count))
+        } else {
+            frame.writeInteger(UInt8(0x80 | 127))
+            frame.writeInteger(UInt64(payload.count))
+        }
+        frame.writeBytes(mask)
+        for (index, byte) in payload.enumerated() {
+            frame.writeInteger(byte ^ mask[index & 3])
+        }
+        if flush {
+            context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+        } else {
+            context.write(wrapOutboundOut(frame), promise: nil)
+        }
+    }
+
+    private func base64(_ bytes: [UInt8]) -> String {
+        let table = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+        var out = ""
+        var index = 0
+        while index < bytes.count {
+            let chunk = bytes[index..<min(index + 3, bytes.count)]
+            let value = chunk.enumerated().reduce(0) { $0 | Int($1.element) << (16 - 8 * $1.offset) }
+            for position in 0..<4 {
+                out.append(position <= chunk.count ? table[(value >> (18 - 6 * position)) & 63] : "=")
+            }
+            index += 3
+        }
+        return out
+    }
+}
+
+/// Opens `count` sockets to `target` on `loop`, `concurrency` at a time; returns them once each
+/// has completed its handshake. Fails if one cannot connect.
+func openSockets(
+    _ count: Int,
+    to target: BenchTarget,
+    on loop: any EventLoop,
+    concurrency: Int = 64,
+    delegate: @escaping @Sendable () -> any BenchSocketDelegate & Sendable
+) async throws -> [BenchSocket] {
+    var sockets: [BenchSocket] = []
+    var next = 0
+    while next < count {
+        let batch = min(concurrency, count - next)
+        let opened = try await withThrowingTaskGroup(of: BenchSocket.self) { group in
+            for _ in 0..<batch {
+                group.addTask { try await connect(target, on: loop, delegate: delegate()) }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        sockets += opened
+        next += batch
+    }
+    return sockets
+}
+
+/// Connects one socket and waits for its handshake.
+func connect(_ target: BenchTarget, on loop: any EventLoop, delegate: any BenchSocketDelegate & Sendable) async throws -> BenchSocket {
+    let handshake = loop.makePromise(of: Void.self)
+    let waiter = HandshakeWaiter(inner: delegate, promise: handshake)
+    let channel = try await ClientBootstrap(group: loop)
+        .channelOption(.socketOption(.tcp_nodelay), value: 1)
+        .channelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(BenchSocket(target: target, delegate: waiter))
+            }
+        }
+        .connect(host: target.host, port: target.port)
+        .get()
+    try await handshake.futureResult.get()
+    return try await channel.pipeline.handler(type: BenchSocket.self).get()
+}
+
+/// Completes a promise on the handshake (or on close before it), then forwards everything.
+private final class HandshakeWaiter: BenchSocketDelegate, @unchecked Sendable {
+    // Touched only on the socket's event loop.
+    private let inner: any BenchSocketDelegate
+    private var promise: EventLoopPromise<Void>?
+
+    init(inner: any BenchSocketDelegate, promise: EventLoopPromise<Void>) {
+        self.inner = inner
+        self.promise = promise
+    }
+
+    func opened(_ socket: BenchSocket) {
+        promise?.succeed()
+        promise = nil
+        inner.opened(socket)
+    }
+
+    func received(_ socket: BenchSocket, payload: ByteBufferView) { inner.received(socket, payload: payload) }
+    func readComplete(_ socket: BenchSocket) { inner.readComplete(socket) }
+
+    func closed(_ socket: BenchSocket) {
+        promise?.fail(BenchError.handshakeFailed)
+        promise = nil
+        inner.closed(socket)
+    }
+}
+
+/// Why a benchmark could not run.
+public enum BenchError: Error, CustomStringConvertible {
+    /// The server refused or dropped a WebSocket upgrade.
+    case handshakeFailed
+    /// Subscribers did not all receive the warm-up message in time.
+    case warmUpTimedOut
+
+    public var description: String {
+        switch self {
+        case .handshakeFailed: "the WebSocket handshake failed (is the URL a WebSocket endpoint?)"
+        case .warmUpTimedOut: "not every subscriber received the warm-up message within 10 s"
+        }
+    }
+}

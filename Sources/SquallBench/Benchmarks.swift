@@ -1,0 +1,359 @@
+import Foundation
+import Histogram
+import NIOCore
+import NIOPosix
+
+/// Load generators for any server with the seed's broadcast contract (every text message sent
+/// to the endpoint reaches every client on it): Squall's `/msg`, Tornado, `websockets`, `ws`,
+/// gorilla. Every run is bounded in count and time and stops by itself. The client runs on one
+/// event loop thread and reports its own CPU time, so that a saturated client is not mistaken
+/// for a slow server.
+public enum Benchmarks {
+    /// Fan-out: `subscribers` clients and one publisher; `messages` messages of `size` bytes
+    /// sent as fast as the subscribers take them, at most `window` messages in flight.
+    public static func fanout(
+        _ target: BenchTarget,
+        subscribers: Int,
+        messages: Int,
+        size: Int,
+        window: Int = 64,
+        timeout: Duration = .seconds(60)
+    ) async throws -> FanoutResult {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let driver = FanoutDriver(loop: loop, subscribers: subscribers, messages: messages, size: size, window: window)
+        let subscribers = try await openSockets(subscribers, to: target, on: loop) { driver }
+        let publisher = try await connect(target, on: loop, delegate: driver)
+        defer { loop.execute { (subscribers + [publisher]).forEach { $0.close() } } }
+        let usage = CPUUsage()
+        let start = ContinuousClock.now
+        try await driver.run(publisher: publisher, timeout: timeout)
+        let elapsed = ContinuousClock.now - start
+        let delivered = try await loop.submit { driver.delivered }.get()
+        return FanoutResult(
+            subscribers: subscribers.count,
+            messages: messages,
+            size: size,
+            delivered: delivered,
+            seconds: elapsed.seconds,
+            clientCPUSeconds: usage.elapsed()
+        )
+    }
+
+    /// Latency: `subscribers` clients; the publisher sends `rate` messages per second for
+    /// `duration`; every delivery's delay from send to receipt goes into an HdrHistogram.
+    public static func latency(
+        _ target: BenchTarget,
+        subscribers: Int,
+        rate: Int,
+        duration: Duration,
+        size: Int = 64
+    ) async throws -> LatencyResult {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let driver = LatencyDriver(size: max(size, 20))
+        let sockets = try await openSockets(subscribers, to: target, on: loop) { driver }
+        let publisher = try await connect(target, on: loop, delegate: driver)
+        defer { loop.execute { (sockets + [publisher]).forEach { $0.close() } } }
+        try await driver.warmUp(publisher: publisher, subscribers: subscribers, on: loop)
+        let usage = CPUUsage()
+        let count = Int((Double(rate) * duration.seconds).rounded())
+        let interval = TimeAmount.nanoseconds(Int64(1e9 / Double(max(rate, 1))))
+        try await driver.publish(count, every: interval, on: publisher, loop: loop)
+        let deadline = ContinuousClock.now + .seconds(5)
+        while try await loop.submit({ driver.histogram.totalCount }).get() < UInt64(count * subscribers), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let histogram = try await loop.submit { driver.histogram }.get()
+        return LatencyResult(
+            subscribers: subscribers,
+            rate: rate,
+            expected: count * subscribers,
+            delivered: Int(histogram.totalCount),
+            p50: .microseconds(histogram.valueAtPercentile(50)),
+            p99: .microseconds(histogram.valueAtPercentile(99)),
+            max: .microseconds(histogram.max),
+            clientCPUSeconds: usage.elapsed()
+        )
+    }
+
+    /// Handshakes: `count` WebSocket handshakes, `concurrency` at a time, each closed at once.
+    public static func handshakes(_ target: BenchTarget, count: Int, concurrency: Int = 32) async throws -> HandshakeResult {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let usage = CPUUsage()
+        let start = ContinuousClock.now
+        var done = 0
+        while done < count {
+            let batch = min(concurrency, count - done)
+            let sockets = try await openSockets(batch, to: target, on: loop, concurrency: batch) { QuietDelegate() }
+            try await loop.submit { sockets.forEach { $0.close() } }.get()
+            done += batch
+        }
+        let elapsed = ContinuousClock.now - start
+        return HandshakeResult(count: count, seconds: elapsed.seconds, clientCPUSeconds: usage.elapsed())
+    }
+
+    /// Idle connections: opens `count` and reports the growth of the server's resident memory
+    /// (read from `/proc/PID/status` of `serverPID`) per connection.
+    public static func idle(_ target: BenchTarget, count: Int, serverPID: Int32) async throws -> IdleResult {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let before = try residentKiB(of: serverPID)
+        let sockets = try await openSockets(count, to: target, on: loop) { QuietDelegate() }
+        defer { loop.execute { sockets.forEach { $0.close() } } }
+        try await Task.sleep(for: .seconds(1))
+        let after = try residentKiB(of: serverPID)
+        return IdleResult(connections: sockets.count, serverKiBBefore: before, serverKiBAfter: after)
+    }
+
+    /// VmRSS of a process, in KiB.
+    static func residentKiB(of pid: Int32) throws -> Int {
+        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+            let kib = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+        else { throw CocoaError(.fileReadCorruptFile) }
+        return kib
+    }
+}
+
+/// A fan-out run.
+public struct FanoutResult: Sendable, CustomStringConvertible {
+    public let subscribers: Int
+    public let messages: Int
+    public let size: Int
+    /// Messages subscribers received (the publisher's own copies not counted).
+    public let delivered: Int
+    public let seconds: Double
+    public let clientCPUSeconds: Double
+
+    /// Deliveries expected: every subscriber gets every message.
+    public var expected: Int { subscribers * messages }
+    public var deliveriesPerSecond: Double { Double(delivered) / seconds }
+
+    public var description: String {
+        """
+        fan-out: \(subscribers) subscribers × \(messages) messages of \(size) B
+          delivered \(delivered)/\(expected) in \(format(seconds)) s = \(Int(deliveriesPerSecond)) deliveries/s
+          client CPU \(format(clientCPUSeconds)) s (\(Int(100 * clientCPUSeconds / seconds)) % of one core)
+        """
+    }
+}
+
+/// A latency run.
+public struct LatencyResult: Sendable, CustomStringConvertible {
+    public let subscribers: Int
+    public let rate: Int
+    public let expected: Int
+    public let delivered: Int
+    public let p50: Duration
+    public let p99: Duration
+    public let max: Duration
+    public let clientCPUSeconds: Double
+
+    public var description: String {
+        """
+        latency: \(subscribers) subscribers × \(rate) msg/s
+          delivered \(delivered)/\(expected); p50 \(format(p50.seconds * 1000)) ms, p99 \(format(p99.seconds * 1000)) ms, max \(format(max.seconds * 1000)) ms
+          client CPU \(format(clientCPUSeconds)) s
+        """
+    }
+}
+
+/// A handshake run.
+public struct HandshakeResult: Sendable, CustomStringConvertible {
+    public let count: Int
+    public let seconds: Double
+    public let clientCPUSeconds: Double
+
+    public var perSecond: Double { Double(count) / seconds }
+
+    public var description: String {
+        "handshakes: \(count) in \(format(seconds)) s = \(Int(perSecond))/s; client CPU \(format(clientCPUSeconds)) s"
+    }
+}
+
+/// An idle-connections run.
+public struct IdleResult: Sendable, CustomStringConvertible {
+    public let connections: Int
+    public let serverKiBBefore: Int
+    public let serverKiBAfter: Int
+
+    public var kibPerConnection: Double { Double(serverKiBAfter - serverKiBBefore) / Double(max(connections, 1)) }
+
+    public var description: String {
+        "idle: \(connections) connections; server RSS \(serverKiBBefore) → \(serverKiBAfter) KiB = \(format(kibPerConnection)) KiB per connection"
+    }
+}
+
+// MARK: - Drivers (each lives on one event loop)
+
+/// Counts deliveries and keeps at most `window` messages in flight. Touched only on `loop`.
+private final class FanoutDriver: BenchSocketDelegate, @unchecked Sendable {
+    let loop: any EventLoop
+    let subscriberCount: Int
+    let total: Int
+    let window: Int
+    let payload: [UInt8]
+    private(set) var delivered = 0
+    private var sent = 0
+    private var publisher: BenchSocket?
+    private var warmedUp = Set<ObjectIdentifier>()
+    private var measuring = false
+    private var finished: EventLoopPromise<Void>?
+
+    init(loop: any EventLoop, subscribers: Int, messages: Int, size: Int, window: Int) {
+        self.loop = loop
+        self.subscriberCount = subscribers
+        self.total = messages
+        self.window = max(window, 1)
+        self.payload = [UInt8(ascii: "d")] + Array(repeating: UInt8(ascii: "x"), count: max(size - 1, 0))
+    }
+
+    /// Warms up (every subscriber must have received a message, so all are subscribed), then
+    /// sends everything and waits for the last delivery or `timeout`.
+    func run(publisher: BenchSocket, timeout: Duration) async throws {
+        let done = loop.makePromise(of: Void.self)
+        try await loop.submit {
+            self.publisher = publisher
+            self.finished = done
+            self.warmUp()
+        }.get()
+        let timer = loop.scheduleTask(in: TimeAmount(timeout)) { done.succeed() }
+        try await done.futureResult.get()
+        timer.cancel()
+    }
+
+    private func warmUp() {
+        guard !measuring else { return }
+        publisher?.sendText(Array("warm-up".utf8), flush: true)
+        loop.scheduleTask(in: .milliseconds(200)) { self.warmUp() }
+    }
+
+    func opened(_ socket: BenchSocket) {}
+
+    func received(_ socket: BenchSocket, payload: ByteBufferView) {
+        guard socket !== publisher else { return }
+        if payload.first == UInt8(ascii: "d") {
+            delivered += 1
+        } else if !measuring {
+            warmedUp.insert(ObjectIdentifier(socket))
+        }
+    }
+
+    func readComplete(_ socket: BenchSocket) {
+        if !measuring {
+            guard warmedUp.count == subscriberCount else { return }
+            measuring = true
+        }
+        if delivered >= total * subscriberCount {
+            finished?.succeed()
+            finished = nil
+            return
+        }
+        pump()
+    }
+
+    /// Sends as many messages as the window allows, in one flush.
+    private func pump() {
+        guard let publisher else { return }
+        let inFlight = sent - delivered / subscriberCount
+        let allowed = min(window - inFlight, total - sent)
+        guard allowed > 0 else { return }
+        for index in 0..<allowed {
+            publisher.sendText(payload, flush: index == allowed - 1)
+        }
+        sent += allowed
+    }
+
+    func closed(_ socket: BenchSocket) {}
+}
+
+/// Stamps each message with its send time and records each delivery's delay. Touched only on
+/// its event loop.
+private final class LatencyDriver: BenchSocketDelegate, @unchecked Sendable {
+    let size: Int
+    var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000)
+    private var warmedUp = Set<ObjectIdentifier>()
+    private var publisher: BenchSocket?
+    private var remaining = 0
+
+    init(size: Int) {
+        self.size = size
+    }
+
+    func warmUp(publisher: BenchSocket, subscribers: Int, on loop: any EventLoop) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while try await loop.submit({ self.warmedUp.count }).get() < subscribers {
+            guard ContinuousClock.now < deadline else { throw BenchError.warmUpTimedOut }
+            try await loop.submit {
+                self.publisher = publisher
+                publisher.sendText(Array("warm-up".utf8), flush: true)
+            }.get()
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    /// Sends `count` stamped messages, one per `interval`; completes after the last.
+    func publish(_ count: Int, every interval: TimeAmount, on publisher: BenchSocket, loop: any EventLoop) async throws {
+        let sent = loop.makePromise(of: Void.self)
+        loop.execute {
+            self.remaining = count
+            loop.scheduleRepeatedTask(initialDelay: .zero, delay: interval) { task in
+                self.publish(on: publisher)
+                self.remaining -= 1
+                if self.remaining <= 0 {
+                    task.cancel()
+                    sent.succeed()
+                }
+            }
+        }
+        try await sent.futureResult.get()
+    }
+
+    private func publish(on publisher: BenchSocket) {
+        var stamp = Array(String(NIODeadline.now().uptimeNanoseconds).utf8)
+        stamp = Array(repeating: UInt8(ascii: "0"), count: max(0, 19 - stamp.count)) + stamp
+        publisher.sendText([UInt8(ascii: "t")] + stamp + Array(repeating: UInt8(ascii: "x"), count: size - 20), flush: true)
+    }
+
+    func opened(_ socket: BenchSocket) {}
+
+    func received(_ socket: BenchSocket, payload: ByteBufferView) {
+        guard socket !== publisher else { return }
+        guard payload.first == UInt8(ascii: "t"), payload.count >= 20 else {
+            warmedUp.insert(ObjectIdentifier(socket))
+            return
+        }
+        var sentAt: UInt64 = 0
+        for byte in payload.dropFirst().prefix(19) { sentAt = sentAt * 10 + UInt64(byte - 48) }
+        let now = NIODeadline.now().uptimeNanoseconds
+        _ = histogram.record(now > sentAt ? (now - sentAt) / 1000 : 0)
+    }
+
+    func readComplete(_ socket: BenchSocket) {}
+    func closed(_ socket: BenchSocket) {}
+}
+
+/// Ignores everything: for handshake and idle runs.
+private final class QuietDelegate: BenchSocketDelegate, Sendable {
+    func opened(_ socket: BenchSocket) {}
+    func received(_ socket: BenchSocket, payload: ByteBufferView) {}
+    func readComplete(_ socket: BenchSocket) {}
+    func closed(_ socket: BenchSocket) {}
+}
+
+/// This process's CPU time (user + system) since creation.
+private struct CPUUsage {
+    private let start = CPUUsage.now()
+
+    func elapsed() -> Double { CPUUsage.now() - start }
+
+    private static func now() -> Double {
+        var usage = rusage()
+        getrusage(Int32(RUSAGE_SELF.rawValue), &usage)
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
+private func format(_ value: Double) -> String { String(format: "%.2f", value) }

@@ -1,0 +1,102 @@
+import ArgumentParser
+import SquallBench
+
+/// `squall bench`: load generators for any `ws://` server with the seed's broadcast contract.
+/// Build it in release (`swift build -c release`) before measuring anything.
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure a WebSocket broadcast server on this machine (loopback only).",
+        subcommands: [Fanout.self, Latency.self, Handshakes.self, Idle.self]
+    )
+
+    /// The URL every benchmark takes; loopback only, since load goes nowhere else.
+    struct Target: ParsableArguments {
+        @Option(help: "The broadcast endpoint, e.g. ws://127.0.0.1:8000/msg (127.0.0.0/8, localhost or [::1] only).")
+        var url = "ws://127.0.0.1:8000/msg"
+
+        func resolve() throws -> BenchTarget {
+            guard let target = BenchTarget(url: url) else { throw ValidationError("--url must be ws://HOST:PORT/PATH") }
+            guard target.host == "localhost" || target.host == "::1" || target.host.hasPrefix("127.") else {
+                throw ValidationError("benchmarks send load to this machine only: use 127.0.0.1, localhost or [::1]")
+            }
+            return target
+        }
+    }
+
+    struct Fanout: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "S subscribers, one publisher, M messages of B bytes, a bounded window in flight.")
+        @OptionGroup var target: Target
+        @Option(help: "Subscribers (1–20000).") var subscribers = 100
+        @Option(help: "Messages to publish (1–10000000).") var messages = 10_000
+        @Option(help: "Bytes per message (1–1048576).") var size = 64
+        @Option(help: "Most messages in flight (sent but not yet received by every subscriber).") var window = 64
+        @Option(help: "Give up after this many seconds (1–600).") var timeout = 120
+
+        func validate() throws {
+            try check(subscribers, in: 1...20_000, "subscribers")
+            try check(messages, in: 1...10_000_000, "messages")
+            try check(size, in: 1...(1 << 20), "size")
+            try check(window, in: 1...100_000, "window")
+            try check(timeout, in: 1...600, "timeout")
+        }
+
+        func run() async throws {
+            print(try await Benchmarks.fanout(target.resolve(), subscribers: subscribers, messages: messages, size: size, window: window, timeout: .seconds(timeout)))
+        }
+    }
+
+    struct Latency: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delivery latency p50/p99/max at a fixed publish rate.")
+        @OptionGroup var target: Target
+        @Option(help: "Subscribers (1–20000).") var subscribers = 1000
+        @Option(help: "Messages per second (1–100000).") var rate = 20
+        @Option(help: "Seconds to publish for (1–600).") var duration = 10
+        @Option(help: "Bytes per message (20–1048576).") var size = 64
+
+        func validate() throws {
+            try check(subscribers, in: 1...20_000, "subscribers")
+            try check(rate, in: 1...100_000, "rate")
+            try check(duration, in: 1...600, "duration")
+            try check(size, in: 20...(1 << 20), "size")
+        }
+
+        func run() async throws {
+            print(try await Benchmarks.latency(target.resolve(), subscribers: subscribers, rate: rate, duration: .seconds(duration), size: size))
+        }
+    }
+
+    struct Handshakes: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "WebSocket handshakes per second.")
+        @OptionGroup var target: Target
+        @Option(help: "Handshakes (1–1000000).") var count = 2000
+        @Option(help: "Handshakes in progress at once (1–1000).") var concurrency = 32
+
+        func validate() throws {
+            try check(count, in: 1...1_000_000, "count")
+            try check(concurrency, in: 1...1000, "concurrency")
+        }
+
+        func run() async throws {
+            print(try await Benchmarks.handshakes(target.resolve(), count: count, concurrency: concurrency))
+        }
+    }
+
+    struct Idle: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Server memory per idle connection (reads /proc/PID/status).")
+        @OptionGroup var target: Target
+        @Option(help: "Connections to open (1–50000).") var connections = 10_000
+        @Option(help: "The server's process id.") var serverPid: Int32
+
+        func validate() throws {
+            try check(connections, in: 1...50_000, "connections")
+        }
+
+        func run() async throws {
+            print(try await Benchmarks.idle(target.resolve(), count: connections, serverPID: serverPid))
+        }
+    }
+}
+
+private func check(_ value: Int, in range: ClosedRange<Int>, _ name: String) throws {
+    guard range.contains(value) else { throw ValidationError("--\(name) must be between \(range.lowerBound) and \(range.upperBound)") }
+}

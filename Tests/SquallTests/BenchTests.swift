@@ -1,0 +1,47 @@
+import SquallBench
+import Testing
+
+/// The load generator measures; these tests only check that what it counts is right, against a
+/// live server (speed targets live in docs/benchmarks.md, never in tests).
+@Suite("squall bench's load generators")
+struct BenchTests {
+    @Test("fan-out counts every delivery to every subscriber, none lost")
+    func fanout() async throws {
+        try await LiveServer.run { server in
+            let target = try #require(BenchTarget(url: server.url("/msg")))
+            let result = try await Benchmarks.fanout(target, subscribers: 8, messages: 300, size: 64, window: 16, timeout: .seconds(30))
+            #expect(result.delivered == 8 * 300 && result.expected == 2400)
+            #expect(result.clientCPUSeconds > 0)
+        }
+    }
+
+    @Test("latency records one sample per delivery")
+    func latency() async throws {
+        try await LiveServer.run { server in
+            let target = try #require(BenchTarget(url: server.url("/msg/latency")))
+            let result = try await Benchmarks.latency(target, subscribers: 5, rate: 50, duration: .seconds(1))
+            #expect(result.expected == 250 && result.delivered == 250)
+            #expect(result.p50 <= result.p99 && result.p99 <= result.max && result.max > .zero)
+        }
+    }
+
+    @Test("handshakes complete and close")
+    func handshakes() async throws {
+        try await LiveServer.run { server in
+            let target = try #require(BenchTarget(url: server.url("/msg")))
+            let result = try await Benchmarks.handshakes(target, count: 40, concurrency: 8)
+            #expect(result.count == 40)
+            try await LiveServer.eventually("every benchmark socket closed") { server.connections.count == 0 }
+        }
+    }
+
+    @Test("a URL that is not a WebSocket endpoint fails the handshake instead of hanging")
+    func notAWebSocket() async throws {
+        try await LiveServer.run { server in
+            let target = try #require(BenchTarget(url: server.url("/healthz")))
+            await #expect(throws: BenchError.self) {
+                _ = try await Benchmarks.handshakes(target, count: 1)
+            }
+        }
+    }
+}
