@@ -114,7 +114,7 @@ public enum Benchmarks {
 }
 
 /// A fan-out run.
-public struct FanoutResult: Sendable, CustomStringConvertible {
+public struct FanoutResult: Sendable, Encodable, CustomStringConvertible {
     public let subscribers: Int
     public let messages: Int
     public let size: Int
@@ -137,7 +137,7 @@ public struct FanoutResult: Sendable, CustomStringConvertible {
 }
 
 /// A latency run.
-public struct LatencyResult: Sendable, CustomStringConvertible {
+public struct LatencyResult: Sendable, Encodable, CustomStringConvertible {
     public let subscribers: Int
     public let rate: Int
     public let expected: Int
@@ -146,6 +146,23 @@ public struct LatencyResult: Sendable, CustomStringConvertible {
     public let p99: Duration
     public let max: Duration
     public let clientCPUSeconds: Double
+
+    enum CodingKeys: String, CodingKey {
+        case subscribers, rate, expected, delivered, p50Milliseconds, p99Milliseconds, maxMilliseconds, clientCPUSeconds
+    }
+
+    /// Encodes the percentiles in milliseconds.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(subscribers, forKey: .subscribers)
+        try container.encode(rate, forKey: .rate)
+        try container.encode(expected, forKey: .expected)
+        try container.encode(delivered, forKey: .delivered)
+        try container.encode(p50.seconds * 1000, forKey: .p50Milliseconds)
+        try container.encode(p99.seconds * 1000, forKey: .p99Milliseconds)
+        try container.encode(max.seconds * 1000, forKey: .maxMilliseconds)
+        try container.encode(clientCPUSeconds, forKey: .clientCPUSeconds)
+    }
 
     public var description: String {
         """
@@ -157,7 +174,7 @@ public struct LatencyResult: Sendable, CustomStringConvertible {
 }
 
 /// A handshake run.
-public struct HandshakeResult: Sendable, CustomStringConvertible {
+public struct HandshakeResult: Sendable, Encodable, CustomStringConvertible {
     public let count: Int
     public let seconds: Double
     public let clientCPUSeconds: Double
@@ -170,7 +187,7 @@ public struct HandshakeResult: Sendable, CustomStringConvertible {
 }
 
 /// An idle-connections run.
-public struct IdleResult: Sendable, CustomStringConvertible {
+public struct IdleResult: Sendable, Encodable, CustomStringConvertible {
     public let connections: Int
     public let serverKiBBefore: Int
     public let serverKiBAfter: Int

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import SquallBench
 
 /// `squall bench`: load generators for any `ws://` server with the seed's broadcast contract.
@@ -13,6 +14,19 @@ struct Bench: AsyncParsableCommand {
     struct Target: ParsableArguments {
         @Option(help: "The broadcast endpoint, e.g. ws://127.0.0.1:8000/msg (127.0.0.0/8, localhost or [::1] only).")
         var url = "ws://127.0.0.1:8000/msg"
+
+        @Flag(help: "Print the result as one JSON object.")
+        var json = false
+
+        func report(_ result: some Encodable & CustomStringConvertible) throws {
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = .sortedKeys
+                print(String(decoding: try encoder.encode(result), as: UTF8.self))
+            } else {
+                print(result)
+            }
+        }
 
         func resolve() throws -> BenchTarget {
             guard let target = BenchTarget(url: url) else { throw ValidationError("--url must be ws://HOST:PORT/PATH") }
@@ -41,7 +55,7 @@ struct Bench: AsyncParsableCommand {
         }
 
         func run() async throws {
-            print(try await Benchmarks.fanout(target.resolve(), subscribers: subscribers, messages: messages, size: size, window: window, timeout: .seconds(timeout)))
+            try target.report(try await Benchmarks.fanout(target.resolve(), subscribers: subscribers, messages: messages, size: size, window: window, timeout: .seconds(timeout)))
         }
     }
 
@@ -61,7 +75,7 @@ struct Bench: AsyncParsableCommand {
         }
 
         func run() async throws {
-            print(try await Benchmarks.latency(target.resolve(), subscribers: subscribers, rate: rate, duration: .seconds(duration), size: size))
+            try target.report(try await Benchmarks.latency(target.resolve(), subscribers: subscribers, rate: rate, duration: .seconds(duration), size: size))
         }
     }
 
@@ -77,7 +91,7 @@ struct Bench: AsyncParsableCommand {
         }
 
         func run() async throws {
-            print(try await Benchmarks.handshakes(target.resolve(), count: count, concurrency: concurrency))
+            try target.report(try await Benchmarks.handshakes(target.resolve(), count: count, concurrency: concurrency))
         }
     }
 
@@ -92,7 +106,7 @@ struct Bench: AsyncParsableCommand {
         }
 
         func run() async throws {
-            print(try await Benchmarks.idle(target.resolve(), count: connections, serverPID: serverPid))
+            try target.report(try await Benchmarks.idle(target.resolve(), count: connections, serverPID: serverPid))
         }
     }
 }

@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""Squall against the servers people would otherwise pick, side by side, in one command:
+
+    python3 benchmarks/compare.py            # installs what it needs, builds, runs, prints a table
+
+Each server runs pinned to core 0 (`taskset -c 0`), the load generator (`squall bench`, release
+build) pinned to core 1. Every server implements the seed's contract on ws://127.0.0.1:PORT/msg:
+every message reaches every client. Results go to benchmarks/results/ (JSON) and charts to docs/.
+Everything binds 127.0.0.1; every run is bounded in count and time.
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PEERS = ROOT / "benchmarks" / "peers"
+VENV = ROOT / ".venv-bench"
+BUILD = ROOT / ".build-bench"
+PYTHON_PACKAGES = ["tornado==6.6.1", "websockets==17.4", "matplotlib==3.11.2"]
+APT_PACKAGES = ["node-ws", "golang-go", "golang-github-gorilla-websocket-dev", "util-linux"]
+
+
+def sh(*args, **kwargs):
+    return subprocess.run(args, check=True, **kwargs)
+
+
+def install():
+    missing = [p for p in APT_PACKAGES if subprocess.run(["dpkg", "-s", p], capture_output=True).returncode]
+    if missing:
+        sudo = [] if os.geteuid() == 0 else ["sudo"]
+        sh(*sudo, "apt-get", "update", "-qq")
+        sh(*sudo, "apt-get", "install", "-y", "-qq", *missing, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    if not (VENV / "bin" / "python").exists():
+        sh(sys.executable, "-m", "venv", str(VENV))
+    sh(str(VENV / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", *PYTHON_PACKAGES)
+    BUILD.mkdir(exist_ok=True)
+    sh("go", "build", "-o", str(BUILD / "gorilla"), str(PEERS / "gorilla_server.go"),
+       env={**os.environ, "GOPATH": "/usr/share/gocode", "GO111MODULE": "off", "GOCACHE": str(BUILD / "gocache")})
+    sh("swift", "build", "-c", "release", "--product", "squall", cwd=ROOT)
+    bin_path = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT, check=True,
+                              capture_output=True, text=True).stdout.strip()
+    return Path(bin_path) / "squall"
+
+
+def servers(squall):
+    python = str(VENV / "bin" / "python")
+    return {
+        "Squall": lambda port: [str(squall), "serve", "--port", str(port), "--log-level", "error"],
+        "Tornado (seed MsgHandler)": lambda port: [python, str(PEERS / "tornado_server.py"), str(port)],
+        "Python websockets": lambda port: [python, str(PEERS / "websockets_server.py"), str(port)],
+        "Node.js ws": lambda port: ["node", str(PEERS / "ws_server.js"), str(port)],
+        "Go gorilla": lambda port: [str(BUILD / "gorilla"), str(port)],
+    }
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(port, process, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("server did not start listening")
+
+
+def cpu_seconds(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench(squall, url, kind, *args, timeout=900):
+    out = subprocess.run(["taskset", "-c", "1", str(squall), "bench", kind, "--url", url, "--json", *args],
+                         check=True, capture_output=True, text=True, timeout=timeout).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def measure(name, command, squall, scale):
+    port = free_port()
+    env = {**os.environ, "NODE_PATH": "/usr/share/nodejs"}
+    process = subprocess.Popen(["taskset", "-c", "0", *command(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"ws://127.0.0.1:{port}/msg"
+    result = {}
+    try:
+        wait_listening(port, process)
+        for subscribers, messages in ((100, scale["fanout100"]), (1000, scale["fanout1000"])):
+            before = cpu_seconds(process.pid)
+            run = bench(squall, url, "fanout", "--subscribers", str(subscribers), "--messages", str(messages), "--size", "64")
+            server_cpu = cpu_seconds(process.pid) - before
+            result[f"fanout{subscribers}"] = {
+                **run,
+                "deliveriesPerSecond": run["delivered"] / run["seconds"],
+                "serverCPUMicrosecondsPerDelivery": 1e6 * server_cpu / max(run["delivered"], 1),
+            }
+        result["latency"] = bench(squall, url, "latency", "--subscribers", "1000", "--rate", "20", "--duration", str(scale["latencySeconds"]))
+        result["handshakes"] = bench(squall, url, "handshakes", "--count", str(scale["handshakes"]))
+        idle = bench(squall, url, "idle", "--connections", str(scale["idle"]), "--server-pid", str(process.pid))
+        idle["kibPerConnection"] = (idle["serverKiBAfter"] - idle["serverKiBBefore"]) / idle["connections"]
+        result["idle"] = idle
+        result["handshakes"]["perSecond"] = result["handshakes"]["count"] / result["handshakes"]["seconds"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return result
+
+
+def median_run(runs):
+    """The run whose 1,000-subscriber fan-out is the median of the runs."""
+    ordered = sorted(runs, key=lambda r: r["fanout1000"]["deliveriesPerSecond"])
+    return ordered[len(ordered) // 2]
+
+
+def table(results):
+    rows = ["| server | fan-out 100 subs, deliveries/s | fan-out 1,000 subs | server CPU per delivery (1,000) | latency 1,000 × 20 msg/s, p50 / p99 | KiB per idle connection | handshakes/s |",
+            "|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        rows.append(
+            f"| {name} | {r['fanout100']['deliveriesPerSecond'] / 1000:.0f}k | {r['fanout1000']['deliveriesPerSecond'] / 1000:.0f}k"
+            f" | {r['fanout1000']['serverCPUMicrosecondsPerDelivery']:.2f} µs"
+            f" | {r['latency']['p50Milliseconds']:.1f} / {r['latency']['p99Milliseconds']:.1f} ms"
+            f" | {r['idle']['kibPerConnection']:.1f} | {r['handshakes']['perSecond'] / 1000:.1f}k |"
+        )
+    return "\n".join(rows)
+
+
+def chart(results, path):
+    sys.path.insert(0, str(next((VENV / "lib").glob("python*/site-packages"))))
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for axis, key, title in ((axes[0], "fanout100", "100 subscribers"), (axes[1], "fanout1000", "1,000 subscribers")):
+        values = [results[n][key]["deliveriesPerSecond"] / 1000 for n in names]
+        axis.barh(names, values, color=["#2b6cb0" if n == "Squall" else "#a0aec0" for n in names])
+        axis.set_title(f"Fan-out, 64-byte messages, {title}")
+        axis.set_xlabel("thousand deliveries per second (one server core)")
+        axis.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3, help="runs per server; the median is reported (default 3)")
+    parser.add_argument("--quick", action="store_true", help="smaller counts, for trying the script")
+    parser.add_argument("--only", nargs="*", help="servers to run (default: all)")
+    args = parser.parse_args()
+    if not shutil.which("taskset"):
+        sys.exit("taskset is needed (Debian's util-linux)")
+    scale = {"fanout100": 5000, "fanout1000": 500, "latencySeconds": 10, "handshakes": 3000, "idle": 10000}
+    if args.quick:
+        scale = {"fanout100": 500, "fanout1000": 50, "latencySeconds": 2, "handshakes": 300, "idle": 1000}
+    squall = install()
+    results = {}
+    for name, command in servers(squall).items():
+        if args.only and name not in args.only:
+            continue
+        runs = []
+        for run in range(args.runs):
+            print(f"{name}: run {run + 1}/{args.runs}", file=sys.stderr)
+            runs.append(measure(name, command, squall, scale))
+        results[name] = median_run(runs)
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    out = ROOT / "benchmarks" / "results" / f"{stamp}.json"
+    out.parent.mkdir(exist_ok=True)
+    machine = {"date": stamp, "cpus": os.cpu_count(), "uname": " ".join(os.uname()), "runs": args.runs, "scale": scale}
+    out.write_text(json.dumps({"machine": machine, "results": results}, indent=2))
+    chart(results, ROOT / "docs" / "benchmarks-fanout.png")
+    print(table(results))
+    print(f"\nwrote {out.relative_to(ROOT)} and docs/benchmarks-fanout.png", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
