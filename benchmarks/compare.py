@@ -154,9 +154,10 @@ def chart(results, path):
     for axis, key, title in ((axes[0], "fanout100", "100 subscribers"), (axes[1], "fanout1000", "1,000 subscribers")):
         values = [results[n][key]["deliveriesPerSecond"] / 1000 for n in names]
         axis.barh(names, values, color=["#2b6cb0" if n == "Squall" else "#a0aec0" for n in names])
-        axis.set_title(f"Fan-out, 64-byte messages, {title}")
-        axis.set_xlabel("thousand deliveries per second (one server core)")
+        axis.set_title(title)
+        axis.set_xlabel("thousand deliveries per second")
         axis.invert_yaxis()
+    fig.suptitle("Fan-out of 64-byte messages, each server on one core")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -166,7 +167,13 @@ def main():
     parser.add_argument("--runs", type=int, default=3, help="runs per server; the median is reported (default 3)")
     parser.add_argument("--quick", action="store_true", help="smaller counts, for trying the script")
     parser.add_argument("--only", nargs="*", help="servers to run (default: all)")
+    parser.add_argument("--chart", metavar="RESULTS_JSON", help="only redraw the chart and table from a results file")
     args = parser.parse_args()
+    if args.chart:
+        results = json.loads(Path(args.chart).read_text())["results"]
+        chart(results, ROOT / "docs" / "benchmarks-fanout.png")
+        print(table(results))
+        return
     if not shutil.which("taskset"):
         sys.exit("taskset is needed (Debian's util-linux)")
     scale = {"fanout100": 5000, "fanout1000": 500, "latencySeconds": 10, "handshakes": 3000, "idle": 10000}
