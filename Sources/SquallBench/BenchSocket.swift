@@ -273,7 +273,7 @@ public enum BenchError: Error, CustomStringConvertible {
     public var description: String {
         switch self {
         case .handshakeFailed: "the WebSocket handshake failed (is the URL a WebSocket endpoint?)"
-        case .warmUpTimedOut: "not every subscriber received the warm-up message within 10 s"
+        case .warmUpTimedOut: "not every subscriber received the warm-up message in time"
         }
     }
 }

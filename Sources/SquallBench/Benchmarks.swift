@@ -224,7 +224,8 @@ private final class FanoutDriver: BenchSocketDelegate, @unchecked Sendable {
     }
 
     /// Warms up (every subscriber must have received a message, so all are subscribed), then
-    /// sends everything and waits for the last delivery or `timeout`.
+    /// sends everything and waits for the last delivery or `timeout`. A warm-up that does not
+    /// finish in time is an error, not a run with nothing delivered.
     func run(publisher: BenchSocket, timeout: Duration) async throws {
         let done = loop.makePromise(of: Void.self)
         try await loop.submit {
@@ -232,13 +233,22 @@ private final class FanoutDriver: BenchSocketDelegate, @unchecked Sendable {
             self.finished = done
             self.warmUp()
         }.get()
-        let timer = loop.scheduleTask(in: TimeAmount(timeout)) { done.succeed() }
+        let timer = loop.scheduleTask(in: TimeAmount(timeout)) {
+            self.finish(failing: self.measuring ? nil : BenchError.warmUpTimedOut)
+        }
+        defer { timer.cancel() }
         try await done.futureResult.get()
-        timer.cancel()
+    }
+
+    /// Ends the run once: stops the warm-up and releases `run`.
+    private func finish(failing error: (any Error)? = nil) {
+        guard let finished else { return }
+        self.finished = nil
+        if let error { finished.fail(error) } else { finished.succeed() }
     }
 
     private func warmUp() {
-        guard !measuring else { return }
+        guard !measuring, finished != nil else { return }
         publisher?.sendText(Array("warm-up".utf8), flush: true)
         loop.scheduleTask(in: .milliseconds(200)) { self.warmUp() }
     }
@@ -260,8 +270,7 @@ private final class FanoutDriver: BenchSocketDelegate, @unchecked Sendable {
             measuring = true
         }
         if delivered >= total * subscriberCount {
-            finished?.succeed()
-            finished = nil
+            finish()
             return
         }
         pump()
