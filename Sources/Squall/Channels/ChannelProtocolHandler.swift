@@ -178,11 +178,6 @@ final class EnvelopeSubscriber: Subscriber {
     }
 
     func receive(_ event: PresenceEvent) {
-        let change: ProtocolReply.PresenceChange =
-            switch event {
-            case .join(let channel, let member): .init(type: "join", channel: channel.rawValue, client: member)
-            case .leave(let channel, let member): .init(type: "leave", channel: channel.rawValue, client: member)
-            }
-        connection.writeMessage(.text(utf8: JSONWire.encode(change)))
+        connection.writeMessage(.text(utf8: JSONWire.encode(ProtocolReply.PresenceChange(event))))
     }
 }

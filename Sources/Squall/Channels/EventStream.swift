@@ -112,12 +112,8 @@ final class StreamSubscriber: Subscriber {
     }
 
     func receive(_ event: PresenceEvent) {
-        let (name, change): (String, ProtocolReply.PresenceChange) =
-            switch event {
-            case .join(let channel, let member): ("join", .init(type: "join", channel: channel.rawValue, client: member))
-            case .leave(let channel, let member): ("leave", .init(type: "leave", channel: channel.rawValue, client: member))
-            }
-        queue(.text(utf8: SSE.event(name, data: JSONWire.encode(change))))
+        let change = ProtocolReply.PresenceChange(event)
+        queue(.text(utf8: SSE.event(change.type, data: JSONWire.encode(change))))
     }
 
     /// A stream whose outbox overflows is cut off after the close timeout: its client stopped

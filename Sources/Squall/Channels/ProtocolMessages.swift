@@ -74,10 +74,18 @@ enum ProtocolReply {
         let clients: [PresenceMember]
     }
 
+    /// A `join` or `leave` event, as `/ws` and SSE send it.
     struct PresenceChange: Encodable {
         let type: String
         let channel: String
         let client: PresenceMember
+
+        init(_ event: PresenceEvent) {
+            switch event {
+            case .join(let channel, let member): (type, self.channel, client) = ("join", channel.rawValue, member)
+            case .leave(let channel, let member): (type, self.channel, client) = ("leave", channel.rawValue, member)
+            }
+        }
     }
 
     struct Pong: Encodable {
