@@ -221,15 +221,22 @@ struct TransportTests {
 
     @Test("graceful shutdown ends SSE streams with a close event and answers waiting long polls")
     func shutdownEndsStreamsAndPolls() async throws {
-        let (sse, poll) = try await LiveServer.run(Self.configuration()) { server in
-            let sse = try await SSEClient.connect(server.httpURL("/channels/bye/events"))
-            let start = try await sse.next(named: "subscribed").decoded()
-            let poll = Task { try await server.getJSON("/channels/bye/messages?since=\(start.position)&wait=5") }
-            try await Task.sleep(for: .milliseconds(200))
-            return (sse, poll)
+        // The poll may wait 60 s; the test gives it 10: only an answer at shutdown passes.
+        var patient = Self.configuration()
+        patient.longPollWait = .seconds(60)
+        let configuration = patient
+        let (sse, poll) = try await withTimeout(.seconds(20), "a shutdown with a parked poll") {
+            try await LiveServer.run(configuration) { server in
+                let sse = try await SSEClient.connect(server.httpURL("/channels/bye/events"))
+                let start = try await sse.next(named: "subscribed").decoded()
+                let poll = Task { try await server.getJSON("/channels/bye/messages?since=\(start.position)&wait=60") }
+                try await LiveServer.eventually("the poll is parked") { server.hub.waitingPolls == 1 }
+                return (sse, poll)
+            }
         }
         let close = try await sse.next(named: "close")
         #expect(close.data == #"{"code":1001,"reason":"server shutting down"}"#)
-        #expect(try await poll.value.status == 200)
+        let answer = try await withTimeout(.seconds(10), "the parked poll's answer") { try await poll.value }
+        #expect(answer.status == 200 && answer.event.messages?.isEmpty == true)
     }
 }
