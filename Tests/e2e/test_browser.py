@@ -4,6 +4,7 @@ import time
 import urllib.request
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -19,7 +20,10 @@ def page_url(base, **params):
 
 
 def wait_until(driver, condition, timeout=20, message=""):
-    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(lambda d: condition(d), message)
+    # The demo re-renders its lists, so an element found a moment ago can be gone when read:
+    # that is a retry, not a failure.
+    return WebDriverWait(driver, timeout, poll_frequency=0.05,
+                         ignored_exceptions=[StaleElementReferenceException]).until(lambda d: condition(d), message)
 
 
 def wait_connected(driver, transport=None, timeout=20):
@@ -40,11 +44,10 @@ def say(driver, text):
 
 
 def shown(driver):
-    """[(nick, text)] of every message on the page, in order."""
-    return [
-        (item.find_element(By.CLASS_NAME, "nick").text, item.find_element(By.CLASS_NAME, "text").text)
-        for item in driver.find_elements(By.CSS_SELECTOR, "#messages li")
-    ]
+    """[(nick, text)] of every message on the page, in order (read in one script: no stale elements)."""
+    return [tuple(pair) for pair in driver.execute_script(
+        "return Array.from(document.querySelectorAll('#messages li'), li =>"
+        " [li.querySelector('.nick').textContent, li.querySelector('.text').textContent])")]
 
 
 def wait_shown(driver, expected, timeout=20):
@@ -82,7 +85,8 @@ def test_presence_shows_who_is_online(squall, browser):
     wait_connected(carol)
 
     def names(d):
-        return sorted(item.text for item in d.find_elements(By.CSS_SELECTOR, "#presence li"))
+        return sorted(d.execute_script(
+            "return Array.from(document.querySelectorAll('#presence li'), li => li.textContent)"))
 
     wait_until(alice, lambda d: names(d) == ["alice", "carol"], message="alice sees both")
     carol.quit()
