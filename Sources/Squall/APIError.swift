@@ -45,14 +45,16 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         let error: Detail
     }
 
+    /// The JSON body: `{"error":{"code":…,"message":…}}`.
+    var jsonBody: ByteBuffer {
+        JSONWire.encode(Body(error: .init(code: code, message: message)))
+    }
+
     /// The JSON response.
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let data = try encoder.encode(Body(error: .init(code: code, message: message)))
         var headers = self.headers
         headers[.contentType] = "application/json; charset=utf-8"
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        return Response(status: status, headers: headers, body: .init(byteBuffer: jsonBody))
     }
 }
 

@@ -5,8 +5,8 @@ import SquallCore
 /// `timeout`, for the clients to finish the close handshake.
 ///
 /// It runs in the server's service group after the HTTP server, so it is shut down before it:
-/// clients hear 1001 while the server is still up to complete their handshakes, rather than
-/// the 1000 hummingbird-websocket would send on its own shutdown.
+/// clients hear 1001 while the server is still up to complete their handshakes. (Upgraded
+/// connections are not the HTTP server's tasks; nothing else would close them.)
 struct ConnectionDrain: Service {
     let connections: ConnectionPool
     let timeout: Duration

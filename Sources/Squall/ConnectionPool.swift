@@ -59,9 +59,10 @@ public final class ConnectionPool: Sendable {
     public func broadcast(_ message: Payload) -> Int {
         // Writing only queues, so holding the lock across the loop is short and cannot
         // deadlock: an overflowing connection schedules its own close and does not call back.
-        state.withLock { state in
+        let frame = WebSocketFrameBytes.frame(message)  // encoded once, shared by every socket
+        return state.withLock { state in
             var delivered = 0
-            for connection in state.members.values where connection.writeMessage(message) {
+            for connection in state.members.values where connection.writeFrame(frame) {
                 delivered += 1
             }
             return delivered

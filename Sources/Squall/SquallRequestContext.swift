@@ -1,22 +1,17 @@
 import Hummingbird
-import HummingbirdWebSocket
 import NIOCore
 
 /// The request context of every Squall route: Hummingbird's, plus the connection's channel,
-/// which the access log reads the peer's address from and WebSocket connections keep so that
-/// they can be dropped when a client stops answering.
-public struct SquallRequestContext: RequestContext, WebSocketRequestContext {
+/// which the access log reads the peer's address from.
+public struct SquallRequestContext: RequestContext {
     /// Hummingbird's per-request storage.
     public var coreContext: CoreRequestContextStorage
-    /// Set when this request is upgraded to a WebSocket.
-    public let webSocket: WebSocketHandlerReference<Self>
     /// The TCP connection the request arrived on.
     public let channel: any Channel
 
     /// Creates the context for a request arriving on `source.channel`.
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
-        self.webSocket = .init()
         self.channel = source.channel
     }
 

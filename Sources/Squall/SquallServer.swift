@@ -1,7 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
-import HummingbirdWebSocket
+import HummingbirdCore
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -33,18 +33,8 @@ public struct SquallServer: Service, CustomStringConvertible {
     public let connections = ConnectionPool()
     /// Every channel's log, subscribers and presence: publish here to reach every transport.
     public let hub: Hub
-    private var mounts: [Mount] = []
+    private var mounts: [WebSocketMount] = []
     private let onListening: @Sendable (SocketAddress) async -> Void
-
-    /// A WebSocket path and what serves it. `check` validates an upgrade request before it is
-    /// accepted (a refused one gets the same HTTP error as a plain GET) and returns extra
-    /// response headers.
-    private struct Mount {
-        typealias Check = @Sendable (Request, SquallRequestContext) throws -> HTTPFields
-        let path: String
-        let handler: any WebSocketHandler
-        let check: Check
-    }
 
     /// A server with Squall's channel transports; `/msg` is the seed's chat on channel `msg`.
     /// - Parameters:
@@ -62,22 +52,22 @@ public struct SquallServer: Service, CustomStringConvertible {
         self.onListening = onListening
         let hub = Hub(retention: configuration.retention)
         self.hub = hub
-        mounts.append(Mount(path: "/msg", handler: ChannelSocketHandler(channel: try! ChannelName("msg"), hub: hub)) { request, _ in
+        mounts.append(WebSocketMount(path: "/msg", handler: ChannelSocketHandler(channel: try! ChannelName("msg"), hub: hub)) { request, _ in
             _ = try ChannelTarget(channel: "msg", query: request.uri.queryParameters)
             return [:]
         })
-        mounts.append(Mount(path: "/msg/{channel}", handler: ChannelSocketHandler(channel: nil, hub: hub)) { request, context in
-            _ = try ChannelTarget(channel: context.parameters.get("channel"), query: request.uri.queryParameters)
+        mounts.append(WebSocketMount(path: "/msg/{channel}", handler: ChannelSocketHandler(channel: nil, hub: hub)) { request, parameters in
+            _ = try ChannelTarget(channel: parameters["channel"].map(String.init), query: request.uri.queryParameters)
             return [:]
         })
-        mounts.append(Mount(path: "/ws", handler: ChannelProtocolHandler(hub: hub), check: Self.negotiateSubprotocol))
+        mounts.append(WebSocketMount(path: "/ws", handler: ChannelProtocolHandler(hub: hub), check: Self.negotiateSubprotocol))
     }
 
     /// Serves `handler`'s hooks to WebSocket clients that connect to `path`, which may hold
     /// parameters (`/rooms/{room}`, read with `connection.parameters`). A plain HTTP request
     /// to `path` gets 426 (upgrade required). Mount before ``run()``.
     public mutating func mount(_ path: String, handler: some WebSocketHandler) {
-        mounts.append(Mount(path: path, handler: handler) { _, _ in [:] })
+        mounts.append(WebSocketMount(path: path, handler: handler) { _, _ in [:] })
     }
 
     /// `SquallServer(127.0.0.1:8000)`, as service-lifecycle logs it.
@@ -104,7 +94,7 @@ public struct SquallServer: Service, CustomStringConvertible {
         let assets = try StaticAssets()
         let connections = self.connections
         let router = Router(context: SquallRequestContext.self)
-        router.add(middleware: AccessLogMiddleware(logger: logger, onWebSocketRouter: false))
+        router.add(middleware: AccessLogMiddleware(logger: logger))
         router.add(middleware: JSONErrorMiddleware(maxMessageSize: configuration.maxMessageSize))
         assets.add(to: router)
         let hub = self.hub
@@ -113,44 +103,22 @@ public struct SquallServer: Service, CustomStringConvertible {
         }
         ChannelRoutes(hub: hub, configuration: configuration).add(to: router)
 
-        let webSocketRouter = Router(context: SquallRequestContext.self)
-        webSocketRouter.add(middleware: AccessLogMiddleware(logger: logger, onWebSocketRouter: true))
         for mount in mounts {
             let check = mount.check
             router.get(RouterPath(mount.path)) { request, context -> Response in
-                _ = try check(request, context)
+                _ = try check(request, context.parameters)
                 throw APIError.webSocketRequired(request.uri.path)
             }
-            let session = WebSocketSession(
-                handler: mount.handler,
-                registry: connections,
-                maxMessageSize: configuration.maxMessageSize,
-                outboxLimits: configuration.outbox,
-                closeTimeout: configuration.closeTimeout
-            )
-            webSocketRouter.ws(
-                RouterPath(mount.path),
-                shouldUpgrade: { request, context in
-                    guard let headers = try? check(request, context) else { return .dontUpgrade }
-                    return .upgrade(headers)
-                },
-                onUpgrade: { inbound, outbound, context in
-                    try await session.run(inbound: inbound, outbound: outbound, context: context)
-                }
-            )
         }
 
-        let webSocket = WebSocketServerConfiguration(
-            maxFrameSize: configuration.maxMessageSize,
-            autoPing: configuration.pingInterval.map { .enabled(timePeriod: $0) } ?? .disabled,
-            closeTimeout: configuration.closeTimeout,
-            validateUTF8: true
-        )
         let logger = self.logger
         let onListening = self.onListening
+        let server = HTTPServerBuilder { [mounts, configuration] responder in
+            WebSocketUpgrade(responder: responder, mounts: mounts, pool: connections, configuration: configuration, logger: logger)
+        }
         return Application(
             router: router,
-            server: .http1WebSocketUpgrade(webSocketRouter: webSocketRouter, configuration: .init(ws: webSocket)),
+            server: server,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Squall"),
             onServerRunning: { channel in
                 guard let address = channel.localAddress else { return }
@@ -163,7 +131,7 @@ public struct SquallServer: Service, CustomStringConvertible {
 
     /// `/ws` speaks `squall.v1`. A client may offer it (and gets it back) or offer nothing; one
     /// that offers only other subprotocols is refused rather than silently misunderstood.
-    @Sendable private static func negotiateSubprotocol(_ request: Request, _ context: SquallRequestContext) throws -> HTTPFields {
+    @Sendable private static func negotiateSubprotocol(_ request: Request, _ parameters: Parameters) throws -> HTTPFields {
         guard let offered = request.headers[.secWebSocketProtocol] else { return [:] }
         let protocols = offered.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         guard protocols.contains(ChannelProtocolHandler.subprotocol) else {

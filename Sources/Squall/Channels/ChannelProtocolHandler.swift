@@ -174,7 +174,7 @@ final class EnvelopeSubscriber: Subscriber {
     }
 
     func receive(_ message: Message) {
-        connection.writeMessage(.text(utf8: message.encoded(JSONEnvelope.self)))
+        connection.writeFrame(message.encoded(EnvelopeFrame.self))
     }
 
     func receive(_ event: PresenceEvent) {

@@ -57,7 +57,7 @@ final class FrameSubscriber: Subscriber {
     }
 
     func receive(_ message: Message) {
-        connection.writeMessage(message.payload)
+        connection.writeFrame(message.encoded(PlainFrame.self))
     }
 
     func receive(_ event: PresenceEvent) {}

@@ -1,0 +1,131 @@
+import Logging
+import NIOCore
+import SquallCore
+import Synchronization
+
+/// Writes one WebSocket's frames to its socket. It sits first in the channel's pipeline, next
+/// to the socket, so frames — often one buffer shared by every subscriber of a broadcast — go
+/// straight to the socket's write queue without passing any other handler.
+///
+/// Contracts:
+/// - **Loop-confined.** Everything but ``closing`` is touched only on the channel's event loop
+///   (hence `@unchecked Sendable`); other threads reach it through ``coalescer``.
+/// - **Batches.** Frames of one loop turn are queued as they come and flushed once at the end
+///   of the turn (``flushBatch()``), so the kernel gets them in one `writev(2)`.
+/// - **Bounded.** Each frame must be admitted by the connection's ``OutboxAccount``, which counts what
+///   the socket has not taken yet; a refused frame closes the connection with 1008.
+/// - **Nothing after close.** Once the close frame is written, no other frame is.
+final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// Where other threads submit frames for this connection.
+    let coalescer: WriteCoalescer
+    /// Set, from any thread, once the connection is closing: writes are refused from then on.
+    let closing = Atomic<Bool>(false)
+    /// The close frame written, once it is.
+    private(set) var sentClose: Disconnect?
+    private var outbox: OutboxAccount
+    private let closeTimeout: Duration
+    private let logger: Logger
+    private var context: ChannelHandlerContext?
+    /// The batch's latest frame: written with a promise at the flush, so that its completion
+    /// tells the outbox the whole batch reached the kernel.
+    private var held: ByteBuffer?
+    private var batchMessages = 0
+    private var batchBytes = 0
+
+    init(loop: any EventLoop, limits: Outbox.Limits, closeTimeout: Duration, logger: Logger) {
+        self.coalescer = .forLoop(loop)
+        self.outbox = OutboxAccount(limits: limits)
+        self.closeTimeout = closeTimeout
+        self.logger = logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    /// Takes one submitted item on the loop.
+    /// - Returns: `true` when this opened the connection's batch for this turn: the caller
+    ///   calls ``flushBatch()`` once the turn's items are written.
+    func write(_ item: WriteCoalescer.Item) -> Bool {
+        guard let context, sentClose == nil else { return false }
+        switch item {
+        case .frame(let frame):
+            guard outbox.admit(bytes: frame.readableBytes) else {
+                closing.store(true, ordering: .relaxed)
+                logger.warning(
+                    "Closing slow WebSocket client: outbox overflow",
+                    metadata: [
+                        "squall.outbox.max_messages": "\(outbox.limits.maxMessages)",
+                        "squall.outbox.max_bytes": "\(outbox.limits.maxBytes)",
+                    ]
+                )
+                sendClose(.slowConsumer)
+                return false
+            }
+            let opensBatch = held == nil
+            if let held { context.write(wrapOutboundOut(held), promise: nil) }
+            held = frame
+            batchMessages += 1
+            batchBytes += frame.readableBytes
+            return opensBatch
+        case .close(let disconnect):
+            sendClose(disconnect)
+            return false
+        }
+    }
+
+    /// Flushes the frames queued this turn.
+    func flushBatch() {
+        guard let context, let last = held else { return }
+        held = nil
+        let (messages, bytes) = (batchMessages, batchBytes)
+        batchMessages = 0
+        batchBytes = 0
+        let written = context.eventLoop.makePromise(of: Void.self)
+        written.futureResult.assumeIsolated().whenComplete { _ in
+            self.outbox.sent(messages: messages, bytes: bytes)
+        }
+        context.writeAndFlush(wrapOutboundOut(last), promise: written)
+    }
+
+    /// Writes a control frame (ping, pong) now, after every frame queued before it.
+    func writeControl(_ frame: ByteBuffer) {
+        guard let context, sentClose == nil else { return }
+        flushBatch()
+        context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+    }
+
+    /// Writes the close frame after every frame queued before it; nothing is written after it.
+    /// - Parameter dropAfterWrite: `true` when answering the client's close: the TCP connection
+    ///   ends once the frame is written. Otherwise the client has ``closeTimeout`` to answer
+    ///   before the TCP connection is dropped (it stopped reading, or vanished).
+    func sendClose(_ disconnect: Disconnect, dropAfterWrite: Bool = false) {
+        guard let context, sentClose == nil else { return }
+        closing.store(true, ordering: .relaxed)
+        flushBatch()
+        sentClose = disconnect
+        let channel = context.channel
+        if dropAfterWrite {
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrameBytes.close(disconnect))).whenComplete { _ in
+                channel.close(promise: nil)
+            }
+        } else {
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrameBytes.close(disconnect)), promise: nil)
+        }
+        channel.close(after: closeTimeout)
+    }
+}
+
+extension Channel {
+    /// Closes the TCP connection after `timeout`, whatever state it is in by then.
+    func close(after timeout: Duration) {
+        eventLoop.scheduleTask(in: TimeAmount(timeout)) { [self] in close(promise: nil) }
+    }
+}

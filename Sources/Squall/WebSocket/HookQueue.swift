@@ -1,0 +1,116 @@
+import DequeModule
+import NIOCore
+import SquallCore
+import Synchronization
+
+/// Runs one connection's ``WebSocketHandler`` hooks one at a time, in order: `open`, each
+/// message as it arrived, then `onClose` exactly once.
+///
+/// An idle connection costs no task: a task is started when an event arrives and nobody is
+/// running the queue, and it ends when the queue is empty. A client that sends faster than its
+/// hooks finish is not read from (the socket's `autoRead` is switched off) until the queue has
+/// drained, so a flood costs bounded memory and pushes back through TCP.
+final class HookQueue: Sendable {
+    enum Event: Sendable {
+        case open
+        case message(Payload)
+        case close(CloseCause)
+    }
+
+    private struct State {
+        var events = Deque<Event>()
+        var running = false
+        var readingPaused = false
+        var failure: (any Error)?
+    }
+
+    /// Above this many waiting messages the client is no longer read from…
+    static let pauseAbove = 64
+    /// …until no more than this many wait.
+    static let resumeAt = 16
+
+    private let handler: any WebSocketHandler
+    private let connection: WebSocketConnection
+    private let pool: ConnectionPool
+    private let state = Mutex(State())
+
+    init(handler: any WebSocketHandler, connection: WebSocketConnection, pool: ConnectionPool) {
+        self.handler = handler
+        self.connection = connection
+        self.pool = pool
+    }
+
+    /// Queues `event` for the hooks.
+    /// - Returns: `true` when the caller should stop reading from the client (the queue is
+    ///   long); the queue turns reading back on itself.
+    func enqueue(_ event: Event) -> Bool {
+        let (start, pause) = state.withLock { state in
+            state.events.append(event)
+            let pause = !state.readingPaused && state.events.count > Self.pauseAbove
+            if pause { state.readingPaused = true }
+            defer { state.running = true }
+            return (!state.running, pause)
+        }
+        if start {
+            Task { await self.drain() }
+        }
+        return pause
+    }
+
+    private func drain() async {
+        while let event = next() {
+            await run(event)
+        }
+    }
+
+    private func next() -> Event? {
+        let (event, resumeReading) = state.withLock { state -> (Event?, Bool) in
+            guard let event = state.events.popFirst() else {
+                state.running = false
+                return (nil, false)
+            }
+            let resume = state.readingPaused && state.events.count <= Self.resumeAt
+            if resume { state.readingPaused = false }
+            return (event, resume)
+        }
+        if resumeReading {
+            connection.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+        }
+        return event
+    }
+
+    private func run(_ event: Event) async {
+        switch event {
+        case .open:
+            connection.logger.info(
+                "WebSocket open",
+                metadata: ["path": "\(connection.request.uri.path)", "remote": "\(connection.remoteAddress?.hostDescription ?? "-")"]
+            )
+            do {
+                try await handler.open(connection)
+            } catch {
+                failed(error)
+            }
+        case .message(let payload):
+            guard state.withLock({ $0.failure == nil }) else { return }
+            connection.logger.debug("WebSocket message", metadata: ["kind": "\(payload.kind)", "bytes": "\(payload.count)"])
+            do {
+                try await handler.onMessage(connection, payload)
+            } catch {
+                failed(error)
+            }
+        case .close(let cause):
+            let cause = state.withLock { $0.failure }.map { CloseCause.failed($0) } ?? cause
+            await handler.onClose(connection, cause)
+            connection.logger.info("WebSocket closed", metadata: ["cause": "\(cause)"])
+            pool.remove(connection)
+        }
+    }
+
+    /// A hook threw: the connection ends with 1011 and no later message reaches the hooks.
+    private func failed(_ error: any Error) {
+        state.withLock { $0.failure = error }
+        connection.logger.error("WebSocket hook failed", metadata: ["error": "\(error)"])
+        connection.close(.serverError)
+    }
+}

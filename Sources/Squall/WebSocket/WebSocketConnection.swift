@@ -1,0 +1,93 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import NIOWebSocket
+import SquallCore
+
+/// One client's WebSocket, as handed to a ``WebSocketHandler``'s hooks (Tornado's
+/// `WebSocketHandler` instance: `self.write_message`, `self.close`, `self.request`).
+///
+/// Writing never waits: a message is queued for the connection's event loop, which writes
+/// everything queued in one loop turn with one system call. What the client has not read yet
+/// is bounded by its ``Outbox`` limits; a client that falls further behind is closed with 1008
+/// and dropped after ``SquallConfiguration/closeTimeout``, so it cannot stall anyone else.
+public final class WebSocketConnection: Sendable, Identifiable, Hashable, CustomStringConvertible {
+    /// A random (version 4) UUID naming this connection in logs and to other clients.
+    public let id: UUID
+    /// The HTTP request that was upgraded: path, query and headers (its body is empty).
+    public let request: Request
+    /// The path parameters the mount path matched, e.g. `channel` for `/msg/{channel}`.
+    public let parameters: Parameters
+    /// A logger whose records carry this connection's id.
+    public let logger: Logger
+    let channel: any Channel
+    let writer: FrameWriter
+
+    init(request: Request, parameters: Parameters, channel: any Channel, writer: FrameWriter, id: UUID, logger: Logger) {
+        self.id = id
+        self.request = request
+        self.parameters = parameters
+        self.channel = channel
+        self.writer = writer
+        self.logger = logger
+    }
+
+    /// The client's address, as the operating system reports it.
+    public var remoteAddress: SocketAddress? { channel.remoteAddress }
+
+    /// Queues `message` for this client (Tornado's `write_message`); never waits.
+    ///
+    /// - Returns: `false` if the message was dropped because the connection is closing. A
+    ///   message that overflows the outbox is found out when its loop writes it: it is dropped
+    ///   and the connection closes with 1008.
+    @discardableResult
+    public func writeMessage(_ message: Payload) -> Bool {
+        writeFrame(WebSocketFrameBytes.frame(message))
+    }
+
+    /// Queues a text message; see ``writeMessage(_:)-(Payload)``.
+    @discardableResult
+    public func writeMessage(_ text: String) -> Bool {
+        writeMessage(.text(text))
+    }
+
+    /// Queues a frame encoded once and shared by many connections (a broadcast).
+    @discardableResult
+    func writeFrame(_ frame: ByteBuffer) -> Bool {
+        guard !isClosing else { return false }
+        writer.coalescer.submit(.frame(frame), for: writer)
+        return true
+    }
+
+    /// Closes the connection (Tornado's `close(code, reason)`): messages already queued are
+    /// sent first, then the close frame. A client that has not completed the close handshake
+    /// within ``SquallConfiguration/closeTimeout`` is dropped. Only the first close counts.
+    public func close(code: WebSocketErrorCode = .normalClosure, reason: String = "") {
+        close(Disconnect(code: UInt16(webSocketErrorCode: code), reason: reason))
+    }
+
+    /// Closes the connection with `disconnect`; see ``close(code:reason:)``.
+    public func close(_ disconnect: Disconnect) {
+        guard writer.closing.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
+        writer.coalescer.submit(.close(disconnect), for: writer)
+    }
+
+    /// Whether the connection is closing: closed by either side, or overflowed.
+    public var isClosing: Bool { writer.closing.load(ordering: .relaxed) }
+
+    /// `WebSocket <id> (<address>)`, as logged.
+    public var description: String {
+        "WebSocket \(id) (\(remoteAddress?.hostDescription ?? "unknown"))"
+    }
+
+    /// Connections are the same when their ids are.
+    public static func == (lhs: WebSocketConnection, rhs: WebSocketConnection) -> Bool {
+        lhs.id == rhs.id
+    }
+
+    /// Hashes the id.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(id)
+    }
+}

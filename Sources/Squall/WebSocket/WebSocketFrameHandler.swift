@@ -1,0 +1,162 @@
+import NIOCore
+import NIOWebSocket
+import SquallCore
+
+/// The server side of RFC 6455 for one connection, on its event loop: reassembles messages from
+/// frames, enforces the size limit and UTF-8, answers pings, keeps the peer alive with pings of
+/// its own, runs the close handshake, and hands whole messages to the connection's
+/// ``HookQueue``. NIO's `WebSocketFrameDecoder` sits before it; ``FrameWriter`` writes for it.
+///
+/// Failures close with the RFC's codes: 1002 for a protocol error (unmasked frame, reserved
+/// bits, a continuation out of place), 1009 for a message over the limit, 1007 for a text
+/// message that is not UTF-8. After its close frame the server reads only the client's answer.
+final class WebSocketFrameHandler: ChannelInboundHandler {
+    typealias InboundIn = WebSocketFrame
+
+    /// Why the server failed a connection: the close it sent.
+    struct ProtocolViolation: Error, CustomStringConvertible {
+        let disconnect: Disconnect
+        var description: String { "\(disconnect)" }
+    }
+
+    private let connection: WebSocketConnection
+    private let hooks: HookQueue
+    private let pool: ConnectionPool
+    private let maxMessageSize: Int
+    private let pingInterval: Duration?
+    private var writer: FrameWriter { connection.writer }
+    /// The message being reassembled from a fragmented one.
+    private var fragments: (kind: Payload.Kind, bytes: ByteBuffer)?
+    private var violation: ProtocolViolation?
+    private var clientClosed = false
+    private var awaitingPong = false
+    private var nextPing: Scheduled<Void>?
+
+    init(connection: WebSocketConnection, hooks: HookQueue, pool: ConnectionPool, maxMessageSize: Int, pingInterval: Duration?) {
+        self.connection = connection
+        self.hooks = hooks
+        self.pool = pool
+        self.maxMessageSize = maxMessageSize
+        self.pingInterval = pingInterval
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        _ = hooks.enqueue(.open)
+        // A pool that is closing (shutdown) closes the newcomer at once.
+        pool.add(connection)
+        schedulePing(context: context)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        if writer.sentClose != nil {
+            // Closing: only the client's answer to our close frame matters now.
+            if frame.opcode == .connectionClose { context.close(promise: nil) }
+            return
+        }
+        guard frame.maskKey != nil else { return fail(1002, "client frames must be masked") }
+        guard !frame.rsv1, !frame.rsv2, !frame.rsv3 else { return fail(1002, "no extension was negotiated") }
+        switch frame.opcode {
+        case .text, .binary:
+            guard fragments == nil else { return fail(1002, "expected a continuation frame") }
+            let kind: Payload.Kind = frame.opcode == .text ? .text : .binary
+            if frame.fin {
+                deliver(kind, frame.unmaskedData, context: context)
+            } else {
+                fragments = (kind, frame.unmaskedData)
+            }
+        case .continuation:
+            guard case (let kind, var bytes)? = fragments else { return fail(1002, "continuation frame without a message") }
+            fragments = nil
+            var more = frame.unmaskedData
+            guard bytes.readableBytes + more.readableBytes <= maxMessageSize else { return fail(1009, "message too big") }
+            bytes.writeBuffer(&more)
+            if frame.fin {
+                deliver(kind, bytes, context: context)
+            } else {
+                fragments = (kind, bytes)
+            }
+        case .ping:
+            writer.writeControl(WebSocketFrameBytes.frame(.pong, frame.unmaskedData))
+        case .pong:
+            awaitingPong = false
+        case .connectionClose:
+            clientClosed = true
+            var body = frame.unmaskedData
+            let code = body.readInteger(as: UInt16.self) ?? 1000
+            writer.sendClose(Disconnect(code: code, reason: ""), dropAfterWrite: true)
+        default:
+            fail(1002, "unknown opcode")
+        }
+    }
+
+    private func deliver(_ kind: Payload.Kind, _ bytes: ByteBuffer, context: ChannelHandlerContext) {
+        guard bytes.readableBytes <= maxMessageSize else { return fail(1009, "message too big") }
+        if kind == .text, String(validating: bytes.readableBytesView, as: UTF8.self) == nil {
+            return fail(1007, "invalid UTF-8 in a text message")
+        }
+        let payload: Payload = kind == .text ? .text(utf8: bytes) : .binary(bytes)
+        if hooks.enqueue(.message(payload)) {
+            context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+        }
+    }
+
+    private func fail(_ code: UInt16, _ reason: String) {
+        let violation = ProtocolViolation(disconnect: Disconnect(code: code, reason: reason))
+        self.violation = violation
+        connection.logger.debug("WebSocket protocol violation", metadata: ["close": "\(violation)"])
+        writer.sendClose(violation.disconnect)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        switch error as? NIOWebSocketError {
+        case .invalidFrameLength:
+            fail(1009, "message too big")
+        case .some:
+            fail(1002, "protocol error")
+        case nil:
+            connection.logger.debug("WebSocket connection error", metadata: ["error": "\(error)"])
+            context.close(promise: nil)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            context.close(promise: nil)  // the client half-closed: nothing more will arrive
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        nextPing?.cancel()
+        let cause: CloseCause =
+            if let violation {
+                .failed(violation)
+            } else if clientClosed {
+                .clientClosed
+            } else if let sent = writer.sentClose {
+                .serverClosed(sent)
+            } else {
+                .clientClosed
+            }
+        _ = hooks.enqueue(.close(cause))
+        context.fireChannelInactive()
+    }
+
+    /// Pings every `pingInterval`; a client that has not answered the previous ping by the
+    /// next one is gone (a dead peer, a silently dropped NAT mapping) and is dropped.
+    private func schedulePing(context: ChannelHandlerContext) {
+        guard let pingInterval else { return }
+        nextPing = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(pingInterval)) { [self] in
+            guard context.channel.isActive, writer.sentClose == nil else { return }
+            if awaitingPong {
+                connection.logger.info("WebSocket client did not answer a ping: dropping it")
+                context.close(promise: nil)
+                return
+            }
+            awaitingPong = true
+            writer.writeControl(WebSocketFrameBytes.frame(.ping, ByteBuffer()))
+            schedulePing(context: context)
+        }
+    }
+}

@@ -1,0 +1,195 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
+import NIOWebSocket
+import SquallCore
+
+/// Each accepted TCP connection: HTTP/1.1 for Hummingbird's router, or — when the first request
+/// asks to upgrade on a mounted path — a WebSocket served by plain NIO channel handlers.
+///
+/// An upgraded connection holds no task and no async channel: its ``FrameWriter``,
+/// ``WebSocketFrameHandler`` and ``WebSocketConnection`` are its whole state, which is what
+/// keeps an idle WebSocket at a few KiB and a broadcast at one system call per client per loop
+/// turn. Hooks run on Swift concurrency through the connection's ``HookQueue``, only when
+/// there is something to run.
+///
+/// A refused upgrade (no mount matches, or the mount's check throws) is answered with the JSON
+/// error a plain GET of the path gets, and the connection is closed.
+struct WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
+    enum UpgradeResult: Sendable {
+        /// The connection is a WebSocket now; its handlers serve it.
+        case webSocket
+        /// The connection stays HTTP.
+        case http(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
+        /// The first request asked to upgrade and was refused with this error.
+        case refused(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, Refusal)
+    }
+
+    /// Why an upgrade was refused, for the response and the access log.
+    struct Refusal: Sendable {
+        let error: APIError
+        let uri: String
+        let start: ContinuousClock.Instant
+    }
+
+    struct Value: ServerChildChannelValue {
+        let result: EventLoopFuture<UpgradeResult>
+        let channel: any Channel
+    }
+
+    /// An upgrade accepted by a mount, kept from the check to the pipeline switch.
+    private struct Accepted {
+        let mount: WebSocketMount
+        let request: Request
+        let parameters: Parameters
+        let start: ContinuousClock.Instant
+    }
+
+    let responder: HTTPChannelHandler.Responder
+    let mounts: [WebSocketMount]
+    let pool: ConnectionPool
+    let configuration: SquallConfiguration
+    let logger: Logger
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        channel.eventLoop.makeCompletedFuture {
+            let accepted = NIOLoopBoundBox<Accepted?>(nil, eventLoop: channel.eventLoop)
+            let refusal = NIOLoopBoundBox<Refusal?>(nil, eventLoop: channel.eventLoop)
+            let upgrader = NIOTypedWebSocketServerUpgrader<UpgradeResult>(
+                maxFrameSize: configuration.maxMessageSize,
+                enableAutomaticErrorHandling: false,
+                shouldUpgrade: { channel, head in
+                    channel.eventLoop.makeSucceededFuture(self.accept(head, into: accepted, refusal: refusal))
+                },
+                upgradePipelineHandler: { channel, head in
+                    channel.eventLoop.makeCompletedFuture {
+                        guard let upgrade = accepted.value else { throw NIOWebSocketUpgradeError.unsupportedWebSocketTarget }
+                        accepted.value = nil
+                        try self.install(upgrade, uri: head.uri, on: channel)
+                        return .webSocket
+                    }
+                }
+            )
+            let upgrades = NIOTypedHTTPServerUpgradeConfiguration(
+                upgraders: [upgrader],
+                notUpgradingCompletionHandler: { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+                        try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(logger: logger))
+                        let http = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
+                            wrappingChannelSynchronously: channel,
+                            configuration: .init(isOutboundHalfClosureEnabled: true)
+                        )
+                        return refusal.value.map { .refused(http, $0) } ?? .http(http)
+                    }
+                }
+            )
+            var pipeline = NIOUpgradableHTTPServerPipelineConfiguration<UpgradeResult>(upgradeConfiguration: upgrades)
+            pipeline.enablePipelining = false  // NIOAsyncChannel serves one request at a time
+            pipeline.enableErrorHandling = false  // Hummingbird answers errors
+            pipeline.enableResponseHeaderValidation = false  // swift-http-types already validates
+            let result = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: pipeline)
+            return Value(result: result, channel: channel)
+        }
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        do {
+            switch try await value.result.get() {
+            case .webSocket:
+                return  // served by its channel handlers from now on
+            case .http(let http):
+                await handleHTTP(asyncChannel: http, logger: logger)
+            case .refused(let http, let refusal):
+                try await answer(refusal, on: http)
+            }
+        } catch {
+            logger.debug("Connection ended before its first request was served", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// The response headers for an upgrade a mount accepts; `nil` refuses it, with the reason
+    /// left in `refusal`.
+    private func accept(_ head: HTTPRequestHead, into accepted: NIOLoopBoundBox<Accepted?>, refusal: NIOLoopBoundBox<Refusal?>) -> HTTPHeaders? {
+        let start = ContinuousClock.now
+        let uri = URI(head.uri)
+        do {
+            for mount in mounts {
+                guard let parameters = mount.match(uri.path[...]) else { continue }
+                let request = Request(head: try HTTPRequest(head, secure: false, splitCookie: false), body: RequestBody(buffer: ByteBuffer()))
+                let fields = try mount.check(request, parameters)
+                accepted.value = Accepted(mount: mount, request: request, parameters: parameters, start: start)
+                return HTTPHeaders(fields.map { ($0.name.rawName, $0.value) })
+            }
+            throw APIError.notFound(uri.path)
+        } catch {
+            let error = error as? APIError ?? APIError(.badRequest, code: "invalid_request", message: "malformed upgrade request")
+            refusal.value = Refusal(error: error, uri: head.uri, start: start)
+            return nil
+        }
+    }
+
+    /// Answers a refused upgrade with its JSON error and closes the connection: the client
+    /// expected a WebSocket, so nothing more will come on it that Squall could serve.
+    private func answer(_ refusal: Refusal, on http: NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>) async throws {
+        let remote = http.channel.remoteAddress?.hostDescription
+        let body = refusal.error.jsonBody
+        var fields = refusal.error.headers
+        fields[.contentType] = "application/json; charset=utf-8"
+        fields[.contentLength] = "\(body.readableBytes)"
+        fields[.connection] = "close"
+        try await http.executeThenClose { _, outbound in
+            try await outbound.write(contentsOf: [.head(HTTPResponse(status: refusal.error.status, headerFields: fields)), .body(body), .end(nil)])
+        }
+        AccessLogMiddleware.log(
+            status: refusal.error.status.code,
+            method: "GET",
+            uri: refusal.uri,
+            remote: remote,
+            since: refusal.start,
+            logger: self.logger
+        )
+    }
+
+    /// Replaces HTTP with the WebSocket handlers. NIO's upgrader has already added its frame
+    /// decoder (and an encoder that stays unused: ``FrameWriter`` writes below it).
+    private func install(_ upgrade: Accepted, uri: String, on channel: any Channel) throws {
+        let id = UUID()
+        var logger = self.logger
+        logger[metadataKey: "squall.connection"] = "\(id)"
+        let writer = FrameWriter(loop: channel.eventLoop, limits: configuration.outbox, closeTimeout: configuration.closeTimeout, logger: logger)
+        let connection = WebSocketConnection(
+            request: upgrade.request,
+            parameters: upgrade.parameters,
+            channel: channel,
+            writer: writer,
+            id: id,
+            logger: logger
+        )
+        let hooks = HookQueue(handler: upgrade.mount.handler, connection: connection, pool: pool)
+        try channel.pipeline.syncOperations.addHandler(writer, position: .first)
+        try channel.pipeline.syncOperations.addHandler(
+            WebSocketFrameHandler(
+                connection: connection,
+                hooks: hooks,
+                pool: pool,
+                maxMessageSize: configuration.maxMessageSize,
+                pingInterval: configuration.pingInterval
+            )
+        )
+        AccessLogMiddleware.log(
+            status: 101,
+            method: "GET",
+            uri: uri,
+            remote: channel.remoteAddress?.hostDescription,
+            since: upgrade.start,
+            logger: self.logger
+        )
+    }
+}

@@ -1,0 +1,34 @@
+import SquallCore
+import Testing
+
+@Suite("OutboxAccount")
+struct OutboxAccountTests {
+    @Test("admits up to the message limit, then refuses")
+    func messageLimit() {
+        var outbox = OutboxAccount(limits: .init(maxMessages: 3, maxBytes: 1 << 20))
+        let admitted = (0..<4).map { _ in outbox.admit(bytes: 1) }
+        #expect(admitted == [true, true, true, false])
+        #expect(outbox.messages == 3 && outbox.bytes == 3)
+    }
+
+    @Test("admits up to the byte limit; an empty outbox takes one message of any size")
+    func byteLimit() {
+        var outbox = OutboxAccount(limits: .init(maxMessages: 100, maxBytes: 10))
+        let large = [outbox.admit(bytes: 64), outbox.admit(bytes: 1)]
+        #expect(large == [true, false])
+        outbox.sent(messages: 1, bytes: 64)
+        let small = [outbox.admit(bytes: 6), outbox.admit(bytes: 4), outbox.admit(bytes: 1)]
+        #expect(small == [true, true, false])
+    }
+
+    @Test("what the socket took makes room again")
+    func sentMakesRoom() {
+        var outbox = OutboxAccount(limits: .init(maxMessages: 2, maxBytes: 1 << 20))
+        let full = [outbox.admit(bytes: 5), outbox.admit(bytes: 5), outbox.admit(bytes: 5)]
+        #expect(full == [true, true, false])
+        outbox.sent(messages: 2, bytes: 10)
+        #expect(outbox.messages == 0 && outbox.bytes == 0)
+        let again = outbox.admit(bytes: 5)
+        #expect(again)
+    }
+}
