@@ -6,7 +6,7 @@ import SquallCore
 /// It keeps no history and reaches only its own pool; Squall's `/msg` serves the same hooks over
 /// the channel log instead, so that every transport shares it. Mount one with
 /// ``SquallServer/mount(_:handler:)``: each value owns its own pool, so two mounts are two rooms.
-public struct BroadcastHandler: WebSocketHandler {
+public struct BroadcastHandler: WebSocketHandler, NonBlockingWebSocketHandler {
     /// The connections that receive each message.
     public let pool: ConnectionPool
 
@@ -17,16 +17,29 @@ public struct BroadcastHandler: WebSocketHandler {
 
     /// Joins the pool.
     public func open(_ connection: WebSocketConnection) async throws {
-        pool.add(connection)
+        try openNow(connection)
     }
 
     /// Sends `message` to everyone in the pool.
     public func onMessage(_ connection: WebSocketConnection, _ message: Payload) async throws {
-        pool.broadcast(message)
+        try onMessageNow(connection, message)
     }
 
     /// Leaves the pool.
     public func onClose(_ connection: WebSocketConnection, _ cause: CloseCause) async {
+        onCloseNow(connection, cause)
+    }
+
+    // Its hooks never wait, so Squall runs them on the connection's event loop.
+    func openNow(_ connection: WebSocketConnection) throws {
+        pool.add(connection)
+    }
+
+    func onMessageNow(_ connection: WebSocketConnection, _ message: Payload) throws {
+        pool.broadcast(message)
+    }
+
+    func onCloseNow(_ connection: WebSocketConnection, _ cause: CloseCause) {
         pool.remove(connection)
     }
 }

@@ -81,8 +81,8 @@ final class BenchSocket: ChannelInboundHandler, @unchecked Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = unwrapInboundIn(data)
-        buffer.writeBuffer(&incoming)
         if !isOpen {
+            buffer.writeBuffer(&incoming)
             guard let end = buffer.readableBytesView.firstRange(of: Array("\r\n\r\n".utf8)) else { return }
             let headLength = end.upperBound - buffer.readerIndex
             let head = buffer.readString(length: headLength) ?? ""
@@ -92,8 +92,15 @@ final class BenchSocket: ChannelInboundHandler, @unchecked Sendable {
             }
             isOpen = true
             delegate.opened(self)
+            parseFrames(&buffer, context: context)
+        } else if buffer.readableBytes == 0 {
+            // The common case: walk the read's own buffer, keeping only a partial frame.
+            parseFrames(&incoming, context: context)
+            if incoming.readableBytes > 0 { buffer.writeBuffer(&incoming) }
+        } else {
+            buffer.writeBuffer(&incoming)
+            parseFrames(&buffer, context: context)
         }
-        parseFrames(context: context)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -110,7 +117,7 @@ final class BenchSocket: ChannelInboundHandler, @unchecked Sendable {
         context.close(promise: nil)
     }
 
-    private func parseFrames(context: ChannelHandlerContext) {
+    private func parseFrames(_ buffer: inout ByteBuffer, context: ChannelHandlerContext) {
         while buffer.readableBytes >= 2 {
             let start = buffer.readerIndex
             let first = buffer.getInteger(at: start, as: UInt8.self)!

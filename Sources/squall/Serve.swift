@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import NIOCore
 import ServiceLifecycle
 import Squall
 import SquallCore
@@ -23,6 +24,9 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "Least severe level logged. [default: info] [env: SQUALL_LOG_LEVEL]")
     var logLevel: Logger.Level?
+
+    @Option(help: "Event-loop threads serving connections. [default: the CPUs this process may run on, e.g. 1 under taskset -c 0] [env: SQUALL_THREADS]")
+    var threads: Int?
 
     @Option(help: "Largest message a client may send, e.g. 65536, 512KiB, 1MiB; larger closes with 1009. [default: 1MiB] [env: SQUALL_MAX_MESSAGE_SIZE]")
     var maxMessageSize: ByteCount?
@@ -53,7 +57,14 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try resolvedConfiguration()
-        let level = try EnvironmentOptions(ProcessInfo.processInfo.environment).resolve(logLevel, "SQUALL_LOG_LEVEL", default: .info)
+        let environment = EnvironmentOptions(ProcessInfo.processInfo.environment)
+        let level = try environment.resolve(logLevel, "SQUALL_LOG_LEVEL", default: .info)
+        let threads = try environment.resolve(threads, "SQUALL_THREADS", default: ProcessorAffinity.cpuCount)
+        guard (1...1024).contains(threads) else {
+            throw ValidationError("threads must be between 1 and 1024, got \(threads)")
+        }
+        // Must be set before anything touches NIO's shared event-loop group, which Hummingbird uses.
+        NIOSingletons.groupLoopCountSuggestion = threads
 
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)

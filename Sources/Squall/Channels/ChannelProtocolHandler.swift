@@ -10,7 +10,7 @@ import Synchronization
 /// subscribed channels arrive as JSON envelopes; join and leave events for channels subscribed
 /// with `"presence": true`. A bad request gets an `error` reply with a stable code and the socket
 /// stays open: only the WebSocket layer's own limits (size, UTF-8) close it.
-final class ChannelProtocolHandler: WebSocketHandler {
+final class ChannelProtocolHandler: NonBlockingWebSocketHandler {
     /// The WebSocket subprotocol name clients may offer.
     static let subprotocol = "squall.v1"
     /// Most channels one connection may be subscribed to at once, so that one client cannot
@@ -24,12 +24,12 @@ final class ChannelProtocolHandler: WebSocketHandler {
         self.hub = hub
     }
 
-    func open(_ connection: WebSocketConnection) async throws {
+    func openNow(_ connection: WebSocketConnection) throws {
         subscribers.withLock { $0[connection.id] = EnvelopeSubscriber(connection: connection) }
         send(ProtocolReply.Welcome(client: connection.id, protocol: Self.subprotocol), to: connection)
     }
 
-    func onMessage(_ connection: WebSocketConnection, _ message: Payload) async throws {
+    func onMessageNow(_ connection: WebSocketConnection, _ message: Payload) throws {
         guard let subscriber = subscribers.withLock({ $0[connection.id] }) else { return }
         var ref: JSONValue?
         do {
@@ -51,7 +51,7 @@ final class ChannelProtocolHandler: WebSocketHandler {
         }
     }
 
-    func onClose(_ connection: WebSocketConnection, _ cause: CloseCause) async {
+    func onCloseNow(_ connection: WebSocketConnection, _ cause: CloseCause) {
         guard let subscriber = subscribers.withLock({ $0.removeValue(forKey: connection.id) }) else { return }
         for channel in subscriber.channels.withLock({ $0 }) {
             hub.unsubscribe(subscriber, from: channel)

@@ -11,7 +11,7 @@ import Synchronization
 /// `?since=EPOCH:OFFSET` resumes after a position. A position that cannot be resumed closes the
 /// socket with 4010 and the current position in the reason, since a bare frame has no room to
 /// say "you missed messages". `?name=` is shown in presence as `{"name": …}`.
-final class ChannelSocketHandler: WebSocketHandler {
+final class ChannelSocketHandler: NonBlockingWebSocketHandler {
     /// Channel `msg` for `/msg`; `nil` to take the `{channel}` path parameter.
     let fixedChannel: ChannelName?
     let hub: Hub
@@ -22,7 +22,7 @@ final class ChannelSocketHandler: WebSocketHandler {
         self.hub = hub
     }
 
-    func open(_ connection: WebSocketConnection) async throws {
+    func openNow(_ connection: WebSocketConnection) throws {
         let target = try ChannelTarget(
             channel: fixedChannel?.rawValue ?? connection.parameters.get("channel"),
             query: connection.request.uri.queryParameters
@@ -35,12 +35,12 @@ final class ChannelSocketHandler: WebSocketHandler {
         }
     }
 
-    func onMessage(_ connection: WebSocketConnection, _ message: Payload) async throws {
+    func onMessageNow(_ connection: WebSocketConnection, _ message: Payload) throws {
         guard let subscriber = subscribers.withLock({ $0[connection.id] }) else { return }
         hub.publish(message, to: subscriber.channel, publisher: connection.id)
     }
 
-    func onClose(_ connection: WebSocketConnection, _ cause: CloseCause) async {
+    func onCloseNow(_ connection: WebSocketConnection, _ cause: CloseCause) {
         guard let subscriber = subscribers.withLock({ $0.removeValue(forKey: connection.id) }) else { return }
         hub.unsubscribe(subscriber, from: subscriber.channel)
     }

@@ -82,10 +82,7 @@ final class HookQueue: Sendable {
     private func run(_ event: Event) async {
         switch event {
         case .open:
-            connection.logger.info(
-                "WebSocket open",
-                metadata: ["path": "\(connection.request.uri.path)", "remote": "\(connection.remoteAddress?.hostDescription ?? "-")"]
-            )
+            connection.logOpen()
             do {
                 try await handler.open(connection)
             } catch {
@@ -93,7 +90,7 @@ final class HookQueue: Sendable {
             }
         case .message(let payload):
             guard state.withLock({ $0.failure == nil }) else { return }
-            connection.logger.debug("WebSocket message", metadata: ["kind": "\(payload.kind)", "bytes": "\(payload.count)"])
+            connection.logMessage(payload)
             do {
                 try await handler.onMessage(connection, payload)
             } catch {
@@ -102,7 +99,7 @@ final class HookQueue: Sendable {
         case .close(let cause):
             let cause = state.withLock { $0.failure }.map { CloseCause.failed($0) } ?? cause
             await handler.onClose(connection, cause)
-            connection.logger.info("WebSocket closed", metadata: ["cause": "\(cause)"])
+            connection.logClosed(cause)
             pool.remove(connection)
         }
     }
@@ -110,7 +107,7 @@ final class HookQueue: Sendable {
     /// A hook threw: the connection ends with 1011 and no later message reaches the hooks.
     private func failed(_ error: any Error) {
         state.withLock { $0.failure = error }
-        connection.logger.error("WebSocket hook failed", metadata: ["error": "\(error)"])
+        connection.logHookFailed(error)
         connection.close(.serverError)
     }
 }

@@ -4,8 +4,9 @@ import SquallCore
 
 /// The server side of RFC 6455 for one connection, on its event loop: reassembles messages from
 /// frames, enforces the size limit and UTF-8, answers pings, keeps the peer alive with pings of
-/// its own, runs the close handshake, and hands whole messages to the connection's
-/// ``HookQueue``. NIO's `WebSocketFrameDecoder` sits before it; ``FrameWriter`` writes for it.
+/// its own, runs the close handshake, and hands whole messages to the connection's hooks —
+/// right here for a ``NonBlockingWebSocketHandler``, through a ``HookQueue`` for any other.
+/// NIO's `WebSocketFrameDecoder` sits before it; ``FrameWriter`` writes for it.
 ///
 /// Failures close with the RFC's codes: 1002 for a protocol error (unmasked frame, reserved
 /// bits, a continuation out of place), 1009 for a message over the limit, 1007 for a text
@@ -19,8 +20,16 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
         var description: String { "\(disconnect)" }
     }
 
+    /// How the connection's hooks run.
+    enum Hooks {
+        /// On Swift concurrency, in order, through a queue.
+        case queued(HookQueue)
+        /// Right here on the event loop.
+        case now(any NonBlockingWebSocketHandler)
+    }
+
     private let connection: WebSocketConnection
-    private let hooks: HookQueue
+    private let hooks: Hooks
     private let pool: ConnectionPool
     private let maxMessageSize: Int
     private let pingInterval: Duration?
@@ -28,11 +37,13 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     /// The message being reassembled from a fragmented one.
     private var fragments: (kind: Payload.Kind, bytes: ByteBuffer)?
     private var violation: ProtocolViolation?
+    /// The error a hook threw (on-loop hooks only; a ``HookQueue`` keeps its own).
+    private var hookFailure: (any Error)?
     private var clientClosed = false
     private var awaitingPong = false
     private var nextPing: Scheduled<Void>?
 
-    init(connection: WebSocketConnection, hooks: HookQueue, pool: ConnectionPool, maxMessageSize: Int, pingInterval: Duration?) {
+    init(connection: WebSocketConnection, hooks: Hooks, pool: ConnectionPool, maxMessageSize: Int, pingInterval: Duration?) {
         self.connection = connection
         self.hooks = hooks
         self.pool = pool
@@ -41,9 +52,19 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        _ = hooks.enqueue(.open)
         // A pool that is closing (shutdown) closes the newcomer at once.
         pool.add(connection)
+        switch hooks {
+        case .queued(let queue):
+            _ = queue.enqueue(.open)
+        case .now(let handler):
+            connection.logOpen()
+            do {
+                try handler.openNow(connection)
+            } catch {
+                hookFailed(error)
+            }
+        }
         schedulePing(context: context)
     }
 
@@ -96,9 +117,27 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
             return fail(1007, "invalid UTF-8 in a text message")
         }
         let payload: Payload = kind == .text ? .text(utf8: bytes) : .binary(bytes)
-        if hooks.enqueue(.message(payload)) {
-            context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+        switch hooks {
+        case .queued(let queue):
+            if queue.enqueue(.message(payload)) {
+                context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+            }
+        case .now(let handler):
+            guard hookFailure == nil else { return }
+            connection.logMessage(payload)
+            do {
+                try handler.onMessageNow(connection, payload)
+            } catch {
+                hookFailed(error)
+            }
         }
+    }
+
+    /// A hook threw: the connection ends with 1011 and no later message reaches the hooks.
+    private func hookFailed(_ error: any Error) {
+        hookFailure = error
+        connection.logHookFailed(error)
+        connection.close(.serverError)
     }
 
     private func fail(_ code: UInt16, _ reason: String) {
@@ -130,7 +169,9 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         nextPing?.cancel()
         let cause: CloseCause =
-            if let violation {
+            if let hookFailure {
+                .failed(hookFailure)
+            } else if let violation {
                 .failed(violation)
             } else if clientClosed {
                 .clientClosed
@@ -139,7 +180,14 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
             } else {
                 .clientClosed
             }
-        _ = hooks.enqueue(.close(cause))
+        switch hooks {
+        case .queued(let queue):
+            _ = queue.enqueue(.close(cause))
+        case .now(let handler):
+            handler.onCloseNow(connection, cause)
+            connection.logClosed(cause)
+            pool.remove(connection)
+        }
         context.fireChannelInactive()
     }
 

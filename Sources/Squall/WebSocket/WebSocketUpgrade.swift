@@ -16,8 +16,9 @@ import SquallCore
 /// An upgraded connection holds no task and no async channel: its ``FrameWriter``,
 /// ``WebSocketFrameHandler`` and ``WebSocketConnection`` are its whole state, which is what
 /// keeps an idle WebSocket at a few KiB and a broadcast at one system call per client per loop
-/// turn. Hooks run on Swift concurrency through the connection's ``HookQueue``, only when
-/// there is something to run.
+/// turn. Hooks run on the event loop when they never wait (``NonBlockingWebSocketHandler``),
+/// otherwise on Swift concurrency through the connection's ``HookQueue``, only when there is
+/// something to run.
 ///
 /// A refused upgrade (no mount matches, or the mount's check throws) is answered with the JSON
 /// error a plain GET of the path gets, and the connection is closed.
@@ -172,7 +173,12 @@ struct WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
             id: id,
             logger: logger
         )
-        let hooks = HookQueue(handler: upgrade.mount.handler, connection: connection, pool: pool)
+        let hooks: WebSocketFrameHandler.Hooks =
+            if let handler = upgrade.mount.handler as? any NonBlockingWebSocketHandler {
+                .now(handler)
+            } else {
+                .queued(HookQueue(handler: upgrade.mount.handler, connection: connection, pool: pool))
+            }
         try channel.pipeline.syncOperations.addHandler(writer, position: .first)
         try channel.pipeline.syncOperations.addHandler(
             WebSocketFrameHandler(
