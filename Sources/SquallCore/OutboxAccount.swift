@@ -2,14 +2,18 @@
 /// write queue that the kernel has not taken yet. (``Outbox`` is the queue itself, for
 /// transports that write from a task; a WebSocket's queue is its socket's, so it only counts.)
 ///
-/// A transport asks the account to ``admit(bytes:)`` each message before queuing it and reports
-/// what the socket took with ``sent(messages:bytes:)``. Contracts:
+/// A transport asks the account to ``admit(bytes:)`` each message before queuing it, and tells
+/// it with ``settle(unsentBytes:)`` how much the socket's queue still holds after each flush
+/// (a number the socket layer knows without a callback per write). Contracts:
 /// - **Bounded.** A message that would take the account past `Limits.maxMessages` or
 ///   `Limits.maxBytes` is refused; the transport then closes the client with
 ///   `Disconnect.slowConsumer`. One slow client costs at most its limits in memory and never
 ///   delays anyone else.
 /// - **One message always fits.** An empty account admits any message, so the byte limit never
 ///   refuses a single message that the message-size limit allowed.
+/// - **Counted since the client last caught up.** Bytes are exactly what the queue holds;
+///   messages are those admitted since the queue was last seen empty — an upper bound, so the
+///   limit errs on the side of protecting the server.
 /// - The account keeps no payloads: the socket's queue holds them (shared, not copied).
 ///
 /// Not thread-safe: one connection's account lives on that connection's event loop.
@@ -37,9 +41,12 @@ public struct OutboxAccount: Sendable {
         return true
     }
 
-    /// The socket took `messages` admitted messages holding `bytes` bytes.
-    public mutating func sent(messages count: Int, bytes size: Int) {
-        messages -= count
-        bytes -= size
+    /// The socket's queue holds `unsentBytes` after a flush: none means the client has read
+    /// everything and the account empties.
+    public mutating func settle(unsentBytes: Int) {
+        if unsentBytes == 0 {
+            messages = 0
+        }
+        bytes = unsentBytes
     }
 }

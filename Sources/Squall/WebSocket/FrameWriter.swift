@@ -12,8 +12,8 @@ import Synchronization
 ///   (hence `@unchecked Sendable`); other threads reach it through ``coalescer``.
 /// - **Batches.** Frames of one loop turn are queued as they come and flushed once at the end
 ///   of the turn (``flushBatch()``), so the kernel gets them in one `writev(2)`.
-/// - **Bounded.** Each frame must be admitted by the connection's ``OutboxAccount``, which counts what
-///   the socket has not taken yet; a refused frame closes the connection with 1008.
+/// - **Bounded.** Each frame must be admitted by the connection's ``OutboxAccount``, which counts
+///   what the socket has not taken yet; a refused frame closes the connection with 1008.
 /// - **Nothing after close.** Once the close frame is written, no other frame is.
 final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
     typealias OutboundIn = ByteBuffer
@@ -29,11 +29,8 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
     private let closeTimeout: Duration
     private let logger: Logger
     private var context: ChannelHandlerContext?
-    /// The batch's latest frame: written with a promise at the flush, so that its completion
-    /// tells the outbox the whole batch reached the kernel.
+    /// The batch's latest frame, written with the flush.
     private var held: ByteBuffer?
-    private var batchMessages = 0
-    private var batchBytes = 0
 
     init(loop: any EventLoop, limits: Outbox.Limits, closeTimeout: Duration, logger: Logger) {
         self.coalescer = .forLoop(loop)
@@ -57,6 +54,8 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
         guard let context, sentClose == nil else { return false }
         switch item {
         case .frame(let frame):
+            let opensBatch = held == nil
+            if opensBatch { settleOutbox(context) }
             guard outbox.admit(bytes: frame.readableBytes) else {
                 closing.store(true, ordering: .relaxed)
                 logger.warning(
@@ -69,11 +68,8 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
                 sendClose(.slowConsumer)
                 return false
             }
-            let opensBatch = held == nil
             if let held { context.write(wrapOutboundOut(held), promise: nil) }
             held = frame
-            batchMessages += 1
-            batchBytes += frame.readableBytes
             return opensBatch
         case .close(let disconnect):
             sendClose(disconnect)
@@ -85,14 +81,15 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
     func flushBatch() {
         guard let context, let last = held else { return }
         held = nil
-        let (messages, bytes) = (batchMessages, batchBytes)
-        batchMessages = 0
-        batchBytes = 0
-        let written = context.eventLoop.makePromise(of: Void.self)
-        written.futureResult.assumeIsolated().whenComplete { _ in
-            self.outbox.sent(messages: messages, bytes: bytes)
-        }
-        context.writeAndFlush(wrapOutboundOut(last), promise: written)
+        context.writeAndFlush(wrapOutboundOut(last), promise: nil)
+        settleOutbox(context)
+    }
+
+    /// Brings the outbox up to date with what the socket's queue still holds: the kernel takes
+    /// what it can at each flush, and what remains is what this client has not read.
+    private func settleOutbox(_ context: ChannelHandlerContext) {
+        let unsent = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+        outbox.settle(unsentBytes: unsent)
     }
 
     /// Writes a control frame (ping, pong) now, after every frame queued before it.
