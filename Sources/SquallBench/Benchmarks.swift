@@ -17,7 +17,8 @@ public enum Benchmarks {
         messages: Int,
         size: Int,
         window: Int = 64,
-        timeout: Duration = .seconds(60)
+        timeout: Duration = .seconds(60),
+        serverPID: Int32? = nil
     ) async throws -> FanoutResult {
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         let driver = FanoutDriver(loop: loop, subscribers: subscribers, messages: messages, size: size, window: window)
@@ -25,9 +26,11 @@ public enum Benchmarks {
         let publisher = try await connect(target, on: loop, delegate: driver)
         defer { loop.execute { (subscribers + [publisher]).forEach { $0.close() } } }
         let usage = CPUUsage()
+        let serverBefore = try serverPID.map(cpuSeconds(of:))
         let start = ContinuousClock.now
         try await driver.run(publisher: publisher, timeout: timeout)
         let elapsed = ContinuousClock.now - start
+        let serverAfter = try serverPID.map(cpuSeconds(of:))
         let delivered = try await loop.submit { driver.delivered }.get()
         return FanoutResult(
             subscribers: subscribers.count,
@@ -35,7 +38,8 @@ public enum Benchmarks {
             size: size,
             delivered: delivered,
             seconds: elapsed.seconds,
-            clientCPUSeconds: usage.elapsed()
+            clientCPUSeconds: usage.elapsed(),
+            serverCPUSeconds: serverAfter.flatMap { after in serverBefore.map { after - $0 } }
         )
     }
 
@@ -75,18 +79,15 @@ public enum Benchmarks {
         )
     }
 
-    /// Handshakes: `count` WebSocket handshakes, `concurrency` at a time, each closed at once.
+    /// Handshakes: `count` WebSocket handshakes, `concurrency` in progress at any moment (a new
+    /// one starts as each completes), each closed at once.
     public static func handshakes(_ target: BenchTarget, count: Int, concurrency: Int = 32) async throws -> HandshakeResult {
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         let usage = CPUUsage()
         let start = ContinuousClock.now
-        var done = 0
-        while done < count {
-            let batch = min(concurrency, count - done)
-            let sockets = try await openSockets(batch, to: target, on: loop, concurrency: batch) { QuietDelegate() }
-            try await loop.submit { sockets.forEach { $0.close() } }.get()
-            done += batch
-        }
+        let driver = HandshakeDriver(target: target, count: count, loop: loop)
+        loop.execute { driver.start(concurrency) }
+        try await driver.done.futureResult.get()
         let elapsed = ContinuousClock.now - start
         return HandshakeResult(count: count, seconds: elapsed.seconds, clientCPUSeconds: usage.elapsed())
     }
@@ -101,6 +102,16 @@ public enum Benchmarks {
         try await Task.sleep(for: .seconds(1))
         let after = try residentKiB(of: serverPID)
         return IdleResult(connections: sockets.count, serverKiBBefore: before, serverKiBAfter: after)
+    }
+
+    /// User plus system CPU time of a process, from `/proc/PID/stat`.
+    static func cpuSeconds(of pid: Int32) throws -> Double {
+        let stat = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
+        let fields = stat[(stat.lastIndex(of: ")").map { stat.index(after: $0) } ?? stat.startIndex)...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else {
+            throw CocoaError(.fileReadCorruptFile)
+        }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
     /// VmRSS of a process, in KiB.
@@ -122,6 +133,8 @@ public struct FanoutResult: Sendable, Encodable, CustomStringConvertible {
     public let delivered: Int
     public let seconds: Double
     public let clientCPUSeconds: Double
+    /// The server's CPU time during the measured run, when its process id was given.
+    public let serverCPUSeconds: Double?
 
     /// Deliveries expected: every subscriber gets every message.
     public var expected: Int { subscribers * messages }
@@ -131,7 +144,7 @@ public struct FanoutResult: Sendable, Encodable, CustomStringConvertible {
         """
         fan-out: \(subscribers) subscribers × \(messages) messages of \(size) B
           delivered \(delivered)/\(expected) in \(format(seconds)) s = \(Int(deliveriesPerSecond)) deliveries/s
-          client CPU \(format(clientCPUSeconds)) s (\(Int(100 * clientCPUSeconds / seconds)) % of one core)
+          client CPU \(format(clientCPUSeconds)) s (\(Int(100 * clientCPUSeconds / seconds)) % of one core)\(serverCPUSeconds.map { "\n  server CPU \(format($0)) s = \(format(1e6 * $0 / Double(max(delivered, 1)))) µs per delivery" } ?? "")
         """
     }
 }
@@ -357,7 +370,66 @@ private final class LatencyDriver: BenchSocketDelegate, @unchecked Sendable {
     func closed(_ socket: BenchSocket) {}
 }
 
-/// Ignores everything: for handshake and idle runs.
+/// Keeps `concurrency` handshakes in flight: each socket is closed as soon as it opens and a new
+/// one started, until `count` have completed. Touched only on its event loop.
+private final class HandshakeDriver: BenchSocketDelegate, @unchecked Sendable {
+    let done: EventLoopPromise<Void>
+    private let target: BenchTarget
+    private let count: Int
+    private let loop: any EventLoop
+    private var started = 0
+    private var completed = 0
+    private var open = Set<ObjectIdentifier>()
+    private var finished = false
+
+    init(target: BenchTarget, count: Int, loop: any EventLoop) {
+        self.target = target
+        self.count = count
+        self.loop = loop
+        self.done = loop.makePromise()
+    }
+
+    func start(_ concurrency: Int) {
+        for _ in 0..<min(concurrency, count) { launch() }
+    }
+
+    private func launch() {
+        guard started < count else { return }
+        started += 1
+        let target = target
+        ClientBootstrap(group: loop)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(BenchSocket(target: target, delegate: self))
+                }
+            }
+            .connect(host: target.host, port: target.port)
+            .whenFailure { self.finish(.failure($0)) }
+    }
+
+    func opened(_ socket: BenchSocket) {
+        open.insert(ObjectIdentifier(socket))
+        socket.close()
+        completed += 1
+        if completed == count { finish(.success(())) } else { launch() }
+    }
+
+    func received(_ socket: BenchSocket, payload: ByteBufferView) {}
+    func readComplete(_ socket: BenchSocket) {}
+
+    func closed(_ socket: BenchSocket) {
+        if open.remove(ObjectIdentifier(socket)) == nil { finish(.failure(BenchError.handshakeFailed)) }
+    }
+
+    private func finish(_ result: Result<Void, any Error>) {
+        guard !finished else { return }
+        finished = true
+        done.completeWith(result)
+    }
+}
+
+/// Ignores everything: for idle runs.
 private final class QuietDelegate: BenchSocketDelegate, Sendable {
     func opened(_ socket: BenchSocket) {}
     func received(_ socket: BenchSocket, payload: ByteBufferView) {}

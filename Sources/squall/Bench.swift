@@ -45,6 +45,7 @@ struct Bench: AsyncParsableCommand {
         @Option(help: "Bytes per message (1–1048576).") var size = 64
         @Option(help: "Most messages in flight (sent but not yet received by every subscriber).") var window = 64
         @Option(help: "Give up after this many seconds (1–600).") var timeout = 120
+        @Option(help: "The server's process id, to report its CPU time during the run (Linux).") var serverPid: Int32?
 
         func validate() throws {
             try check(subscribers, in: 1...20_000, "subscribers")
@@ -55,7 +56,7 @@ struct Bench: AsyncParsableCommand {
         }
 
         func run() async throws {
-            try target.report(try await Benchmarks.fanout(target.resolve(), subscribers: subscribers, messages: messages, size: size, window: window, timeout: .seconds(timeout)))
+            try target.report(try await Benchmarks.fanout(target.resolve(), subscribers: subscribers, messages: messages, size: size, window: window, timeout: .seconds(timeout), serverPID: serverPid))
         }
     }
 
