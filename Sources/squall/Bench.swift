@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Squall
 import SquallBench
 
 /// `squall bench`: load generators for any `ws://` server with the seed's broadcast contract.
@@ -7,7 +8,7 @@ import SquallBench
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure a WebSocket broadcast server on this machine (loopback only).",
-        subcommands: [Fanout.self, Latency.self, Handshakes.self, Idle.self]
+        subcommands: [Fanout.self, Latency.self, Handshakes.self, Idle.self, HotPaths.self]
     )
 
     /// The URL every benchmark takes; loopback only, since load goes nowhere else.
@@ -108,6 +109,28 @@ struct Bench: AsyncParsableCommand {
 
         func run() async throws {
             try target.report(try await Benchmarks.idle(target.resolve(), count: connections, serverPID: serverPid))
+        }
+    }
+
+    struct HotPaths: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "hot-paths",
+            abstract: "Micro-benchmarks in this process, no network: log append, envelope and frame encoding, hub fan-out."
+        )
+        @Option(help: "Multiplies the operation counts (0.01–100; 1 is about a second).") var scale = 1.0
+        @Flag(help: "Print the results as one JSON array.") var json = false
+
+        func validate() throws {
+            guard (0.01...100).contains(scale) else { throw ValidationError("--scale must be between 0.01 and 100") }
+        }
+
+        func run() throws {
+            let results = HotPathBenchmarks.run(scale: scale)
+            if json {
+                print(String(decoding: try JSONEncoder().encode(results), as: UTF8.self))
+            } else {
+                results.forEach { print($0) }
+            }
         }
     }
 }

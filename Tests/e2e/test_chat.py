@@ -38,4 +38,22 @@ async def wait_for_connections(server, count):
             if json.load(response)["connections"] == count:
                 return
         await asyncio.sleep(0.02)
+    raise AssertionError(f"the server never reported {count} open connections")
     raise AssertionError(f"expected {count} connections")
+
+
+async def test_a_client_that_never_answers_pings_is_dropped_and_one_that_does_stays(squall):
+    server = squall("--ping-interval", "0.3")
+    # A raw socket: it completes the handshake, then never reads or answers a ping.
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /msg HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)).startswith(b"HTTP/1.1 101")
+    async with connect(f"{server.ws}/msg") as answering:  # websockets answers pings itself
+        await wait_for_connections(server, 2)
+        # Missing a ping by the next one (0.3-0.6 s) gets the silent client dropped.
+        await wait_for_connections(server, 1)
+        await asyncio.sleep(1)
+        await answering.send("still here")
+        assert await asyncio.wait_for(answering.recv(), 5) == "still here"
+    writer.close()

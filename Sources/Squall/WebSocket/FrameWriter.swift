@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import SquallCore
@@ -28,14 +29,16 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
     private var outbox: OutboxAccount
     private let closeTimeout: Duration
     private let logger: Logger
+    private let connectionID: UUID
     private var context: ChannelHandlerContext?
     /// The batch's latest frame, written with the flush.
     private var held: ByteBuffer?
 
-    init(loop: any EventLoop, limits: Outbox.Limits, closeTimeout: Duration, logger: Logger) {
+    init(loop: any EventLoop, limits: Outbox.Limits, closeTimeout: Duration, connectionID: UUID, logger: Logger) {
         self.coalescer = .forLoop(loop)
         self.outbox = OutboxAccount(limits: limits)
         self.closeTimeout = closeTimeout
+        self.connectionID = connectionID
         self.logger = logger
     }
 
@@ -61,6 +64,7 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
                 logger.warning(
                     "Closing slow WebSocket client: outbox overflow",
                     metadata: [
+                        "squall.connection": "\(connectionID)",
                         "squall.outbox.max_messages": "\(outbox.limits.maxMessages)",
                         "squall.outbox.max_bytes": "\(outbox.limits.maxBytes)",
                     ]

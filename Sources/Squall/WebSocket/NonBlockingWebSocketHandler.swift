@@ -39,6 +39,7 @@ extension WebSocketConnection {
 
     /// Logs one inbound message (at debug).
     func logMessage(_ payload: Payload) {
+        guard serverLogger.logLevel <= .debug else { return }  // no per-message logger otherwise
         logger.debug("WebSocket message", metadata: ["kind": "\(payload.kind)", "bytes": "\(payload.count)"])
     }
 

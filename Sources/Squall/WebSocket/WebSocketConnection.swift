@@ -19,8 +19,9 @@ public final class WebSocketConnection: Sendable, Identifiable, Hashable, Custom
     public let request: Request
     /// The path parameters the mount path matched, e.g. `channel` for `/msg/{channel}`.
     public let parameters: Parameters
-    /// A logger whose records carry this connection's id.
-    public let logger: Logger
+    /// The server's logger; ``logger`` adds this connection's id. Kept bare so that an idle
+    /// connection does not hold a metadata dictionary of its own.
+    let serverLogger: Logger
     let channel: any Channel
     let writer: FrameWriter
 
@@ -30,7 +31,14 @@ public final class WebSocketConnection: Sendable, Identifiable, Hashable, Custom
         self.parameters = parameters
         self.channel = channel
         self.writer = writer
-        self.logger = logger
+        self.serverLogger = logger
+    }
+
+    /// A logger whose records carry this connection's id (`squall.connection`).
+    public var logger: Logger {
+        var logger = serverLogger
+        logger[metadataKey: "squall.connection"] = "\(id)"
+        return logger
     }
 
     /// The client's address, as the operating system reports it.

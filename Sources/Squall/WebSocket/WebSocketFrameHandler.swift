@@ -41,7 +41,9 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     private var hookFailure: (any Error)?
     private var clientClosed = false
     private var awaitingPong = false
-    private var nextPing: Scheduled<Void>?
+    private var pingTimer: PingTimer?
+    /// Kept for ``pingTick()``; let go when the handler leaves the pipeline.
+    private var context: ChannelHandlerContext?
 
     init(connection: WebSocketConnection, hooks: Hooks, pool: ConnectionPool, maxMessageSize: Int, pingInterval: Duration?) {
         self.connection = connection
@@ -65,7 +67,16 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
                 hookFailed(error)
             }
         }
-        schedulePing(context: context)
+        if let pingInterval {
+            self.context = context
+            pingTimer = PingTimer.forLoop(context.eventLoop, interval: TimeAmount(pingInterval))
+            pingTimer?.add(self)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        pingTimer?.remove(self)
+        self.context = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -167,7 +178,7 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        nextPing?.cancel()
+        pingTimer?.remove(self)
         let cause: CloseCause =
             if let hookFailure {
                 .failed(hookFailure)
@@ -191,20 +202,17 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
         context.fireChannelInactive()
     }
 
-    /// Pings every `pingInterval`; a client that has not answered the previous ping by the
-    /// next one is gone (a dead peer, a silently dropped NAT mapping) and is dropped.
-    private func schedulePing(context: ChannelHandlerContext) {
-        guard let pingInterval else { return }
-        nextPing = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(pingInterval)) { [self] in
-            guard context.channel.isActive, writer.sentClose == nil else { return }
-            if awaitingPong {
-                connection.logger.info("WebSocket client did not answer a ping: dropping it")
-                context.close(promise: nil)
-                return
-            }
-            awaitingPong = true
-            writer.writeControl(WebSocketFrameBytes.frame(.ping, ByteBuffer()))
-            schedulePing(context: context)
+    /// Called by the loop's ``PingTimer`` every ping interval: a client that has not answered
+    /// the previous ping by now is gone (a dead peer, a silently dropped NAT mapping) and is
+    /// dropped; otherwise it gets a new ping.
+    func pingTick() {
+        guard let context, context.channel.isActive, writer.sentClose == nil else { return }
+        if awaitingPong {
+            connection.logger.info("WebSocket client did not answer a ping: dropping it")
+            context.close(promise: nil)
+            return
         }
+        awaitingPong = true
+        writer.writeControl(WebSocketFrameBytes.frame(.ping, ByteBuffer()))
     }
 }

@@ -159,12 +159,18 @@ struct WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
     }
 
     /// Replaces HTTP with the WebSocket handlers. NIO's upgrader has already added its frame
-    /// decoder (and an encoder that stays unused: ``FrameWriter`` writes below it).
+    /// decoder, and an encoder that is removed: ``FrameWriter`` writes whole frames itself.
     private func install(_ upgrade: Accepted, uri: String, on channel: any Channel) throws {
+        let pipeline = channel.pipeline.syncOperations
+        pipeline.removeHandler(context: try pipeline.context(handlerType: WebSocketFrameEncoder.self), promise: nil)
         let id = UUID()
-        var logger = self.logger
-        logger[metadataKey: "squall.connection"] = "\(id)"
-        let writer = FrameWriter(loop: channel.eventLoop, limits: configuration.outbox, closeTimeout: configuration.closeTimeout, logger: logger)
+        let writer = FrameWriter(
+            loop: channel.eventLoop,
+            limits: configuration.outbox,
+            closeTimeout: configuration.closeTimeout,
+            connectionID: id,
+            logger: logger
+        )
         let connection = WebSocketConnection(
             request: upgrade.request,
             parameters: upgrade.parameters,
@@ -179,8 +185,8 @@ struct WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
             } else {
                 .queued(HookQueue(handler: upgrade.mount.handler, connection: connection, pool: pool))
             }
-        try channel.pipeline.syncOperations.addHandler(writer, position: .first)
-        try channel.pipeline.syncOperations.addHandler(
+        try pipeline.addHandler(writer, position: .first)
+        try pipeline.addHandler(
             WebSocketFrameHandler(
                 connection: connection,
                 hooks: hooks,
@@ -199,3 +205,7 @@ struct WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
         )
     }
 }
+
+// NIO's upgrader always adds its encoder; Squall frames its own writes, so the encoder would
+// only cost memory on every connection. It keeps no state, so removing it is safe.
+extension WebSocketFrameEncoder: @retroactive RemovableChannelHandler {}
