@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import Logging
-import NIOCore
 import ServiceLifecycle
 import Squall
 import SquallCore
@@ -59,12 +58,12 @@ struct Serve: AsyncParsableCommand {
         let configuration = try resolvedConfiguration()
         let environment = EnvironmentOptions(ProcessInfo.processInfo.environment)
         let level = try environment.resolve(logLevel, "SQUALL_LOG_LEVEL", default: .info)
+        // main.swift has already sized the event-loop group from the same option (it must
+        // happen before anything runs); a bad value is still a usage error here.
         let threads = try environment.resolve(threads, "SQUALL_THREADS", default: ProcessorAffinity.cpuCount)
-        guard (1...1024).contains(threads) else {
+        guard EventLoopThreads.range.contains(threads) else {
             throw ValidationError("threads must be between 1 and 1024, got \(threads)")
         }
-        // Must be set before anything touches NIO's shared event-loop group, which Hummingbird uses.
-        NIOSingletons.groupLoopCountSuggestion = threads
 
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)

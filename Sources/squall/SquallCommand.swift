@@ -1,7 +1,6 @@
 import ArgumentParser
 
 /// `squall`: the command-line program. `squall` alone is `squall serve`.
-@main
 struct SquallCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "squall",

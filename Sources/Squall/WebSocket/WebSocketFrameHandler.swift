@@ -114,9 +114,11 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
             awaitingPong = false
         case .connectionClose:
             clientClosed = true
+            // Echo the client's code (RFC 6455 §5.5.1); one that may not be sent is answered 1002.
             var body = frame.unmaskedData
             let code = body.readInteger(as: UInt16.self) ?? 1000
-            writer.sendClose(Disconnect(code: code, reason: ""), dropAfterWrite: true)
+            let sendable = [1000...1003, 1007...1011, 3000...4999].contains { $0.contains(code) }
+            writer.sendClose(Disconnect(code: sendable ? code : 1002, reason: ""), dropAfterWrite: true)
         default:
             fail(1002, "unknown opcode")
         }
