@@ -139,12 +139,17 @@ def table(results):
     return "\n".join(rows)
 
 
-def chart(results, path):
+def pyplot():
+    """matplotlib from .venv-bench, drawing to files only."""
     sys.path.insert(0, str(next((VENV / "lib").glob("python*/site-packages"))))
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    return plt
 
+
+def chart(results, path):
+    plt = pyplot()
     names = list(results)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for axis, key, title in ((axes[0], "fanout100", "100 subscribers"), (axes[1], "fanout1000", "1,000 subscribers")):

@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import ROOT, VENV, free_port, wait_listening, sh  # noqa: E402
+from compare import ROOT, VENV, free_port, pyplot, sh, wait_listening  # noqa: E402
 
 TRANSPORTS = ["short poll, 5 s", "short poll, 1 s", "long poll", "SSE", "WebSocket"]
 
@@ -229,11 +229,7 @@ def table(results):
 
 
 def chart(results, setup, path):
-    sys.path.insert(0, str(next((VENV / "lib").glob("python*/site-packages"))))
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     names = list(results)
     panels = [
         ("HTTP requests", [results[n]["requests"] for n in names], None),
