@@ -11,8 +11,9 @@ import Synchronization
 /// Contracts:
 /// - **Loop-confined.** Everything but ``closing`` is touched only on the channel's event loop
 ///   (hence `@unchecked Sendable`); other threads reach it through ``coalescer``.
-/// - **Batches.** Frames of one loop turn are queued as they come and flushed once at the end
-///   of the turn (``flushBatch()``), so the kernel gets them in one `writev(2)`.
+/// - **Batches.** Frames of one loop turn are written to the socket's queue as they come and
+///   flushed once at the end of the turn (``flushBatch()``), so the kernel gets them in one
+///   `writev(2)`; a control or close frame written meanwhile flushes them with it.
 /// - **Bounded.** Each frame must be admitted by the connection's ``OutboxAccount``, which counts
 ///   what the socket has not taken yet; a refused frame closes the connection with 1008.
 /// - **Nothing after close.** Once the close frame is written, no other frame is.
@@ -31,8 +32,8 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
     private let logger: Logger
     private let connectionID: UUID
     private var context: ChannelHandlerContext?
-    /// The batch's latest frame, written with the flush.
-    private var held: ByteBuffer?
+    /// Frames were written this turn and wait for ``flushBatch()``.
+    private var batchOpen = false
 
     init(loop: any EventLoop, limits: Outbox.Limits, closeTimeout: Duration, connectionID: UUID, logger: Logger) {
         self.coalescer = .forLoop(loop)
@@ -57,8 +58,9 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
         guard let context, sentClose == nil else { return false }
         switch item {
         case .frame(let frame):
-            let opensBatch = held == nil
-            if opensBatch { settleOutbox(context) }
+            let opensBatch = !batchOpen
+            // An account with nothing outstanding has nothing to settle: skip the lookup.
+            if opensBatch, outbox.messages > 0 { settleOutbox(context) }
             guard outbox.admit(bytes: frame.readableBytes) else {
                 closing.store(true, ordering: .relaxed)
                 logger.warning(
@@ -72,8 +74,8 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
                 sendClose(.slowConsumer)
                 return false
             }
-            if let held { context.write(wrapOutboundOut(held), promise: nil) }
-            held = frame
+            context.write(wrapOutboundOut(frame), promise: nil)
+            batchOpen = true
             return opensBatch
         case .close(let disconnect):
             sendClose(disconnect)
@@ -83,9 +85,9 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
 
     /// Flushes the frames queued this turn.
     func flushBatch() {
-        guard let context, let last = held else { return }
-        held = nil
-        context.writeAndFlush(wrapOutboundOut(last), promise: nil)
+        guard let context, batchOpen else { return }
+        batchOpen = false
+        context.flush()
         settleOutbox(context)
     }
 
@@ -96,11 +98,13 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
         outbox.settle(unsentBytes: unsent)
     }
 
-    /// Writes a control frame (ping, pong) now, after every frame queued before it.
+    /// Writes a control frame (ping, pong) now, after every frame queued before it, in the same
+    /// flush.
     func writeControl(_ frame: ByteBuffer) {
         guard let context, sentClose == nil else { return }
-        flushBatch()
+        batchOpen = false
         context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+        settleOutbox(context)
     }
 
     /// Writes the close frame after every frame queued before it; nothing is written after it.
@@ -110,7 +114,7 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
     func sendClose(_ disconnect: Disconnect, dropAfterWrite: Bool = false) {
         guard let context, sentClose == nil else { return }
         closing.store(true, ordering: .relaxed)
-        flushBatch()
+        batchOpen = false  // the close frame's flush sends the batch too
         sentClose = disconnect
         let channel = context.channel
         if dropAfterWrite {

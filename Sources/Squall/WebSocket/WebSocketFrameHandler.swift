@@ -180,7 +180,6 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        pingTimer?.remove(self)
         let cause: CloseCause =
             if let hookFailure {
                 .failed(hookFailure)
