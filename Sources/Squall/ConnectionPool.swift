@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import SquallCore
 import Synchronization
 
@@ -59,11 +60,21 @@ public final class ConnectionPool: Sendable {
     public func broadcast(_ message: Payload) -> Int {
         // Writing only queues, so holding the lock across the loop is short and cannot
         // deadlock: an overflowing connection schedules its own close and does not call back.
-        let frame = WebSocketFrameBytes.frame(message)  // encoded once, shared by every socket
+        // Encoded once, shared by every socket; compressed once too, for the first connection
+        // that negotiated permessage-deflate and wants this size compressed.
+        let frame = WebSocketFrameBytes.frame(message)
+        var deflated: ByteBuffer?
         return state.withLock { state in
             var delivered = 0
-            for connection in state.members.values where connection.writeFrame(frame) {
-                delivered += 1
+            for connection in state.members.values {
+                var bytes = frame
+                if let deflate = connection.deflate, message.bytes.readableBytes >= deflate.minimumSize {
+                    if deflated == nil {
+                        deflated = WebSocketFrameBytes.deflatedFrame(.init(message.kind), message.bytes)
+                    }
+                    bytes = deflated ?? frame
+                }
+                if connection.writeFrame(bytes) { delivered += 1 }
             }
             return delivered
         }

@@ -12,6 +12,9 @@ public struct SquallConfiguration: Sendable {
     /// How much may wait for one slow connection before it is closed with 1008.
     /// Default 1,024 messages or 16 MiB, whichever comes first.
     public var outbox: Outbox.Limits
+    /// permessage-deflate (RFC 7692) for WebSocket clients that offer it, as browsers do;
+    /// `nil` turns it off. Default on, for messages of 1 KiB or more.
+    public var deflate: DeflateOptions?
     /// How often the server pings an idle client; a client that has not answered by the next
     /// ping is closed, so dead peers do not linger. `nil` turns pings off. Default 30 s.
     public var pingInterval: Duration?
@@ -36,6 +39,7 @@ public struct SquallConfiguration: Sendable {
         port: Int = 8000,
         maxMessageSize: Int = 1 << 20,
         outbox: Outbox.Limits = Outbox.Limits(),
+        deflate: DeflateOptions? = DeflateOptions(),
         pingInterval: Duration? = .seconds(30),
         closeTimeout: Duration = .seconds(3),
         retention: Retention = Retention(),
@@ -46,10 +50,27 @@ public struct SquallConfiguration: Sendable {
         self.port = port
         self.maxMessageSize = maxMessageSize
         self.outbox = outbox
+        self.deflate = deflate
         self.pingInterval = pingInterval
         self.closeTimeout = closeTimeout
         self.retention = retention
         self.longPollWait = longPollWait
         self.sseHeartbeat = sseHeartbeat
+    }
+}
+
+/// How Squall compresses WebSocket messages for clients that negotiated permessage-deflate.
+///
+/// Each message is compressed once, on its own (no context takeover), and the same bytes go to
+/// every subscriber that negotiated it; a connection keeps no compression state, so compression
+/// costs no memory per connection. See ``SquallConfiguration/deflate``.
+public struct DeflateOptions: Sendable {
+    /// Smallest message, in bytes, that is sent compressed; smaller ones gain little and cost
+    /// CPU, and any message that does not shrink is sent as it is. Default 1 KiB, as Node's `ws`.
+    public var minimumSize: Int
+
+    /// Options; the argument has the default documented on its property.
+    public init(minimumSize: Int = 1024) {
+        self.minimumSize = minimumSize
     }
 }

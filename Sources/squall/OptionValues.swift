@@ -1,5 +1,6 @@
 import ArgumentParser
 import Logging
+import Squall
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 
@@ -18,6 +19,25 @@ struct ByteCount: ExpressibleByArgument {
         let (bytes, overflow) = number.multipliedReportingOverflow(by: unit.factor)
         guard !overflow else { return nil }
         self.bytes = bytes
+    }
+}
+
+/// The smallest message to compress with permessage-deflate, as a ``ByteCount``, or `off`.
+struct DeflateMinimum: ExpressibleByArgument {
+    let options: DeflateOptions?
+
+    init(_ options: DeflateOptions?) {
+        self.options = options
+    }
+
+    init?(argument: String) {
+        if argument == "off" {
+            options = nil
+        } else if let size = ByteCount(argument: argument) {
+            options = DeflateOptions(minimumSize: size.bytes)
+        } else {
+            return nil
+        }
     }
 }
 

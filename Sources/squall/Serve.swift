@@ -36,6 +36,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Most bytes queued for one client before it is closed as too slow (1008). [default: 16MiB] [env: SQUALL_OUTBOX_BYTES]")
     var outboxBytes: ByteCount?
 
+    @Option(help: "Smallest message sent compressed to WebSocket clients that negotiate permessage-deflate, e.g. 0, 512, 1KiB; off declines the extension. [default: 1KiB] [env: SQUALL_DEFLATE_MIN_SIZE]")
+    var deflateMinSize: DeflateMinimum?
+
     @Option(help: "Seconds between pings to each client; a client that misses one is closed. 0 turns pings off. [default: 30] [env: SQUALL_PING_INTERVAL]")
     var pingInterval: Seconds?
 
@@ -87,6 +90,7 @@ struct Serve: AsyncParsableCommand {
         let maxMessageSize = try environment.resolve(maxMessageSize, "SQUALL_MAX_MESSAGE_SIZE", default: ByteCount(defaults.maxMessageSize)).bytes
         let outboxMessages = try environment.resolve(outboxMessages, "SQUALL_OUTBOX_MESSAGES", default: defaults.outbox.maxMessages)
         let outboxBytes = try environment.resolve(outboxBytes, "SQUALL_OUTBOX_BYTES", default: ByteCount(defaults.outbox.maxBytes)).bytes
+        let deflate = try environment.resolve(deflateMinSize, "SQUALL_DEFLATE_MIN_SIZE", default: DeflateMinimum(defaults.deflate))
         let ping = try environment.resolve(pingInterval, "SQUALL_PING_INTERVAL", default: Seconds(defaults.pingInterval ?? .zero)).duration
         let retentionMessages = try environment.resolve(retentionMessages, "SQUALL_RETENTION_MESSAGES", default: defaults.retention.maxMessages)
         let retentionAge = try environment.resolve(retentionAge, "SQUALL_RETENTION_AGE", default: Seconds(defaults.retention.maxAge)).duration
@@ -106,6 +110,7 @@ struct Serve: AsyncParsableCommand {
             port: port,
             maxMessageSize: maxMessageSize,
             outbox: Outbox.Limits(maxMessages: outboxMessages, maxBytes: outboxBytes),
+            deflate: deflate.options,
             pingInterval: ping == .zero ? nil : ping,
             closeTimeout: try environment.resolve(closeTimeout, "SQUALL_CLOSE_TIMEOUT", default: Seconds(defaults.closeTimeout)).duration,
             retention: Retention(maxMessages: retentionMessages, maxAge: retentionAge),

@@ -220,3 +220,21 @@ def test_demo_fits_a_phone(squall, browser):
     online = phone.find_element(By.ID, "presence").rect
     assert messages["width"] >= 340, messages
     assert online["y"] > messages["y"] + messages["height"], (messages, online)
+
+
+def test_chromium_negotiates_permessage_deflate_both_ways(squall, browser):
+    # Chromium offers permessage-deflate on every WebSocket and compresses what it sends;
+    # Squall compresses what it sends from 1 KiB up. A long message makes the round trip intact.
+    server = squall("--log-level", "error")
+    page = browser(f"{server.http}/healthz")
+    page.set_script_timeout(10)
+    extensions, echoed = page.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        const text = Array.from({length: 400}, (_, i) => `line ${i} of a long message`).join('\\n');
+        const ws = new WebSocket(arguments[0]);
+        ws.onopen = () => ws.send(text);
+        ws.onmessage = (event) => { done([ws.extensions, event.data === text ? 'same' : event.data]); ws.close(); };
+        ws.onerror = () => done(['error', null]);
+    """, f"{server.ws}/msg")
+    assert extensions == "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+    assert echoed == "same"

@@ -18,6 +18,18 @@ async def test_broadcast_reaches_every_python_client(squall):
         assert await asyncio.wait_for(bob.recv(), 5) == b"\x00\x01\xff"
 
 
+async def test_a_message_sent_right_after_the_handshake_reaches_the_newcomer(squall):
+    # Once its handshake completes a client is subscribed: nothing published after it is lost.
+    # (The server used to subscribe it just after writing the 101, which lost a message now
+    # and then; thirty tries caught that every time.)
+    server = squall()
+    async with connect(f"{server.ws}/msg") as sender:
+        for attempt in range(30):
+            async with connect(f"{server.ws}/msg") as newcomer:
+                await sender.send(f"hello {attempt}")
+                assert await asyncio.wait_for(newcomer.recv(), 5) == f"hello {attempt}"
+
+
 async def test_oversize_message_closes_with_1009(squall):
     server = squall("--max-message-size", "1KiB")
     async with connect(f"{server.ws}/msg", max_size=None) as client:

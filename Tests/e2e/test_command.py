@@ -90,7 +90,7 @@ def test_invalid_environment_value_is_a_clear_error():
     assert "SQUALL_PORT=not-a-port" in log, log
 
 
-@pytest.mark.parametrize("args", [["--outbox-messages", "0"], ["--retention-messages", "0"], ["--retention-age", "0"], ["--port", "70000"]])
+@pytest.mark.parametrize("args", [["--outbox-messages", "0"], ["--retention-messages", "0"], ["--retention-age", "0"], ["--port", "70000"], ["--deflate-min-size", "lots"]])
 def test_out_of_range_option_is_a_usage_error_not_a_crash(args):
     server = Squall(args, {})
     _, log = server.process.communicate(timeout=20)

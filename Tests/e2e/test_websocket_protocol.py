@@ -1,51 +1,9 @@
 """RFC 6455 edge cases against Squall's own WebSocket layer, with a raw socket so that the
 client can break the rules on purpose (libraries will not send unmasked or malformed frames)."""
 import asyncio
-import os
 import struct
 
-
-class RawSocket:
-    """A WebSocket client made of a TCP stream and hand-built frames."""
-
-    @classmethod
-    async def connect(cls, server, path="/msg"):
-        self = cls()
-        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", server.port)
-        self.writer.write(
-            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-        )
-        head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 5)
-        assert head.startswith(b"HTTP/1.1 101"), head
-        return self
-
-    def send(self, opcode, payload=b"", fin=True, masked=True, rsv=0):
-        first = (0x80 if fin else 0) | rsv << 4 | opcode
-        mask = os.urandom(4) if masked else b""
-        header = struct.pack("!BB", first, (0x80 if masked else 0) | len(payload))
-        body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload)) if masked else payload
-        self.writer.write(header + mask + body)
-
-    async def receive(self):
-        """(opcode, payload) of the next frame the server sends."""
-        first, second = await asyncio.wait_for(self.reader.readexactly(2), 5)
-        length = second & 0x7F
-        if length == 126:
-            length = struct.unpack("!H", await self.reader.readexactly(2))[0]
-        elif length == 127:
-            length = struct.unpack("!Q", await self.reader.readexactly(8))[0]
-        return first & 0x0F, await self.reader.readexactly(length)
-
-    async def expect_close(self, code):
-        opcode, payload = await self.receive()
-        while opcode != 0x8:
-            opcode, payload = await self.receive()
-        assert struct.unpack("!H", payload[:2])[0] == code, payload
-        return payload[2:].decode()
-
-    def close(self):
-        self.writer.close()
+from rawsocket import RawSocket
 
 
 async def test_protocol_errors_close_with_1002_and_a_reason(squall):

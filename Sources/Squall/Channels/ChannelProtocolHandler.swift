@@ -174,7 +174,7 @@ final class EnvelopeSubscriber: Subscriber {
     }
 
     func receive(_ message: Message) {
-        connection.writeFrame(message.encoded(EnvelopeFrame.self))
+        connection.write(message, as: EnvelopeFrame.self)
     }
 
     func receive(_ event: PresenceEvent) {

@@ -57,7 +57,7 @@ final class FrameSubscriber: Subscriber {
     }
 
     func receive(_ message: Message) {
-        connection.writeFrame(message.encoded(PlainFrame.self))
+        connection.write(message, as: PlainFrame.self)
     }
 
     func receive(_ event: PresenceEvent) {}

@@ -17,6 +17,8 @@ import Synchronization
 /// - **Bounded.** Each frame must be admitted by the connection's ``OutboxAccount``, which counts
 ///   what the socket has not taken yet; a refused frame closes the connection with 1008.
 /// - **Nothing after close.** Once the close frame is written, no other frame is.
+/// - **Nothing before the 101.** The connection opens (and may be written to) before NIO has
+///   written the handshake's response; until ``release()`` everything is held back, in order.
 final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -34,6 +36,8 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
     private var context: ChannelHandlerContext?
     /// Frames were written this turn and wait for ``flushBatch()``.
     private var batchOpen = false
+    /// What was submitted before the upgrade completed; `nil` once ``release()`` wrote it.
+    private var held: [WriteCoalescer.Item]? = []
 
     init(loop: any EventLoop, limits: Outbox.Limits, closeTimeout: Duration, connectionID: UUID, logger: Logger) {
         self.coalescer = .forLoop(loop)
@@ -55,6 +59,10 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
     /// - Returns: `true` when this opened the connection's batch for this turn: the caller
     ///   calls ``flushBatch()`` once the turn's items are written.
     func write(_ item: WriteCoalescer.Item) -> Bool {
+        if held != nil {
+            held?.append(item)
+            return false
+        }
         guard let context, sentClose == nil else { return false }
         switch item {
         case .frame(let frame):
@@ -81,6 +89,14 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
             sendClose(disconnect)
             return false
         }
+    }
+
+    /// Writes what was held back while the upgrade completed, now that the 101 is written.
+    func release() {
+        guard let items = held else { return }
+        held = nil
+        for item in items { _ = write(item) }
+        flushBatch()
     }
 
     /// Flushes the frames queued this turn.

@@ -24,9 +24,21 @@ public final class WebSocketConnection: Sendable, Identifiable, Hashable, Custom
     let serverLogger: Logger
     let channel: any Channel
     let writer: FrameWriter
+    /// Set when the client negotiated permessage-deflate: messages from this size up go
+    /// compressed, and the client may send compressed messages.
+    let deflate: DeflateOptions?
 
-    init(request: Request, parameters: Parameters, channel: any Channel, writer: FrameWriter, id: UUID, logger: Logger) {
+    init(
+        request: Request,
+        parameters: Parameters,
+        channel: any Channel,
+        writer: FrameWriter,
+        deflate: DeflateOptions?,
+        id: UUID,
+        logger: Logger
+    ) {
         self.id = id
+        self.deflate = deflate
         self.request = request
         self.parameters = parameters
         self.channel = channel
@@ -51,13 +63,28 @@ public final class WebSocketConnection: Sendable, Identifiable, Hashable, Custom
     ///   and the connection closes with 1008.
     @discardableResult
     public func writeMessage(_ message: Payload) -> Bool {
-        writeFrame(WebSocketFrameBytes.frame(message))
+        guard let deflate, message.bytes.readableBytes >= deflate.minimumSize else {
+            return writeFrame(WebSocketFrameBytes.frame(message))
+        }
+        return writeFrame(WebSocketFrameBytes.deflatedFrame(.init(message.kind), message.bytes))
     }
 
     /// Queues a text message; see ``writeMessage(_:)-(Payload)``.
     @discardableResult
     public func writeMessage(_ text: String) -> Bool {
         writeMessage(.text(text))
+    }
+
+    /// Queues a broadcast `message` as `format`'s frame, compressed if this client negotiated
+    /// permessage-deflate and the payload is big enough. Either frame is encoded once per
+    /// message and shared with every other subscriber that gets the same one.
+    @discardableResult
+    func write<Format: FrameFormat>(_ message: Message, as format: Format.Type) -> Bool {
+        if let deflate, Format.content(of: message).payload.readableBytes >= deflate.minimumSize {
+            writeFrame(message.encoded(DeflatedFrame<Format>.self))
+        } else {
+            writeFrame(message.encoded(Format.self))
+        }
     }
 
     /// Queues a frame encoded once and shared by many connections (a broadcast).

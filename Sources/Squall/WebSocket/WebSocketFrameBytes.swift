@@ -5,7 +5,8 @@ import SquallCore
 /// final, unmasked frame in one buffer, header and payload together, so that a frame shared by
 /// many connections is written to each socket as it is — never re-framed, never copied.
 ///
-/// Squall does not negotiate extensions, so the RSV bits are always clear.
+/// The only extension Squall negotiates is permessage-deflate, whose compressed messages set
+/// RSV1; the other RSV bits are always clear.
 enum WebSocketFrameBytes {
     /// The frame's opcode (RFC 6455 §5.2).
     enum Opcode: UInt8 {
@@ -16,11 +17,11 @@ enum WebSocketFrameBytes {
         case pong = 0xA
     }
 
-    /// A final frame carrying `payload`.
-    static func frame(_ opcode: Opcode, _ payload: ByteBuffer) -> ByteBuffer {
+    /// A final frame carrying `payload`; `compressed` marks a permessage-deflate message (RSV1).
+    static func frame(_ opcode: Opcode, _ payload: ByteBuffer, compressed: Bool = false) -> ByteBuffer {
         let length = payload.readableBytes
         var buffer = ByteBufferAllocator().buffer(capacity: length + 10)
-        buffer.writeInteger(0x80 | opcode.rawValue)
+        buffer.writeInteger(0x80 | (compressed ? 0x40 : 0) | opcode.rawValue)
         switch length {
         case ..<126:
             buffer.writeInteger(UInt8(length))
@@ -37,7 +38,16 @@ enum WebSocketFrameBytes {
 
     /// A text or binary frame, as the payload's kind says.
     static func frame(_ payload: Payload) -> ByteBuffer {
-        frame(payload.kind == .text ? .text : .binary, payload.bytes)
+        frame(Opcode(payload.kind), payload.bytes)
+    }
+
+    /// A text or binary frame, its payload compressed unless that would not make it smaller.
+    static func deflatedFrame(_ opcode: Opcode, _ payload: ByteBuffer) -> ByteBuffer {
+        if let compressed = PerMessageDeflate.compress(payload) {
+            frame(opcode, compressed, compressed: true)
+        } else {
+            frame(opcode, payload)
+        }
     }
 
     /// A close frame with `disconnect`'s code and as much of its reason as fits (123 bytes).
@@ -49,18 +59,47 @@ enum WebSocketFrameBytes {
     }
 }
 
-/// A message as the bare WebSocket frame it was published as (text or binary): what plain
-/// `/msg` sockets receive. Encoded once per message and shared by every such subscriber.
-enum PlainFrame: WireFormat {
+extension WebSocketFrameBytes.Opcode {
+    init(_ kind: Payload.Kind) {
+        self = kind == .text ? .text : .binary
+    }
+}
+
+/// A message as one WebSocket data frame: the wire formats of broadcasts, each encoded once per
+/// message and shared by every subscriber of that format.
+protocol FrameFormat: WireFormat {
+    /// The frame's opcode and (uncompressed) payload for `message`.
+    static func content(of message: Message) -> (opcode: WebSocketFrameBytes.Opcode, payload: ByteBuffer)
+}
+
+extension FrameFormat {
     static func encode(_ message: Message) -> ByteBuffer {
-        WebSocketFrameBytes.frame(message.payload)
+        let content = content(of: message)
+        return WebSocketFrameBytes.frame(content.opcode, content.payload)
+    }
+}
+
+/// A message as the bare WebSocket frame it was published as (text or binary): what plain
+/// `/msg` sockets receive.
+enum PlainFrame: FrameFormat {
+    static func content(of message: Message) -> (opcode: WebSocketFrameBytes.Opcode, payload: ByteBuffer) {
+        (WebSocketFrameBytes.Opcode(message.payload.kind), message.payload.bytes)
     }
 }
 
 /// A message as a text frame holding its JSON envelope: what `/ws` subscribers receive.
-enum EnvelopeFrame: WireFormat {
+enum EnvelopeFrame: FrameFormat {
+    static func content(of message: Message) -> (opcode: WebSocketFrameBytes.Opcode, payload: ByteBuffer) {
+        (.text, message.encoded(JSONEnvelope.self))
+    }
+}
+
+/// `Base`'s frame with its payload compressed for clients that negotiated permessage-deflate:
+/// compressed once per message, like every wire format, and shared by all of them.
+enum DeflatedFrame<Base: FrameFormat>: WireFormat {
     static func encode(_ message: Message) -> ByteBuffer {
-        WebSocketFrameBytes.frame(.text, message.encoded(JSONEnvelope.self))
+        let content = Base.content(of: message)
+        return WebSocketFrameBytes.deflatedFrame(content.opcode, content.payload)
     }
 }
 

@@ -8,9 +8,14 @@ import SquallCore
 /// right here for a ``NonBlockingWebSocketHandler``, through a ``HookQueue`` for any other.
 /// NIO's `WebSocketFrameDecoder` sits before it; ``FrameWriter`` writes for it.
 ///
+/// With permessage-deflate negotiated, a message whose first frame has RSV1 set is compressed:
+/// its frames are reassembled, then inflated on their own (the client agreed to no context
+/// takeover), and the size limit applies to the inflated message as well.
+///
 /// Failures close with the RFC's codes: 1002 for a protocol error (unmasked frame, reserved
 /// bits, a continuation out of place), 1009 for a message over the limit, 1007 for a text
-/// message that is not UTF-8. After its close frame the server reads only the client's answer.
+/// message that is not UTF-8 or a compressed one that does not inflate. After its close frame
+/// the server reads only the client's answer.
 final class WebSocketFrameHandler: ChannelInboundHandler {
     typealias InboundIn = WebSocketFrame
 
@@ -28,14 +33,14 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
         case now(any NonBlockingWebSocketHandler)
     }
 
-    private let connection: WebSocketConnection
+    let connection: WebSocketConnection
     private let hooks: Hooks
     private let pool: ConnectionPool
     private let maxMessageSize: Int
     private let pingInterval: Duration?
     private var writer: FrameWriter { connection.writer }
     /// The message being reassembled from a fragmented one.
-    private var fragments: (kind: Payload.Kind, bytes: ByteBuffer)?
+    private var fragments: (kind: Payload.Kind, compressed: Bool, bytes: ByteBuffer)?
     private var violation: ProtocolViolation?
     /// The error a hook threw (on-loop hooks only; a ``HookQueue`` keeps its own).
     private var hookFailure: (any Error)?
@@ -53,7 +58,10 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
         self.pingInterval = pingInterval
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
+    /// Opens the connection: joins the pool and runs the open hook (or queues it). Called
+    /// before the 101 response is written, so that the client cannot see the handshake complete
+    /// before its subscriptions exist: a message published just after it would be lost.
+    func open() {
         // A pool that is closing (shutdown) closes the newcomer at once.
         pool.add(connection)
         switch hooks {
@@ -67,6 +75,15 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
                 hookFailed(error)
             }
         }
+    }
+
+    /// The upgrade failed after ``open()`` (the 101 could not be written): the connection closes
+    /// as if the client had left, so that its hooks and the pool see it go.
+    func abandon() {
+        connectionEnded(.clientClosed)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
         if let pingInterval {
             self.context = context
             pingTimer = PingTimer.forLoop(context.eventLoop, interval: TimeAmount(pingInterval))
@@ -87,26 +104,33 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
             return
         }
         guard frame.maskKey != nil else { return fail(1002, "client frames must be masked") }
-        guard !frame.rsv1, !frame.rsv2, !frame.rsv3 else { return fail(1002, "no extension was negotiated") }
+        guard !frame.rsv2, !frame.rsv3 else { return fail(1002, "reserved bits set") }
+        // RSV1 marks a compressed message: only with permessage-deflate, only on a first frame.
+        if frame.rsv1 {
+            guard connection.deflate != nil else { return fail(1002, "no extension was negotiated") }
+            guard frame.opcode == .text || frame.opcode == .binary else { return fail(1002, "RSV1 set on a non-first frame") }
+        }
         switch frame.opcode {
         case .text, .binary:
             guard fragments == nil else { return fail(1002, "expected a continuation frame") }
             let kind: Payload.Kind = frame.opcode == .text ? .text : .binary
             if frame.fin {
-                deliver(kind, frame.unmaskedData, context: context)
+                deliver(kind, compressed: frame.rsv1, frame.unmaskedData, context: context)
             } else {
-                fragments = (kind, frame.unmaskedData)
+                fragments = (kind, frame.rsv1, frame.unmaskedData)
             }
         case .continuation:
-            guard case (let kind, var bytes)? = fragments else { return fail(1002, "continuation frame without a message") }
+            guard case (let kind, let compressed, var bytes)? = fragments else {
+                return fail(1002, "continuation frame without a message")
+            }
             fragments = nil
             var more = frame.unmaskedData
             guard bytes.readableBytes + more.readableBytes <= maxMessageSize else { return fail(1009, "message too big") }
             bytes.writeBuffer(&more)
             if frame.fin {
-                deliver(kind, bytes, context: context)
+                deliver(kind, compressed: compressed, bytes, context: context)
             } else {
-                fragments = (kind, bytes)
+                fragments = (kind, compressed, bytes)
             }
         case .ping:
             writer.writeControl(WebSocketFrameBytes.frame(.pong, frame.unmaskedData))
@@ -124,7 +148,19 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
         }
     }
 
-    private func deliver(_ kind: Payload.Kind, _ bytes: ByteBuffer, context: ChannelHandlerContext) {
+    private func deliver(_ kind: Payload.Kind, compressed: Bool, _ received: ByteBuffer, context: ChannelHandlerContext) {
+        var bytes = received
+        if compressed {
+            do {
+                bytes = try PerMessageDeflate.inflate(received, limit: maxMessageSize)
+            } catch {
+                switch error {
+                case .tooBig: return fail(1009, "message too big")
+                case .corrupt: return fail(1007, "invalid compressed data")
+                case .unavailable: return fail(1011, "cannot inflate now")
+                }
+            }
+        }
         guard bytes.readableBytes <= maxMessageSize else { return fail(1009, "message too big") }
         if kind == .text, String(validating: bytes.readableBytesView, as: UTF8.self) == nil {
             return fail(1007, "invalid UTF-8 in a text message")
@@ -192,6 +228,11 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
             } else {
                 .clientClosed
             }
+        connectionEnded(cause)
+        context.fireChannelInactive()
+    }
+
+    private func connectionEnded(_ cause: CloseCause) {
         switch hooks {
         case .queued(let queue):
             _ = queue.enqueue(.close(cause))
@@ -200,7 +241,6 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
             connection.logClosed(cause)
             pool.remove(connection)
         }
-        context.fireChannelInactive()
     }
 
     /// Called by the loop's ``PingTimer`` every ping interval: a client that has not answered

@@ -42,13 +42,13 @@ struct WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
     struct Value: ServerChildChannelValue {
         let result: EventLoopFuture<UpgradeResult>
         let channel: any Channel
+        /// The opened connection while its upgrade is under way.
+        let accepted: NIOLoopBoundBox<Accepted?>
     }
 
-    /// An upgrade accepted by a mount, kept from the check to the pipeline switch.
-    private struct Accepted {
-        let mount: WebSocketMount
-        let request: Request
-        let parameters: Parameters
+    /// An upgrade accepted by a mount and opened, kept from the check to the pipeline switch.
+    struct Accepted {
+        let handler: WebSocketFrameHandler
         let start: ContinuousClock.Instant
     }
 
@@ -66,7 +66,7 @@ struct WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
                 maxFrameSize: configuration.maxMessageSize,
                 enableAutomaticErrorHandling: false,
                 shouldUpgrade: { channel, head in
-                    channel.eventLoop.makeSucceededFuture(self.accept(head, into: accepted, refusal: refusal))
+                    channel.eventLoop.makeSucceededFuture(self.accept(head, on: channel, into: accepted, refusal: refusal))
                 },
                 upgradePipelineHandler: { channel, head in
                     channel.eventLoop.makeCompletedFuture {
@@ -96,7 +96,7 @@ struct WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
             pipeline.enableErrorHandling = false  // Hummingbird answers errors
             pipeline.enableResponseHeaderValidation = false  // swift-http-types already validates
             let result = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: pipeline)
-            return Value(result: result, channel: channel)
+            return Value(result: result, channel: channel, accepted: accepted)
         }
     }
 
@@ -112,21 +112,39 @@ struct WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
             }
         } catch {
             logger.debug("Connection ended before its first request was served", metadata: ["error": "\(error)"])
+            let accepted = value.accepted
+            value.channel.eventLoop.execute {
+                accepted.value?.handler.abandon()
+                accepted.value = nil
+            }
         }
     }
 
-    /// The response headers for an upgrade a mount accepts; `nil` refuses it, with the reason
-    /// left in `refusal`.
-    private func accept(_ head: HTTPRequestHead, into accepted: NIOLoopBoundBox<Accepted?>, refusal: NIOLoopBoundBox<Refusal?>) -> HTTPHeaders? {
+    /// The response headers for an upgrade a mount accepts, once the connection is open;
+    /// `nil` refuses it, with the reason left in `refusal`.
+    private func accept(
+        _ head: HTTPRequestHead,
+        on channel: any Channel,
+        into accepted: NIOLoopBoundBox<Accepted?>,
+        refusal: NIOLoopBoundBox<Refusal?>
+    ) -> HTTPHeaders? {
         let start = ContinuousClock.now
         let uri = URI(head.uri)
         do {
             for mount in mounts {
                 guard let parameters = mount.match(uri.path[...]) else { continue }
                 let request = Request(head: try HTTPRequest(head, secure: false, splitCookie: false), body: RequestBody(buffer: ByteBuffer()))
-                let fields = try mount.check(request, parameters)
-                accepted.value = Accepted(mount: mount, request: request, parameters: parameters, start: start)
-                return HTTPHeaders(fields.map { ($0.name.rawName, $0.value) })
+                var headers = HTTPHeaders(try mount.check(request, parameters).map { ($0.name.rawName, $0.value) })
+                let deflate = configuration.deflate.flatMap { options in
+                    PerMessageDeflate.accepts(head.headers["Sec-WebSocket-Extensions"])
+                        ? options : nil
+                }
+                if deflate != nil {
+                    headers.add(name: "Sec-WebSocket-Extensions", value: PerMessageDeflate.response)
+                }
+                let handler = try open(mount, request: request, parameters: parameters, deflate: deflate, on: channel)
+                accepted.value = Accepted(handler: handler, start: start)
+                return headers
             }
             throw APIError.notFound(uri.path)
         } catch {
@@ -158,11 +176,17 @@ struct WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
         )
     }
 
-    /// Replaces HTTP with the WebSocket handlers. NIO's upgrader has already added its frame
-    /// decoder, and an encoder that is removed: ``FrameWriter`` writes whole frames itself.
-    private func install(_ upgrade: Accepted, uri: String, on channel: any Channel) throws {
-        let pipeline = channel.pipeline.syncOperations
-        pipeline.removeHandler(context: try pipeline.context(handlerType: WebSocketFrameEncoder.self), promise: nil)
+    /// Opens the connection before the 101 response is written: ``FrameWriter`` goes first in
+    /// the pipeline (HTTP passes through it until the upgrade), and the connection joins its
+    /// pool and runs its open hook. The writer holds back what is written to the connection
+    /// until ``install(_:uri:on:)`` has seen the 101 written.
+    private func open(
+        _ mount: WebSocketMount,
+        request: Request,
+        parameters: Parameters,
+        deflate: DeflateOptions?,
+        on channel: any Channel
+    ) throws -> WebSocketFrameHandler {
         let id = UUID()
         let writer = FrameWriter(
             loop: channel.eventLoop,
@@ -171,30 +195,41 @@ struct WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
             connectionID: id,
             logger: logger
         )
+        try channel.pipeline.syncOperations.addHandler(writer, position: .first)
         let connection = WebSocketConnection(
-            request: upgrade.request,
-            parameters: upgrade.parameters,
+            request: request,
+            parameters: parameters,
             channel: channel,
             writer: writer,
+            deflate: deflate,
             id: id,
             logger: logger
         )
         let hooks: WebSocketFrameHandler.Hooks =
-            if let handler = upgrade.mount.handler as? any NonBlockingWebSocketHandler {
+            if let handler = mount.handler as? any NonBlockingWebSocketHandler {
                 .now(handler)
             } else {
-                .queued(HookQueue(handler: upgrade.mount.handler, connection: connection, pool: pool))
+                .queued(HookQueue(handler: mount.handler, connection: connection, pool: pool))
             }
-        try pipeline.addHandler(writer, position: .first)
-        try pipeline.addHandler(
-            WebSocketFrameHandler(
-                connection: connection,
-                hooks: hooks,
-                pool: pool,
-                maxMessageSize: configuration.maxMessageSize,
-                pingInterval: configuration.pingInterval
-            )
+        let handler = WebSocketFrameHandler(
+            connection: connection,
+            hooks: hooks,
+            pool: pool,
+            maxMessageSize: configuration.maxMessageSize,
+            pingInterval: configuration.pingInterval
         )
+        handler.open()
+        return handler
+    }
+
+    /// Replaces HTTP with the WebSocket handlers once the 101 is written. NIO's upgrader has
+    /// already added its frame decoder, and an encoder that is removed: ``FrameWriter`` writes
+    /// whole frames itself.
+    private func install(_ upgrade: Accepted, uri: String, on channel: any Channel) throws {
+        let pipeline = channel.pipeline.syncOperations
+        pipeline.removeHandler(context: try pipeline.context(handlerType: WebSocketFrameEncoder.self), promise: nil)
+        try pipeline.addHandler(upgrade.handler)
+        upgrade.handler.connection.writer.release()
         AccessLogMiddleware.log(
             status: 101,
             method: "GET",

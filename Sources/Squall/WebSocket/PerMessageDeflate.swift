@@ -1,0 +1,202 @@
+import CompressNIO
+import Foundation
+import NIOCore
+import Synchronization
+
+/// permessage-deflate (RFC 7692) as Squall speaks it: the negotiation, and the compression of
+/// one message at a time.
+///
+/// Squall accepts an offer only on these terms, and says so in its answer:
+/// `permessage-deflate; server_no_context_takeover; client_no_context_takeover`.
+/// - **No context takeover, either way.** Every message is compressed on its own. That is what
+///   lets a broadcast be compressed once and the very same bytes go to every subscriber, and it
+///   means a connection holds no zlib state: an idle connection with compression costs what one
+///   without does, and the zlib streams live in a small pool used one message at a time. The
+///   price is a lower ratio on a stream of small, similar messages (there is no shared window);
+///   messages below ``DeflateOptions/minimumSize`` are not compressed at all.
+/// - **A full window.** Squall compresses with a 32 KiB window (15 bits), so an offer that
+///   asks for a smaller one (`server_max_window_bits` below 15) is declined and the next offer
+///   considered; the client's own window (`client_max_window_bits`) may be anything, since
+///   Squall inflates with the largest.
+/// - An offer with an unknown, repeated or malformed parameter is declined (RFC 7692 §5).
+enum PerMessageDeflate {
+    /// The extension's token.
+    static let name = "permessage-deflate"
+    /// The answer to an offer Squall accepts: its terms, whatever the offer asked.
+    static let response = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+
+    /// Whether one of `offers` — the values of the request's `Sec-WebSocket-Extensions`
+    /// fields, each a comma-separated list — is a permessage-deflate offer Squall can accept.
+    static func accepts(_ offers: [String]) -> Bool {
+        offers.lazy.flatMap(ExtensionOffer.parse).contains { $0.name == name && acceptable($0.parameters) }
+    }
+
+    private static func acceptable(_ parameters: [(name: String, value: String?)]) -> Bool {
+        var seen = Set<String>()
+        for (parameter, value) in parameters {
+            guard seen.insert(parameter).inserted else { return false }
+            switch parameter {
+            case "server_no_context_takeover", "client_no_context_takeover":
+                guard value == nil else { return false }
+            case "server_max_window_bits":
+                guard value == "15" else { return false }
+            case "client_max_window_bits":
+                // Without a value the client only says it understands the parameter.
+                guard value.map(isWindowBits) ?? true else { return false }
+            default:
+                return false
+            }
+        }
+        return true
+    }
+
+    private static func isWindowBits(_ value: String) -> Bool {
+        value.count <= 2 && value.allSatisfy(\.isASCII) && Int(value).map((8...15).contains) == true
+    }
+
+    /// `payload` compressed as one permessage-deflate message (RFC 7692 §7.2.1: a raw DEFLATE
+    /// stream, sync-flushed, without its final `00 00 FF FF`), or `nil` when that would not be
+    /// smaller — the message is then sent as it is, which the extension allows.
+    static func compress(_ payload: ByteBuffer) -> ByteBuffer? {
+        guard payload.readableBytes > 0 else { return nil }
+        return deflaters.borrow { deflater in
+            var input = payload
+            var output = ByteBufferAllocator().buffer(capacity: deflater.maxSize(from: input))
+            defer { try? deflater.reset() }
+            // The buffer holds deflateBound plus the flush marker, so one sync flush finishes.
+            guard (try? deflater.deflate(from: &input, to: &output, flush: .sync)) != nil,
+                input.readableBytes == 0, output.readableBytes >= 4
+            else { return nil }
+            output.moveWriterIndex(to: output.writerIndex - 4)
+            return output.readableBytes < payload.readableBytes ? output : nil
+        }
+    }
+
+    /// Why a compressed message could not be inflated.
+    enum InflateError: Error {
+        /// It inflates to more than the limit (1009).
+        case tooBig
+        /// It is not valid DEFLATE data, or refers to an earlier message (1007).
+        case corrupt
+        /// zlib could not set up a stream: out of memory (1011).
+        case unavailable
+    }
+
+    /// The message `compressed` holds, if it inflates to at most `limit` bytes.
+    static func inflate(_ compressed: ByteBuffer, limit: Int) throws(InflateError) -> ByteBuffer {
+        var input = compressed
+        input.writeBytes([0x00, 0x00, 0xFF, 0xFF])
+        let inflated = try inflaters.borrow { inflater throws(InflateError) -> ByteBuffer in
+            defer { try? inflater.reset() }
+            var output = ByteBufferAllocator().buffer(capacity: min(max(input.readableBytes * 4, 1024), limit + 1))
+            while true {
+                do {
+                    try inflater.inflate(from: &input, to: &output)
+                    return output
+                } catch let error as CompressNIOError where error == .bufferOverflow {
+                    // Out of room: grow up to one byte past the limit, which proves it too big.
+                    guard output.readableBytes <= limit else { throw .tooBig }
+                    let room = min(output.capacity, limit + 1 - output.readableBytes)
+                    output.reserveCapacity(minimumWritableBytes: max(room, 1))
+                } catch let error as CompressNIOError where error == .inputBufferOverflow {
+                    return output  // every byte was taken: the message is complete
+                } catch {
+                    throw .corrupt
+                }
+            }
+        }
+        guard let inflated else { throw .unavailable }
+        return inflated
+    }
+
+    private static let deflaters = ZlibPool {
+        try ZlibCompressor(algorithm: .deflate, configuration: ZlibConfiguration(windowSize: 15))
+    }
+    private static let inflaters = ZlibPool { try ZlibDecompressor(algorithm: .deflate, windowSize: 15) }
+}
+
+/// zlib streams kept for reuse: setting one up costs more than compressing a small message, and
+/// a stream takes up to ~256 KiB. A stream is out of the pool while one thread uses it, so it
+/// is never shared; at most `capacity` idle streams are kept.
+private final class ZlibPool<Stream: AnyObject>: @unchecked Sendable {
+    private let make: () throws -> Stream
+    private let idle = Mutex<[UnsafeTransfer]>([])
+    private let capacity = 16
+
+    /// Moves a stream, used by one thread at a time, in and out of the lock.
+    private struct UnsafeTransfer: @unchecked Sendable {
+        let stream: Stream
+    }
+
+    init(make: @escaping () throws -> Stream) {
+        self.make = make
+    }
+
+    /// Runs `body` with a stream of its own; `body` leaves the stream reset.
+    func borrow<Result, Failure: Error>(_ body: (Stream) throws(Failure) -> Result?) throws(Failure) -> Result? {
+        guard let stream = idle.withLock({ $0.popLast() })?.stream ?? (try? make()) else { return nil }
+        defer {
+            idle.withLock { idle in
+                if idle.count < capacity { idle.append(UnsafeTransfer(stream: stream)) }
+            }
+        }
+        return try body(stream)
+    }
+}
+
+/// One entry of a `Sec-WebSocket-Extensions` list (RFC 6455 §9.1): a token and its parameters,
+/// whose values may be quoted.
+struct ExtensionOffer {
+    let name: String
+    let parameters: [(name: String, value: String?)]
+
+    /// The entries of one header value; an entry that does not parse is left out.
+    static func parse(_ header: String) -> [ExtensionOffer] {
+        split(header, on: ",").compactMap { entry in
+            let parts = split(entry, on: ";").map { $0.trimmingSpaces() }
+            guard let name = parts.first, isToken(name) else { return nil }
+            var parameters: [(name: String, value: String?)] = []
+            for part in parts.dropFirst() {
+                let pieces = part.split(separator: "=", maxSplits: 1).map { String($0).trimmingSpaces() }
+                guard isToken(pieces[0]) else { return nil }
+                var value = pieces.count == 2 ? pieces[1] : nil
+                if let quoted = value, quoted.count >= 2, quoted.hasPrefix("\""), quoted.hasSuffix("\"") {
+                    value = String(quoted.dropFirst().dropLast())
+                }
+                if let value, !isToken(value) { return nil }
+                parameters.append((pieces[0], value))
+            }
+            return ExtensionOffer(name: name.lowercased(), parameters: parameters)
+        }
+    }
+
+    /// Splits on `separator` outside double quotes.
+    private static func split(_ text: String, on separator: Character) -> [String] {
+        var pieces: [String] = []
+        var current = ""
+        var quoted = false
+        for character in text {
+            if character == "\"" { quoted.toggle() }
+            if character == separator, !quoted {
+                pieces.append(current)
+                current = ""
+            } else {
+                current.append(character)
+            }
+        }
+        pieces.append(current)
+        return pieces
+    }
+
+    private static func isToken(_ text: String) -> Bool {
+        !text.isEmpty && text.utf8.allSatisfy { byte in
+            byte > 0x20 && byte < 0x7F && !"()<>@,;:\\\"/[]?={}".utf8.contains(byte)
+        }
+    }
+}
+
+extension String {
+    fileprivate func trimmingSpaces() -> String {
+        trimmingCharacters(in: .whitespaces)
+    }
+}
