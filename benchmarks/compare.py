@@ -87,11 +87,31 @@ def bench(squall, url, kind, *args, timeout=900):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def measure(name, command, squall, scale):
+def start(command, deflate=False):
+    """The server on core 0, on a free port; `deflate` turns permessage-deflate on for peers
+    (PEER_DEFLATE=1; Squall offers it always)."""
     port = free_port()
-    env = {**os.environ, "NODE_PATH": "/usr/share/nodejs"}
+    env = {**os.environ, "NODE_PATH": "/usr/share/nodejs", "PEER_DEFLATE": "1" if deflate else "0"}
     process = subprocess.Popen(["taskset", "-c", "0", *command(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"ws://127.0.0.1:{port}/msg"
+    return process, f"ws://127.0.0.1:{port}/msg", port
+
+
+def stop(process):
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def idle(squall, url, process, connections, *flags):
+    run = bench(squall, url, "idle", "--connections", str(connections), "--server-pid", str(process.pid), *flags)
+    run["kibPerConnection"] = (run["serverKiBAfter"] - run["serverKiBBefore"]) / run["connections"]
+    return run
+
+
+def measure(name, command, squall, scale):
+    process, url, port = start(command)
     result = {}
     try:
         wait_listening(port, process)
@@ -107,16 +127,17 @@ def measure(name, command, squall, scale):
             }
         result["latency"] = bench(squall, url, "latency", "--subscribers", "1000", "--rate", "20", "--duration", str(scale["latencySeconds"]))
         result["handshakes"] = bench(squall, url, "handshakes", "--count", str(scale["handshakes"]))
-        idle = bench(squall, url, "idle", "--connections", str(scale["idle"]), "--server-pid", str(process.pid))
-        idle["kibPerConnection"] = (idle["serverKiBAfter"] - idle["serverKiBBefore"]) / idle["connections"]
-        result["idle"] = idle
+        result["idle"] = idle(squall, url, process, scale["idle"])
         result["handshakes"]["perSecond"] = result["handshakes"]["count"] / result["handshakes"]["seconds"]
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
+    # Idle connections that negotiated permessage-deflate, on a fresh server with it turned on.
+    process, url, port = start(command, deflate=True)
+    try:
+        wait_listening(port, process)
+        result["idleDeflate"] = idle(squall, url, process, scale["idle"], "--deflate")
+    finally:
+        stop(process)
     return result
 
 
@@ -127,16 +148,21 @@ def median_run(runs):
 
 
 def table(results):
-    rows = ["| server | fan-out 100 subs, deliveries/s | fan-out 1,000 subs | server CPU per delivery (1,000) | latency 1,000 × 20 msg/s, p50 / p99 | KiB per idle connection | handshakes/s |",
-            "|---|---|---|---|---|---|---|"]
+    rows = ["| server | fan-out 100 subs, deliveries/s | fan-out 1,000 subs | server CPU per delivery (1,000) | latency 1,000 × 20 msg/s, p50 / p99 | KiB per idle connection | … with permessage-deflate | handshakes/s |",
+            "|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         rows.append(
             f"| {name} | {r['fanout100']['deliveriesPerSecond'] / 1000:.0f}k | {r['fanout1000']['deliveriesPerSecond'] / 1000:.0f}k"
             f" | {r['fanout1000']['serverCPUMicrosecondsPerDelivery']:.2f} µs"
             f" | {r['latency']['p50Milliseconds']:.1f} / {r['latency']['p99Milliseconds']:.1f} ms"
-            f" | {r['idle']['kibPerConnection']:.1f} | {r['handshakes']['perSecond'] / 1000:.1f}k |"
+            f" | {r['idle']['kibPerConnection']:.1f} | {deflate_idle(r)} | {r['handshakes']['perSecond'] / 1000:.1f}k |"
         )
     return "\n".join(rows)
+
+
+def deflate_idle(result):
+    """Results from before the deflate run have no such column."""
+    return f"{result['idleDeflate']['kibPerConnection']:.1f}" if "idleDeflate" in result else "–"
 
 
 def pyplot():

@@ -9,6 +9,9 @@ public struct BenchTarget: Sendable, CustomStringConvertible {
     public let port: Int
     /// Path and query sent in the upgrade request.
     public let path: String
+    /// Offer permessage-deflate as browsers do (`permessage-deflate; client_max_window_bits`)
+    /// and require the server to accept it. For idle runs: frames are not inflated.
+    public var offersDeflate = false
 
     /// Parses `ws://host:port/path`; `nil` for anything else (no `wss://`: benchmarks measure
     /// the server, not TLS).
@@ -74,7 +77,8 @@ final class BenchSocket: ChannelInboundHandler, @unchecked Sendable {
         var request = context.channel.allocator.buffer(capacity: 256)
         request.writeString(
             "GET \(target.path) HTTP/1.1\r\nHost: \(target.host):\(target.port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                + "Sec-WebSocket-Key: \(base64(key))\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                + "Sec-WebSocket-Key: \(base64(key))\r\nSec-WebSocket-Version: 13\r\n"
+                + (target.offersDeflate ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n" : "\r\n")
         )
         context.writeAndFlush(wrapOutboundOut(request), promise: nil)
     }
@@ -86,7 +90,7 @@ final class BenchSocket: ChannelInboundHandler, @unchecked Sendable {
             guard let end = buffer.readableBytesView.firstRange(of: Array("\r\n\r\n".utf8)) else { return }
             let headLength = end.upperBound - buffer.readerIndex
             let head = buffer.readString(length: headLength) ?? ""
-            guard head.hasPrefix("HTTP/1.1 101") else {
+            guard head.hasPrefix("HTTP/1.1 101"), !target.offersDeflate || head.lowercased().contains("permessage-deflate") else {
                 context.close(promise: nil)
                 return
             }
@@ -279,7 +283,7 @@ public enum BenchError: Error, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .handshakeFailed: "the WebSocket handshake failed (is the URL a WebSocket endpoint?)"
+        case .handshakeFailed: "the WebSocket handshake failed (is the URL a WebSocket endpoint? with --deflate: does it accept permessage-deflate?)"
         case .warmUpTimedOut: "not every subscriber received the warm-up message in time"
         }
     }

@@ -8,7 +8,7 @@ import SquallBench
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure a WebSocket broadcast server on this machine (loopback only).",
-        subcommands: [Fanout.self, Latency.self, Handshakes.self, Idle.self, HotPaths.self]
+        subcommands: [Fanout.self, Latency.self, Handshakes.self, Idle.self]
     )
 
     /// The URL every benchmark takes; loopback only, since load goes nowhere else.
@@ -102,35 +102,16 @@ struct Bench: AsyncParsableCommand {
         @OptionGroup var target: Target
         @Option(help: "Connections to open (1–50000).") var connections = 10_000
         @Option(help: "The server's process id.") var serverPid: Int32
+        @Flag(help: "Offer permessage-deflate as browsers do; fail unless the server accepts it.") var deflate = false
 
         func validate() throws {
             try check(connections, in: 1...50_000, "connections")
         }
 
         func run() async throws {
-            try target.report(try await Benchmarks.idle(target.resolve(), count: connections, serverPID: serverPid))
-        }
-    }
-
-    struct HotPaths: ParsableCommand {
-        static let configuration = CommandConfiguration(
-            commandName: "hot-paths",
-            abstract: "Micro-benchmarks in this process, no network: log append, envelope and frame encoding, hub fan-out."
-        )
-        @Option(help: "Multiplies the operation counts (0.01–100; 1 is about a second).") var scale = 1.0
-        @Flag(help: "Print the results as one JSON array.") var json = false
-
-        func validate() throws {
-            guard (0.01...100).contains(scale) else { throw ValidationError("--scale must be between 0.01 and 100") }
-        }
-
-        func run() throws {
-            let results = HotPathBenchmarks.run(scale: scale)
-            if json {
-                print(String(decoding: try JSONEncoder().encode(results), as: UTF8.self))
-            } else {
-                results.forEach { print($0) }
-            }
+            var target = try target.resolve()
+            target.offersDeflate = deflate
+            try self.target.report(try await Benchmarks.idle(target, count: connections, serverPID: serverPid))
         }
     }
 }

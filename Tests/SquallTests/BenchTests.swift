@@ -1,3 +1,4 @@
+import Foundation
 import SquallBench
 import Testing
 
@@ -32,6 +33,26 @@ struct BenchTests {
             let result = try await Benchmarks.handshakes(target, count: 40, concurrency: 8)
             #expect(result.count == 40)
             try await LiveServer.eventually("every benchmark socket closed") { server.connections.count == 0 }
+        }
+    }
+
+    @Test("idle connections can require permessage-deflate, and fail against a server that declines it")
+    func idleWithDeflate() async throws {
+        let pid = getpid()
+        try await LiveServer.run { server in
+            var target = try #require(BenchTarget(url: server.url("/msg")))
+            target.offersDeflate = true
+            let result = try await Benchmarks.idle(target, count: 20, serverPID: pid)
+            #expect(result.connections == 20)
+        }
+        var declining = LiveServer.configuration()
+        declining.deflate = nil
+        try await LiveServer.run(declining) { server in
+            var target = try #require(BenchTarget(url: server.url("/msg")))
+            target.offersDeflate = true
+            await #expect(throws: BenchError.self) {
+                _ = try await Benchmarks.idle(target, count: 1, serverPID: pid)
+            }
         }
     }
 

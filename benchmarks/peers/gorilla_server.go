@@ -48,6 +48,8 @@ func (h *hub) run() {
 var upgrader = websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096, CheckOrigin: func(*http.Request) bool { return true }}
 
 func main() {
+	// PEER_DEFLATE=1: permessage-deflate (gorilla's EnableCompression; compare.py's idle run).
+	upgrader.EnableCompression = os.Getenv("PEER_DEFLATE") == "1"
 	h := &hub{clients: map[*client]bool{}, broadcast: make(chan []byte, 256), register: make(chan *client), unregister: make(chan *client)}
 	go h.run()
 	http.HandleFunc("/msg", func(w http.ResponseWriter, r *http.Request) {

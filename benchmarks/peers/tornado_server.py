@@ -1,4 +1,5 @@
 """The seed's MsgHandler, as the tutorial writes it: Tornado, a set of connections, a loop."""
+import os
 import sys
 
 import tornado.ioloop
@@ -11,6 +12,10 @@ class MsgHandler(tornado.websocket.WebSocketHandler):
 
     def check_origin(self, origin):
         return True
+
+    def get_compression_options(self):
+        # PEER_DEFLATE=1: permessage-deflate with Tornado's defaults (compare.py's idle run).
+        return {} if os.environ.get("PEER_DEFLATE") == "1" else None
 
     def open(self):
         self.conn_pool.add(self)

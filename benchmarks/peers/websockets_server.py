@@ -1,5 +1,6 @@
 """Python websockets: its own broadcast() helper over every open connection on /msg."""
 import asyncio
+import os
 import sys
 
 from websockets.asyncio.server import broadcast, serve
@@ -17,7 +18,9 @@ async def handler(websocket):
 
 
 async def main(port):
-    async with serve(handler, "127.0.0.1", port, compression=None, max_size=1 << 20):
+    # PEER_DEFLATE=1: permessage-deflate with websockets' defaults (compare.py's idle run).
+    compression = "deflate" if os.environ.get("PEER_DEFLATE") == "1" else None
+    async with serve(handler, "127.0.0.1", port, compression=compression, max_size=1 << 20):
         await asyncio.get_running_loop().create_future()
 
 

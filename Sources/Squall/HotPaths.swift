@@ -1,0 +1,63 @@
+import Foundation
+import NIOCore
+import SquallCore
+import Synchronization
+
+/// The paths every message takes, as operations a micro-benchmark can repeat: the
+/// ordo-one/benchmark suite in `benchmarks/micro` measures each (time, CPU, allocations), so a
+/// regression shows in numbers. Not a public API: `@_spi(Benchmarks) import Squall`.
+@_spi(Benchmarks)
+public enum HotPaths {
+    /// One hot path: its name, and how to set it up.
+    public struct Path: Sendable {
+        /// What one operation does, as the benchmark reports it.
+        public let name: String
+        /// Builds the path's state (outside any measurement) and returns one operation.
+        public let prepare: @Sendable () -> @Sendable () -> Void
+    }
+
+    /// Every hot path, in the order a message meets them.
+    public static let all: [Path] = [
+        Path(name: "Log append (publish, no subscribers)") {
+            let hub = Hub()
+            return { _ = hub.publish(smallPayload, to: channel) }
+        },
+        Path(name: "JSON envelope encoding") {
+            let message = Hub().publish(smallPayload, to: channel)
+            return { _ = JSONEnvelope.encode(message) }
+        },
+        Path(name: "WebSocket frame encoding") {
+            { _ = WebSocketFrameBytes.frame(smallPayload) }
+        },
+        Path(name: "permessage-deflate, compress 4 KiB of JSON") {
+            { precondition(PerMessageDeflate.compress(largePayload.bytes) != nil) }
+        },
+        Path(name: "permessage-deflate, inflate 4 KiB of JSON") {
+            let compressed = PerMessageDeflate.compress(largePayload.bytes)!
+            return { _ = try! PerMessageDeflate.inflate(compressed, limit: 1 << 20) }
+        },
+        Path(name: "Fan-out of one message to 1,000 subscribers") {
+            let hub = Hub()
+            for _ in 0..<1000 {
+                hub.subscribe(FrameTaker(), to: channel, member: PresenceMember(id: UUID(), info: nil, transport: "bench"))
+            }
+            return { _ = hub.publish(smallPayload, to: channel) }
+        },
+    ]
+
+    private static let channel = try! ChannelName("bench")
+    private static let smallPayload = Payload.text(String(repeating: "x", count: 64))
+    /// Chat-like JSON: what compression is for.
+    private static let largePayload = Payload.text(
+        "[" + (0..<64).map { #"{"nick":"user\#($0 % 7)","text":"message number \#($0) in the lobby"}"# }.joined(separator: ",") + "]"
+    )
+}
+
+/// A subscriber that does what a plain socket's does up to the socket: takes the shared frame.
+private final class FrameTaker: Subscriber {
+    func receive(_ message: Message) {
+        _ = message.encoded(PlainFrame.self)
+    }
+
+    func receive(_ event: PresenceEvent) {}
+}
