@@ -127,18 +127,25 @@ def measure(name, command, squall, scale):
             }
         result["latency"] = bench(squall, url, "latency", "--subscribers", "1000", "--rate", "20", "--duration", str(scale["latencySeconds"]))
         result["handshakes"] = bench(squall, url, "handshakes", "--count", str(scale["handshakes"]))
-        result["idle"] = idle(squall, url, process, scale["idle"])
         result["handshakes"]["perSecond"] = result["handshakes"]["count"] / result["handshakes"]["seconds"]
     finally:
         stop(process)
-    # Idle connections that negotiated permessage-deflate, on a fresh server with it turned on.
-    process, url, port = start(command, deflate=True)
+    result["idle"] = fresh_idle(command, squall, scale)
+    result["idleDeflate"] = fresh_idle(command, squall, scale, deflate=True)
+    return result
+
+
+def fresh_idle(command, squall, scale, deflate=False):
+    """Memory per idle connection on a server that has served nothing before: on a server that
+    has, memory freed by earlier runs is reused (and garbage-collected runtimes have grown their
+    heaps), which hides what a connection costs. With `deflate`, permessage-deflate is on and
+    every connection negotiates it."""
+    process, url, port = start(command, deflate=deflate)
     try:
         wait_listening(port, process)
-        result["idleDeflate"] = idle(squall, url, process, scale["idle"], "--deflate")
+        return idle(squall, url, process, scale["idle"], *(["--deflate"] if deflate else []))
     finally:
         stop(process)
-    return result
 
 
 def median_run(runs):

@@ -24,7 +24,8 @@ class RawSocket:
         self.extensions = next((v.strip() for k, v in fields if k.lower() == "sec-websocket-extensions"), None)
         return self
 
-    def send(self, opcode, payload=b"", fin=True, masked=True, rsv=0):
+    def frame(self, opcode, payload=b"", fin=True, masked=True, rsv=0):
+        """The bytes of one client frame; `rsv` is the 3 RSV bits (4 = RSV1)."""
         first = (0x80 if fin else 0) | rsv << 4 | opcode
         mask = os.urandom(4) if masked else b""
         flag = 0x80 if masked else 0
@@ -35,7 +36,10 @@ class RawSocket:
         else:
             header = struct.pack("!BBQ", first, flag | 127, len(payload))
         body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload)) if masked else payload
-        self.writer.write(header + mask + body)
+        return header + mask + body
+
+    def send(self, opcode, payload=b"", fin=True, masked=True, rsv=0):
+        self.writer.write(self.frame(opcode, payload, fin, masked, rsv))
 
     async def receive_frame(self):
         """(first byte, payload) of the next frame the server sends: FIN, RSV bits, opcode."""

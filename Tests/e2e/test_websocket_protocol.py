@@ -13,6 +13,9 @@ async def test_protocol_errors_close_with_1002_and_a_reason(squall):
         (dict(opcode=0x1, payload=b"hi", rsv=4), "no extension was negotiated"),
         (dict(opcode=0x0, payload=b"tail"), "continuation frame without a message"),
         (dict(opcode=0x3, payload=b""), "unknown opcode"),
+        (dict(opcode=0x9, payload=b"p", fin=False), "fragmented control frame"),
+        (dict(opcode=0x9, payload=b"x" * 126), "control frame too long"),
+        (dict(opcode=0x1, payload=b"x", rsv=2), "reserved bits set"),
     ]
     for frame, reason in cases:
         client = await RawSocket.connect(server)
@@ -48,3 +51,29 @@ async def test_the_server_echoes_a_close_and_refuses_codes_that_may_not_be_sent(
     reserved.send(0x8, struct.pack("!H", 1005))  # "no status", which no endpoint may send
     await reserved.expect_close(1002)
     reserved.close()
+
+
+async def test_frames_cut_anywhere_by_tcp_are_put_back_together(squall):
+    server = squall()
+    receiver = await RawSocket.connect(server)
+    sender = await RawSocket.connect(server)
+    # Three frames — 16-bit and 64-bit lengths among them — written one byte at a time.
+    messages = [b"short", b"m" * 300, b"l" * 70000]
+    data = b"".join(sender.frame(0x2, message) for message in messages)
+    for index in range(len(data)):
+        sender.writer.write(data[index:index + 1])
+        if index % 1000 == 0:
+            await sender.writer.drain()
+    for message in messages:
+        assert await receiver.receive() == (0x2, message)
+    receiver.close()
+    sender.close()
+
+
+async def test_a_frame_over_the_limit_is_refused_from_its_header(squall):
+    server = squall("--max-message-size", "1KiB")
+    client = await RawSocket.connect(server)
+    # Only the header of a 2 GiB frame: the server must not wait for (or buffer) the payload.
+    client.writer.write(struct.pack("!BBQ", 0x82, 0x80 | 127, 2 << 30) + b"mask")
+    assert await client.expect_close(1009) == "message too big"
+    client.close()

@@ -1,12 +1,11 @@
 import NIOCore
-import NIOWebSocket
 import SquallCore
 
 /// The server side of RFC 6455 for one connection, on its event loop: reassembles messages from
 /// frames, enforces the size limit and UTF-8, answers pings, keeps the peer alive with pings of
 /// its own, runs the close handshake, and hands whole messages to the connection's hooks —
 /// right here for a ``NonBlockingWebSocketHandler``, through a ``HookQueue`` for any other.
-/// NIO's `WebSocketFrameDecoder` sits before it; ``FrameWriter`` writes for it.
+/// It reads the socket's bytes itself (``WebSocketFrameParser``); ``FrameWriter`` writes for it.
 ///
 /// With permessage-deflate negotiated, a message whose first frame has RSV1 set is compressed:
 /// its frames are reassembled, then inflated on their own (the client agreed to no context
@@ -17,7 +16,7 @@ import SquallCore
 /// message that is not UTF-8 or a compressed one that does not inflate. After its close frame
 /// the server reads only the client's answer.
 final class WebSocketFrameHandler: ChannelInboundHandler {
-    typealias InboundIn = WebSocketFrame
+    typealias InboundIn = ByteBuffer
 
     /// Why the server failed a connection: the close it sent.
     struct ProtocolViolation: Error, CustomStringConvertible {
@@ -38,6 +37,7 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     private let pool: ConnectionPool
     private let maxMessageSize: Int
     private let pingInterval: Duration?
+    private var parser: WebSocketFrameParser
     private var writer: FrameWriter { connection.writer }
     /// The message being reassembled from a fragmented one.
     private var fragments: (kind: Payload.Kind, compressed: Bool, bytes: ByteBuffer)?
@@ -56,6 +56,7 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
         self.pool = pool
         self.maxMessageSize = maxMessageSize
         self.pingInterval = pingInterval
+        self.parser = WebSocketFrameParser(maxFrameSize: maxMessageSize)
     }
 
     /// Opens the connection: joins the pool and runs the open hook (or queues it). Called
@@ -97,14 +98,26 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = unwrapInboundIn(data)
+        do {
+            try parser.parse(unwrapInboundIn(data)) { frame in
+                receive(frame, context: context)
+            }
+        } catch {
+            switch error {
+            case .tooBig: fail(1009, "message too big")
+            case .protocolError(let reason): fail(1002, reason)
+            }
+        }
+    }
+
+    private func receive(_ frame: ClientFrame, context: ChannelHandlerContext) {
         if writer.sentClose != nil {
             // Closing: only the client's answer to our close frame matters now.
-            if frame.opcode == .connectionClose { context.close(promise: nil) }
+            if frame.opcode == .close { context.close(promise: nil) }
             return
         }
-        guard frame.maskKey != nil else { return fail(1002, "client frames must be masked") }
-        guard !frame.rsv2, !frame.rsv3 else { return fail(1002, "reserved bits set") }
+        guard frame.masked else { return fail(1002, "client frames must be masked") }
+        guard !frame.rsv2or3 else { return fail(1002, "reserved bits set") }
         // RSV1 marks a compressed message: only with permessage-deflate, only on a first frame.
         if frame.rsv1 {
             guard connection.deflate != nil else { return fail(1002, "no extension was negotiated") }
@@ -115,16 +128,16 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
             guard fragments == nil else { return fail(1002, "expected a continuation frame") }
             let kind: Payload.Kind = frame.opcode == .text ? .text : .binary
             if frame.fin {
-                deliver(kind, compressed: frame.rsv1, frame.unmaskedData, context: context)
+                deliver(kind, compressed: frame.rsv1, frame.payload, context: context)
             } else {
-                fragments = (kind, frame.rsv1, frame.unmaskedData)
+                fragments = (kind, frame.rsv1, frame.payload)
             }
         case .continuation:
             guard case (let kind, let compressed, var bytes)? = fragments else {
                 return fail(1002, "continuation frame without a message")
             }
             fragments = nil
-            var more = frame.unmaskedData
+            var more = frame.payload
             guard bytes.readableBytes + more.readableBytes <= maxMessageSize else { return fail(1009, "message too big") }
             bytes.writeBuffer(&more)
             if frame.fin {
@@ -133,17 +146,17 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
                 fragments = (kind, compressed, bytes)
             }
         case .ping:
-            writer.writeControl(WebSocketFrameBytes.frame(.pong, frame.unmaskedData))
+            writer.writeControl(WebSocketFrameBytes.frame(.pong, frame.payload))
         case .pong:
             awaitingPong = false
-        case .connectionClose:
+        case .close:
             clientClosed = true
             // Echo the client's code (RFC 6455 §5.5.1); one that may not be sent is answered 1002.
-            var body = frame.unmaskedData
+            var body = frame.payload
             let code = body.readInteger(as: UInt16.self) ?? 1000
             let sendable = [1000...1003, 1007...1011, 3000...4999].contains { $0.contains(code) }
             writer.sendClose(Disconnect(code: sendable ? code : 1002, reason: ""), dropAfterWrite: true)
-        default:
+        case nil:
             fail(1002, "unknown opcode")
         }
     }
@@ -197,15 +210,8 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        switch error as? NIOWebSocketError {
-        case .invalidFrameLength:
-            fail(1009, "message too big")
-        case .some:
-            fail(1002, "protocol error")
-        case nil:
-            connection.logger.debug("WebSocket connection error", metadata: ["error": "\(error)"])
-            context.close(promise: nil)
-        }
+        connection.logger.debug("WebSocket connection error", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

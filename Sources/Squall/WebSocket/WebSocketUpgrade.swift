@@ -60,15 +60,20 @@ struct WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
+            // NIO keeps each connection's last receive buffer for reuse, at the allocator's
+            // size: 1 KiB still takes a browser's upgrade request in one read, and halves what
+            // an idle connection holds (NIO's default starts at 2 KiB). It grows for big messages.
+            try channel.syncOptions?.setOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 1024, maximum: 65536))
             let accepted = NIOLoopBoundBox<Accepted?>(nil, eventLoop: channel.eventLoop)
             let refusal = NIOLoopBoundBox<Refusal?>(nil, eventLoop: channel.eventLoop)
-            let upgrader = NIOTypedWebSocketServerUpgrader<UpgradeResult>(
-                maxFrameSize: configuration.maxMessageSize,
-                enableAutomaticErrorHandling: false,
-                shouldUpgrade: { channel, head in
-                    channel.eventLoop.makeSucceededFuture(self.accept(head, on: channel, into: accepted, refusal: refusal))
-                },
-                upgradePipelineHandler: { channel, head in
+            let upgrader = HandshakeUpgrader(
+                handshake: NIOTypedWebSocketServerUpgrader<UpgradeResult>(
+                    shouldUpgrade: { channel, head in
+                        channel.eventLoop.makeSucceededFuture(self.accept(head, on: channel, into: accepted, refusal: refusal))
+                    },
+                    upgradePipelineHandler: { channel, _ in channel.eventLoop.makeSucceededFuture(.webSocket) }
+                ),
+                install: { channel, head in
                     channel.eventLoop.makeCompletedFuture {
                         guard let upgrade = accepted.value else { throw NIOWebSocketUpgradeError.unsupportedWebSocketTarget }
                         accepted.value = nil
@@ -142,7 +147,7 @@ struct WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
                 if deflate != nil {
                     headers.add(name: "Sec-WebSocket-Extensions", value: PerMessageDeflate.response)
                 }
-                let handler = try open(mount, request: request, parameters: parameters, deflate: deflate, on: channel)
+                let handler = try open(mount, head: head, parameters: parameters, deflate: deflate, on: channel)
                 accepted.value = Accepted(handler: handler, start: start)
                 return headers
             }
@@ -182,7 +187,7 @@ struct WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
     /// until ``install(_:uri:on:)`` has seen the 101 written.
     private func open(
         _ mount: WebSocketMount,
-        request: Request,
+        head: HTTPRequestHead,
         parameters: Parameters,
         deflate: DeflateOptions?,
         on channel: any Channel
@@ -197,7 +202,7 @@ struct WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
         )
         try channel.pipeline.syncOperations.addHandler(writer, position: .first)
         let connection = WebSocketConnection(
-            request: request,
+            head: head,
             parameters: parameters,
             channel: channel,
             writer: writer,
@@ -222,13 +227,10 @@ struct WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
         return handler
     }
 
-    /// Replaces HTTP with the WebSocket handlers once the 101 is written. NIO's upgrader has
-    /// already added its frame decoder, and an encoder that is removed: ``FrameWriter`` writes
-    /// whole frames itself.
+    /// Replaces HTTP with the WebSocket handler once the 101 is written: it reads the
+    /// socket's bytes itself, and ``FrameWriter`` writes whole frames.
     private func install(_ upgrade: Accepted, uri: String, on channel: any Channel) throws {
-        let pipeline = channel.pipeline.syncOperations
-        pipeline.removeHandler(context: try pipeline.context(handlerType: WebSocketFrameEncoder.self), promise: nil)
-        try pipeline.addHandler(upgrade.handler)
+        try channel.pipeline.syncOperations.addHandler(upgrade.handler)
         upgrade.handler.connection.writer.release()
         AccessLogMiddleware.log(
             status: 101,
@@ -241,6 +243,24 @@ struct WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
     }
 }
 
-// NIO's upgrader always adds its encoder; Squall frames its own writes, so the encoder would
-// only cost memory on every connection. It keeps no state, so removing it is safe.
-extension WebSocketFrameEncoder: @retroactive RemovableChannelHandler {}
+/// The WebSocket upgrade as NIO's HTTP server upgrade handler runs it: NIO's WebSocket upgrader
+/// checks the request and answers the handshake (`Sec-WebSocket-Accept`), then Squall installs
+/// its own handlers in place of NIO's frame decoder and encoder, which an idle connection
+/// would otherwise carry (about half a KiB) only to have its frames parsed twice.
+private struct HandshakeUpgrader: NIOTypedHTTPServerProtocolUpgrader {
+    typealias UpgradeResult = WebSocketUpgrade.UpgradeResult
+
+    let handshake: NIOTypedWebSocketServerUpgrader<UpgradeResult>
+    let install: @Sendable (any Channel, HTTPRequestHead) -> EventLoopFuture<UpgradeResult>
+
+    var supportedProtocol: String { handshake.supportedProtocol }
+    var requiredUpgradeHeaders: [String] { handshake.requiredUpgradeHeaders }
+
+    func buildUpgradeResponse(channel: any Channel, upgradeRequest: HTTPRequestHead, initialResponseHeaders: HTTPHeaders) -> EventLoopFuture<HTTPHeaders> {
+        handshake.buildUpgradeResponse(channel: channel, upgradeRequest: upgradeRequest, initialResponseHeaders: initialResponseHeaders)
+    }
+
+    func upgrade(channel: any Channel, upgradeRequest: HTTPRequestHead) -> EventLoopFuture<UpgradeResult> {
+        install(channel, upgradeRequest)
+    }
+}

@@ -1,0 +1,137 @@
+import NIOCore
+
+/// One frame a client sent (RFC 6455 §5.2), its payload unmasked.
+struct ClientFrame {
+    /// The opcodes RFC 6455 defines; any other is refused by whoever reads the frame.
+    enum Opcode: UInt8 {
+        case continuation = 0x0
+        case text = 0x1
+        case binary = 0x2
+        case close = 0x8
+        case ping = 0x9
+        case pong = 0xA
+    }
+
+    /// The last frame of its message.
+    let fin: Bool
+    /// RSV1: set on the first frame of a permessage-deflate compressed message.
+    let rsv1: Bool
+    /// RSV2 or RSV3: no extension Squall speaks uses them.
+    let rsv2or3: Bool
+    /// `nil` for an opcode RFC 6455 does not define.
+    let opcode: Opcode?
+    /// Clients must mask every frame (RFC 6455 §5.1).
+    let masked: Bool
+    /// The application data, unmasked.
+    let payload: ByteBuffer
+}
+
+/// Cuts the frames a client sends out of the bytes its connection reads, straight from NIO's
+/// receive buffers: a connection keeps no decoder state but a partial frame, when there is one.
+///
+/// Contracts:
+/// - Frames come out whole and in order; at most one partial frame is kept between reads.
+/// - A frame longer than `maxFrameSize` is refused from its header, before its payload is read
+///   into memory. Control frames may carry at most 125 bytes and may not be fragmented (§5.5).
+/// - After a failure the parser drops whatever follows: the stream is no longer framed.
+struct WebSocketFrameParser {
+    /// Why the byte stream cannot be read as frames.
+    enum Failure: Error, Equatable {
+        /// A frame longer than the limit (1009).
+        case tooBig
+        /// A violation of RFC 6455's framing (1002), with the reason to send.
+        case protocolError(String)
+    }
+
+    let maxFrameSize: Int
+    private var partial: ByteBuffer?
+    private var failed = false
+
+    init(maxFrameSize: Int) {
+        self.maxFrameSize = maxFrameSize
+    }
+
+    /// Reads every whole frame in what has arrived, handing each to `body` in order.
+    mutating func parse(_ bytes: ByteBuffer, _ body: (ClientFrame) -> Void) throws(Failure) {
+        guard !failed else { return }
+        var buffer = bytes
+        if var earlier = partial {
+            partial = nil
+            earlier.writeImmutableBuffer(bytes)
+            buffer = earlier
+        }
+        do {
+            while let frame = try nextFrame(&buffer) {
+                body(frame)
+            }
+        } catch {
+            failed = true
+            throw error
+        }
+        if buffer.readableBytes > 0 { partial = buffer }
+    }
+
+    /// The next whole frame, or `nil` (nothing consumed) if it has not all arrived yet.
+    private func nextFrame(_ buffer: inout ByteBuffer) throws(Failure) -> ClientFrame? {
+        let start = buffer.readerIndex
+        guard let first = buffer.getInteger(at: start, as: UInt8.self),
+            let second = buffer.getInteger(at: start + 1, as: UInt8.self)
+        else { return nil }
+        let opcode = first & 0x0F
+        let isControl = opcode & 0x08 != 0
+        var headerLength = 2
+        var length = UInt64(second & 0x7F)
+        switch length {
+        case 126:
+            guard let extended = buffer.getInteger(at: start + 2, as: UInt16.self) else { return nil }
+            length = UInt64(extended)
+            headerLength = 4
+        case 127:
+            guard let extended = buffer.getInteger(at: start + 2, as: UInt64.self) else { return nil }
+            guard extended >> 63 == 0 else { throw .protocolError("invalid frame length") }
+            length = extended
+            headerLength = 10
+        default:
+            break
+        }
+        if isControl {
+            guard first & 0x80 != 0 else { throw .protocolError("fragmented control frame") }
+            guard length <= 125 else { throw .protocolError("control frame too long") }
+        }
+        guard length <= UInt64(maxFrameSize) else { throw .tooBig }
+        let masked = second & 0x80 != 0
+        let maskStart = start + headerLength
+        let payloadStart = maskStart + (masked ? 4 : 0)
+        guard buffer.readableBytes >= payloadStart - start + Int(length) else { return nil }
+        var payload = buffer.getSlice(at: payloadStart, length: Int(length))!
+        if masked {
+            payload = Self.unmasked(payload, key: buffer.getBytes(at: maskStart, length: 4)!)
+        }
+        buffer.moveReaderIndex(to: payloadStart + Int(length))
+        return ClientFrame(
+            fin: first & 0x80 != 0,
+            rsv1: first & 0x40 != 0,
+            rsv2or3: first & 0x30 != 0,
+            opcode: ClientFrame.Opcode(rawValue: opcode),
+            masked: masked,
+            payload: payload
+        )
+    }
+
+    /// `payload` XORed with the 4-byte `key`, in a buffer of its own (the received bytes are
+    /// NIO's, reused for the next read).
+    private static func unmasked(_ payload: ByteBuffer, key: [UInt8]) -> ByteBuffer {
+        let count = payload.readableBytes
+        var result = ByteBufferAllocator().buffer(capacity: count)
+        guard count > 0 else { return result }
+        result.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { destination in
+            payload.withUnsafeReadableBytes { source in
+                for index in 0..<count {
+                    destination[index] = source[index] ^ key[index & 3]
+                }
+            }
+            return count
+        }
+        return result
+    }
+}
