@@ -13,25 +13,34 @@ struct AccessLogMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
-        let remote = context.remoteAddress?.hostDescription
+        // The address, not yet text: formatting it costs a printf, paid only if the line is logged.
+        let address = context.remoteAddress
         do {
             let response = try await next(request, context)
-            Self.log(status: response.status.code, method: request.method.rawValue, uri: "\(request.uri)", remote: remote, since: start, logger: logger)
+            Self.log(status: response.status.code, method: request.method.rawValue, uri: "\(request.uri)", remote: address?.hostDescription, since: start, logger: logger)
             return response
         } catch {
             let status = (error as? any HTTPResponseError)?.status.code ?? 500
-            Self.log(status: status, method: request.method.rawValue, uri: "\(request.uri)", remote: remote, since: start, logger: logger)
+            Self.log(status: status, method: request.method.rawValue, uri: "\(request.uri)", remote: address?.hostDescription, since: start, logger: logger)
             throw error
         }
     }
 
     /// Writes one access line.
-    static func log(status: Int, method: String, uri: String, remote: String?, since start: ContinuousClock.Instant, logger: Logger) {
+    /// The URI and address are only turned into text when the line is logged at all.
+    static func log(
+        status: Int,
+        method: String,
+        uri: @autoclosure () -> String,
+        remote: @autoclosure () -> String?,
+        since start: ContinuousClock.Instant,
+        logger: Logger
+    ) {
         let level: Logger.Level = status >= 500 ? .error : status >= 400 ? .warning : .info
         guard logger.logLevel <= level else { return }
         let elapsed = ContinuousClock.now - start
         let milliseconds = Double(elapsed.components.seconds) * 1e3 + Double(elapsed.components.attoseconds) / 1e15
-        let line = "\(status) \(method) \(uri) (\(remote ?? "-")) \(String(format: "%.2f", milliseconds))ms"
+        let line = "\(status) \(method) \(uri()) (\(remote() ?? "-")) \(String(format: "%.2f", milliseconds))ms"
         logger.log(level: level, "\(line)")
     }
 }

@@ -91,7 +91,7 @@ public final class ConnectionPool: Sendable {
 
     /// Returns once the pool is empty, or when the calling task is cancelled.
     public func waitUntilEmpty() async {
-        let ticket = UUID()
+        let ticket = UUID.random()
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let done = state.withLock { state in

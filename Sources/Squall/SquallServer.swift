@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
+import NIOHTTP1
 import ServiceLifecycle
 import SquallCore
 
@@ -52,12 +53,12 @@ public struct SquallServer: Service, CustomStringConvertible {
         self.onListening = onListening
         let hub = Hub(retention: configuration.retention)
         self.hub = hub
-        mounts.append(WebSocketMount(path: "/msg", handler: ChannelSocketHandler(channel: try! ChannelName("msg"), hub: hub)) { request, _ in
-            _ = try ChannelTarget(channel: "msg", query: request.uri.queryParameters)
+        mounts.append(WebSocketMount(path: "/msg", handler: ChannelSocketHandler(channel: try! ChannelName("msg"), hub: hub)) { _, uri, _ in
+            _ = try ChannelTarget(channel: "msg", query: uri.queryParameters)
             return [:]
         })
-        mounts.append(WebSocketMount(path: "/msg/{channel}", handler: ChannelSocketHandler(channel: nil, hub: hub)) { request, parameters in
-            _ = try ChannelTarget(channel: parameters["channel"].map(String.init), query: request.uri.queryParameters)
+        mounts.append(WebSocketMount(path: "/msg/{channel}", handler: ChannelSocketHandler(channel: nil, hub: hub)) { _, uri, parameters in
+            _ = try ChannelTarget(channel: parameters["channel"].map(String.init), query: uri.queryParameters)
             return [:]
         })
         mounts.append(WebSocketMount(path: "/ws", handler: ChannelProtocolHandler(hub: hub), check: Self.negotiateSubprotocol))
@@ -67,7 +68,7 @@ public struct SquallServer: Service, CustomStringConvertible {
     /// parameters (`/rooms/{room}`, read with `connection.parameters`). A plain HTTP request
     /// to `path` gets 426 (upgrade required). Mount before ``run()``.
     public mutating func mount(_ path: String, handler: some WebSocketHandler) {
-        mounts.append(WebSocketMount(path: path, handler: handler) { _, _ in [:] })
+        mounts.append(WebSocketMount(path: path, handler: handler) { _, _, _ in [:] })
     }
 
     /// `SquallServer(127.0.0.1:8000)`, as service-lifecycle logs it.
@@ -106,7 +107,14 @@ public struct SquallServer: Service, CustomStringConvertible {
         for mount in mounts {
             let check = mount.check
             router.get(RouterPath(mount.path)) { request, context -> Response in
-                _ = try check(request, context.parameters)
+                // The same check as an upgrade gets, so a plain GET is told the same error.
+                let head = HTTPRequestHead(
+                    version: .http1_1,
+                    method: .GET,
+                    uri: request.uri.description,
+                    headers: HTTPHeaders(request.headers.map { ($0.name.rawName, $0.value) })
+                )
+                _ = try check(head, request.uri, context.parameters)
                 throw APIError.webSocketRequired(request.uri.path)
             }
         }
@@ -131,8 +139,9 @@ public struct SquallServer: Service, CustomStringConvertible {
 
     /// `/ws` speaks `squall.v1`. A client may offer it (and gets it back) or offer nothing; one
     /// that offers only other subprotocols is refused rather than silently misunderstood.
-    @Sendable private static func negotiateSubprotocol(_ request: Request, _ parameters: Parameters) throws -> HTTPFields {
-        guard let offered = request.headers[.secWebSocketProtocol] else { return [:] }
+    @Sendable private static func negotiateSubprotocol(_ head: HTTPRequestHead, _ uri: URI, _ parameters: Parameters) throws -> HTTPFields {
+        let offered = head.headers["Sec-WebSocket-Protocol"].joined(separator: ",")
+        guard !offered.isEmpty else { return [:] }
         let protocols = offered.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         guard protocols.contains(ChannelProtocolHandler.subprotocol) else {
             throw APIError(

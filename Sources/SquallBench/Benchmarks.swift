@@ -81,15 +81,25 @@ public enum Benchmarks {
 
     /// Handshakes: `count` WebSocket handshakes, `concurrency` in progress at any moment (a new
     /// one starts as each completes), each closed at once.
-    public static func handshakes(_ target: BenchTarget, count: Int, concurrency: Int = 32) async throws -> HandshakeResult {
+    /// Handshakes with `concurrency` in progress at once; each socket closes once open. With
+    /// `serverPID`, the server's CPU time over the run is reported too: when the generator is
+    /// what saturates, that is the server's real cost per handshake.
+    public static func handshakes(_ target: BenchTarget, count: Int, concurrency: Int = 32, serverPID: Int32? = nil) async throws -> HandshakeResult {
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         let usage = CPUUsage()
+        let serverBefore = try serverPID.map(cpuSeconds(of:))
         let start = ContinuousClock.now
         let driver = HandshakeDriver(target: target, count: count, loop: loop)
         loop.execute { driver.start(concurrency) }
         try await driver.done.futureResult.get()
         let elapsed = ContinuousClock.now - start
-        return HandshakeResult(count: count, seconds: elapsed.seconds, clientCPUSeconds: usage.elapsed())
+        let serverAfter = try serverPID.map(cpuSeconds(of:))
+        return HandshakeResult(
+            count: count,
+            seconds: elapsed.seconds,
+            clientCPUSeconds: usage.elapsed(),
+            serverCPUSeconds: serverAfter.flatMap { after in serverBefore.map { after - $0 } }
+        )
     }
 
     /// Idle connections: opens `count` and reports the growth of the server's resident memory
@@ -191,11 +201,14 @@ public struct HandshakeResult: Sendable, Encodable, CustomStringConvertible {
     public let count: Int
     public let seconds: Double
     public let clientCPUSeconds: Double
+    /// The server's CPU time during the run, when its process id was given.
+    public let serverCPUSeconds: Double?
 
     public var perSecond: Double { Double(count) / seconds }
 
     public var description: String {
         "handshakes: \(count) in \(format(seconds)) s = \(Int(perSecond))/s; client CPU \(format(clientCPUSeconds)) s"
+            + (serverCPUSeconds.map { "; server CPU \(format(1e6 * $0 / Double(max(count, 1)))) µs per handshake" } ?? "")
     }
 }
 

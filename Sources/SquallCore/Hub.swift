@@ -169,7 +169,7 @@ public final class Hub: Sendable {
             return (history.messages.isEmpty && history.recovered && wait > .zero ? nil : history, start)
         }
         if let ready { return ready }
-        let ticket = UUID()
+        let ticket = UUID.random()
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.waitForAppend(to: channel, after: start, ticket: ticket) }
             group.addTask { try? await Task.sleep(for: wait) }

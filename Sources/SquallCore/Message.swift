@@ -24,7 +24,7 @@ public final class Message: Sendable {
     private let encodings = Mutex<[ObjectIdentifier: ByteBuffer]>([:])
 
     /// A message as a log appends it.
-    public init(channel: ChannelName, position: StreamPosition, id: UUID = UUID(), time: Date, publisher: UUID?, payload: Payload) {
+    public init(channel: ChannelName, position: StreamPosition, id: UUID = .random(), time: Date, publisher: UUID?, payload: Payload) {
         self.channel = channel
         self.position = position
         self.id = id

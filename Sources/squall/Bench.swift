@@ -86,6 +86,7 @@ struct Bench: AsyncParsableCommand {
         @OptionGroup var target: Target
         @Option(help: "Handshakes (1–1000000).") var count = 2000
         @Option(help: "Handshakes in progress at once (1–1000).") var concurrency = 32
+        @Option(help: "The server's process id, to report its CPU time per handshake.") var serverPid: Int32?
 
         func validate() throws {
             try check(count, in: 1...1_000_000, "count")
@@ -93,7 +94,7 @@ struct Bench: AsyncParsableCommand {
         }
 
         func run() async throws {
-            try target.report(try await Benchmarks.handshakes(target.resolve(), count: count, concurrency: concurrency))
+            try target.report(try await Benchmarks.handshakes(target.resolve(), count: count, concurrency: concurrency, serverPID: serverPid))
         }
     }
 

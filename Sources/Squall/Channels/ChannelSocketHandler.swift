@@ -25,7 +25,7 @@ final class ChannelSocketHandler: NonBlockingWebSocketHandler {
     func openNow(_ connection: WebSocketConnection) throws {
         let target = try ChannelTarget(
             channel: fixedChannel?.rawValue ?? connection.parameters.get("channel"),
-            query: connection.request.uri.queryParameters
+            query: connection.uri.queryParameters
         )
         let subscriber = FrameSubscriber(connection: connection, channel: target.channel)
         subscribers.withLock { $0[connection.id] = subscriber }

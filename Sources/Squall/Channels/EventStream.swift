@@ -25,7 +25,7 @@ struct EventStream: Sendable {
         let outbox = self.outbox
         let heartbeat = self.heartbeat
         let subscriber = StreamSubscriber(outbox: outbox, channel: channel, closeTimeout: closeTimeout)
-        let client = UUID()
+        let client = UUID.random()
         let since = target.since
         hub.subscribe(
             subscriber,

@@ -137,6 +137,9 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
             context.writeAndFlush(wrapOutboundOut(WebSocketFrameBytes.close(disconnect))).whenComplete { _ in
                 channel.close(promise: nil)
             }
+            // Usually the socket took the frame at once and the channel is closed already; a
+            // timer per closed connection would only fill the loop's timer heap.
+            guard channel.isActive else { return }
         } else {
             context.writeAndFlush(wrapOutboundOut(WebSocketFrameBytes.close(disconnect)), promise: nil)
         }

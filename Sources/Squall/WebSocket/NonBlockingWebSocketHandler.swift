@@ -34,7 +34,8 @@ extension NonBlockingWebSocketHandler {
 extension WebSocketConnection {
     /// Logs the connection's start, as every kind of hook runner does.
     func logOpen() {
-        logger.info("WebSocket open", metadata: ["path": "\(request.uri.path)", "remote": "\(remoteAddress?.hostDescription ?? "-")"])
+        guard serverLogger.logLevel <= .info else { return }  // no per-connection logger otherwise
+        logger.info("WebSocket open", metadata: ["path": "\(uri.path)", "remote": "\(remoteAddress?.hostDescription ?? "-")"])
     }
 
     /// Logs one inbound message (at debug).
@@ -45,6 +46,7 @@ extension WebSocketConnection {
 
     /// Logs the end of the connection.
     func logClosed(_ cause: CloseCause) {
+        guard serverLogger.logLevel <= .info else { return }
         logger.info("WebSocket closed", metadata: ["cause": "\(cause)"])
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -24,9 +25,13 @@ public final class WebSocketConnection: Sendable, Identifiable, Hashable, Custom
     /// connection is open. Made from a compact copy of the request head on each use: an idle
     /// connection holds that rather than `HTTPFields` (about 1 KiB less per connection).
     public var request: Request {
-        // The head converted when the upgrade was accepted; converting it again cannot fail.
-        Request(head: try! HTTPRequest(head, secure: false, splitCookie: false), body: RequestBody(buffer: ByteBuffer()))
+        // NIO's parser has checked the head; the fallback only guards against a field name
+        // that HTTPTypes reads more strictly.
+        let head = (try? HTTPRequest(head, secure: false, splitCookie: false)) ?? HTTPRequest(method: .get, scheme: nil, authority: nil, path: head.uri)
+        return Request(head: head, body: RequestBody(buffer: ByteBuffer()))
     }
+    /// The request's path and query, without building a whole ``request``.
+    var uri: URI { URI(head.uri) }
     private let head: HTTPRequestHead
     /// The path parameters the mount path matched, e.g. `channel` for `/msg/{channel}`.
     public let parameters: Parameters

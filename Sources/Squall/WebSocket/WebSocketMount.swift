@@ -1,12 +1,15 @@
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
+import NIOHTTP1
 
 /// A WebSocket path and what serves it.
 struct WebSocketMount: Sendable {
-    /// Validates an upgrade request before it is accepted and returns extra response headers.
-    /// A refused upgrade falls through to the HTTP router, which answers it with the same error
-    /// a plain GET gets.
-    typealias Check = @Sendable (Request, Parameters) throws -> HTTPFields
+    /// Validates an upgrade request — NIO's head, its parsed URI and the path parameters —
+    /// before it is accepted, and returns extra response headers. A refused upgrade is answered
+    /// with the same error a plain GET gets. (NIO's head, not a Hummingbird `Request`: building
+    /// one costs more than the rest of the check, on every handshake.)
+    typealias Check = @Sendable (HTTPRequestHead, URI, Parameters) throws -> HTTPFields
 
     let path: String
     let handler: any WebSocketHandler

@@ -138,8 +138,7 @@ struct WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
         do {
             for mount in mounts {
                 guard let parameters = mount.match(uri.path[...]) else { continue }
-                let request = Request(head: try HTTPRequest(head, secure: false, splitCookie: false), body: RequestBody(buffer: ByteBuffer()))
-                var headers = HTTPHeaders(try mount.check(request, parameters).map { ($0.name.rawName, $0.value) })
+                var headers = HTTPHeaders(try mount.check(head, uri, parameters).map { ($0.name.rawName, $0.value) })
                 let deflate = configuration.deflate.flatMap { options in
                     PerMessageDeflate.accepts(head.headers["Sec-WebSocket-Extensions"])
                         ? options : nil
@@ -192,7 +191,7 @@ struct WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
         deflate: DeflateOptions?,
         on channel: any Channel
     ) throws -> WebSocketFrameHandler {
-        let id = UUID()
+        let id = UUID.random()
         let writer = FrameWriter(
             loop: channel.eventLoop,
             limits: configuration.outbox,
