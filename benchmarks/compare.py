@@ -204,6 +204,25 @@ def chart(results, path):
     fig.savefig(path, dpi=110)
 
 
+def memory_chart(results, path):
+    """KiB per idle connection, without and with permessage-deflate (log scale: they span 30×)."""
+    plt = pyplot()
+    names = [n for n in results if "idleDeflate" in results[n]]
+    fig, axis = plt.subplots(figsize=(8, 3.6))
+    rows = range(len(names))
+    plain = [results[n]["idle"]["kibPerConnection"] for n in names]
+    deflate = [results[n]["idleDeflate"]["kibPerConnection"] for n in names]
+    axis.barh([y - 0.2 for y in rows], plain, height=0.4, label="plain", color="#2b6cb0")
+    axis.barh([y + 0.2 for y in rows], deflate, height=0.4, label="permessage-deflate", color="#ed8936")
+    axis.set_yticks(list(rows), names)
+    axis.set_xscale("log")
+    axis.set_xlabel("KiB of server memory per idle connection (10,000 open; log scale)")
+    axis.invert_yaxis()
+    axis.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3, help="runs per server; the median is reported (default 3)")
@@ -214,6 +233,7 @@ def main():
     if args.chart:
         results = json.loads(Path(args.chart).read_text())["results"]
         chart(results, ROOT / "docs" / "benchmarks-fanout.png")
+        memory_chart(results, ROOT / "docs" / "benchmarks-memory.png")
         print(table(results))
         return
     if not shutil.which("taskset"):
@@ -237,8 +257,9 @@ def main():
     machine = {"date": stamp, "cpus": os.cpu_count(), "uname": " ".join(os.uname()), "runs": args.runs, "scale": scale}
     out.write_text(json.dumps({"machine": machine, "results": results}, indent=2))
     chart(results, ROOT / "docs" / "benchmarks-fanout.png")
+    memory_chart(results, ROOT / "docs" / "benchmarks-memory.png")
     print(table(results))
-    print(f"\nwrote {out.relative_to(ROOT)} and docs/benchmarks-fanout.png", file=sys.stderr)
+    print(f"\nwrote {out.relative_to(ROOT)}, docs/benchmarks-fanout.png and docs/benchmarks-memory.png", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,9 @@ import SquallCore
 /// The only extension Squall negotiates is permessage-deflate, whose compressed messages set
 /// RSV1; the other RSV bits are always clear.
 enum WebSocketFrameBytes {
-    /// The frame's opcode (RFC 6455 §5.2).
+    /// The opcodes RFC 6455 defines (§5.2), in both directions.
     enum Opcode: UInt8 {
+        case continuation = 0x0
         case text = 0x1
         case binary = 0x2
         case close = 0x8

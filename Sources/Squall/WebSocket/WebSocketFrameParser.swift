@@ -2,24 +2,14 @@ import NIOCore
 
 /// One frame a client sent (RFC 6455 §5.2), its payload unmasked.
 struct ClientFrame {
-    /// The opcodes RFC 6455 defines; any other is refused by whoever reads the frame.
-    enum Opcode: UInt8 {
-        case continuation = 0x0
-        case text = 0x1
-        case binary = 0x2
-        case close = 0x8
-        case ping = 0x9
-        case pong = 0xA
-    }
-
     /// The last frame of its message.
     let fin: Bool
     /// RSV1: set on the first frame of a permessage-deflate compressed message.
     let rsv1: Bool
     /// RSV2 or RSV3: no extension Squall speaks uses them.
     let rsv2or3: Bool
-    /// `nil` for an opcode RFC 6455 does not define.
-    let opcode: Opcode?
+    /// `nil` for an opcode RFC 6455 does not define: refused by whoever reads the frame.
+    let opcode: WebSocketFrameBytes.Opcode?
     /// Clients must mask every frame (RFC 6455 §5.1).
     let masked: Bool
     /// The application data, unmasked.
@@ -112,7 +102,7 @@ struct WebSocketFrameParser {
             fin: first & 0x80 != 0,
             rsv1: first & 0x40 != 0,
             rsv2or3: first & 0x30 != 0,
-            opcode: ClientFrame.Opcode(rawValue: opcode),
+            opcode: WebSocketFrameBytes.Opcode(rawValue: opcode),
             masked: masked,
             payload: payload
         )
