@@ -27,6 +27,23 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         self.headers = headers
     }
 
+    /// 426: a WebSocket upgrade asked for a protocol version other than RFC 6455's 13.
+    static func unsupportedWebSocketVersion(_ version: String) -> APIError {
+        APIError(
+            .upgradeRequired,
+            code: "unsupported_websocket_version",
+            message: "Squall speaks WebSocket version 13 (RFC 6455), not '\(version.prefix(16))'",
+            headers: [.secWebSocketVersion: "13"]
+        )
+    }
+
+    /// 400: a WebSocket upgrade without exactly one Sec-WebSocket-Key.
+    static let invalidWebSocketKey = APIError(
+        .badRequest,
+        code: "invalid_websocket_key",
+        message: "a WebSocket upgrade needs exactly one Sec-WebSocket-Key"
+    )
+
     /// 426: a WebSocket endpoint was requested without a WebSocket upgrade.
     public static func webSocketRequired(_ path: String) -> APIError {
         APIError(
@@ -48,6 +65,20 @@ public struct APIError: Error, HTTPResponseError, Sendable {
     /// The JSON body: `{"error":{"code":…,"message":…}}`.
     var jsonBody: ByteBuffer {
         JSONWire.encode(Body(error: .init(code: code, message: message)))
+    }
+
+    /// The whole HTTP/1.1 response as bytes, closing the connection: for a client that is
+    /// answered before any HTTP handler exists (a malformed WebSocket handshake).
+    func closingResponse(allocator: ByteBufferAllocator) -> ByteBuffer {
+        let body = jsonBody
+        var buffer = allocator.buffer(capacity: 256 + body.readableBytes)
+        buffer.writeString("HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\n")
+        for field in headers {
+            buffer.writeString("\(field.name.rawName): \(field.value)\r\n")
+        }
+        buffer.writeString("content-type: application/json; charset=utf-8\r\ncontent-length: \(body.readableBytes)\r\nconnection: close\r\n\r\n")
+        buffer.writeImmutableBuffer(body)
+        return buffer
     }
 
     /// The JSON response.

@@ -1,6 +1,7 @@
 """RFC 6455 edge cases against Squall's own WebSocket layer, with a raw socket so that the
 client can break the rules on purpose (libraries will not send unmasked or malformed frames)."""
 import asyncio
+import json
 import struct
 
 from rawsocket import RawSocket
@@ -77,3 +78,68 @@ async def test_a_frame_over_the_limit_is_refused_from_its_header(squall):
     client.writer.write(struct.pack("!BBQ", 0x82, 0x80 | 127, 2 << 30) + b"mask")
     assert await client.expect_close(1009) == "message too big"
     client.close()
+
+
+async def open_raw(server, request):
+    """A TCP connection that sends `request` (bytes) as it is and reads the response head."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(request)
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    return reader, writer, head
+
+
+async def test_unusual_but_valid_upgrade_requests_are_accepted(squall):
+    # Firefox's "Connection: keep-alive, Upgrade", lower-case names and odd spacing; a head over
+    # 8 KiB (a big cookie); a frame sent in the same packet as the request: each one upgrades,
+    # and the early frame is delivered.
+    server = squall()
+    receiver = await RawSocket.connect(server)
+    key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    requests = [
+        "GET /msg HTTP/1.1\r\nhost: 127.0.0.1\r\nupgrade:websocket\r\nconnection: keep-alive, Upgrade\r\n"
+        f"sec-websocket-version:   13  \r\n{key}\r\n",
+        f"GET /msg HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {'c' * 9000}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Version: 13\r\n{key}\r\n",
+    ]
+    for index, request in enumerate(requests):
+        early = receiver.frame(0x1, f"early {index}".encode())
+        reader, writer, head = await open_raw(server, request.encode() + early)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        assert b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in head  # RFC 6455's example accept value
+        assert await receiver.receive() == (0x1, f"early {index}".encode())
+        writer.close()
+    receiver.close()
+
+
+async def test_requests_the_fast_path_does_not_take_are_served_as_before(squall):
+    server = squall()
+    key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    # An upgrade to an unknown path gets the JSON error a GET gets.
+    _, writer, head = await open_raw(
+        server, f"GET /nowhere HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n{key}\r\n".encode()
+    )
+    assert head.startswith(b"HTTP/1.1 404"), head
+    writer.close()
+    # A version other than 13 gets 426 and the version Squall speaks (RFC 6455 §4.4); an
+    # upgrade without a key gets 400. Both as JSON errors, and the connection closes.
+    for version, key_line, status, code in [
+        ("8", key, b"426", "unsupported_websocket_version"),
+        ("13", "", b"400", "invalid_websocket_key"),
+    ]:
+        reader, writer, head = await open_raw(
+            server,
+            f"GET /msg HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: {version}\r\n{key_line}\r\n".encode(),
+        )
+        assert head.startswith(b"HTTP/1.1 " + status), head
+        assert status != b"426" or b"sec-websocket-version: 13" in head.lower(), head
+        body = await asyncio.wait_for(reader.read(), 5)  # then the server closes
+        assert json.loads(body)["error"]["code"] == code
+        writer.close()
+    # Plain HTTP on the same port, keep-alive: two requests on one connection.
+    reader, writer, head = await open_raw(server, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    length = int([line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")][0])
+    await reader.readexactly(length)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)).startswith(b"HTTP/1.1 200")
+    writer.close()

@@ -66,43 +66,59 @@ struct WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
             try channel.syncOptions?.setOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 1024, maximum: 65536))
             let accepted = NIOLoopBoundBox<Accepted?>(nil, eventLoop: channel.eventLoop)
             let refusal = NIOLoopBoundBox<Refusal?>(nil, eventLoop: channel.eventLoop)
-            let upgrader = HandshakeUpgrader(
-                handshake: NIOTypedWebSocketServerUpgrader<UpgradeResult>(
-                    shouldUpgrade: { channel, head in
-                        channel.eventLoop.makeSucceededFuture(self.accept(head, on: channel, into: accepted, refusal: refusal))
-                    },
-                    upgradePipelineHandler: { channel, _ in channel.eventLoop.makeSucceededFuture(.webSocket) }
-                ),
-                install: { channel, head in
-                    channel.eventLoop.makeCompletedFuture {
-                        guard let upgrade = accepted.value else { throw NIOWebSocketUpgradeError.unsupportedWebSocketTarget }
-                        accepted.value = nil
-                        try self.install(upgrade, uri: head.uri, on: channel)
-                        return .webSocket
-                    }
-                }
-            )
-            let upgrades = NIOTypedHTTPServerUpgradeConfiguration(
-                upgraders: [upgrader],
-                notUpgradingCompletionHandler: { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
-                        try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(logger: logger))
-                        let http = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
-                            wrappingChannelSynchronously: channel,
-                            configuration: .init(isOutboundHalfClosureEnabled: true)
-                        )
-                        return refusal.value.map { .refused(http, $0) } ?? .http(http)
-                    }
-                }
-            )
-            var pipeline = NIOUpgradableHTTPServerPipelineConfiguration<UpgradeResult>(upgradeConfiguration: upgrades)
-            pipeline.enablePipelining = false  // NIOAsyncChannel serves one request at a time
-            pipeline.enableErrorHandling = false  // Hummingbird answers errors
-            pipeline.enableResponseHeaderValidation = false  // swift-http-types already validates
-            let result = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: pipeline)
-            return Value(result: result, channel: channel, accepted: accepted)
+            let result = channel.eventLoop.makePromise(of: UpgradeResult.self)
+            let reader = HandshakeReader(upgrade: self, accepted: accepted, refusal: refusal, result: result) { channel in
+                try self.configureHTTP(on: channel, accepted: accepted, refusal: refusal, logger: logger)
+            }
+            try channel.pipeline.syncOperations.addHandler(reader)
+            return Value(result: result.futureResult, channel: channel, accepted: accepted)
         }
+    }
+
+    /// NIO's HTTP server pipeline with its WebSocket upgrader, for every connection whose first
+    /// request ``HandshakeReader`` does not answer: plain HTTP for Hummingbird's router, refused
+    /// upgrades (answered with their JSON error), and upgrades too unusual for the fast path.
+    private func configureHTTP(
+        on channel: any Channel,
+        accepted: NIOLoopBoundBox<Accepted?>,
+        refusal: NIOLoopBoundBox<Refusal?>,
+        logger: Logger
+    ) throws -> EventLoopFuture<UpgradeResult> {
+        let upgrader = HandshakeUpgrader(
+            handshake: NIOTypedWebSocketServerUpgrader<UpgradeResult>(
+                shouldUpgrade: { channel, head in
+                    channel.eventLoop.makeSucceededFuture(self.accept(head, on: channel, into: accepted, refusal: refusal))
+                },
+                upgradePipelineHandler: { channel, _ in channel.eventLoop.makeSucceededFuture(.webSocket) }
+            ),
+            install: { channel, head in
+                channel.eventLoop.makeCompletedFuture {
+                    guard let upgrade = accepted.value else { throw NIOWebSocketUpgradeError.unsupportedWebSocketTarget }
+                    accepted.value = nil
+                    try self.install(upgrade, uri: head.uri, on: channel)
+                    return .webSocket
+                }
+            }
+        )
+        let upgrades = NIOTypedHTTPServerUpgradeConfiguration(
+            upgraders: [upgrader],
+            notUpgradingCompletionHandler: { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+                    try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(logger: logger))
+                    let http = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
+                        wrappingChannelSynchronously: channel,
+                        configuration: .init(isOutboundHalfClosureEnabled: true)
+                    )
+                    return refusal.value.map { .refused(http, $0) } ?? .http(http)
+                }
+            }
+        )
+        var pipeline = NIOUpgradableHTTPServerPipelineConfiguration<UpgradeResult>(upgradeConfiguration: upgrades)
+        pipeline.enablePipelining = false  // NIOAsyncChannel serves one request at a time
+        pipeline.enableErrorHandling = false  // Hummingbird answers errors
+        pipeline.enableResponseHeaderValidation = false  // swift-http-types already validates
+        return try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: pipeline)
     }
 
     func handle(value: Value, logger: Logger) async {
@@ -127,7 +143,7 @@ struct WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
 
     /// The response headers for an upgrade a mount accepts, once the connection is open;
     /// `nil` refuses it, with the reason left in `refusal`.
-    private func accept(
+    func accept(
         _ head: HTTPRequestHead,
         on channel: any Channel,
         into accepted: NIOLoopBoundBox<Accepted?>,
@@ -228,7 +244,7 @@ struct WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
 
     /// Replaces HTTP with the WebSocket handler once the 101 is written: it reads the
     /// socket's bytes itself, and ``FrameWriter`` writes whole frames.
-    private func install(_ upgrade: Accepted, uri: String, on channel: any Channel) throws {
+    func install(_ upgrade: Accepted, uri: String, on channel: any Channel) throws {
         try channel.pipeline.syncOperations.addHandler(upgrade.handler)
         upgrade.handler.connection.writer.release()
         AccessLogMiddleware.log(

@@ -1,0 +1,261 @@
+import NIOCore
+import NIOHTTP1
+import NIOWebSocket
+
+/// The first handler of every accepted connection: it reads the first request's head and, when
+/// that is a plain, well-formed WebSocket upgrade that a mount accepts, answers the handshake
+/// itself; anything else — any other request, a refused or unusual upgrade, a head it cannot
+/// read — goes to NIO's HTTP pipeline exactly as it arrived.
+///
+/// Why: on a server whose clients reconnect in waves, handshakes are the cost that matters, and
+/// NIO's general HTTP upgrade machinery (a parser, an encoder, an upgrade handler and a chain of
+/// futures, all built and torn down per connection) was a third of a handshake's CPU. The
+/// WebSocket accept value is still computed by NIO's upgrader.
+///
+/// Contracts:
+/// - The fast path only takes `GET` `HTTP/1.1` heads without a body, with `Upgrade: websocket`,
+///   `Connection: upgrade`, exactly one `Sec-WebSocket-Key` and `Sec-WebSocket-Version: 13`,
+///   ASCII only and at most ``maxHeadSize`` bytes; it never answers with an error itself.
+/// - Bytes the client sent after the head (frames sent before the 101 arrived) reach the
+///   WebSocket handler, in order.
+/// - The connection opens before the 101 is written (see ``WebSocketUpgrade``).
+final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+
+    /// Longest head the fast path reads; a longer one is NIO's to judge.
+    static let maxHeadSize = 8192
+
+    private let upgrade: WebSocketUpgrade
+    private let accepted: NIOLoopBoundBox<WebSocketUpgrade.Accepted?>
+    private let refusal: NIOLoopBoundBox<WebSocketUpgrade.Refusal?>
+    private let result: EventLoopPromise<WebSocketUpgrade.UpgradeResult>
+    private let handOver: (any Channel) throws -> EventLoopFuture<WebSocketUpgrade.UpgradeResult>
+    private var buffered: ByteBuffer?
+    private var decided = false
+
+    /// - Parameter handOver: sets up NIO's HTTP pipeline after this handler and returns its
+    ///   result, for everything the fast path does not take.
+    init(
+        upgrade: WebSocketUpgrade,
+        accepted: NIOLoopBoundBox<WebSocketUpgrade.Accepted?>,
+        refusal: NIOLoopBoundBox<WebSocketUpgrade.Refusal?>,
+        result: EventLoopPromise<WebSocketUpgrade.UpgradeResult>,
+        handOver: @escaping (any Channel) throws -> EventLoopFuture<WebSocketUpgrade.UpgradeResult>
+    ) {
+        self.upgrade = upgrade
+        self.accepted = accepted
+        self.refusal = refusal
+        self.result = result
+        self.handOver = handOver
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !decided else { return context.fireChannelRead(data) }
+        var bytes = unwrapInboundIn(data)
+        if buffered == nil {
+            buffered = bytes
+        } else {
+            buffered!.writeBuffer(&bytes)
+        }
+        guard let headLength = Self.headLength(buffered!) else {
+            if buffered!.readableBytes > Self.maxHeadSize { giveToNIO(context) }
+            return
+        }
+        switch Self.read(buffered!.getSlice(at: buffered!.readerIndex, length: headLength)!) {
+        case .upgrade(let head):
+            guard let headers = upgrade.accept(head, on: context.channel, into: accepted, refusal: refusal) else {
+                // A refusal is answered, with its JSON error, on NIO's path.
+                refusal.value = nil
+                return giveToNIO(context)
+            }
+            answer(head, headers: headers, headLength: headLength, context: context)
+        case .malformedUpgrade(let error, let uri):
+            refuse(error, uri: uri, context: context)
+        case .other:
+            giveToNIO(context)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if !decided {
+            decided = true
+            result.fail(ChannelError.eof)
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard !decided else { return context.fireErrorCaught(error) }
+        decided = true
+        result.fail(error)
+        context.close(promise: nil)
+    }
+
+    /// Writes the 101, installs the WebSocket handler, hands it what followed the head, and
+    /// leaves the pipeline.
+    private func answer(_ head: HTTPRequestHead, headers: HTTPHeaders, headLength: Int, context: ChannelHandlerContext) {
+        decided = true
+        let channel = context.channel
+        // NIO's upgrader checks nothing the fast path has not, and computes Sec-WebSocket-Accept;
+        // its future is already complete here.
+        NIOTypedWebSocketServerUpgrader<WebSocketUpgrade.UpgradeResult>(
+            shouldUpgrade: { channel, _ in channel.eventLoop.makeSucceededFuture(headers) },
+            upgradePipelineHandler: { channel, _ in channel.eventLoop.makeSucceededFuture(.webSocket) }
+        )
+        .buildUpgradeResponse(channel: channel, upgradeRequest: head, initialResponseHeaders: [:])
+        .assumeIsolated()
+        .whenComplete { response in
+            guard case .success(let fields) = response, let opened = self.accepted.value else {
+                self.accepted.value?.handler.abandon()
+                self.accepted.value = nil
+                self.result.fail(NIOWebSocketUpgradeError.invalidUpgradeHeader)
+                channel.close(promise: nil)
+                return
+            }
+            self.accepted.value = nil
+            var response = channel.allocator.buffer(capacity: 160)
+            response.writeString("HTTP/1.1 101 Switching Protocols\r\n")
+            for (name, value) in fields {
+                response.writeString("\(name): \(value)\r\n")
+            }
+            response.writeString("\r\n")
+            context.writeAndFlush(NIOAny(response), promise: nil)
+            do {
+                try self.upgrade.install(opened, uri: head.uri, on: channel)
+            } catch {
+                opened.handler.abandon()
+                self.result.fail(error)
+                channel.close(promise: nil)
+                return
+            }
+            if var rest = self.buffered {
+                self.buffered = nil
+                rest.moveReaderIndex(forwardBy: headLength)
+                if rest.readableBytes > 0 { context.fireChannelRead(NIOAny(rest)) }
+            }
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+            self.result.succeed(.webSocket)
+        }
+    }
+
+    /// Answers an upgrade that cannot succeed (RFC 6455 §4.2.2: an HTTP error, and for a version
+    /// it does not speak, the one it does) and closes the connection. NIO's upgrader would only
+    /// have dropped it.
+    private func refuse(_ error: APIError, uri: String, context: ChannelHandlerContext) {
+        decided = true
+        let start = ContinuousClock.now
+        let channel = context.channel
+        context.writeAndFlush(NIOAny(error.closingResponse(allocator: channel.allocator))).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+        AccessLogMiddleware.log(
+            status: error.status.code,
+            method: "GET",
+            uri: uri,
+            remote: channel.remoteAddress?.hostDescription,
+            since: start,
+            logger: upgrade.logger
+        )
+        result.fail(ChannelError.outputClosed)
+    }
+
+    /// Sets up NIO's HTTP pipeline after this handler, replays what arrived, and leaves.
+    private func giveToNIO(_ context: ChannelHandlerContext) {
+        decided = true
+        do {
+            try handOver(context.channel).cascade(to: result)
+        } catch {
+            result.fail(error)
+            context.close(promise: nil)
+            return
+        }
+        if let bytes = buffered {
+            buffered = nil
+            context.fireChannelRead(NIOAny(bytes))
+        }
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+
+    /// Bytes up to and including the blank line that ends the head, if it has all arrived.
+    static func headLength(_ buffer: ByteBuffer) -> Int? {
+        buffer.withUnsafeReadableBytes { bytes -> Int? in
+            guard bytes.count >= 4 else { return nil }
+            for index in 3..<bytes.count
+            where bytes[index] == 0x0A && bytes[index - 1] == 0x0D && bytes[index - 2] == 0x0A && bytes[index - 3] == 0x0D {
+                return index + 1
+            }
+            return nil
+        }
+    }
+
+    /// What a first request head is, to the fast path.
+    enum FirstRequest {
+        /// A WebSocket upgrade the fast path takes (see the type's contract).
+        case upgrade(HTTPRequestHead)
+        /// A WebSocket upgrade that cannot succeed: a version other than 13, or no single key.
+        case malformedUpgrade(APIError, uri: String)
+        /// Anything else: NIO's to read.
+        case other
+    }
+
+    /// Reads the head byte by byte (it is all ASCII or it is not the fast path's): Swift's
+    /// `String` algorithms work on grapheme clusters, and cost more than the whole handshake.
+    static func read(_ bytes: ByteBuffer) -> FirstRequest {
+        bytes.withUnsafeReadableBytes { raw -> FirstRequest in
+            var cursor = 0
+            /// The next line, without its CR LF; `nil` at the end.
+            func nextLine() -> Range<Int>? {
+                var index = cursor
+                while index + 1 < raw.count {
+                    if raw[index] == 0x0D, raw[index + 1] == 0x0A {
+                        defer { cursor = index + 2 }
+                        return cursor..<index
+                    }
+                    index += 1
+                }
+                return nil
+            }
+            func text(_ range: Range<Int>) -> String {
+                String(decoding: UnsafeRawBufferPointer(rebasing: raw[range]), as: UTF8.self)
+            }
+            let getPrefix: [UInt8] = Array("GET /".utf8)
+            let versionSuffix: [UInt8] = Array(" HTTP/1.1".utf8)
+            guard let requestLine = nextLine(), requestLine.count > getPrefix.count + versionSuffix.count,
+                raw[requestLine].starts(with: getPrefix), raw[requestLine].reversed().starts(with: versionSuffix.reversed())
+            else { return .other }
+            let target = (requestLine.lowerBound + 4)..<(requestLine.upperBound - versionSuffix.count)
+            guard raw[target].allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return .other }
+
+            var headers: [(String, String)] = []
+            headers.reserveCapacity(12)
+            while let line = nextLine(), !line.isEmpty {
+                guard let colon = raw[line].firstIndex(of: UInt8(ascii: ":")), colon > line.lowerBound,
+                    raw[line.lowerBound..<colon].allSatisfy(isTokenByte)
+                else { return .other }
+                var valueStart = colon + 1
+                var valueEnd = line.upperBound
+                while valueStart < valueEnd, raw[valueStart] == 0x20 || raw[valueStart] == 0x09 { valueStart += 1 }
+                while valueEnd > valueStart, raw[valueEnd - 1] == 0x20 || raw[valueEnd - 1] == 0x09 { valueEnd -= 1 }
+                guard raw[valueStart..<valueEnd].allSatisfy({ ($0 >= 0x20 && $0 < 0x7F) || $0 == 0x09 }) else { return .other }
+                headers.append((text(line.lowerBound..<colon), text(valueStart..<valueEnd)))
+            }
+            let fields = HTTPHeaders(headers)
+            let uri = text(target)
+            guard fields["Content-Length"].allSatisfy({ $0 == "0" }), fields["Transfer-Encoding"].isEmpty,
+                fields[canonicalForm: "Upgrade"].contains(where: { $0.lowercased() == "websocket" }),
+                fields[canonicalForm: "Connection"].contains(where: { $0.lowercased() == "upgrade" })
+            else { return .other }
+            guard fields["Sec-WebSocket-Version"] == ["13"] else {
+                return .malformedUpgrade(.unsupportedWebSocketVersion(fields["Sec-WebSocket-Version"].joined(separator: ",")), uri: uri)
+            }
+            guard fields["Sec-WebSocket-Key"].count == 1 else { return .malformedUpgrade(.invalidWebSocketKey, uri: uri) }
+            return .upgrade(HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: fields))
+        }
+    }
+
+    /// A byte of an HTTP token (RFC 9110 §5.6.2).
+    private static func isTokenByte(_ byte: UInt8) -> Bool {
+        guard byte > 0x20, byte < 0x7F else { return false }
+        return !"()<>@,;:\\\"/[]?={}".utf8.contains(byte)
+    }
+}
