@@ -15,7 +15,9 @@ import NIOWebSocket
 /// Contracts:
 /// - The fast path only takes `GET` `HTTP/1.1` heads without a body, with `Upgrade: websocket`,
 ///   `Connection: upgrade`, exactly one `Sec-WebSocket-Key` and `Sec-WebSocket-Version: 13`,
-///   ASCII only and at most ``maxHeadSize`` bytes; it never answers with an error itself.
+///   ASCII only and at most ``maxHeadSize`` bytes. The only error it answers itself is an upgrade
+///   that cannot succeed anywhere (a version other than 13, no single key); a mount's refusal is
+///   answered on NIO's path, as a plain GET of the path would be.
 /// - Bytes the client sent after the head (frames sent before the 101 arrived) reach the
 ///   WebSocket handler, in order.
 /// - The connection opens before the 101 is written (see ``WebSocketUpgrade``).
