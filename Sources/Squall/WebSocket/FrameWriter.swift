@@ -17,8 +17,8 @@ import Synchronization
 /// - **Bounded.** Each frame must be admitted by the connection's ``OutboxAccount``, which counts
 ///   what the socket has not taken yet; a refused frame closes the connection with 1008.
 /// - **Nothing after close.** Once the close frame is written, no other frame is.
-/// - **Nothing before the 101.** The connection opens (and may be written to) before NIO has
-///   written the handshake's response; until ``release()`` everything is held back, in order.
+/// - **Nothing before the 101.** The connection opens (and may be written to) before the
+///   handshake's 101 response is written; until ``release()`` everything is held back, in order.
 final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
