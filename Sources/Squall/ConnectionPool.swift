@@ -68,11 +68,9 @@ public final class ConnectionPool: Sendable {
             var delivered = 0
             for connection in state.members.values {
                 var bytes = frame
-                if let deflate = connection.deflate, message.bytes.readableBytes >= deflate.minimumSize {
-                    if deflated == nil {
-                        deflated = WebSocketFrameBytes.deflatedFrame(.init(message.kind), message.bytes)
-                    }
-                    bytes = deflated ?? frame
+                if connection.compresses(payloadBytes: message.bytes.readableBytes) {
+                    bytes = deflated ?? WebSocketFrameBytes.deflatedFrame(.init(message.kind), message.bytes)
+                    deflated = bytes
                 }
                 if connection.writeFrame(bytes) { delivered += 1 }
             }

@@ -61,6 +61,25 @@ struct BroadcastChatTests {
         }
     }
 
+    @Test("a pool broadcast reaches clients with and without permessage-deflate, from either kind")
+    func broadcastWithCompression() async throws {
+        let room = ConnectionPool()
+        try await LiveServer.run(mount: { $0.mount("/room", handler: BroadcastHandler(pool: room)) }) { server in
+            let compressed = try await TestClient.connect(server.url("/room"), compressed: true)
+            let plain = try await TestClient.connect(server.url("/room"))
+            try await LiveServer.eventually("both in the room") { room.count == 2 }
+            #expect(room.connections.filter { $0.deflate != nil }.count == 1, "only the client that offered it negotiated it")
+            // Over the 1 KiB minimum: compressed once by the pool for the one client, plain for the other.
+            let long = String(repeating: "the same words again and again ", count: 100)
+            for sender in [compressed, plain] {
+                sender.send(long)
+                for client in [compressed, plain] {
+                    #expect(try await client.nextText() == long)
+                }
+            }
+        }
+    }
+
     @Test("a plain HTTP GET of /msg gets 426 with a JSON error")
     func plainGetIsRefused() async throws {
         try await LiveServer.run { server in

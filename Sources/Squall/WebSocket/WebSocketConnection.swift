@@ -40,9 +40,10 @@ public final class WebSocketConnection: Sendable, Identifiable, Hashable, Custom
     let serverLogger: Logger
     let channel: any Channel
     let writer: FrameWriter
-    /// Set when the client negotiated permessage-deflate: messages from this size up go
-    /// compressed, and the client may send compressed messages.
-    let deflate: DeflateOptions?
+    /// The permessage-deflate options in effect, when the client negotiated the extension
+    /// (messages from their minimum size up go to it compressed, and it may send compressed
+    /// messages); `nil` when it did not.
+    public let deflate: DeflateOptions?
 
     init(
         head: HTTPRequestHead,
@@ -91,7 +92,7 @@ public final class WebSocketConnection: Sendable, Identifiable, Hashable, Custom
     ///   and the connection closes with 1008.
     @discardableResult
     public func writeMessage(_ message: Payload) -> Bool {
-        guard let deflate, message.bytes.readableBytes >= deflate.minimumSize else {
+        guard compresses(payloadBytes: message.bytes.readableBytes) else {
             return writeFrame(WebSocketFrameBytes.frame(message))
         }
         return writeFrame(WebSocketFrameBytes.deflatedFrame(.init(message.kind), message.bytes))
@@ -108,11 +109,17 @@ public final class WebSocketConnection: Sendable, Identifiable, Hashable, Custom
     /// message and shared with every other subscriber that gets the same one.
     @discardableResult
     func write<Format: FrameFormat>(_ message: Message, as format: Format.Type) -> Bool {
-        if let deflate, Format.content(of: message).payload.readableBytes >= deflate.minimumSize {
+        if deflate != nil, compresses(payloadBytes: Format.content(of: message).payload.readableBytes) {
             writeFrame(message.encoded(DeflatedFrame<Format>.self))
         } else {
             writeFrame(message.encoded(Format.self))
         }
+    }
+
+    /// Whether a message of `payloadBytes` goes to this client compressed: it negotiated
+    /// permessage-deflate and the message reaches the configured minimum size.
+    func compresses(payloadBytes: Int) -> Bool {
+        deflate.map { payloadBytes >= $0.minimumSize } ?? false
     }
 
     /// Queues a frame encoded once and shared by many connections (a broadcast).

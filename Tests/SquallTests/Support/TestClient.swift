@@ -1,5 +1,6 @@
 import HTTPTypes
 import HummingbirdWSClient
+import HummingbirdWSCompression
 import Logging
 import NIOCore
 import NIOWebSocket
@@ -21,10 +22,12 @@ final class TestClient: Sendable {
     private let finished: Task<WebSocketCloseFrame?, any Error>
 
     /// Connects to `url`. With `reading: false` the client reads nothing until
-    /// ``startReading()``: its socket fills up, like a client that stopped reading.
-    static func connect(_ url: String, reading: Bool = true, headers: HTTPFields = [:]) async throws -> TestClient {
+    /// ``startReading()``: its socket fills up, like a client that stopped reading. With
+    /// `compressed`, it offers permessage-deflate (hummingbird-websocket's own implementation)
+    /// and compresses every message it sends.
+    static func connect(_ url: String, reading: Bool = true, headers: HTTPFields = [:], compressed: Bool = false) async throws -> TestClient {
         let (opened, openedSignal) = AsyncStream.makeStream(of: Void.self)
-        let client = TestClient(url: url, reading: reading, headers: headers, opened: openedSignal)
+        let client = TestClient(url: url, reading: reading, headers: headers, compressed: compressed, opened: openedSignal)
         var iterator = opened.makeAsyncIterator()
         if await iterator.next() == nil {
             _ = try await client.finished.value
@@ -33,7 +36,7 @@ final class TestClient: Sendable {
         return client
     }
 
-    private init(url: String, reading: Bool, headers: HTTPFields, opened: AsyncStream<Void>.Continuation) {
+    private init(url: String, reading: Bool, headers: HTTPFields, compressed: Bool, opened: AsyncStream<Void>.Continuation) {
         let (commandStream, commands) = AsyncStream.makeStream(of: Command.self)
         let (gateStream, gate) = AsyncStream.makeStream(of: Void.self)
         let inbox = Inbox()
@@ -50,7 +53,12 @@ final class TestClient: Sendable {
             }
             return try await WebSocketClient.connect(
                 url: url,
-                configuration: .init(maxFrameSize: 1 << 22, additionalHeaders: headers, autoPing: .disabled),
+                configuration: .init(
+                    maxFrameSize: 1 << 22,
+                    additionalHeaders: headers,
+                    extensions: compressed ? [.perMessageDeflate(minFrameSizeToCompress: 1)] : [],
+                    autoPing: .disabled
+                ),
                 logger: logger
             ) { inbound, outbound, _ in
                 opened.yield()
