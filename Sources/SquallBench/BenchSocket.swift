@@ -12,9 +12,27 @@ public struct BenchTarget: Sendable, CustomStringConvertible {
     /// Offer permessage-deflate as browsers do (`permessage-deflate; client_max_window_bits`)
     /// and require the server to accept it. For idle runs: frames are not inflated.
     public var offersDeflate = false
+    /// The upgrade request up to its key, built once.
+    let upgradeRequestHead: [UInt8]
+    /// The upgrade request after its key.
+    var upgradeRequestTail: [UInt8] { offersDeflate ? Self.deflateTail : Self.plainTail }
+    private static let plainTail = Array("\r\nSec-WebSocket-Version: 13\r\n\r\n".utf8)
+    private static let deflateTail = Array(
+        "\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n".utf8
+    )
+    /// The host resolved once: resolving it per connection (NIO's happy-eyeballs connector)
+    /// cost the generator more CPU per handshake than a server spends answering it.
+    let address: SocketAddress
 
-    /// Parses `ws://host:port/path`; `nil` for anything else (no `wss://`: benchmarks measure
-    /// the server, not TLS).
+    /// Whether a host names this machine: load goes nowhere else, and no other name is even
+    /// looked up.
+    public static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+
+    /// Parses `ws://host:port/path` and resolves its host; `nil` for anything else (no
+    /// `wss://`: benchmarks measure the server, not TLS), a host not on this machine
+    /// (``isLoopback(_:)``) or one that does not resolve.
     public init?(url: String) {
         guard url.hasPrefix("ws://") else { return nil }
         let rest = url.dropFirst(5)
@@ -28,6 +46,9 @@ public struct BenchTarget: Sendable, CustomStringConvertible {
             host = String(authority)
             port = 80
         }
+        guard Self.isLoopback(host), let address = try? SocketAddress.makeAddressResolvingHost(host, port: port) else { return nil }
+        self.address = address
+        upgradeRequestHead = Array("GET \(path) HTTP/1.1\r\nHost: \(authority)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ".utf8)
     }
 
     /// The URL.
@@ -72,14 +93,13 @@ final class BenchSocket: ChannelInboundHandler, @unchecked Sendable {
 
     func channelActive(context: ChannelHandlerContext) {
         self.context = context
-        mask = (0..<4).map { _ in UInt8.random(in: 0...255) }
-        let key = (0..<16).map { _ in UInt8.random(in: 0...255) }
-        var request = context.channel.allocator.buffer(capacity: 256)
-        request.writeString(
-            "GET \(target.path) HTTP/1.1\r\nHost: \(target.host):\(target.port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                + "Sec-WebSocket-Key: \(base64(key))\r\nSec-WebSocket-Version: 13\r\n"
-                + (target.offersDeflate ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n" : "\r\n")
-        )
+        var random = SystemRandomNumberGenerator()
+        let bits = random.next() as UInt64
+        mask = [UInt8(truncatingIfNeeded: bits), UInt8(truncatingIfNeeded: bits >> 8), UInt8(truncatingIfNeeded: bits >> 16), UInt8(truncatingIfNeeded: bits >> 24)]
+        var request = context.channel.allocator.buffer(capacity: target.upgradeRequestHead.count + 128)
+        request.writeBytes(target.upgradeRequestHead)
+        Self.writeBase64Key(random.next(), random.next(), into: &request)
+        request.writeBytes(target.upgradeRequestTail)
         context.writeAndFlush(wrapOutboundOut(request), promise: nil)
     }
 
@@ -87,13 +107,18 @@ final class BenchSocket: ChannelInboundHandler, @unchecked Sendable {
         var incoming = unwrapInboundIn(data)
         if !isOpen {
             buffer.writeBuffer(&incoming)
-            guard let end = buffer.readableBytesView.firstRange(of: Array("\r\n\r\n".utf8)) else { return }
-            let headLength = end.upperBound - buffer.readerIndex
-            let head = buffer.readString(length: headLength) ?? ""
-            guard head.hasPrefix("HTTP/1.1 101"), !target.offersDeflate || head.lowercased().contains("permessage-deflate") else {
+            // Bytes, not String algorithms: at thousands of handshakes a second, searching the
+            // response as a String cost the generator a fifth of its CPU.
+            guard let headLength = Self.headLength(buffer) else { return }
+            let accepted = buffer.withUnsafeReadableBytes { head in
+                head.starts(with: "HTTP/1.1 101".utf8)
+                    && (!target.offersDeflate || Self.contains(head.prefix(headLength), "permessage-deflate"))
+            }
+            guard accepted else {
                 context.close(promise: nil)
                 return
             }
+            buffer.moveReaderIndex(forwardBy: headLength)
             isOpen = true
             delegate.opened(self)
             parseFrames(&buffer, context: context)
@@ -189,19 +214,43 @@ final class BenchSocket: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
-    private func base64(_ bytes: [UInt8]) -> String {
-        let table = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
-        var out = ""
+    /// Writes 16 random bytes as a `Sec-WebSocket-Key` (base64, 24 characters).
+    private static func writeBase64Key(_ high: UInt64, _ low: UInt64, into buffer: inout ByteBuffer) {
+        let table = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(16)
+        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: high >> UInt64(shift))) }
+        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: low >> UInt64(shift))) }
         var index = 0
-        while index < bytes.count {
-            let chunk = bytes[index..<min(index + 3, bytes.count)]
-            let value = chunk.enumerated().reduce(0) { $0 | Int($1.element) << (16 - 8 * $1.offset) }
+        while index < 16 {
+            let count = min(3, 16 - index)
+            var value = 0
+            for offset in 0..<count { value |= Int(bytes[index + offset]) << (16 - 8 * offset) }
             for position in 0..<4 {
-                out.append(position <= chunk.count ? table[(value >> (18 - 6 * position)) & 63] : "=")
+                buffer.writeInteger(position <= count ? table[(value >> (18 - 6 * position)) & 63] : UInt8(ascii: "="))
             }
             index += 3
         }
-        return out
+    }
+
+    /// The length of the response head, through its blank line, once it has all arrived.
+    private static func headLength(_ buffer: ByteBuffer) -> Int? {
+        buffer.withUnsafeReadableBytes { bytes -> Int? in
+            guard bytes.count >= 4 else { return nil }
+            for index in 3..<bytes.count
+            where bytes[index] == 0x0A && bytes[index - 1] == 0x0D && bytes[index - 2] == 0x0A && bytes[index - 3] == 0x0D {
+                return index + 1
+            }
+            return nil
+        }
+    }
+
+    /// Whether `bytes` contain `text`, ASCII case-insensitively.
+    private static func contains(_ bytes: UnsafeRawBufferPointer.SubSequence, _ text: String) -> Bool {
+        let needle = Array(text.lowercased().utf8)
+        guard bytes.count >= needle.count else { return false }
+        let lowered = bytes.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }
+        return (0...(lowered.count - needle.count)).contains { lowered[$0..<($0 + needle.count)].elementsEqual(needle) }
     }
 }
 
@@ -241,7 +290,7 @@ func connect(_ target: BenchTarget, on loop: any EventLoop, delegate: any BenchS
                 try channel.pipeline.syncOperations.addHandler(BenchSocket(target: target, delegate: waiter))
             }
         }
-        .connect(host: target.host, port: target.port)
+        .connect(to: target.address)
         .get()
     try await handshake.futureResult.get()
     return try await channel.pipeline.handler(type: BenchSocket.self).get()

@@ -417,7 +417,7 @@ private final class HandshakeDriver: BenchSocketDelegate, @unchecked Sendable {
                     try channel.pipeline.syncOperations.addHandler(BenchSocket(target: target, delegate: self))
                 }
             }
-            .connect(host: target.host, port: target.port)
+            .connect(to: target.address)
             .whenFailure { self.finish(.failure($0)) }
     }
 
