@@ -76,12 +76,12 @@ public struct SquallServer: Service, CustomStringConvertible {
 
     /// Runs the server until it is shut down gracefully or cancelled.
     public func run() async throws {
-        let application = try makeApplication()
+        let listener = try makeListener()
         let group = ServiceGroup(
             configuration: .init(
                 // Shut down in reverse: the drain first, while the HTTP server still runs.
                 services: [
-                    application,
+                    listener,
                     HubSweeper(hub: hub, interval: .seconds(10)),
                     ConnectionDrain(connections: connections, timeout: configuration.closeTimeout),
                 ],
@@ -91,7 +91,7 @@ public struct SquallServer: Service, CustomStringConvertible {
         try await group.run()
     }
 
-    private func makeApplication() throws -> some Service {
+    private func makeListener() throws -> Listener {
         let assets = try StaticAssets()
         let connections = self.connections
         let router = Router(context: SquallRequestContext.self)
@@ -119,21 +119,19 @@ public struct SquallServer: Service, CustomStringConvertible {
             }
         }
 
-        let logger = self.logger
-        let onListening = self.onListening
-        let server = HTTPServerBuilder { [mounts, configuration] responder in
-            WebSocketUpgrade(responder: responder, mounts: mounts, pool: connections, configuration: configuration, logger: logger)
-        }
-        return Application(
-            router: router,
-            server: server,
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Squall"),
-            onServerRunning: { channel in
-                guard let address = channel.localAddress else { return }
-                logger.notice("Squall serving http://\(address.urlAuthority)/ — chat at ws://\(address.urlAuthority)/msg")
-                await onListening(address)
-            },
-            logger: logger
+        let served = ServedRouter(router: router.buildResponder(), serverName: "Squall", logger: logger)
+        return Listener(
+            host: configuration.host,
+            port: configuration.port,
+            upgrade: WebSocketUpgrade(
+                responder: { request, writer, channel in try await served.respond(to: request, writer: writer, channel: channel) },
+                mounts: mounts,
+                pool: connections,
+                configuration: configuration,
+                logger: logger
+            ),
+            logger: logger,
+            onListening: onListening
         )
     }
 
