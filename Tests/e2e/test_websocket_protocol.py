@@ -1,6 +1,8 @@
 """RFC 6455 edge cases against Squall's own WebSocket layer, with a raw socket so that the
 client can break the rules on purpose (libraries will not send unmasked or malformed frames)."""
 import asyncio
+import base64
+import hashlib
 import json
 import struct
 
@@ -109,6 +111,25 @@ async def test_unusual_but_valid_upgrade_requests_are_accepted(squall):
         assert await receiver.receive() == (0x1, f"early {index}".encode())
         writer.close()
     receiver.close()
+
+
+async def test_accept_value_is_right_for_every_key_length(squall):
+    # Sec-WebSocket-Accept is SHA-1 of key + GUID, base64 (RFC 6455 §4.2.2). Keys whose length
+    # puts the hashed message at each SHA-1 padding boundary (55/56/63/64 bytes and two blocks
+    # on) must all get the value a client computes, or every browser refuses the socket.
+    server = squall()
+    guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+    for length in (1, 19, 20, 27, 28, 83, 84, 100):
+        key = "k" * length
+        request = (
+            "GET /msg HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n\r\n"
+        )
+        _, writer, head = await open_raw(server, request.encode())
+        expected = base64.b64encode(hashlib.sha1((key + guid).encode()).digest())
+        assert head.startswith(b"HTTP/1.1 101"), head
+        assert b"Sec-WebSocket-Accept: " + expected + b"\r\n" in head, (length, head)
+        writer.close()
 
 
 async def test_requests_the_fast_path_does_not_take_are_served_as_before(squall):

@@ -9,8 +9,7 @@ import NIOWebSocket
 ///
 /// Why: on a server whose clients reconnect in waves, handshakes are the cost that matters, and
 /// NIO's general HTTP upgrade machinery (a parser, an encoder, an upgrade handler and a chain of
-/// futures, all built and torn down per connection) was a third of a handshake's CPU. The
-/// WebSocket accept value is still computed by NIO's upgrader.
+/// futures, all built and torn down per connection) was a third of a handshake's CPU.
 ///
 /// Contracts:
 /// - The fast path only takes `GET` `HTTP/1.1` heads without a body, with `Upgrade: websocket`,
@@ -98,46 +97,42 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
     private func answer(_ head: HTTPRequestHead, headers: HTTPHeaders, headLength: Int, context: ChannelHandlerContext) {
         decided = true
         let channel = context.channel
-        // NIO's upgrader checks nothing the fast path has not, and computes Sec-WebSocket-Accept;
-        // its future is already complete here.
-        NIOTypedWebSocketServerUpgrader<WebSocketUpgrade.UpgradeResult>(
-            shouldUpgrade: { channel, _ in channel.eventLoop.makeSucceededFuture(headers) },
-            upgradePipelineHandler: { channel, _ in channel.eventLoop.makeSucceededFuture(.webSocket) }
-        )
-        .buildUpgradeResponse(channel: channel, upgradeRequest: head, initialResponseHeaders: [:])
-        .assumeIsolated()
-        .whenComplete { response in
-            guard case .success(let fields) = response, let opened = self.accepted.value else {
-                self.accepted.value?.handler.abandon()
-                self.accepted.value = nil
-                self.result.fail(NIOWebSocketUpgradeError.invalidUpgradeHeader)
-                channel.close(promise: nil)
-                return
-            }
-            self.accepted.value = nil
-            var response = channel.allocator.buffer(capacity: 160)
-            response.writeString("HTTP/1.1 101 Switching Protocols\r\n")
-            for (name, value) in fields {
-                response.writeString("\(name): \(value)\r\n")
-            }
-            response.writeString("\r\n")
-            context.writeAndFlush(NIOAny(response), promise: nil)
-            do {
-                try self.upgrade.install(opened, uri: head.uri, on: channel)
-            } catch {
-                opened.handler.abandon()
-                self.result.fail(error)
-                channel.close(promise: nil)
-                return
-            }
-            if var rest = self.buffered {
-                self.buffered = nil
-                rest.moveReaderIndex(forwardBy: headLength)
-                if rest.readableBytes > 0 { context.fireChannelRead(NIOAny(rest)) }
-            }
-            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
-            self.result.succeed(.webSocket)
+        guard let opened = accepted.value, let key = head.headers.first(name: "Sec-WebSocket-Key") else {
+            // `accept` opened the connection and `read` checked the key: neither can be missing.
+            accepted.value?.handler.abandon()
+            accepted.value = nil
+            result.fail(NIOWebSocketUpgradeError.invalidUpgradeHeader)
+            channel.close(promise: nil)
+            return
         }
+        accepted.value = nil
+        var response = channel.allocator.buffer(capacity: 192)
+        response.writeStaticString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\nSec-WebSocket-Accept: ")
+        response.writeString(WebSocketAccept.value(forKey: key.utf8))
+        response.writeStaticString("\r\n")
+        for (name, value) in headers {
+            response.writeString(name)
+            response.writeStaticString(": ")
+            response.writeString(value)
+            response.writeStaticString("\r\n")
+        }
+        response.writeStaticString("\r\n")
+        context.writeAndFlush(NIOAny(response), promise: nil)
+        do {
+            try upgrade.install(opened, uri: head.uri, on: channel)
+        } catch {
+            opened.handler.abandon()
+            result.fail(error)
+            channel.close(promise: nil)
+            return
+        }
+        if var rest = buffered {
+            buffered = nil
+            rest.moveReaderIndex(forwardBy: headLength)
+            if rest.readableBytes > 0 { context.fireChannelRead(NIOAny(rest)) }
+        }
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        result.succeed(.webSocket)
     }
 
     /// Answers an upgrade that cannot succeed (RFC 6455 §4.2.2: an HTTP error, and for a version
@@ -230,6 +225,11 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
 
             var headers: [(String, String)] = []
             headers.reserveCapacity(12)
+            var upgradesToWebSocket = false
+            var connectionUpgrade = false
+            var versions: [String] = []
+            var keys = 0
+            var hasBody = false
             while let line = nextLine(), !line.isEmpty {
                 guard let colon = raw[line].firstIndex(of: UInt8(ascii: ":")), colon > line.lowerBound,
                     raw[line.lowerBound..<colon].allSatisfy(isTokenByte)
@@ -239,19 +239,52 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
                 while valueStart < valueEnd, raw[valueStart] == 0x20 || raw[valueStart] == 0x09 { valueStart += 1 }
                 while valueEnd > valueStart, raw[valueEnd - 1] == 0x20 || raw[valueEnd - 1] == 0x09 { valueEnd -= 1 }
                 guard raw[valueStart..<valueEnd].allSatisfy({ ($0 >= 0x20 && $0 < 0x7F) || $0 == 0x09 }) else { return .other }
-                headers.append((text(line.lowerBound..<colon), text(valueStart..<valueEnd)))
+                let name = raw[line.lowerBound..<colon]
+                let value = raw[valueStart..<valueEnd]
+                let text = text(valueStart..<valueEnd)
+                // The fields the fast path decides on, read as bytes: looking them up in
+                // HTTPHeaders afterwards cost more than the rest of the parse.
+                if Self.equalsIgnoringCase(name, "upgrade") {
+                    upgradesToWebSocket = upgradesToWebSocket || Self.listContains(value, "websocket")
+                } else if Self.equalsIgnoringCase(name, "connection") {
+                    connectionUpgrade = connectionUpgrade || Self.listContains(value, "upgrade")
+                } else if Self.equalsIgnoringCase(name, "sec-websocket-version") {
+                    versions.append(text)
+                } else if Self.equalsIgnoringCase(name, "sec-websocket-key") {
+                    keys += 1
+                } else if Self.equalsIgnoringCase(name, "content-length") {
+                    hasBody = hasBody || !value.elementsEqual("0".utf8)
+                } else if Self.equalsIgnoringCase(name, "transfer-encoding") {
+                    hasBody = true
+                }
+                headers.append((String(decoding: UnsafeRawBufferPointer(rebasing: name), as: UTF8.self), text))
             }
-            let fields = HTTPHeaders(headers)
             let uri = text(target)
-            guard fields["Content-Length"].allSatisfy({ $0 == "0" }), fields["Transfer-Encoding"].isEmpty,
-                fields[canonicalForm: "Upgrade"].contains(where: { $0.lowercased() == "websocket" }),
-                fields[canonicalForm: "Connection"].contains(where: { $0.lowercased() == "upgrade" })
-            else { return .other }
-            guard fields["Sec-WebSocket-Version"] == ["13"] else {
-                return .malformedUpgrade(.unsupportedWebSocketVersion(fields["Sec-WebSocket-Version"].joined(separator: ",")), uri: uri)
+            guard !hasBody, upgradesToWebSocket, connectionUpgrade else { return .other }
+            guard versions == ["13"] else {
+                return .malformedUpgrade(.unsupportedWebSocketVersion(versions.joined(separator: ",")), uri: uri)
             }
-            guard fields["Sec-WebSocket-Key"].count == 1 else { return .malformedUpgrade(.invalidWebSocketKey, uri: uri) }
-            return .upgrade(HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: fields))
+            guard keys == 1 else { return .malformedUpgrade(.invalidWebSocketKey, uri: uri) }
+            return .upgrade(HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: HTTPHeaders(headers)))
+        }
+    }
+
+    /// Whether `bytes` are `lowercase` (ASCII letters in lower case), ignoring case.
+    private static func equalsIgnoringCase(_ bytes: Slice<UnsafeRawBufferPointer>, _ lowercase: StaticString) -> Bool {
+        guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
+        return lowercase.withUTF8Buffer { expected in
+            zip(bytes, expected).allSatisfy { byte, expected in byte | 0x20 == expected || byte == expected }
+        }
+    }
+
+    /// Whether a comma-separated header value lists `lowercase`, ignoring case and whitespace.
+    private static func listContains(_ value: Slice<UnsafeRawBufferPointer>, _ lowercase: StaticString) -> Bool {
+        value.split(separator: UInt8(ascii: ",")).contains { element in
+            var element = element[...]
+            while let first = element.first, first == 0x20 || first == 0x09 { element = element.dropFirst() }
+            while let last = element.last, last == 0x20 || last == 0x09 { element = element.dropLast() }
+            return element.count == lowercase.utf8CodeUnitCount
+                && lowercase.withUTF8Buffer { expected in zip(element, expected).allSatisfy { $0 | 0x20 == $1 || $0 == $1 } }
         }
     }
 
