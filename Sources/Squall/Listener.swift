@@ -35,7 +35,8 @@ struct Listener: Service {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
-                upgrade.setup(channel: channel, logger: logger).map { value in
+                channel.eventLoop.makeCompletedFuture {
+                    let value = try upgrade.configure(channel)
                     value.result.assumeIsolated().whenComplete { result in
                         if case .success(.webSocket) = result { return }
                         if case .success(.http) = result { open.insert(channel) }

@@ -30,24 +30,19 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
     private let accepted: NIOLoopBoundBox<WebSocketUpgrade.Accepted?>
     private let refusal: NIOLoopBoundBox<WebSocketUpgrade.Refusal?>
     private let result: EventLoopPromise<WebSocketUpgrade.UpgradeResult>
-    private let handOver: (any Channel) throws -> EventLoopFuture<WebSocketUpgrade.UpgradeResult>
     private var buffered: ByteBuffer?
     private var decided = false
 
-    /// - Parameter handOver: sets up NIO's HTTP pipeline after this handler and returns its
-    ///   result, for everything the fast path does not take.
     init(
         upgrade: WebSocketUpgrade,
         accepted: NIOLoopBoundBox<WebSocketUpgrade.Accepted?>,
         refusal: NIOLoopBoundBox<WebSocketUpgrade.Refusal?>,
-        result: EventLoopPromise<WebSocketUpgrade.UpgradeResult>,
-        handOver: @escaping (any Channel) throws -> EventLoopFuture<WebSocketUpgrade.UpgradeResult>
+        result: EventLoopPromise<WebSocketUpgrade.UpgradeResult>
     ) {
         self.upgrade = upgrade
         self.accepted = accepted
         self.refusal = refusal
         self.result = result
-        self.handOver = handOver
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -63,13 +58,13 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         switch Self.read(buffered!.getSlice(at: buffered!.readerIndex, length: headLength)!) {
-        case .upgrade(let head):
-            guard let headers = upgrade.accept(head, on: context.channel, into: accepted, refusal: refusal) else {
+        case .upgrade(let request):
+            guard let headers = upgrade.accept(request, on: context.channel, into: accepted, refusal: refusal) else {
                 // A refusal is answered, with its JSON error, on NIO's path.
                 refusal.value = nil
                 return giveToNIO(context)
             }
-            answer(head, headers: headers, headLength: headLength, context: context)
+            answer(request, headers: headers, headLength: headLength, context: context)
         case .malformedUpgrade(let error, let uri):
             refuse(error, uri: uri, context: context)
         case .other:
@@ -94,13 +89,11 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
 
     /// Writes the 101, installs the WebSocket handler, hands it what followed the head, and
     /// leaves the pipeline.
-    private func answer(_ head: HTTPRequestHead, headers: HTTPHeaders, headLength: Int, context: ChannelHandlerContext) {
+    private func answer(_ request: UpgradeRequest, headers: HTTPHeaders, headLength: Int, context: ChannelHandlerContext) {
         decided = true
         let channel = context.channel
-        guard let opened = accepted.value, let key = head.headers.first(name: "Sec-WebSocket-Key") else {
-            // `accept` opened the connection and `read` checked the key: neither can be missing.
-            accepted.value?.handler.abandon()
-            accepted.value = nil
+        guard let opened = accepted.value else {
+            // `accept` opened the connection before returning its headers.
             result.fail(NIOWebSocketUpgradeError.invalidUpgradeHeader)
             channel.close(promise: nil)
             return
@@ -108,7 +101,7 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
         accepted.value = nil
         var response = channel.allocator.buffer(capacity: 192)
         response.writeStaticString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\nSec-WebSocket-Accept: ")
-        response.writeString(WebSocketAccept.value(forKey: key.utf8))
+        response.writeString(WebSocketAccept.value(forKey: request.key.utf8))
         response.writeStaticString("\r\n")
         for (name, value) in headers {
             response.writeString(name)
@@ -119,7 +112,7 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
         response.writeStaticString("\r\n")
         context.writeAndFlush(NIOAny(response), promise: nil)
         do {
-            try upgrade.install(opened, uri: head.uri, on: channel)
+            try upgrade.install(opened, uri: request.head.uri, on: channel)
         } catch {
             opened.handler.abandon()
             result.fail(error)
@@ -160,7 +153,7 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
     private func giveToNIO(_ context: ChannelHandlerContext) {
         decided = true
         do {
-            try handOver(context.channel).cascade(to: result)
+            try upgrade.configureHTTP(on: context.channel, accepted: accepted, refusal: refusal).cascade(to: result)
         } catch {
             result.fail(error)
             context.close(promise: nil)
@@ -188,7 +181,7 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
     /// What a first request head is, to the fast path.
     enum FirstRequest {
         /// A WebSocket upgrade the fast path takes (see the type's contract).
-        case upgrade(HTTPRequestHead)
+        case upgrade(UpgradeRequest)
         /// A WebSocket upgrade that cannot succeed: a version other than 13, or no single key.
         case malformedUpgrade(APIError, uri: String)
         /// Anything else: NIO's to read.
@@ -215,12 +208,10 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
             func text(_ range: Range<Int>) -> String {
                 String(decoding: UnsafeRawBufferPointer(rebasing: raw[range]), as: UTF8.self)
             }
-            let getPrefix: [UInt8] = Array("GET /".utf8)
-            let versionSuffix: [UInt8] = Array(" HTTP/1.1".utf8)
-            guard let requestLine = nextLine(), requestLine.count > getPrefix.count + versionSuffix.count,
-                raw[requestLine].starts(with: getPrefix), raw[requestLine].reversed().starts(with: versionSuffix.reversed())
+            guard let requestLine = nextLine(), requestLine.count > Self.getPrefix.count + Self.versionSuffix.count,
+                raw[requestLine].starts(with: Self.getPrefix), raw[requestLine].suffix(Self.versionSuffix.count).elementsEqual(Self.versionSuffix)
             else { return .other }
-            let target = (requestLine.lowerBound + 4)..<(requestLine.upperBound - versionSuffix.count)
+            let target = (requestLine.lowerBound + 4)..<(requestLine.upperBound - Self.versionSuffix.count)
             guard raw[target].allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return .other }
 
             var headers: [(String, String)] = []
@@ -228,7 +219,8 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
             var upgradesToWebSocket = false
             var connectionUpgrade = false
             var versions: [String] = []
-            var keys = 0
+            var keys: [String] = []
+            var extensionOffers: [String] = []
             var hasBody = false
             while let line = nextLine(), !line.isEmpty {
                 guard let colon = raw[line].firstIndex(of: UInt8(ascii: ":")), colon > line.lowerBound,
@@ -241,7 +233,6 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
                 guard raw[valueStart..<valueEnd].allSatisfy({ ($0 >= 0x20 && $0 < 0x7F) || $0 == 0x09 }) else { return .other }
                 let name = raw[line.lowerBound..<colon]
                 let value = raw[valueStart..<valueEnd]
-                let text = text(valueStart..<valueEnd)
                 // The fields the fast path decides on, read as bytes: looking them up in
                 // HTTPHeaders afterwards cost more than the rest of the parse.
                 if Self.equalsIgnoringCase(name, "upgrade") {
@@ -249,23 +240,34 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
                 } else if Self.equalsIgnoringCase(name, "connection") {
                     connectionUpgrade = connectionUpgrade || Self.listContains(value, "upgrade")
                 } else if Self.equalsIgnoringCase(name, "sec-websocket-version") {
-                    versions.append(text)
+                    versions.append(text(valueStart..<valueEnd))
                 } else if Self.equalsIgnoringCase(name, "sec-websocket-key") {
-                    keys += 1
-                } else if Self.equalsIgnoringCase(name, "content-length") {
-                    hasBody = hasBody || !value.elementsEqual("0".utf8)
-                } else if Self.equalsIgnoringCase(name, "transfer-encoding") {
-                    hasBody = true
+                    keys.append(text(valueStart..<valueEnd))
+                } else if Self.equalsIgnoringCase(name, "sec-websocket-extensions") {
+                    extensionOffers.append(text(valueStart..<valueEnd))
+                } else {
+                    if Self.equalsIgnoringCase(name, "content-length") {
+                        hasBody = hasBody || !value.elementsEqual("0".utf8)
+                    } else if Self.equalsIgnoringCase(name, "transfer-encoding") {
+                        hasBody = true
+                    }
+                    // Kept for the connection's handlers (see UpgradeRequest).
+                    headers.append((text(line.lowerBound..<colon), text(valueStart..<valueEnd)))
                 }
-                headers.append((String(decoding: UnsafeRawBufferPointer(rebasing: name), as: UTF8.self), text))
             }
             let uri = text(target)
             guard !hasBody, upgradesToWebSocket, connectionUpgrade else { return .other }
             guard versions == ["13"] else {
                 return .malformedUpgrade(.unsupportedWebSocketVersion(versions.joined(separator: ",")), uri: uri)
             }
-            guard keys == 1 else { return .malformedUpgrade(.invalidWebSocketKey, uri: uri) }
-            return .upgrade(HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: HTTPHeaders(headers)))
+            guard keys.count == 1 else { return .malformedUpgrade(.invalidWebSocketKey, uri: uri) }
+            return .upgrade(
+                UpgradeRequest(
+                    head: HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: HTTPHeaders(headers)),
+                    key: keys[0],
+                    extensionOffers: extensionOffers
+                )
+            )
         }
     }
 
@@ -288,9 +290,21 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    /// A byte of an HTTP token (RFC 9110 §5.6.2).
+    private static let getPrefix: [UInt8] = Array("GET /".utf8)
+    private static let versionSuffix: [UInt8] = Array(" HTTP/1.1".utf8)
+
+    /// A byte of an HTTP token (RFC 9110 §5.6.2): a visible ASCII character other than a
+    /// delimiter.
     private static func isTokenByte(_ byte: UInt8) -> Bool {
-        guard byte > 0x20, byte < 0x7F else { return false }
-        return !"()<>@,;:\\\"/[]?={}".utf8.contains(byte)
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            true
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
+            UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
+            UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            true
+        default:
+            false
+        }
     }
 }

@@ -22,8 +22,8 @@ public final class WebSocketConnection: Sendable, Identifiable, Hashable, Custom
     /// The HTTP request that was upgraded: path, query and headers (its body is empty), without
     /// the handshake's own fields (`Upgrade`, `Connection`, `Sec-WebSocket-Key`,
     /// `Sec-WebSocket-Version`, `Sec-WebSocket-Extensions`), which mean nothing once the
-    /// connection is open. Made from a compact copy of the request head on each use: an idle
-    /// connection holds that rather than `HTTPFields` (about 1 KiB less per connection).
+    /// connection is open. Made from the kept request head (``UpgradeRequest``) on each use: an
+    /// idle connection holds that rather than `HTTPFields` (about 1 KiB less per connection).
     public var request: Request {
         // NIO's parser has checked the head; the fallback only guards against a field name
         // that HTTPTypes reads more strictly.
@@ -45,6 +45,7 @@ public final class WebSocketConnection: Sendable, Identifiable, Hashable, Custom
     /// messages); `nil` when it did not.
     public let deflate: DeflateOptions?
 
+    /// - Parameter head: the request head without the handshake-only fields (``UpgradeRequest``).
     init(
         head: HTTPRequestHead,
         parameters: Parameters,
@@ -56,23 +57,11 @@ public final class WebSocketConnection: Sendable, Identifiable, Hashable, Custom
     ) {
         self.id = id
         self.deflate = deflate
-        self.head = Self.compact(head)
+        self.head = head
         self.parameters = parameters
         self.channel = channel
         self.writer = writer
         self.serverLogger = logger
-    }
-
-    /// `head` with only the fields a handler may use, in storage of exactly their size (NIO's
-    /// decoder reserves room for 16).
-    private static func compact(_ head: HTTPRequestHead) -> HTTPRequestHead {
-        let handshakeOnly: Set<String> = ["upgrade", "connection", "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions"]
-        var kept: [(String, String)] = []
-        kept.reserveCapacity(head.headers.count)
-        for (name, value) in head.headers where !handshakeOnly.contains(name.lowercased()) {
-            kept.append((name, value))
-        }
-        return HTTPRequestHead(version: head.version, method: head.method, uri: head.uri, headers: HTTPHeaders(kept))
     }
 
     /// A logger whose records carry this connection's id (`squall.connection`).

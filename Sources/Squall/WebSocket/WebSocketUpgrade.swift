@@ -22,7 +22,7 @@ import SquallCore
 ///
 /// A refused upgrade (no mount matches, or the mount's check throws) is answered with the JSON
 /// error a plain GET of the path gets, and the connection is closed.
-struct WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
+final class WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
     enum UpgradeResult: Sendable {
         /// The connection is a WebSocket now; its handlers serve it.
         case webSocket
@@ -58,36 +58,44 @@ struct WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
     let configuration: SquallConfiguration
     let logger: Logger
 
+    init(responder: @escaping HTTPChannelHandler.Responder, mounts: [WebSocketMount], pool: ConnectionPool, configuration: SquallConfiguration, logger: Logger) {
+        self.responder = responder
+        self.mounts = mounts
+        self.pool = pool
+        self.configuration = configuration
+        self.logger = logger
+    }
+
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        channel.eventLoop.makeCompletedFuture {
-            // NIO keeps each connection's last receive buffer for reuse, at the allocator's
-            // size: 1 KiB still takes a browser's upgrade request in one read, and halves what
-            // an idle connection holds (NIO's default starts at 2 KiB). It grows for big messages.
-            try channel.syncOptions?.setOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 1024, maximum: 65536))
-            let accepted = NIOLoopBoundBox<Accepted?>(nil, eventLoop: channel.eventLoop)
-            let refusal = NIOLoopBoundBox<Refusal?>(nil, eventLoop: channel.eventLoop)
-            let result = channel.eventLoop.makePromise(of: UpgradeResult.self)
-            let reader = HandshakeReader(upgrade: self, accepted: accepted, refusal: refusal, result: result) { channel in
-                try self.configureHTTP(on: channel, accepted: accepted, refusal: refusal, logger: logger)
-            }
-            try channel.pipeline.syncOperations.addHandler(reader)
-            return Value(result: result.futureResult, channel: channel, accepted: accepted)
-        }
+        channel.eventLoop.makeCompletedFuture { try configure(channel) }
+    }
+
+    /// Sets up a just-accepted connection, on its event loop: ``HandshakeReader`` reads its first
+    /// request.
+    func configure(_ channel: any Channel) throws -> Value {
+        // NIO keeps each connection's last receive buffer for reuse, at the allocator's
+        // size: 1 KiB still takes a browser's upgrade request in one read, and halves what
+        // an idle connection holds (NIO's default starts at 2 KiB). It grows for big messages.
+        try channel.syncOptions?.setOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 1024, maximum: 65536))
+        let accepted = NIOLoopBoundBox<Accepted?>(nil, eventLoop: channel.eventLoop)
+        let refusal = NIOLoopBoundBox<Refusal?>(nil, eventLoop: channel.eventLoop)
+        let result = channel.eventLoop.makePromise(of: UpgradeResult.self)
+        try channel.pipeline.syncOperations.addHandler(HandshakeReader(upgrade: self, accepted: accepted, refusal: refusal, result: result))
+        return Value(result: result.futureResult, channel: channel, accepted: accepted)
     }
 
     /// NIO's HTTP server pipeline with its WebSocket upgrader, for every connection whose first
     /// request ``HandshakeReader`` does not answer: plain HTTP for Hummingbird's router, refused
     /// upgrades (answered with their JSON error), and upgrades too unusual for the fast path.
-    private func configureHTTP(
+    func configureHTTP(
         on channel: any Channel,
         accepted: NIOLoopBoundBox<Accepted?>,
-        refusal: NIOLoopBoundBox<Refusal?>,
-        logger: Logger
+        refusal: NIOLoopBoundBox<Refusal?>
     ) throws -> EventLoopFuture<UpgradeResult> {
         let upgrader = HandshakeUpgrader(
             handshake: NIOTypedWebSocketServerUpgrader<UpgradeResult>(
                 shouldUpgrade: { channel, head in
-                    channel.eventLoop.makeSucceededFuture(self.accept(head, on: channel, into: accepted, refusal: refusal))
+                    channel.eventLoop.makeSucceededFuture(self.accept(UpgradeRequest(head), on: channel, into: accepted, refusal: refusal))
                 },
                 upgradePipelineHandler: { channel, _ in channel.eventLoop.makeSucceededFuture(.webSocket) }
             ),
@@ -105,7 +113,7 @@ struct WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
             notUpgradingCompletionHandler: { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
-                    try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(logger: logger))
+                    try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(logger: self.logger))
                     let http = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
                         wrappingChannelSynchronously: channel,
                         configuration: .init(isOutboundHalfClosureEnabled: true)
@@ -144,19 +152,20 @@ struct WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
     /// The response headers for an upgrade a mount accepts, once the connection is open;
     /// `nil` refuses it, with the reason left in `refusal`.
     func accept(
-        _ head: HTTPRequestHead,
+        _ request: UpgradeRequest,
         on channel: any Channel,
         into accepted: NIOLoopBoundBox<Accepted?>,
         refusal: NIOLoopBoundBox<Refusal?>
     ) -> HTTPHeaders? {
         let start = ContinuousClock.now
+        let head = request.head
         let uri = URI(head.uri)
         do {
             for mount in mounts {
                 guard let parameters = mount.match(uri.path[...]) else { continue }
                 var headers = HTTPHeaders(try mount.check(head, uri, parameters).map { ($0.name.rawName, $0.value) })
                 let deflate = configuration.deflate.flatMap { options in
-                    PerMessageDeflate.accepts(head.headers["Sec-WebSocket-Extensions"])
+                    PerMessageDeflate.accepts(request.extensionOffers)
                         ? options : nil
                 }
                 if deflate != nil {
