@@ -14,6 +14,9 @@ struct WebSocketMount: Sendable {
     let path: String
     let handler: any WebSocketHandler
     let check: Check
+    /// `handler` when its hooks run on the event loop: looked up once, since a cast to a
+    /// protocol costs a search of the conformance tables.
+    let nonBlockingHandler: (any NonBlockingWebSocketHandler)?
     private let segments: [Substring]
 
     /// `path` holds literal segments and `{name}` parameters, each matching one whole segment.
@@ -21,6 +24,7 @@ struct WebSocketMount: Sendable {
         self.path = path
         self.handler = handler
         self.check = check
+        self.nonBlockingHandler = handler as? any NonBlockingWebSocketHandler
         self.segments = path.split(separator: "/")
     }
 

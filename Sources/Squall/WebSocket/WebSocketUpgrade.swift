@@ -77,6 +77,8 @@ final class WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
         // size: 1 KiB still takes a browser's upgrade request in one read, and halves what
         // an idle connection holds (NIO's default starts at 2 KiB). It grows for big messages.
         try channel.syncOptions?.setOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 1024, maximum: 65536))
+        // A client that shuts down its side after a request still gets the response.
+        try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
         let accepted = NIOLoopBoundBox<Accepted?>(nil, eventLoop: channel.eventLoop)
         let refusal = NIOLoopBoundBox<Refusal?>(nil, eventLoop: channel.eventLoop)
         let result = channel.eventLoop.makePromise(of: UpgradeResult.self)
@@ -235,7 +237,7 @@ final class WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
             logger: logger
         )
         let hooks: WebSocketFrameHandler.Hooks =
-            if let handler = mount.handler as? any NonBlockingWebSocketHandler {
+            if let handler = mount.nonBlockingHandler {
                 .now(handler)
             } else {
                 .queued(HookQueue(handler: mount.handler, connection: connection, pool: pool))
