@@ -94,11 +94,11 @@ final class BenchSocket: ChannelInboundHandler, @unchecked Sendable {
     func channelActive(context: ChannelHandlerContext) {
         self.context = context
         var random = SystemRandomNumberGenerator()
-        let bits = random.next() as UInt64
+        let bits = random.next() as UInt32
         mask = [UInt8(truncatingIfNeeded: bits), UInt8(truncatingIfNeeded: bits >> 8), UInt8(truncatingIfNeeded: bits >> 16), UInt8(truncatingIfNeeded: bits >> 24)]
         var request = context.channel.allocator.buffer(capacity: target.upgradeRequestHead.count + 128)
         request.writeBytes(target.upgradeRequestHead)
-        Self.writeBase64Key(random.next(), random.next(), into: &request)
+        request.writeBytes(Self.randomKey())
         request.writeBytes(target.upgradeRequestTail)
         context.writeAndFlush(wrapOutboundOut(request), promise: nil)
     }
@@ -214,39 +214,47 @@ final class BenchSocket: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
-    /// Writes 16 random bytes as a `Sec-WebSocket-Key` (base64, 24 characters).
-    private static func writeBase64Key(_ high: UInt64, _ low: UInt64, into buffer: inout ByteBuffer) {
+    /// A `Sec-WebSocket-Key`: 16 random bytes in base64 (24 characters).
+    static func randomKey() -> [UInt8] {
         let table = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(16)
-        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: high >> UInt64(shift))) }
-        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: low >> UInt64(shift))) }
+        var random = SystemRandomNumberGenerator()
+        let bytes = withUnsafeBytes(of: (random.next() as UInt64, random.next() as UInt64)) { Array($0) }
+        var key: [UInt8] = []
+        key.reserveCapacity(24)
         var index = 0
         while index < 16 {
             let count = min(3, 16 - index)
             var value = 0
             for offset in 0..<count { value |= Int(bytes[index + offset]) << (16 - 8 * offset) }
             for position in 0..<4 {
-                buffer.writeInteger(position <= count ? table[(value >> (18 - 6 * position)) & 63] : UInt8(ascii: "="))
+                key.append(position <= count ? table[(value >> (18 - 6 * position)) & 63] : UInt8(ascii: "="))
             }
             index += 3
         }
+        return key
     }
 
-    /// The length of the response head, through its blank line, once it has all arrived.
-    private static func headLength(_ buffer: ByteBuffer) -> Int? {
-        buffer.withUnsafeReadableBytes { bytes -> Int? in
-            guard bytes.count >= 4 else { return nil }
-            for index in 3..<bytes.count
-            where bytes[index] == 0x0A && bytes[index - 1] == 0x0D && bytes[index - 2] == 0x0A && bytes[index - 3] == 0x0D {
-                return index + 1
-            }
-            return nil
+    /// The length of a response head, through its blank line, once it has all arrived.
+    static func headLength(_ buffer: ByteBuffer) -> Int? {
+        buffer.withUnsafeReadableBytes(headLength(in:))
+    }
+
+    /// The length of a response head, through its blank line, once it has all arrived.
+    static func headLength(in bytes: [UInt8]) -> Int? {
+        bytes.withUnsafeBytes(headLength(in:))
+    }
+
+    private static func headLength(in bytes: UnsafeRawBufferPointer) -> Int? {
+        guard bytes.count >= 4 else { return nil }
+        for index in 3..<bytes.count
+        where bytes[index] == 0x0A && bytes[index - 1] == 0x0D && bytes[index - 2] == 0x0A && bytes[index - 3] == 0x0D {
+            return index + 1
         }
+        return nil
     }
 
     /// Whether `bytes` contain `text`, ASCII case-insensitively.
-    private static func contains(_ bytes: UnsafeRawBufferPointer.SubSequence, _ text: String) -> Bool {
+    static func contains(_ bytes: UnsafeRawBufferPointer.SubSequence, _ text: String) -> Bool {
         let needle = Array(text.lowercased().utf8)
         guard bytes.count >= needle.count else { return false }
         let lowered = bytes.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }
@@ -329,11 +337,14 @@ public enum BenchError: Error, CustomStringConvertible {
     case handshakeFailed
     /// Subscribers did not all receive the warm-up message in time.
     case warmUpTimedOut
+    /// The run did not finish within its time bound.
+    case timedOut
 
     public var description: String {
         switch self {
         case .handshakeFailed: "the WebSocket handshake failed (is the URL a WebSocket endpoint? with --deflate: does it accept permessage-deflate?)"
         case .warmUpTimedOut: "not every subscriber received the warm-up message in time"
+        case .timedOut: "the run did not finish within its time bound"
         }
     }
 }

@@ -80,18 +80,18 @@ public enum Benchmarks {
     }
 
     /// Handshakes: `count` WebSocket handshakes, `concurrency` in progress at any moment (a new
-    /// one starts as each completes), each closed at once.
-    /// Handshakes with `concurrency` in progress at once; each socket closes once open. With
-    /// `serverPID`, the server's CPU time over the run is reported too: when the generator is
-    /// what saturates, that is the server's real cost per handshake.
+    /// one starts as each completes), each closed as soon as it opens (``HandshakeFlood``). With
+    /// `serverPID`, the server's CPU time over the run is reported too: its cost per handshake,
+    /// whatever saturates.
     public static func handshakes(_ target: BenchTarget, count: Int, concurrency: Int = 32, serverPID: Int32? = nil) async throws -> HandshakeResult {
-        let loop = MultiThreadedEventLoopGroup.singleton.next()
         let usage = CPUUsage()
         let serverBefore = try serverPID.map(cpuSeconds(of:))
         let start = ContinuousClock.now
-        let driver = HandshakeDriver(target: target, count: count, loop: loop)
-        loop.execute { driver.start(concurrency) }
-        try await driver.done.futureResult.get()
+        let flood = HandshakeFlood(target: target, count: count, concurrency: concurrency, deadline: start + .seconds(300))
+        // The flood blocks its thread; Swift's cooperative pool is not the place for that.
+        try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
+            Thread.detachNewThread { done.resume(with: Result { try flood.run() }) }
+        }
         let elapsed = ContinuousClock.now - start
         let serverAfter = try serverPID.map(cpuSeconds(of:))
         return HandshakeResult(
@@ -381,65 +381,6 @@ private final class LatencyDriver: BenchSocketDelegate, @unchecked Sendable {
 
     func readComplete(_ socket: BenchSocket) {}
     func closed(_ socket: BenchSocket) {}
-}
-
-/// Keeps `concurrency` handshakes in flight: each socket is closed as soon as it opens and a new
-/// one started, until `count` have completed. Touched only on its event loop.
-private final class HandshakeDriver: BenchSocketDelegate, @unchecked Sendable {
-    let done: EventLoopPromise<Void>
-    private let target: BenchTarget
-    private let count: Int
-    private let loop: any EventLoop
-    private var started = 0
-    private var completed = 0
-    private var open = Set<ObjectIdentifier>()
-    private var finished = false
-
-    init(target: BenchTarget, count: Int, loop: any EventLoop) {
-        self.target = target
-        self.count = count
-        self.loop = loop
-        self.done = loop.makePromise()
-    }
-
-    func start(_ concurrency: Int) {
-        for _ in 0..<min(concurrency, count) { launch() }
-    }
-
-    private func launch() {
-        guard started < count else { return }
-        started += 1
-        let target = target
-        ClientBootstrap(group: loop)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(BenchSocket(target: target, delegate: self))
-                }
-            }
-            .connect(to: target.address)
-            .whenFailure { self.finish(.failure($0)) }
-    }
-
-    func opened(_ socket: BenchSocket) {
-        open.insert(ObjectIdentifier(socket))
-        socket.close()
-        completed += 1
-        if completed == count { finish(.success(())) } else { launch() }
-    }
-
-    func received(_ socket: BenchSocket, payload: ByteBufferView) {}
-    func readComplete(_ socket: BenchSocket) {}
-
-    func closed(_ socket: BenchSocket) {
-        if open.remove(ObjectIdentifier(socket)) == nil { finish(.failure(BenchError.handshakeFailed)) }
-    }
-
-    private func finish(_ result: Result<Void, any Error>) {
-        guard !finished else { return }
-        finished = true
-        done.completeWith(result)
-    }
 }
 
 /// Ignores everything: for idle runs.

@@ -30,16 +30,21 @@ struct WebSocketMount: Sendable {
 
     /// The parameters, if `requestPath` is this mount's path.
     func match(_ requestPath: Substring) -> Parameters? {
+        // Walks the path in place: splitting it into an array per mount tried cost more than
+        // the rest of choosing a mount.
         var parameters = Parameters()
-        var requested = requestPath.split(separator: "/").makeIterator()
+        var rest = requestPath.drop { $0 == "/" }
         for segment in segments {
-            guard let part = requested.next() else { return nil }
+            guard !rest.isEmpty else { return nil }
+            let end = rest.firstIndex(of: "/") ?? rest.endIndex
+            let part = rest[..<end]
             if segment.first == "{", segment.last == "}" {
                 parameters.append(key: segment.dropFirst().dropLast(), value: part)
             } else if segment != part {
                 return nil
             }
+            rest = rest[end...].drop { $0 == "/" }
         }
-        return requested.next() == nil ? parameters : nil
+        return rest.isEmpty ? parameters : nil
     }
 }
