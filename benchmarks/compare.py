@@ -238,7 +238,7 @@ def main():
         return
     if not shutil.which("taskset"):
         sys.exit("taskset is needed (Debian's util-linux)")
-    scale = {"fanout100": 10000, "fanout1000": 1000, "latencySeconds": 10, "handshakes": 5000, "idle": 10000}
+    scale = {"fanout100": 10000, "fanout1000": 1000, "latencySeconds": 10, "handshakes": 20000, "idle": 10000}
     if args.quick:
         scale = {"fanout100": 500, "fanout1000": 50, "latencySeconds": 2, "handshakes": 300, "idle": 1000}
     squall = install()
