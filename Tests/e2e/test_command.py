@@ -1,5 +1,7 @@
 """`squall serve` as a user runs it: signals, log levels, environment variables."""
 import asyncio
+import datetime
+import email.utils
 import re
 import signal
 import urllib.request
@@ -25,6 +27,35 @@ async def test_signal_closes_websockets_with_1001_and_exits_0(squall, sig):
             assert closed.rcvd is not None
             assert (closed.rcvd.code, closed.rcvd.reason) == (1001, "server shutting down")
     code, log = await asyncio.to_thread(server.stop, sig, 5)
+    assert code == 0, log
+
+
+async def test_http_responses_carry_date_and_server(squall):
+    # RFC 9110 §6.6.1: an origin server with a clock sends Date; Server names the software.
+    server = squall()
+    with urllib.request.urlopen(f"{server.http}/healthz", timeout=5) as response:
+        date, name = response.headers["Date"], response.headers["Server"]
+    assert re.fullmatch(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d GMT", date), date
+    sent = email.utils.parsedate_to_datetime(date)
+    assert abs((datetime.datetime.now(datetime.timezone.utc) - sent).total_seconds()) < 5, date
+    assert name == "Squall"
+
+
+async def test_shutdown_closes_idle_http_keep_alive_connections(squall):
+    # An idle keep-alive connection must not hold shutdown up: the server closes it (after the
+    # response it was serving, had there been one) and exits.
+    server = squall()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert head.startswith(b"HTTP/1.1 200"), head
+    length = int(re.search(rb"(?i)content-length: (\d+)", head).group(1))
+    await asyncio.wait_for(reader.readexactly(length), 5)
+    server.process.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(reader.read(), 5) == b"", "the server closes the idle connection"
+    writer.close()
+    code, log = await asyncio.to_thread(server.stop, signal.SIGTERM, 5)
     assert code == 0, log
 
 
