@@ -16,8 +16,15 @@ public enum HotPaths {
         public let prepare: @Sendable () -> @Sendable () -> Void
     }
 
-    /// Every hot path, in the order a message meets them.
+    /// Every hot path: a connection's upgrade, then in the order a message meets them.
     public static let all: [Path] = [
+        Path(name: "WebSocket upgrade: read a browser's request head, compute the accept value") {
+            let head = ByteBuffer(string: browserUpgrade)
+            return {
+                guard case .upgrade(let request) = HandshakeReader.read(head) else { preconditionFailure("not an upgrade") }
+                _ = WebSocketAccept.value(forKey: request.key.utf8)
+            }
+        },
         Path(name: "Log append (publish, no subscribers)") {
             let hub = Hub()
             return { _ = hub.publish(smallPayload, to: channel) }
@@ -46,6 +53,13 @@ public enum HotPaths {
     ]
 
     private static let channel = try! ChannelName("bench")
+    /// What Chromium sends to open `ws://127.0.0.1:8000/msg`.
+    private static let browserUpgrade =
+        "GET /msg HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nConnection: Upgrade\r\nPragma: no-cache\r\nCache-Control: no-cache\r\n"
+        + "User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36\r\n"
+        + "Upgrade: websocket\r\nOrigin: http://127.0.0.1:8000\r\nSec-WebSocket-Version: 13\r\nAccept-Encoding: gzip, deflate, br\r\n"
+        + "Accept-Language: en-US,en;q=0.9\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        + "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
     private static let smallPayload = Payload.text(String(repeating: "x", count: 64))
     /// Chat-like JSON: what compression is for.
     private static let largePayload = Payload.text(

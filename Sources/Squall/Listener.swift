@@ -1,5 +1,3 @@
-import Hummingbird
-import HummingbirdCore
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore

@@ -6,6 +6,7 @@ struct HotPathsTests {
     @Test("every hot path the micro-benchmarks repeat runs, again and again")
     func runs() {
         #expect(HotPaths.all.map(\.name) == [
+            "WebSocket upgrade: read a browser's request head, compute the accept value",
             "Log append (publish, no subscribers)",
             "JSON envelope encoding",
             "WebSocket frame encoding",

@@ -66,6 +66,8 @@ final class WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
         self.logger = logger
     }
 
+    /// `ServerChildChannel`'s entry point, as Hummingbird's server would call it; ``Listener``
+    /// calls ``configure(_:)`` itself.
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture { try configure(channel) }
     }
