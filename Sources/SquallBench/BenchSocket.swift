@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOPosix
 
@@ -216,22 +217,9 @@ final class BenchSocket: ChannelInboundHandler, @unchecked Sendable {
 
     /// A `Sec-WebSocket-Key`: 16 random bytes in base64 (24 characters).
     static func randomKey() -> [UInt8] {
-        let table = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
         var random = SystemRandomNumberGenerator()
-        let bytes = withUnsafeBytes(of: (random.next() as UInt64, random.next() as UInt64)) { Array($0) }
-        var key: [UInt8] = []
-        key.reserveCapacity(24)
-        var index = 0
-        while index < 16 {
-            let count = min(3, 16 - index)
-            var value = 0
-            for offset in 0..<count { value |= Int(bytes[index + offset]) << (16 - 8 * offset) }
-            for position in 0..<4 {
-                key.append(position <= count ? table[(value >> (18 - 6 * position)) & 63] : UInt8(ascii: "="))
-            }
-            index += 3
-        }
-        return key
+        let bytes = withUnsafeBytes(of: (random.next() as UInt64, random.next() as UInt64)) { Data($0) }
+        return Array(bytes.base64EncodedString().utf8)
     }
 
     /// The length of a response head, through its blank line, once it has all arrived.

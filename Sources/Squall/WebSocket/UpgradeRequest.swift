@@ -23,13 +23,9 @@ struct UpgradeRequest {
         }
     }
 
-    /// From fields already split out (``HandshakeReader``'s parse).
-    init(head: HTTPRequestHead, key: String, extensionOffers: [String]) {
-        self.head = head
-        self.key = key
-        self.extensionOffers = extensionOffers
-    }
+}
 
+extension UpgradeRequest {
     /// From a whole head, as NIO's HTTP parser read it.
     init(_ full: HTTPRequestHead) {
         var kept: [(String, String)] = []
