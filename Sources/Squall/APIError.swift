@@ -54,17 +54,14 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         )
     }
 
-    private struct Body: Encodable {
-        struct Detail: Encodable {
-            let code: String
-            let message: String
-        }
-        let error: Detail
-    }
-
     /// The JSON body: `{"error":{"code":…,"message":…}}`.
     var jsonBody: ByteBuffer {
-        JSONWire.encode(Body(error: .init(code: code, message: message)))
+        var detail = JSONText.Object()
+        detail.string("code", code)
+        detail.string("message", message)
+        var body = JSONText.Object()
+        body.raw("error", json: detail.finish())
+        return body.finish()
     }
 
     /// The whole HTTP/1.1 response as bytes, closing the connection: for a client that is
@@ -109,6 +106,19 @@ extension APIError {
     public static func messageTooLarge(limit: Int) -> APIError {
         APIError(.contentTooLarge, code: "message_too_large", message: "messages are limited to \(limit) bytes")
     }
+
+    /// 400 `malformed_request`: the request head is not HTTP/1.1 as RFC 9112 writes it.
+    static let malformedRequest = APIError(.badRequest, code: "malformed_request", message: "the request is not well-formed HTTP/1.1")
+
+    /// 431 `request_head_too_large`: the request head is longer than the server reads.
+    static let requestHeadTooLarge = APIError(
+        .init(code: 431, reasonPhrase: "Request Header Fields Too Large"),
+        code: "request_head_too_large",
+        message: "the request head is longer than the server reads"
+    )
+
+    /// 414 `uri_too_long`: the request line alone is longer than the server reads.
+    static let uriTooLong = APIError(.init(code: 414, reasonPhrase: "URI Too Long"), code: "uri_too_long", message: "the request target is longer than the server reads")
 
     /// 404 `not_found`.
     public static func notFound(_ path: String) -> APIError {

@@ -14,7 +14,7 @@ struct HubSweeper: Service {
             } catch {
                 return
             }
-            hub.sweep()
+            await hub.sweepYielding()
         }
     }
 }

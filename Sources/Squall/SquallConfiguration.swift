@@ -23,7 +23,7 @@ public struct SquallConfiguration: Sendable {
     /// shutdown waits for clients. Default 3 s.
     public var closeTimeout: Duration
     /// How long each channel's log keeps messages for history and resume.
-    /// Default 1,000 messages or 1 hour, whichever is reached first.
+    /// Default 1,000 messages, 1 hour or 16 MiB, whichever is reached first.
     public var retention: Retention
     /// Longest a long poll may wait for a message; a client asking for more gets this, and
     /// `wait` defaults to it. Keep it below the idle timeout of any proxy in front (often
@@ -32,6 +32,24 @@ public struct SquallConfiguration: Sendable {
     /// How often an idle Server-Sent Events stream gets a comment line, so that proxies do not
     /// close it and a vanished client is noticed. Default 15 s.
     public var sseHeartbeat: Duration
+    /// Most bytes of messages (as JSON envelopes) or presence members that one history, poll or
+    /// presence reply carries; a reply always carries at least one, and says where to continue.
+    /// Default 1 MiB.
+    public var maxReplyBytes: Int
+    /// How big and deep a `/ws` client's presence `info` may be. Default 4 KiB, 8 levels.
+    public var maxInfo: RawJSON.Limits
+    /// How big and deep a `/ws` request's `ref` may be. Default 256 bytes, 4 levels.
+    public var maxRef: RawJSON.Limits
+    /// How long a new connection may take to send its first request head, complete; also how
+    /// long a WebSocket upgrade may take. Default 10 s.
+    public var handshakeTimeout: Duration
+    /// How long an HTTP connection may sit between requests before it is closed. Default 60 s.
+    public var idleTimeout: Duration
+    /// How long a request body may take to arrive, complete. Default 30 s.
+    public var bodyTimeout: Duration
+    /// How long an HTTP response may wait on a client that does not read (the socket's buffer
+    /// full) before the connection is closed. Default 30 s.
+    public var writeTimeout: Duration
 
     /// A configuration; every argument has the default documented on its property.
     public init(
@@ -44,7 +62,14 @@ public struct SquallConfiguration: Sendable {
         closeTimeout: Duration = .seconds(3),
         retention: Retention = Retention(),
         longPollWait: Duration = .seconds(25),
-        sseHeartbeat: Duration = .seconds(15)
+        sseHeartbeat: Duration = .seconds(15),
+        maxReplyBytes: Int = 1 << 20,
+        maxInfo: RawJSON.Limits = RawJSON.Limits(maxBytes: 4096, maxDepth: 8),
+        maxRef: RawJSON.Limits = RawJSON.Limits(maxBytes: 256, maxDepth: 4),
+        handshakeTimeout: Duration = .seconds(10),
+        idleTimeout: Duration = .seconds(60),
+        bodyTimeout: Duration = .seconds(30),
+        writeTimeout: Duration = .seconds(30)
     ) {
         self.host = host
         self.port = port
@@ -56,6 +81,18 @@ public struct SquallConfiguration: Sendable {
         self.retention = retention
         self.longPollWait = longPollWait
         self.sseHeartbeat = sseHeartbeat
+        self.maxReplyBytes = maxReplyBytes
+        self.maxInfo = maxInfo
+        self.maxRef = maxRef
+        self.handshakeTimeout = handshakeTimeout
+        self.idleTimeout = idleTimeout
+        self.bodyTimeout = bodyTimeout
+        self.writeTimeout = writeTimeout
+    }
+
+    /// What one message costs a reply: its JSON envelope, encoded once and cached.
+    var replyBudget: ReadBudget {
+        ReadBudget(maxBytes: maxReplyBytes) { $0.encoded(JSONEnvelope.self).readableBytes + 1 }
     }
 }
 

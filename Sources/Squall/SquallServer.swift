@@ -53,15 +53,16 @@ public struct SquallServer: Service, CustomStringConvertible {
         self.onListening = onListening
         let hub = Hub(retention: configuration.retention)
         self.hub = hub
-        mounts.append(WebSocketMount(path: "/msg", handler: ChannelSocketHandler(channel: try! ChannelName("msg"), hub: hub)) { _, uri, _ in
-            _ = try ChannelTarget(channel: "msg", query: uri.queryParameters)
+        let maxInfo = configuration.maxInfo
+        mounts.append(WebSocketMount(path: "/msg", handler: ChannelSocketHandler(channel: "msg", hub: hub, maxInfo: maxInfo)) { _, uri, _ in
+            _ = try ChannelTarget(channel: "msg", query: uri.queryParameters, maxInfo: maxInfo)
             return [:]
         })
-        mounts.append(WebSocketMount(path: "/msg/{channel}", handler: ChannelSocketHandler(channel: nil, hub: hub)) { _, uri, parameters in
-            _ = try ChannelTarget(channel: parameters["channel"].map(String.init), query: uri.queryParameters)
+        mounts.append(WebSocketMount(path: "/msg/{channel}", handler: ChannelSocketHandler(channel: nil, hub: hub, maxInfo: maxInfo)) { _, uri, parameters in
+            _ = try ChannelTarget(channel: parameters["channel"].map(String.init), query: uri.queryParameters, maxInfo: maxInfo)
             return [:]
         })
-        mounts.append(WebSocketMount(path: "/ws", handler: ChannelProtocolHandler(hub: hub), check: Self.negotiateSubprotocol))
+        mounts.append(WebSocketMount(path: "/ws", handler: ChannelProtocolHandler(hub: hub, configuration: configuration), check: Self.negotiateSubprotocol))
     }
 
     /// Serves `handler`'s hooks to WebSocket clients that connect to `path`, which may hold
@@ -102,7 +103,8 @@ public struct SquallServer: Service, CustomStringConvertible {
         router.get("/healthz") { _, _ in
             Health(status: "ok", connections: connections.count, channels: hub.channelCount, waitingPolls: hub.waitingPolls)
         }
-        ChannelRoutes(hub: hub, configuration: configuration).add(to: router)
+        let departures = ClientDepartures()
+        ChannelRoutes(hub: hub, configuration: configuration, departures: departures).add(to: router)
 
         for mount in mounts {
             let check = mount.check
@@ -128,6 +130,7 @@ public struct SquallServer: Service, CustomStringConvertible {
                 mounts: mounts,
                 pool: connections,
                 configuration: configuration,
+                departures: departures,
                 logger: logger
             ),
             logger: logger,

@@ -3,16 +3,20 @@ import Foundation
 
 /// How long a channel's log keeps messages. Whichever bound is hit first applies.
 public struct Retention: Sendable, Hashable {
-    /// Most messages kept per channel. Default 1,000.
+    /// Most messages kept per channel (at least 1). Default 1,000.
     public var maxMessages: Int
     /// Oldest message kept. Default 1 hour.
     public var maxAge: Duration
+    /// Most bytes kept per channel: every retained message's payload and each wire-format copy
+    /// made of it (JSON envelope, frames, SSE event, compressed variants), counted as they are
+    /// made. Default 16 MiB.
+    public var maxBytes: Int
 
-    /// Retention with the given bounds.
-    public init(maxMessages: Int = 1000, maxAge: Duration = .seconds(3600)) {
-        precondition(maxMessages >= 1, "retention must keep at least one message")
-        self.maxMessages = maxMessages
+    /// Retention with the given bounds; `maxMessages` below 1 is taken as 1.
+    public init(maxMessages: Int = 1000, maxAge: Duration = .seconds(3600), maxBytes: Int = 16 << 20) {
+        self.maxMessages = max(1, maxMessages)
         self.maxAge = maxAge
+        self.maxBytes = maxBytes
     }
 }
 
@@ -21,14 +25,17 @@ public struct Retention: Sendable, Hashable {
 /// Contracts: offsets start at 1 and grow by one per append within the log's epoch; messages are
 /// dropped oldest first once they pass the retention bounds; a read from a position either returns
 /// every retained message after it, in order, or says the position is not recoverable (another
-/// epoch, older than retention, or beyond the end) — never a subset with a gap. Not thread-safe:
-/// the ``Hub`` guards each log with its channel's lock.
+/// epoch, older than retention, or beyond the end) — never a subset with a gap. The byte bound
+/// counts each message's wire-format copies as they are made (``RetentionLedger``), so a log
+/// can pass it by the copies of messages appended since the last prune, never by more. Not
+/// thread-safe: the ``Hub`` guards each log with its channel's lock.
 struct ChannelLog {
     let channel: ChannelName
     let epoch: String
     let retention: Retention
     private(set) var lastOffset: UInt64 = 0
     private var entries = Deque<Message>()
+    private let ledger = RetentionLedger()
 
     init(channel: ChannelName, retention: Retention) {
         self.channel = channel
@@ -55,17 +62,24 @@ struct ChannelLog {
             publisher: publisher,
             payload: payload
         )
+        message.retain(in: ledger)
         entries.append(message)
         prune(now: now)
         return message
     }
 
-    /// Drops what is past retention.
+    /// Bytes the retained messages and their copies take now.
+    var retainedBytes: Int { ledger.bytes }
+
+    /// Drops what is past retention, oldest first.
     mutating func prune(now: Date) {
-        while entries.count > retention.maxMessages { entries.removeFirst() }
         let maxAge = Double(retention.maxAge.components.seconds) + Double(retention.maxAge.components.attoseconds) / 1e18
         let cutoff = now.addingTimeInterval(-maxAge)
-        while let first = entries.first, first.time < cutoff { entries.removeFirst() }
+        while let first = entries.first,
+            entries.count > retention.maxMessages || first.time < cutoff || ledger.bytes > retention.maxBytes
+        {
+            entries.removeFirst().release(from: ledger)
+        }
     }
 
     /// Whether every message after `position` is still here.
@@ -75,22 +89,56 @@ struct ChannelLog {
         return position.offset + 1 >= firstRetained
     }
 
-    /// Up to `limit` messages after `offset`, oldest first. The caller checked `canResume`.
-    func messages(after offset: UInt64, limit: Int) -> [Message] {
+    /// Up to `limit` messages after `offset`, oldest first, as many as `budget` allows. The
+    /// caller checked `canResume`.
+    func messages(after offset: UInt64, limit: Int, budget: ReadBudget) -> [Message] {
         guard let first = entries.first?.offset, offset < lastOffset else { return [] }
         let start = Int(max(offset + 1, first) - first)
         let end = start + min(limit, entries.count - start)
-        return Array(entries[start..<end])
+        var taken: [Message] = []
+        var spent = 0
+        for message in entries[start..<end] {
+            spent += budget.cost(message)
+            guard taken.isEmpty || spent <= budget.maxBytes else { break }
+            taken.append(message)
+        }
+        return taken
     }
 
-    /// The last `limit` messages, oldest first.
-    func latest(_ limit: Int) -> [Message] {
-        Array(entries.suffix(limit))
+    /// The last `limit` messages, oldest first, as many of the newest as `budget` allows.
+    func latest(_ limit: Int, budget: ReadBudget) -> [Message] {
+        var taken: [Message] = []
+        var spent = 0
+        for message in entries.suffix(limit).reversed() {
+            spent += budget.cost(message)
+            guard taken.isEmpty || spent <= budget.maxBytes else { break }
+            taken.append(message)
+        }
+        return taken.reversed()
     }
 
     /// A short random epoch: 8 base-36 characters.
     private static func makeEpoch() -> String {
         let alphabet = Array("0123456789abcdefghijklmnopqrstuvwxyz")
-        return String((0..<8).map { _ in alphabet.randomElement()! })
+        var generator = SystemRandomNumberGenerator()
+        return String((0..<8).map { _ in alphabet[Int(generator.next(upperBound: UInt(alphabet.count)))] })
     }
+}
+
+/// How much one read of a log may return: messages are taken while their cost, summed, stays
+/// within `maxBytes` — and always at least one, so that no message is out of reach.
+public struct ReadBudget: Sendable {
+    /// Most bytes, as `cost` counts them.
+    public var maxBytes: Int
+    /// What one message costs the reply (its encoded size, or an estimate).
+    public var cost: @Sendable (Message) -> Int
+
+    /// A budget of `maxBytes` as `cost` counts.
+    public init(maxBytes: Int, cost: @escaping @Sendable (Message) -> Int) {
+        self.maxBytes = maxBytes
+        self.cost = cost
+    }
+
+    /// No bound.
+    public static let unlimited = ReadBudget(maxBytes: .max) { _ in 0 }
 }

@@ -43,6 +43,16 @@ public struct History: Sendable {
     public let recovered: Bool
 }
 
+/// One page of a channel's presence, ordered by id.
+public struct PresencePage: Sendable {
+    /// The channel.
+    public let channel: ChannelName
+    /// Members, ordered by id.
+    public let members: [PresenceMember]
+    /// When more members follow: the last id of this page, to ask for the next page after.
+    public let next: UUID?
+}
+
 /// The heart of Squall: every channel's log, its subscribers and its presence.
 ///
 /// Every transport publishes and reads through one hub, so a message published over any of them
@@ -55,17 +65,40 @@ public struct History: Sendable {
 ///   papered over.
 /// - **Bounded.** Logs keep at most their ``Retention``; a channel with no messages left, no
 ///   subscribers and no waiting polls is forgotten by ``sweep()`` (its next log has a new epoch).
-/// - **Polls cost nothing while they wait**: a waiting poll is a parked continuation, woken by
-///   the next append.
+///   Reads take a ``ReadBudget``, so a reply is bounded by bytes as well as by count.
+/// - **Per-channel work.** Channels live in ``shardCount`` shards, each behind its own lock:
+///   finding a channel locks one shard for a lookup, a sweep locks one shard at a time, and the
+///   counts `/healthz` reports are kept as they change, never computed over every channel.
+/// - **A waiting poll is a parked continuation**, woken by the next append; no task runs for
+///   it while it waits.
 public final class Hub: Sendable {
+    /// How many independently locked parts the channel table has.
+    public static let shardCount = 64
+
     private let retention: Retention
     private let now: @Sendable () -> Date
-    private let channels = Mutex<[ChannelName: ChannelState]>([:])
+    private let shards: [Shard]
+    private let channelTotal = Atomic<Int>(0)
+    private let waiterTotal = Atomic<Int>(0)
 
     /// A hub whose logs keep `retention`. `now` is the clock messages are stamped with.
     public init(retention: Retention = Retention(), now: @escaping @Sendable () -> Date = { Date() }) {
         self.retention = retention
         self.now = now
+        self.shards = (0..<Self.shardCount).map { _ in Shard() }
+    }
+
+    /// One part of the channel table, behind its own lock.
+    private final class Shard: Sendable {
+        let channels = Mutex<[ChannelName: ChannelState]>([:])
+
+        func withLock<T>(_ body: (inout [ChannelName: ChannelState]) -> T) -> T {
+            channels.withLock { body(&$0) }
+        }
+    }
+
+    private func shard(_ channel: ChannelName) -> Shard {
+        shards[Int(UInt(bitPattern: channel.hashValue) % UInt(Self.shardCount))]
     }
 
     /// Appends `payload` to `channel`'s log and hands it to every subscriber.
@@ -77,8 +110,13 @@ public final class Hub: Sendable {
             for subscription in state.subscribers.values {
                 subscription.subscriber.receive(message)
             }
-            for waiter in state.waiters.values { waiter.resume() }
-            state.waiters.removeAll()
+            // Fan-out made the message's copies: hold the log to its byte bound now.
+            state.log.prune(now: time)
+            if !state.waiters.isEmpty {
+                waiterTotal.subtract(state.waiters.count, ordering: .relaxed)
+                for waiter in state.waiters.values { waiter.resume() }
+                state.waiters.removeAll()
+            }
             return message
         }
     }
@@ -110,7 +148,7 @@ public final class Hub: Sendable {
             if let position {
                 recovered = state.log.canResume(from: position)
                 if recovered == true {
-                    replay = state.log.messages(after: position.offset, limit: .max)
+                    replay = state.log.messages(after: position.offset, limit: .max, budget: .unlimited)
                 }
             }
             let subscription = Subscription(channel: channel, position: state.log.position, recovered: recovered, replayed: replay.count)
@@ -139,12 +177,15 @@ public final class Hub: Sendable {
     }
 
     /// The channel's retained messages: those after `position` if given, else the latest.
-    /// - Parameter limit: most messages returned; with a position, the oldest `limit` after it.
-    public func history(_ channel: ChannelName, since position: StreamPosition? = nil, limit: Int = .max) -> History {
+    /// - Parameters:
+    ///   - limit: most messages returned; with a position, the oldest `limit` after it.
+    ///   - budget: most bytes returned (at least one message); without a position, the newest
+    ///     that fit.
+    public func history(_ channel: ChannelName, since position: StreamPosition? = nil, limit: Int = .max, budget: ReadBudget = .unlimited) -> History {
         let time = now()
         return withChannel(channel) { state in
             state.log.prune(now: time)
-            return state.read(channel, since: position, limit: limit)
+            return state.read(channel, since: position, limit: limit, budget: budget)
         }
     }
 
@@ -154,18 +195,43 @@ public final class Hub: Sendable {
         return members.sorted { $0.id.uuidString < $1.id.uuidString }
     }
 
+    /// One page of who is subscribed to `channel`: the members after `after` (by id), as many as
+    /// fit in `maxBytes` of their JSON (``PresenceMember/jsonSize``), at least one.
+    public func presence(_ channel: ChannelName, after: UUID?, maxBytes: Int) -> PresencePage {
+        var members = presence(channel)
+        if let after {
+            let key = after.uuidString
+            members.removeAll { $0.id.uuidString <= key }
+        }
+        var spent = 0
+        var count = 0
+        for member in members {
+            spent += member.jsonSize
+            guard count == 0 || spent <= maxBytes else { break }
+            count += 1
+        }
+        let page = Array(members.prefix(count))
+        return PresencePage(channel: channel, members: page, next: count < members.count ? page.last?.id : nil)
+    }
+
     /// A poll: up to `limit` messages after `position`, or from the oldest retained message if
     /// `position` is `nil`. When there are none yet it waits up to `wait` for the next publish
     /// (a long poll; `wait` of zero is a short poll). Answers at once when the position cannot
     /// be resumed, and with no messages when `wait` passes.
-    public func poll(_ channel: ChannelName, since position: StreamPosition?, limit: Int, wait: Duration) async -> History {
+    public func poll(
+        _ channel: ChannelName,
+        since position: StreamPosition?,
+        limit: Int,
+        wait: Duration,
+        budget: ReadBudget = .unlimited
+    ) async -> History {
         let time = now()
         // Nothing there yet: park. waitForAppend checks the log again under the lock before it
         // parks, so an append between this read and the parking is not missed.
         let (ready, start): (History?, StreamPosition) = withChannel(channel) { state in
             state.log.prune(now: time)
             let start = position ?? state.log.startPosition
-            let history = state.read(channel, since: start, limit: limit)
+            let history = state.read(channel, since: start, limit: limit, budget: budget)
             return (history.messages.isEmpty && history.recovered && wait > .zero ? nil : history, start)
         }
         if let ready { return ready }
@@ -176,13 +242,28 @@ public final class Hub: Sendable {
             await group.next()
             group.cancelAll()
         }
-        return history(channel, since: start, limit: limit)
+        return history(channel, since: start, limit: limit, budget: budget)
     }
 
-    /// Prunes every log and forgets channels that hold nothing and nobody.
+    /// Prunes every log and forgets channels that hold nothing and nobody, one shard at a time:
+    /// a shard is locked only while its own channels are looked at.
     public func sweep() {
+        for index in shards.indices { sweep(shard: index) }
+    }
+
+    /// ``sweep()`` with a pause between shards, for the sweeper's task: it never holds the
+    /// cooperative pool for a whole pass.
+    public func sweepYielding() async {
+        for index in shards.indices {
+            sweep(shard: index)
+            await Task.yield()
+        }
+    }
+
+    private func sweep(shard index: Int) {
         let time = now()
-        channels.withLock { channels in
+        let forgotten = shards[index].withLock { channels in
+            let before = channels.count
             channels = channels.filter { _, state in
                 state.lock.withLock { state in
                     state.log.prune(now: time)
@@ -191,17 +272,16 @@ public final class Hub: Sendable {
                     return !idle
                 }
             }
+            return before - channels.count
         }
+        if forgotten > 0 { channelTotal.subtract(forgotten, ordering: .relaxed) }
     }
 
     /// How many long polls are parked, waiting for a message, across all channels.
-    public var waitingPolls: Int {
-        let states = channels.withLock { Array($0.values) }
-        return states.reduce(0) { count, state in count + state.lock.withLock { $0.waiters.count } }
-    }
+    public var waitingPolls: Int { waiterTotal.load(ordering: .relaxed) }
 
     /// How many channels the hub holds now.
-    public var channelCount: Int { channels.withLock { $0.count } }
+    public var channelCount: Int { channelTotal.load(ordering: .relaxed) }
 
     // MARK: - Channels
 
@@ -211,23 +291,30 @@ public final class Hub: Sendable {
                 let parked = withChannel(channel) { state in
                     guard state.log.epoch == position.epoch, state.log.lastOffset == position.offset, !Task.isCancelled else { return false }
                     state.waiters[ticket] = continuation
+                    waiterTotal.add(1, ordering: .relaxed)
                     return true
                 }
                 if !parked { continuation.resume() }
             }
         } onCancel: {
-            let waiter = withExistingChannel(channel) { state in state.waiters.removeValue(forKey: ticket) }
+            let waiter = withExistingChannel(channel) { state in
+                let waiter = state.waiters.removeValue(forKey: ticket)
+                if waiter != nil { waiterTotal.subtract(1, ordering: .relaxed) }
+                return waiter
+            }
             waiter??.resume()
         }
     }
 
     /// Runs `body` on `channel`'s state, locked, creating the channel if needed.
     private func withChannel<T>(_ channel: ChannelName, _ body: (inout ChannelState.Locked) -> T) -> T {
+        let shard = shard(channel)
         while true {
-            let state = channels.withLock { channels in
+            let state = shard.withLock { channels in
                 if let state = channels[channel] { return state }
                 let state = ChannelState(log: ChannelLog(channel: channel, retention: retention))
                 channels[channel] = state
+                channelTotal.add(1, ordering: .relaxed)
                 return state
             }
             // A sweep may have retired the state between the lookup and the lock: look again.
@@ -240,7 +327,7 @@ public final class Hub: Sendable {
 
     /// Runs `body` on `channel`'s state if the channel exists; `nil` if not.
     private func withExistingChannel<T>(_ channel: ChannelName, _ body: (inout ChannelState.Locked) -> T) -> T? {
-        guard let state = channels.withLock({ $0[channel] }) else { return nil }
+        guard let state = shard(channel).withLock({ $0[channel] }) else { return nil }
         return state.lock.withLock { locked in locked.retired ? nil : body(&locked) }
     }
 }
@@ -265,14 +352,14 @@ private final class ChannelState: Sendable {
             }
         }
 
-        func read(_ channel: ChannelName, since position: StreamPosition?, limit: Int) -> History {
+        func read(_ channel: ChannelName, since position: StreamPosition?, limit: Int, budget: ReadBudget) -> History {
             guard let position else {
-                return History(channel: channel, messages: log.latest(limit), position: log.position, recovered: true)
+                return History(channel: channel, messages: log.latest(limit, budget: budget), position: log.position, recovered: true)
             }
             guard log.canResume(from: position) else {
                 return History(channel: channel, messages: [], position: log.position, recovered: false)
             }
-            let messages = log.messages(after: position.offset, limit: limit)
+            let messages = log.messages(after: position.offset, limit: limit, budget: budget)
             return History(channel: channel, messages: messages, position: messages.last?.position ?? log.position, recovered: true)
         }
     }

@@ -1,20 +1,34 @@
 import Foundation
+import NIOCore
 
 /// One subscriber of a channel, as presence lists it.
-public struct PresenceMember: Sendable, Hashable, Codable {
+public struct PresenceMember: Sendable, Hashable {
     /// The subscriber's connection id (UUID v4).
     public let id: UUID
-    /// What the client said about itself when it subscribed (e.g. `{"name": "alice"}`).
-    public let info: JSONValue?
+    /// What the client said about itself when it subscribed (e.g. `{"name": "alice"}`), as it
+    /// wrote it.
+    public let info: RawJSON?
     /// How it is connected: `ws`, `msg`, `sse`.
     public let transport: String
 
     /// A member.
-    public init(id: UUID, info: JSONValue?, transport: String) {
+    public init(id: UUID, info: RawJSON?, transport: String) {
         self.id = id
         self.info = info
         self.transport = transport
     }
+
+    /// `{"id":…,"info":…,"transport":…}`, as every presence reply and event writes it.
+    public var json: ByteBuffer {
+        var object = JSONText.Object(capacity: 96 + (info?.bytes.readableBytes ?? 0))
+        object.string("id", id.uuidString)
+        object.raw("info", info)
+        object.string("transport", transport)
+        return object.finish()
+    }
+
+    /// About how many bytes ``json`` takes, for reply budgets.
+    public var jsonSize: Int { 80 + transport.utf8.count + (info?.bytes.readableBytes ?? 0) }
 }
 
 /// A subscriber joined or left a channel. Presence events are not logged: they reach the

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Logging
+import SquallCore
 import Squall
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
@@ -41,8 +42,10 @@ struct DeflateMinimum: ExpressibleByArgument {
     }
 }
 
-/// A duration in (possibly fractional) seconds: `30`, `0.5`.
+/// A duration in (possibly fractional) seconds: `30`, `0.5`; at most a billion (about 32 years).
 struct Seconds: ExpressibleByArgument {
+    static let maximum: Double = 1_000_000_000
+
     let duration: Duration
 
     init(_ duration: Duration) {
@@ -50,8 +53,8 @@ struct Seconds: ExpressibleByArgument {
     }
 
     init?(argument: String) {
-        guard let seconds = Double(argument), seconds >= 0, seconds.isFinite else { return nil }
-        self.duration = .milliseconds(Int64((seconds * 1000).rounded()))
+        guard let seconds = Double(argument), seconds >= 0, seconds <= Self.maximum else { return nil }
+        self.duration = Duration(seconds: seconds, atMost: .seconds(Self.maximum))
     }
 }
 

@@ -17,7 +17,7 @@ struct HubTests {
     let room = try! ChannelName("room")
 
     func member(_ name: String = "x") -> PresenceMember {
-        PresenceMember(id: UUID(), info: .object(["name": .string(name)]), transport: "test")
+        PresenceMember(id: UUID(), info: .name(name), transport: "test")
     }
 
     @Test("offsets start at 1 and grow by one; every message has a v4 id and its channel's epoch")

@@ -18,36 +18,32 @@ final class ChannelProtocolHandler: NonBlockingWebSocketHandler {
     static let maxSubscriptions = 1000
 
     let hub: Hub
+    private let limits: ProtocolRequest.Limits
+    private let budget: ReadBudget
     private let subscribers = Mutex<[UUID: EnvelopeSubscriber]>([:])
 
-    init(hub: Hub) {
+    init(hub: Hub, configuration: SquallConfiguration) {
         self.hub = hub
+        self.limits = ProtocolRequest.Limits(ref: configuration.maxRef, info: configuration.maxInfo)
+        self.budget = configuration.replyBudget
     }
 
     func openNow(_ connection: WebSocketConnection) throws {
         subscribers.withLock { $0[connection.id] = EnvelopeSubscriber(connection: connection) }
-        send(ProtocolReply.Welcome(client: connection.id, protocol: Self.subprotocol), to: connection)
+        send(ProtocolReply.welcome(client: connection.id, protocol: Self.subprotocol), to: connection)
     }
 
     func onMessageNow(_ connection: WebSocketConnection, _ message: Payload) throws {
         guard let subscriber = subscribers.withLock({ $0[connection.id] }) else { return }
-        var ref: JSONValue?
-        do {
+        var ref: RawJSON?
+        do throws(ProtocolError) {
             guard message.kind == .text else {
                 throw ProtocolError(code: "unsupported_frame", message: "squall.v1 requests are JSON in text frames")
             }
-            let request: ProtocolRequest
-            do {
-                request = try JSONDecoder().decode(ProtocolRequest.self, from: Data(message.bytes.readableBytesView))
-            } catch DecodingError.dataCorrupted {
-                throw ProtocolError(code: "invalid_json", message: "the frame is not a JSON object")
-            } catch {
-                throw ProtocolError(code: "invalid_request", message: Self.describe(error))
-            }
-            ref = request.ref
+            let request = try ProtocolRequest.decode(message.bytes, limits: limits, ref: &ref)
             try handle(request, from: subscriber)
-        } catch let error as ProtocolError {
-            send(ProtocolReply.Failure(ref: ref, code: error.code, message: error.message), to: connection)
+        } catch {
+            send(ProtocolReply.failure(ref: ref, code: error.code, message: error.message), to: connection)
         }
     }
 
@@ -63,7 +59,7 @@ final class ChannelProtocolHandler: NonBlockingWebSocketHandler {
         guard let op = request.op else { throw ProtocolError(code: "missing_field", message: "every request needs \"op\"") }
         switch op {
         case "ping":
-            send(ProtocolReply.Pong(ref: request.ref), to: connection)
+            send(ProtocolReply.pong(ref: request.ref), to: connection)
         case "subscribe":
             let channel = try channel(of: request, op)
             let since = request.since.map { StreamPosition(epoch: $0.epoch, offset: $0.offset) }
@@ -77,16 +73,7 @@ final class ChannelProtocolHandler: NonBlockingWebSocketHandler {
                 throw ProtocolError(code: "too_many_subscriptions", message: "a connection may subscribe to at most \(Self.maxSubscriptions) channels")
             }
             hub.subscribe(subscriber, to: channel, from: since, member: member, presenceEvents: request.presence ?? false) { subscription in
-                send(
-                    ProtocolReply.Subscribed(
-                        ref: request.ref,
-                        channel: channel.rawValue,
-                        epoch: subscription.position.epoch,
-                        offset: subscription.position.offset,
-                        recovered: subscription.recovered
-                    ),
-                    to: connection
-                )
+                send(ProtocolReply.subscribed(ref: request.ref, subscription), to: connection)
             }
         case "unsubscribe":
             let channel = try channel(of: request, op)
@@ -94,23 +81,28 @@ final class ChannelProtocolHandler: NonBlockingWebSocketHandler {
                 throw ProtocolError(code: "not_subscribed", message: "not subscribed to \(channel)")
             }
             hub.unsubscribe(subscriber, from: channel)
-            send(ProtocolReply.Unsubscribed(ref: request.ref, channel: channel.rawValue), to: connection)
+            send(ProtocolReply.unsubscribed(ref: request.ref, channel: channel), to: connection)
         case "publish":
             let channel = try channel(of: request, op)
             let payload = try payload(of: request)
             let message = hub.publish(payload, to: channel, publisher: connection.id)
-            send(ProtocolReply.Published(message, ref: request.ref), to: connection)
+            send(ProtocolReply.published(message, ref: request.ref), to: connection)
         case "history":
             let channel = try channel(of: request, op)
             if let limit = request.limit, limit < 1 {
                 throw ProtocolError(.invalidParameter("limit", "a positive integer"))
             }
             let since = request.since.map { StreamPosition(epoch: $0.epoch, offset: $0.offset) }
-            let history = hub.history(channel, since: since, limit: request.limit ?? .max)
-            connection.writeMessage(.text(utf8: ProtocolReply.history(history, ref: request.ref)))
+            let history = hub.history(channel, since: since, limit: request.limit ?? .max, budget: budget)
+            send(ProtocolReply.history(history, ref: request.ref), to: connection)
         case "presence":
             let channel = try channel(of: request, op)
-            send(ProtocolReply.Presence(ref: request.ref, channel: channel.rawValue, clients: hub.presence(channel)), to: connection)
+            let after = try request.after.map { text throws(ProtocolError) in
+                guard let id = UUID(uuidString: text) else { throw ProtocolError(.invalidParameter("after", "a client id from an earlier page")) }
+                return id
+            }
+            let page = hub.presence(channel, after: after, maxBytes: budget.maxBytes)
+            send(ProtocolReply.presence(page, ref: request.ref), to: connection)
         default:
             throw ProtocolError(
                 code: "unknown_op",
@@ -143,22 +135,8 @@ final class ChannelProtocolHandler: NonBlockingWebSocketHandler {
         }
     }
 
-    private func send(_ reply: some Encodable, to connection: WebSocketConnection) {
-        connection.writeMessage(.text(utf8: JSONWire.encode(reply)))
-    }
-
-    /// A decoding error as one sentence naming the field.
-    private static func describe(_ error: any Error) -> String {
-        switch error {
-        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
-            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
-            return "\"\(path)\" has the wrong type"
-        case DecodingError.keyNotFound(let key, let context):
-            let path = (context.codingPath + [key]).map(\.stringValue).joined(separator: ".")
-            return "\"\(path)\" is missing"
-        default:
-            return "the request does not match the squall.v1 protocol"
-        }
+    private func send(_ reply: ByteBuffer, to connection: WebSocketConnection) {
+        connection.writeMessage(.text(utf8: reply))
     }
 }
 
@@ -178,6 +156,6 @@ final class EnvelopeSubscriber: Subscriber {
     }
 
     func receive(_ event: PresenceEvent) {
-        connection.writeMessage(.text(utf8: JSONWire.encode(ProtocolReply.PresenceChange(event))))
+        connection.writeMessage(.text(utf8: ProtocolReply.presenceChange(event).json))
     }
 }

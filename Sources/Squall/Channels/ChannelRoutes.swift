@@ -23,6 +23,7 @@ struct ChannelRoutes: Sendable {
 
     let hub: Hub
     let configuration: SquallConfiguration
+    let departures: ClientDepartures
 
     func add(to router: Router<SquallRequestContext>) {
         let channel = router.group("channels/{name}")
@@ -46,14 +47,19 @@ struct ChannelRoutes: Sendable {
             guard let seconds = Double(String(text)), seconds >= 0, seconds.isFinite else {
                 throw APIError.invalidParameter("wait", "a number of seconds, 0 or more")
             }
-            wait = min(.milliseconds(Int64((seconds * 1000).rounded())), maxWait)
+            wait = Duration(seconds: seconds, atMost: maxWait)
         } else {
             wait = maxWait
         }
         let hub = self.hub
-        // A shutdown ends the wait at once: the poll is answered, empty, rather than cut off.
+        let budget = configuration.replyBudget
+        // A shutdown, or the client going away, ends the wait at once: the poll is answered,
+        // empty, rather than cut off, and a departed client's socket is not held for the wait.
+        let departure = departures[context.channel]
         let history = await cancelWhenGracefulShutdown {
-            await hub.poll(channel, since: since, limit: limit, wait: wait)
+            await departure.cancelling {
+                await hub.poll(channel, since: since, limit: limit, wait: wait, budget: budget)
+            }
         }
         return Self.json(ProtocolReply.history(history, type: nil))
     }
@@ -61,16 +67,17 @@ struct ChannelRoutes: Sendable {
     @Sendable func history(_ request: Request, context: SquallRequestContext) async throws -> Response {
         let channel = try APIError.channel(context.parameters.get("name"))
         let limit = try Self.limit(request.uri.queryParameters)
-        return Self.json(ProtocolReply.history(hub.history(channel, limit: limit), type: nil))
+        return Self.json(ProtocolReply.history(hub.history(channel, limit: limit, budget: configuration.replyBudget), type: nil))
     }
 
     @Sendable func presence(_ request: Request, context: SquallRequestContext) async throws -> Response {
-        struct Body: Encodable {
-            let channel: String
-            let clients: [PresenceMember]
-        }
         let channel = try APIError.channel(context.parameters.get("name"))
-        return Self.json(JSONWire.encode(Body(channel: channel.rawValue, clients: hub.presence(channel))))
+        let after = try request.uri.queryParameters["after"].map { text throws(APIError) in
+            guard let id = UUID(uuidString: String(text)) else { throw APIError.invalidParameter("after", "a client id from an earlier page") }
+            return id
+        }
+        let page = hub.presence(channel, after: after, maxBytes: configuration.maxReplyBytes)
+        return Self.json(ProtocolReply.presence(page, type: nil))
     }
 
     // MARK: - Publishing
@@ -96,7 +103,7 @@ struct ChannelRoutes: Sendable {
             payload = .binary(bytes)
         }
         let message = hub.publish(payload, to: channel)
-        return Self.json(JSONWire.encode(ProtocolReply.Published(message, type: nil)), status: .created)
+        return Self.json(ProtocolReply.published(message, type: nil), status: .created)
     }
 
     // MARK: - Server-Sent Events
@@ -105,7 +112,8 @@ struct ChannelRoutes: Sendable {
         let target = try ChannelTarget(
             channel: context.parameters.get("name"),
             query: request.uri.queryParameters,
-            lastEventID: request.headers[HTTPField.Name("Last-Event-ID")!]
+            lastEventID: request.headers[Self.lastEventID],
+            maxInfo: configuration.maxInfo
         )
         let presenceEvents = ["1", "true"].contains(request.uri.queryParameters["presence"].map(String.init))
         let stream = EventStream(
@@ -115,20 +123,23 @@ struct ChannelRoutes: Sendable {
             outbox: Outbox(limits: configuration.outbox),
             heartbeat: configuration.sseHeartbeat,
             closeTimeout: configuration.closeTimeout,
-            channel: context.channel
+            socket: context.channel,
+            departure: departures[context.channel]
         )
-        let headers: HTTPFields = [
+        var headers: HTTPFields = [
             .contentType: "text/event-stream; charset=utf-8",
             .cacheControl: "no-cache",
-            // Tells nginx not to buffer the stream.
-            HTTPField.Name("X-Accel-Buffering")!: "no",
         ]
+        headers[Self.accelBuffering] = "no"  // tells nginx not to buffer the stream
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             try await stream.run(writer: &writer)
         })
     }
 
     // MARK: - Helpers
+
+    private static let accelBuffering = HTTPField.Name("X-Accel-Buffering")!  // trap-ok: a valid field name, written here
+    private static let lastEventID = HTTPField.Name("Last-Event-ID")!  // trap-ok: a valid field name, written here
 
     private static func limit(_ query: Parameters) throws(APIError) -> Int {
         guard let text = query["limit"] else { return 100 }

@@ -13,19 +13,22 @@ import Synchronization
 /// say "you missed messages". `?name=` is shown in presence as `{"name": …}`.
 final class ChannelSocketHandler: NonBlockingWebSocketHandler {
     /// Channel `msg` for `/msg`; `nil` to take the `{channel}` path parameter.
-    let fixedChannel: ChannelName?
+    let fixedChannel: String?
     let hub: Hub
+    let maxInfo: RawJSON.Limits
     private let subscribers = Mutex<[UUID: FrameSubscriber]>([:])
 
-    init(channel: ChannelName?, hub: Hub) {
+    init(channel: String?, hub: Hub, maxInfo: RawJSON.Limits) {
         self.fixedChannel = channel
         self.hub = hub
+        self.maxInfo = maxInfo
     }
 
     func openNow(_ connection: WebSocketConnection) throws {
         let target = try ChannelTarget(
-            channel: fixedChannel?.rawValue ?? connection.parameters.get("channel"),
-            query: connection.uri.queryParameters
+            channel: fixedChannel ?? connection.parameters.get("channel"),
+            query: connection.uri.queryParameters,
+            maxInfo: maxInfo
         )
         let subscriber = FrameSubscriber(connection: connection, channel: target.channel)
         subscribers.withLock { $0[connection.id] = subscriber }
@@ -68,20 +71,26 @@ final class FrameSubscriber: Subscriber {
 struct ChannelTarget {
     let channel: ChannelName
     let since: StreamPosition?
-    let name: String?
+    /// `{"name": …}` for presence, from `?name=`.
+    let info: RawJSON?
 
     /// - Parameters:
     ///   - channel: the channel name from the path.
     ///   - query: `since` (`EPOCH:OFFSET`) and `name`.
     ///   - lastEventID: an SSE `Last-Event-ID` header, which wins over `since`.
-    init(channel: String?, query: Parameters, lastEventID: String? = nil) throws(APIError) {
+    ///   - maxInfo: how long the presence info the name makes may be.
+    init(channel: String?, query: Parameters, lastEventID: String? = nil, maxInfo: RawJSON.Limits) throws(APIError) {
         self.channel = try APIError.channel(channel)
         self.since = try APIError.position(lastEventID ?? query["since"].map(String.init))
-        self.name = query["name"].map(String.init)
+        let info = query["name"].map { RawJSON.name(String($0)) }
+        if let info, info.bytes.readableBytes > maxInfo.maxBytes {
+            throw APIError.invalidParameter("name", "at most \(maxInfo.maxBytes - 11) bytes long")
+        }
+        self.info = info
     }
 
     func member(_ id: UUID, transport: String) -> PresenceMember {
-        PresenceMember(id: id, info: name.map { .object(["name": .string($0)]) }, transport: transport)
+        PresenceMember(id: id, info: info, transport: transport)
     }
 }
 

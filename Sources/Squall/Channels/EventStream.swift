@@ -19,12 +19,15 @@ struct EventStream: Sendable {
     let outbox: Outbox
     let heartbeat: Duration
     let closeTimeout: Duration
-    let channel: any Channel
+    let socket: any Channel
+    let departure: ClientDeparture
 
     func run(writer: inout any ResponseBodyWriter) async throws {
         let outbox = self.outbox
         let heartbeat = self.heartbeat
-        let subscriber = StreamSubscriber(outbox: outbox, channel: channel, closeTimeout: closeTimeout)
+        let subscriber = StreamSubscriber(outbox: outbox, socket: socket, closeTimeout: closeTimeout)
+        // A client that went away ends the stream now, not at the next heartbeat's failed write.
+        departure.whenDeparted { outbox.finish() }
         let client = UUID.random()
         let since = target.since
         hub.subscribe(
@@ -67,43 +70,34 @@ struct EventStream: Sendable {
     /// it is being replayed, else the current one (a fresh stream, or one that could not resume
     /// and must not ask for the same lost position again).
     static func subscribedEvent(_ subscription: Subscription, client: UUID, resumedFrom since: StreamPosition?) -> ByteBuffer {
-        struct Body: Encodable {
-            let channel: String
-            let client: UUID
-            let epoch: String
-            let offset: UInt64
-            let recovered: Bool?
-        }
-        let body = Body(
-            channel: subscription.channel.rawValue,
-            client: client,
-            epoch: subscription.position.epoch,
-            offset: subscription.position.offset,
-            recovered: subscription.recovered
-        )
+        var body = JSONText.Object()
+        body.string("channel", subscription.channel.rawValue)
+        body.string("client", client.uuidString)
+        body.string("epoch", subscription.position.epoch)
+        body.integer("offset", subscription.position.offset)
+        body.bool("recovered", subscription.recovered)
         let id = subscription.recovered == true ? since : subscription.position
-        return SSE.event("subscribed", id: id?.description, data: JSONWire.encode(body))
+        return SSE.event("subscribed", id: id?.description, data: body.finish())
     }
 
     /// The last event before the server ends the stream: `{"code","reason"}`.
     static func closeEvent(_ disconnect: Disconnect) -> ByteBuffer {
-        struct Body: Encodable {
-            let code: UInt16
-            let reason: String
-        }
-        return SSE.event("close", data: JSONWire.encode(Body(code: disconnect.code, reason: disconnect.reason)))
+        var body = JSONText.Object()
+        body.integer("code", disconnect.code)
+        body.string("reason", disconnect.reason)
+        return SSE.event("close", data: body.finish())
     }
 }
 
 /// Queues a channel's messages and presence events as SSE events in a stream's outbox.
 final class StreamSubscriber: Subscriber {
     let outbox: Outbox
-    let channel: any Channel
+    let socket: any Channel
     let closeTimeout: Duration
 
-    init(outbox: Outbox, channel: any Channel, closeTimeout: Duration) {
+    init(outbox: Outbox, socket: any Channel, closeTimeout: Duration) {
         self.outbox = outbox
-        self.channel = channel
+        self.socket = socket
         self.closeTimeout = closeTimeout
     }
 
@@ -112,8 +106,8 @@ final class StreamSubscriber: Subscriber {
     }
 
     func receive(_ event: PresenceEvent) {
-        let change = ProtocolReply.PresenceChange(event)
-        queue(.text(utf8: SSE.event(change.type, data: JSONWire.encode(change))))
+        let change = ProtocolReply.presenceChange(event)
+        queue(.text(utf8: SSE.event(change.type, data: change.json)))
     }
 
     /// A stream whose outbox overflows is cut off after the close timeout: its client stopped
@@ -121,7 +115,7 @@ final class StreamSubscriber: Subscriber {
     /// then reconnects with `Last-Event-ID` and resumes from the log.
     private func queue(_ payload: Payload) {
         if outbox.push(payload) == .overflowed {
-            channel.close(after: closeTimeout)
+            socket.close(after: closeTimeout)
         }
     }
 }

@@ -4,138 +4,245 @@ import SquallCore
 
 /// A request a `/ws` client sends: one JSON object per text frame. Which fields matter
 /// depends on `op`; docs/protocol.md lists them.
-struct ProtocolRequest: Decodable {
-    struct Position: Decodable {
+///
+/// Decoded by hand over ``JSONScanner``, in one linear pass with a nesting limit: `ref` and
+/// `info` are kept as the client wrote them (``RawJSON``), so that the reply echoes `ref` byte
+/// for byte and presence stores `info` at its own size.
+struct ProtocolRequest {
+    struct Position {
         let epoch: String
         let offset: UInt64
     }
 
-    let op: String?
-    let ref: JSONValue?
-    let channel: String?
-    let since: Position?
-    let data: String?
-    let encoding: String?
-    let presence: Bool?
-    let info: JSONValue?
-    let limit: Int?
-}
+    /// How big `ref` and `info` may be, and how deep a request may nest.
+    struct Limits: Sendable {
+        /// `ref`: an id to match replies, not a payload. Default 256 bytes, 4 deep.
+        var ref = RawJSON.Limits(maxBytes: 256, maxDepth: 4)
+        /// Presence `info`. Default 4 KiB, 8 deep.
+        var info = RawJSON.Limits()
 
-/// What the server sends a `/ws` client besides message envelopes. Every reply echoes the
-/// request's `ref`, so a client can match replies to requests.
-enum ProtocolReply {
-    struct Welcome: Encodable {
-        var type = "welcome"
-        let client: UUID
-        let `protocol`: String
+        /// Deepest nesting anywhere in a request: the object itself, `since`, and the deepest
+        /// `ref` or `info` allowed.
+        var maxDepth: Int { 2 + max(ref.maxDepth, info.maxDepth) }
     }
 
-    struct Subscribed: Encodable {
-        var type = "subscribed"
-        let ref: JSONValue?
-        let channel: String
-        let epoch: String
-        let offset: UInt64
-        let recovered: Bool?
-    }
+    var op: String?
+    var ref: RawJSON?
+    var channel: String?
+    var since: Position?
+    var data: String?
+    var encoding: String?
+    var presence: Bool?
+    var info: RawJSON?
+    var limit: Int?
+    var after: String?
 
-    struct Unsubscribed: Encodable {
-        var type = "unsubscribed"
-        let ref: JSONValue?
-        let channel: String
-    }
-
-    /// The acknowledgement of a publish: a `/ws` reply (with `type` and `ref`) and, without
-    /// them, the body of an HTTP publish's 201.
-    struct Published: Encodable {
-        let type: String?
-        let ref: JSONValue?
-        let channel: String
-        let id: UUID
-        let epoch: String
-        let offset: UInt64
-        let time: Int64
-
-        init(_ message: Message, type: String? = "published", ref: JSONValue? = nil) {
-            self.type = type
-            self.ref = ref
-            self.channel = message.channel.rawValue
-            self.id = message.id
-            self.epoch = message.position.epoch
-            self.offset = message.offset
-            self.time = message.unixMilliseconds
+    /// Decodes one request frame.
+    /// - Throws: `invalid_json` when the frame is not JSON, `invalid_request` when it is not an
+    ///   object, nests too deep, or a field has the wrong type or size. `ref` is set as soon as
+    ///   it is read, so that an error about a later field can still echo it.
+    static func decode(_ frame: ByteBuffer, limits: Limits, ref: inout RawJSON?) throws(ProtocolError) -> ProtocolRequest {
+        let scanned: Result<[JSONScanner.Member]?, JSONScanner.Failure> = frame.withUnsafeReadableBytes { raw in
+            Result { () throws(JSONScanner.Failure) in try JSONScanner.members(raw, maxDepth: limits.maxDepth) }
         }
+        let members: [JSONScanner.Member]
+        switch scanned {
+        case .success(let object?): members = object
+        case .success(nil): throw ProtocolError(code: "invalid_request", message: "a request is a JSON object")
+        case .failure(.tooDeep): throw ProtocolError(code: "invalid_request", message: "the request nests deeper than \(limits.maxDepth) levels")
+        case .failure(.syntax): throw ProtocolError(code: "invalid_json", message: "the frame is not a JSON object")
+        }
+        var request = ProtocolRequest()
+        // `ref` first, wherever it stands, so that every later error can carry it.
+        if let member = members.last(where: { $0.name == "ref" }), member.kind != .null {
+            request.ref = try raw(member, in: frame, limits: limits.ref)
+            ref = request.ref
+        }
+        for member in members where member.kind != .null {
+            switch member.name {
+            case "op": request.op = try string(member, in: frame)
+            case "channel": request.channel = try string(member, in: frame)
+            case "data": request.data = try string(member, in: frame)
+            case "encoding": request.encoding = try string(member, in: frame)
+            case "after": request.after = try string(member, in: frame)
+            case "presence":
+                guard member.kind == .bool else { throw wrongType(member.name) }
+                request.presence = frame.getInteger(at: frame.readerIndex + member.value.lowerBound, as: UInt8.self) == UInt8(ascii: "t")
+            case "limit":
+                guard let limit = integer(member, in: frame).flatMap(Int.init(exactly:)) else { throw wrongType(member.name) }
+                request.limit = limit
+            case "info":
+                request.info = try raw(member, in: frame, limits: limits.info)
+            case "since":
+                request.since = try position(member, in: frame)
+            default:
+                continue  // `ref`, read above; unknown fields are ignored
+            }
+        }
+        return request
     }
 
-    struct Presence: Encodable {
-        var type = "presence"
-        let ref: JSONValue?
-        let channel: String
-        let clients: [PresenceMember]
+    private static func wrongType(_ path: String) -> ProtocolError {
+        ProtocolError(code: "invalid_request", message: "\"\(path)\" has the wrong type")
     }
 
-    /// A `join` or `leave` event, as `/ws` and SSE send it.
-    struct PresenceChange: Encodable {
-        let type: String
-        let channel: String
-        let client: PresenceMember
+    private static func slice(_ member: JSONScanner.Member, in frame: ByteBuffer) -> ByteBuffer {
+        frame.getSlice(at: frame.readerIndex + member.value.lowerBound, length: member.value.count) ?? ByteBuffer()
+    }
 
-        init(_ event: PresenceEvent) {
-            switch event {
-            case .join(let channel, let member): (type, self.channel, client) = ("join", channel.rawValue, member)
-            case .leave(let channel, let member): (type, self.channel, client) = ("leave", channel.rawValue, member)
+    private static func string(_ member: JSONScanner.Member, in frame: ByteBuffer, path: String? = nil) throws(ProtocolError) -> String {
+        guard member.kind == .string else { throw wrongType(path ?? member.name) }
+        let literal = slice(member, in: frame)
+        let text: String? = literal.withUnsafeReadableBytes { raw in try? JSONScanner.unescape(raw) }
+        guard let text else { throw wrongType(path ?? member.name) }
+        return text
+    }
+
+    /// A JSON number that is a whole number, as written: digits with an optional minus sign.
+    private static func integer(_ member: JSONScanner.Member, in frame: ByteBuffer) -> Int64? {
+        guard member.kind == .number else { return nil }
+        return Int64(String(buffer: slice(member, in: frame)))
+    }
+
+    private static func raw(_ member: JSONScanner.Member, in frame: ByteBuffer, limits: RawJSON.Limits) throws(ProtocolError) -> RawJSON {
+        do {
+            return try RawJSON(validating: slice(member, in: frame), limits: limits)
+        } catch {
+            switch error {
+            case .tooLarge(let limit):
+                throw ProtocolError(code: "invalid_request", message: "\"\(member.name)\" is longer than \(limit) bytes")
+            case .tooDeep(let limit):
+                throw ProtocolError(code: "invalid_request", message: "\"\(member.name)\" nests deeper than \(limit) levels")
+            case .invalid:
+                throw wrongType(member.name)
             }
         }
     }
 
-    struct Pong: Encodable {
-        var type = "pong"
-        let ref: JSONValue?
+    private static func position(_ member: JSONScanner.Member, in frame: ByteBuffer) throws(ProtocolError) -> Position {
+        guard member.kind == .object else { throw wrongType("since") }
+        let object = slice(member, in: frame)
+        let fields: [JSONScanner.Member]? = object.withUnsafeReadableBytes { raw in try? JSONScanner.members(raw, maxDepth: 1) }
+        guard let fields else { throw wrongType("since") }
+        var epoch: String?
+        var offset: UInt64?
+        for field in fields {
+            switch field.name {
+            case "epoch": epoch = try string(field, in: object, path: "since.epoch")
+            case "offset":
+                guard let value = integer(field, in: object).flatMap(UInt64.init(exactly:)) else { throw wrongType("since.offset") }
+                offset = value
+            default: continue
+            }
+        }
+        guard let epoch else { throw ProtocolError(code: "invalid_request", message: "\"since.epoch\" is missing") }
+        guard let offset else { throw ProtocolError(code: "invalid_request", message: "\"since.offset\" is missing") }
+        return Position(epoch: epoch, offset: offset)
+    }
+}
+
+/// What the server sends a `/ws` client besides message envelopes, and the JSON bodies the HTTP
+/// routes share with it. Every `/ws` reply echoes the request's `ref`, as the client wrote it,
+/// so a client can match replies to requests. Written by hand (``JSONText``), keys sorted.
+enum ProtocolReply {
+    static func welcome(client: UUID, protocol name: String) -> ByteBuffer {
+        var object = JSONText.Object()
+        object.string("client", client.uuidString)
+        object.string("protocol", name)
+        object.string("type", "welcome")
+        return object.finish()
     }
 
-    struct Failure: Encodable {
-        var type = "error"
-        let ref: JSONValue?
-        let code: String
-        let message: String
+    static func subscribed(ref: RawJSON?, _ subscription: Subscription) -> ByteBuffer {
+        var object = JSONText.Object()
+        object.string("channel", subscription.channel.rawValue)
+        object.string("epoch", subscription.position.epoch)
+        object.integer("offset", subscription.position.offset)
+        object.bool("recovered", subscription.recovered)
+        object.raw("ref", ref)
+        object.string("type", "subscribed")
+        return object.finish()
     }
 
-    /// `{"type":"history", "ref":…, "channel", "epoch", "offset", "recovered", "messages":[…]}`:
-    /// a `/ws` history reply and, without `type` and `ref`, the body of an HTTP poll or history
+    static func unsubscribed(ref: RawJSON?, channel: ChannelName) -> ByteBuffer {
+        var object = JSONText.Object()
+        object.string("channel", channel.rawValue)
+        object.raw("ref", ref)
+        object.string("type", "unsubscribed")
+        return object.finish()
+    }
+
+    /// The acknowledgement of a publish: a `/ws` reply (with `type` and `ref`) and, without
+    /// them, the body of an HTTP publish's 201.
+    static func published(_ message: Message, type: String? = "published", ref: RawJSON? = nil) -> ByteBuffer {
+        var object = JSONText.Object()
+        object.string("channel", message.channel.rawValue)
+        object.string("epoch", message.position.epoch)
+        object.string("id", message.id.uuidString)
+        object.integer("offset", message.offset)
+        object.raw("ref", ref)
+        object.integer("time", message.unixMilliseconds)
+        object.string("type", type)
+        return object.finish()
+    }
+
+    /// `{"channel", "clients":[…], "next"?, "ref"?, "type"?}`: a `/ws` presence reply and,
+    /// without `type` and `ref`, the body of an HTTP presence answer. `next` is there when the
+    /// page is not the last: ask again with `after` set to it.
+    static func presence(_ page: PresencePage, type: String? = "presence", ref: RawJSON? = nil) -> ByteBuffer {
+        var object = JSONText.Object(capacity: 96 + page.members.reduce(0) { $0 + $1.jsonSize })
+        object.string("channel", page.channel.rawValue)
+        object.array("clients", page.members.map(\.json))
+        object.string("next", page.next?.uuidString)
+        object.raw("ref", ref)
+        object.string("type", type)
+        return object.finish()
+    }
+
+    /// A `join` or `leave` event, as `/ws` and SSE send it: `{"channel","client","type"}`.
+    static func presenceChange(_ event: PresenceEvent) -> (type: String, json: ByteBuffer) {
+        let (type, channel, member) =
+            switch event {
+            case .join(let channel, let member): ("join", channel, member)
+            case .leave(let channel, let member): ("leave", channel, member)
+            }
+        var object = JSONText.Object(capacity: 64 + member.jsonSize)
+        object.string("channel", channel.rawValue)
+        object.raw("client", json: member.json)
+        object.string("type", type)
+        return (type, object.finish())
+    }
+
+    static func pong(ref: RawJSON?) -> ByteBuffer {
+        var object = JSONText.Object()
+        object.raw("ref", ref)
+        object.string("type", "pong")
+        return object.finish()
+    }
+
+    static func failure(ref: RawJSON?, code: String, message: String) -> ByteBuffer {
+        var object = JSONText.Object()
+        object.string("code", code)
+        object.string("message", message)
+        object.raw("ref", ref)
+        object.string("type", "error")
+        return object.finish()
+    }
+
+    /// `{"channel", "epoch", "messages":[…], "offset", "recovered", "ref"?, "type"?}`: a `/ws`
+    /// history reply and, without `type` and `ref`, the body of an HTTP poll or history
     /// answer. The messages are spliced in from their cached envelopes, not encoded again.
-    static func history(_ history: History, type: String? = "history", ref: JSONValue? = nil) -> ByteBuffer {
-        struct Head: Encodable {
-            let type: String?
-            let ref: JSONValue?
-            let channel: String
-            let epoch: String
-            let offset: UInt64
-            let recovered: Bool
-        }
-        let head = JSONWire.encode(
-            Head(
-                type: type,
-                ref: ref,
-                channel: history.channel.rawValue,
-                epoch: history.position.epoch,
-                offset: history.position.offset,
-                recovered: history.recovered
-            )
-        )
-        return spliceMessages(into: head, history.messages)
-    }
-
-    /// Appends `,"messages":[envelope,…]}` to a JSON object (replacing its closing brace).
-    private static func spliceMessages(into object: ByteBuffer, _ messages: [Message]) -> ByteBuffer {
-        var buffer = object
-        buffer.moveWriterIndex(to: buffer.writerIndex - 1)
-        buffer.writeString(#","messages":["#)
-        for (index, message) in messages.enumerated() {
-            if index > 0 { buffer.writeString(",") }
-            buffer.writeImmutableBuffer(message.encoded(JSONEnvelope.self))
-        }
-        buffer.writeString("]}")
-        return buffer
+    static func history(_ history: History, type: String? = "history", ref: RawJSON? = nil) -> ByteBuffer {
+        let envelopes = history.messages.map { $0.encoded(JSONEnvelope.self) }
+        var object = JSONText.Object(capacity: 160 + envelopes.reduce(envelopes.count) { $0 + $1.readableBytes })
+        object.string("channel", history.channel.rawValue)
+        object.string("epoch", history.position.epoch)
+        object.array("messages", envelopes)
+        object.integer("offset", history.position.offset)
+        object.bool("recovered", history.recovered)
+        object.raw("ref", ref)
+        object.string("type", type)
+        return object.finish()
     }
 }
 

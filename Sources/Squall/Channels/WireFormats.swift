@@ -23,19 +23,19 @@ enum JSONEnvelope: WireFormat {
         var out = ByteBuffer()
         out.reserveCapacity(payload.bytes.readableBytes + (isText ? 8 : payload.bytes.readableBytes / 3 + 40) + 220)
         out.writeStaticString(#"{"channel":"#)
-        writeString(message.channel.rawValue, into: &out)
+        JSONText.writeString(message.channel.rawValue, into: &out)
         out.writeStaticString(#","data":"#)
         if isText {
             // Text payloads are valid UTF-8 on every way in; a repair (U+FFFD) is what the
             // encoder would have written had one not been.
-            writeString(String(buffer: payload.bytes), into: &out)
+            JSONText.writeString(String(buffer: payload.bytes), into: &out)
         } else {
             out.writeStaticString("\"")
             out.writeString(Data(payload.bytes.readableBytesView).base64EncodedString())
             out.writeStaticString(#"","encoding":"base64""#)
         }
         out.writeStaticString(#","epoch":"#)
-        writeString(message.position.epoch, into: &out)
+        JSONText.writeString(message.position.epoch, into: &out)
         out.writeStaticString(#","id":""#)
         out.writeString(message.id.uuidString)
         out.writeStaticString(#"","offset":"#)
@@ -50,37 +50,6 @@ enum JSONEnvelope: WireFormat {
         out.writeStaticString(#","type":"message"}"#)
         return out
     }
-
-    /// `text` as a JSON string (RFC 8259 §7): `"` and `\` escaped, control characters as the
-    /// short escapes or `\u00XX`, everything else — `/` and all of Unicode — as it is.
-    static func writeString(_ text: String, into out: inout ByteBuffer) {
-        out.writeStaticString("\"")
-        var text = text
-        text.withUTF8 { bytes in
-            var clean = 0  // start of the run not yet written
-            for (index, byte) in bytes.enumerated() where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
-                out.writeBytes(UnsafeBufferPointer(rebasing: bytes[clean..<index]))
-                switch byte {
-                case UInt8(ascii: "\""): out.writeStaticString(#"\""#)
-                case UInt8(ascii: "\\"): out.writeStaticString(#"\\"#)
-                case 0x08: out.writeStaticString(#"\b"#)
-                case 0x0C: out.writeStaticString(#"\f"#)
-                case 0x0A: out.writeStaticString(#"\n"#)
-                case 0x0D: out.writeStaticString(#"\r"#)
-                case 0x09: out.writeStaticString(#"\t"#)
-                default:
-                    out.writeStaticString(#"\u00"#)
-                    out.writeInteger(hexDigits[Int(byte >> 4)])
-                    out.writeInteger(hexDigits[Int(byte & 0x0F)])
-                }
-                clean = index + 1
-            }
-            out.writeBytes(UnsafeBufferPointer(rebasing: bytes[clean...]))
-        }
-        out.writeStaticString("\"")
-    }
-
-    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 }
 
 extension Message {
@@ -113,14 +82,4 @@ enum SSE {
 
     /// A comment line: ignored by clients, it keeps proxies and the TCP connection busy.
     static let heartbeat = ByteBuffer(string: ": heartbeat\n\n")
-}
-
-/// JSON as Squall writes it: compact, keys sorted (stable output), slashes unescaped.
-enum JSONWire {
-    static func encode(_ value: some Encodable) -> ByteBuffer {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        // Squall's own reply types cannot fail to encode.
-        return ByteBuffer(bytes: try! encoder.encode(value))
-    }
 }

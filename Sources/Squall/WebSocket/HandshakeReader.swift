@@ -20,6 +20,9 @@ import NIOWebSocket
 /// - Bytes the client sent after the head (frames sent before the 101 arrived) reach the
 ///   WebSocket handler, in order.
 /// - The connection opens before the 101 is written (see ``WebSocketUpgrade``).
+/// - **Every socket ends.** A client that ends its side before its head is complete is closed;
+///   so is one whose head is not complete within the handshake timeout; a request line longer
+///   than ``maxHeadSize`` is answered 414 and closed.
 final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
 
@@ -32,32 +35,52 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
     private let result: EventLoopPromise<WebSocketUpgrade.UpgradeResult>
     private var buffered: ByteBuffer?
     private var decided = false
+    /// Closes the connection if no head is complete by ``deadline``.
+    private var timeout: Scheduled<Void>?
+    /// When the first head must be complete.
+    let deadline: NIODeadline
 
     init(
         upgrade: WebSocketUpgrade,
         accepted: NIOLoopBoundBox<WebSocketUpgrade.Accepted?>,
         refusal: NIOLoopBoundBox<WebSocketUpgrade.Refusal?>,
-        result: EventLoopPromise<WebSocketUpgrade.UpgradeResult>
+        result: EventLoopPromise<WebSocketUpgrade.UpgradeResult>,
+        deadline: NIODeadline
     ) {
         self.upgrade = upgrade
         self.accepted = accepted
         self.refusal = refusal
         self.result = result
+        self.deadline = deadline
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        timeout = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+            context.close(promise: nil)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timeout?.cancel()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !decided else { return context.fireChannelRead(data) }
         var bytes = unwrapInboundIn(data)
-        if buffered == nil {
-            buffered = bytes
-        } else {
-            buffered!.writeBuffer(&bytes)
-        }
-        guard let headLength = Self.headLength(buffered!) else {
-            if buffered!.readableBytes > Self.maxHeadSize { giveToNIO(context) }
+        var head = buffered ?? ByteBuffer()
+        head.writeBuffer(&bytes)
+        buffered = head
+        guard let headLength = Self.headLength(head) else {
+            if head.readableBytes > Self.maxHeadSize {
+                guard Self.hasLineEnd(head) else {
+                    return refuse(.uriTooLong, uri: "-", context: context)
+                }
+                giveToNIO(context)
+            }
             return
         }
-        switch Self.read(buffered!.getSlice(at: buffered!.readerIndex, length: headLength)!) {
+        guard let first = head.getSlice(at: head.readerIndex, length: headLength) else { return giveToNIO(context) }
+        switch Self.read(first) {
         case .upgrade(let request):
             guard let headers = upgrade.accept(request, on: context.channel, into: accepted, refusal: refusal) else {
                 // A refusal is answered, with its JSON error, on NIO's path.
@@ -78,6 +101,16 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
             result.fail(ChannelError.eof)
         }
         context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard !decided, let event = event as? ChannelEvent, event == .inputClosed else {
+            return context.fireUserInboundEventTriggered(event)
+        }
+        // The client ended its side before its first head was complete: nothing can be served.
+        decided = true
+        result.fail(ChannelError.eof)
+        context.close(promise: nil)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -153,7 +186,7 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
     private func giveToNIO(_ context: ChannelHandlerContext) {
         decided = true
         do {
-            try upgrade.configureHTTP(on: context.channel, accepted: accepted, refusal: refusal).cascade(to: result)
+            try upgrade.configureHTTP(on: context.channel, accepted: accepted, refusal: refusal, firstHeadDeadline: deadline).cascade(to: result)
         } catch {
             result.fail(error)
             context.close(promise: nil)
@@ -164,6 +197,11 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
             context.fireChannelRead(NIOAny(bytes))
         }
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+
+    /// Whether `buffer` holds a line feed: the request line has ended.
+    static func hasLineEnd(_ buffer: ByteBuffer) -> Bool {
+        buffer.readableBytesView.contains(0x0A)
     }
 
     /// Bytes up to and including the blank line that ends the head, if it has all arrived.

@@ -56,13 +56,22 @@ final class WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
     let mounts: [WebSocketMount]
     let pool: ConnectionPool
     let configuration: SquallConfiguration
+    let departures: ClientDepartures
     let logger: Logger
 
-    init(responder: @escaping HTTPChannelHandler.Responder, mounts: [WebSocketMount], pool: ConnectionPool, configuration: SquallConfiguration, logger: Logger) {
+    init(
+        responder: @escaping HTTPChannelHandler.Responder,
+        mounts: [WebSocketMount],
+        pool: ConnectionPool,
+        configuration: SquallConfiguration,
+        departures: ClientDepartures,
+        logger: Logger
+    ) {
         self.responder = responder
         self.mounts = mounts
         self.pool = pool
         self.configuration = configuration
+        self.departures = departures
         self.logger = logger
     }
 
@@ -84,17 +93,24 @@ final class WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
         let accepted = NIOLoopBoundBox<Accepted?>(nil, eventLoop: channel.eventLoop)
         let refusal = NIOLoopBoundBox<Refusal?>(nil, eventLoop: channel.eventLoop)
         let result = channel.eventLoop.makePromise(of: UpgradeResult.self)
-        try channel.pipeline.syncOperations.addHandler(HandshakeReader(upgrade: self, accepted: accepted, refusal: refusal, result: result))
+        let deadline = NIODeadline.now() + TimeAmount(configuration.handshakeTimeout)
+        try channel.pipeline.syncOperations.addHandler(
+            HandshakeReader(upgrade: self, accepted: accepted, refusal: refusal, result: result, deadline: deadline)
+        )
         return Value(result: result.futureResult, channel: channel, accepted: accepted)
     }
 
     /// NIO's HTTP server pipeline with its WebSocket upgrader, for every connection whose first
     /// request ``HandshakeReader`` does not answer: plain HTTP for Hummingbird's router, refused
     /// upgrades (answered with their JSON error), and upgrades too unusual for the fast path.
+    ///
+    /// The pipeline is NIO's, with an ``HTTPConnectionGuard`` after the parser (timeouts, early
+    /// refusals, parse errors answered).
     func configureHTTP(
         on channel: any Channel,
         accepted: NIOLoopBoundBox<Accepted?>,
-        refusal: NIOLoopBoundBox<Refusal?>
+        refusal: NIOLoopBoundBox<Refusal?>,
+        firstHeadDeadline: NIODeadline
     ) throws -> EventLoopFuture<UpgradeResult> {
         let upgrader = HandshakeUpgrader(
             handshake: NIOTypedWebSocketServerUpgrader<UpgradeResult>(
@@ -107,6 +123,9 @@ final class WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
                 channel.eventLoop.makeCompletedFuture {
                     guard let upgrade = accepted.value else { throw NIOWebSocketUpgradeError.unsupportedWebSocketTarget }
                     accepted.value = nil
+                    // NIO removed its HTTP handlers; the guard of HTTP goes with them.
+                    let guardian = try channel.pipeline.syncOperations.handler(type: HTTPConnectionGuard.self)
+                    channel.pipeline.syncOperations.removeHandler(guardian, promise: nil)
                     try self.install(upgrade, uri: head.uri, on: channel)
                     return .webSocket
                 }
@@ -117,6 +136,7 @@ final class WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
             notUpgradingCompletionHandler: { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+                    // Quiescing on shutdown; the guard before it keeps the timeouts.
                     try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(logger: self.logger))
                     let http = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
                         wrappingChannelSynchronously: channel,
@@ -128,9 +148,23 @@ final class WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
         )
         var pipeline = NIOUpgradableHTTPServerPipelineConfiguration<UpgradeResult>(upgradeConfiguration: upgrades)
         pipeline.enablePipelining = false  // NIOAsyncChannel serves one request at a time
-        pipeline.enableErrorHandling = false  // Hummingbird answers errors
+        pipeline.enableErrorHandling = false  // the guard answers parse errors
         pipeline.enableResponseHeaderValidation = false  // swift-http-types already validates
-        return try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: pipeline)
+        let result = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: pipeline)
+        let decoder = try channel.pipeline.syncOperations.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self)
+        let guardian = HTTPConnectionGuard(
+            limits: HTTPConnectionGuard.Limits(
+                handshakeTimeout: TimeAmount(configuration.handshakeTimeout),
+                idleTimeout: TimeAmount(configuration.idleTimeout),
+                bodyTimeout: TimeAmount(configuration.bodyTimeout),
+                writeTimeout: TimeAmount(configuration.writeTimeout),
+                maxBodySize: configuration.maxMessageSize
+            ),
+            departures: departures,
+            firstHeadDeadline: firstHeadDeadline
+        )
+        try channel.pipeline.syncOperations.addHandler(guardian, position: .after(decoder.handler))
+        return result
     }
 
     func handle(value: Value, logger: Logger) async {
@@ -146,9 +180,11 @@ final class WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
         } catch {
             logger.debug("Connection ended before its first request was served", metadata: ["error": "\(error)"])
             let accepted = value.accepted
-            value.channel.eventLoop.execute {
+            let channel = value.channel
+            channel.eventLoop.execute {
                 accepted.value?.handler.abandon()
                 accepted.value = nil
+                channel.close(promise: nil)
             }
         }
     }

@@ -7,6 +7,13 @@ import SquallCore
 /// Any JSON object Squall sends — `/ws` replies and events, poll and history bodies, SSE event
 /// data, HTTP errors — decoded leniently so that tests can assert on the fields that matter.
 struct WireEvent: Decodable, Sendable {
+    /// A presence entry.
+    struct Member: Decodable, Sendable, Hashable {
+        let id: UUID
+        let info: JSONValue?
+        let transport: String
+    }
+
     struct ErrorBody: Decodable, Sendable {
         let code: String
         let message: String
@@ -26,7 +33,8 @@ struct WireEvent: Decodable, Sendable {
     let code: String?
     let message: String?
     let client: JSONValue?
-    let clients: [PresenceMember]?
+    let clients: [Member]?
+    let next: String?
     let messages: [WireEvent]?
     let error: ErrorBody?
 

@@ -1,6 +1,5 @@
-/// Any JSON value, kept as given: client-supplied presence info and request refs, which Squall
-/// stores and echoes but never interprets.
-public enum JSONValue: Sendable, Hashable, Codable {
+/// Any JSON value, decoded: what the tests read out of the server's replies.
+enum JSONValue: Sendable, Hashable, Codable {
     /// `null`
     case null
     /// `true` / `false`
@@ -15,7 +14,7 @@ public enum JSONValue: Sendable, Hashable, Codable {
     case object([String: JSONValue])
 
     /// Decodes whatever JSON value is there.
-    public init(from decoder: any Decoder) throws {
+    init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         if container.decodeNil() {
             self = .null
@@ -33,7 +32,7 @@ public enum JSONValue: Sendable, Hashable, Codable {
     }
 
     /// Encodes the value as it was.
-    public func encode(to encoder: any Encoder) throws {
+    func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         switch self {
         case .null: try container.encodeNil()
