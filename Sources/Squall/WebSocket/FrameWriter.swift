@@ -19,6 +19,11 @@ import Synchronization
 /// - **Nothing after close.** Once the close frame is written, no other frame is.
 /// - **Nothing before the 101.** The connection opens (and may be written to) before the
 ///   handshake's 101 response is written; until ``release()`` everything is held back, in order.
+/// - **At most one pong waits.** While the socket is not writable (the client does not read),
+///   a ping is answered by remembering it: a later ping replaces it, and the pong goes out
+///   when the socket drains (RFC 6455 §5.5.3 allows answering only the latest).
+/// - ``queuedBytes`` counts what was submitted and not yet handed to the socket, so that the
+///   reader can stop reading requests while their replies pile up.
 final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -27,6 +32,10 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
     let coalescer: WriteCoalescer
     /// Set, from any thread, once the connection is closing: writes are refused from then on.
     let closing = Atomic<Bool>(false)
+    /// Bytes of frames submitted, from any thread, and not yet written to the socket's queue.
+    let queuedBytes = Atomic<Int>(0)
+    /// The payload of the latest ping, while its pong waits for the socket to drain.
+    private var heldPong: ByteBuffer?
     /// The close frame written, once it is.
     private(set) var sentClose: Disconnect?
     private var outbox: OutboxAccount
@@ -63,6 +72,7 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
             held?.append(item)
             return false
         }
+        if case .frame(let frame) = item { queuedBytes.subtract(frame.readableBytes, ordering: .relaxed) }
         guard let context, sentClose == nil else { return false }
         switch item {
         case .frame(let frame):
@@ -112,6 +122,31 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
     private func settleOutbox(_ context: ChannelHandlerContext) {
         let unsent = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
         outbox.settle(unsentBytes: unsent)
+    }
+
+    /// Answers a ping: now if the socket takes writes, else once it drains (see the contract).
+    func pong(_ payload: ByteBuffer) {
+        guard let context, sentClose == nil else { return }
+        guard context.channel.isWritable else {
+            heldPong = payload
+            return
+        }
+        heldPong = nil
+        writeControl(WebSocketFrameBytes.frame(.pong, payload))
+    }
+
+    /// The socket's writability changed: a held pong goes out once it takes writes again.
+    func writabilityChanged() {
+        guard let context, context.channel.isWritable, let payload = heldPong else { return }
+        heldPong = nil
+        writeControl(WebSocketFrameBytes.frame(.pong, payload))
+    }
+
+    /// How many bytes wait for this client now: submitted and not yet in the socket's queue,
+    /// plus what the socket's queue holds.
+    var backlogBytes: Int {
+        let unsent = (try? context?.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+        return queuedBytes.load(ordering: .relaxed) + unsent
     }
 
     /// Writes a control frame (ping, pong) now, after every frame queued before it, in the same

@@ -24,6 +24,9 @@ final class HookQueue: Sendable {
         var failure: (any Error)?
     }
 
+    /// Told to the connection's pipeline when the queue has drained enough to read again.
+    struct Drained {}
+
     /// Above this many waiting messages the client is no longer read from…
     static let pauseAbove = 64
     /// …until no more than this many wait.
@@ -74,7 +77,9 @@ final class HookQueue: Sendable {
             return (event, resume)
         }
         if resumeReading {
-            connection.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+            // The frame handler owns the socket's reading: it turns it back on unless it has
+            // paused it for a reason of its own.
+            connection.channel.pipeline.fireUserInboundEventTriggered(Drained())
         }
         return event
     }

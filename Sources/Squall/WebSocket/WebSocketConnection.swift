@@ -115,6 +115,7 @@ public final class WebSocketConnection: Sendable, Identifiable, Hashable, Custom
     @discardableResult
     func writeFrame(_ frame: ByteBuffer) -> Bool {
         guard !isClosing else { return false }
+        writer.queuedBytes.add(frame.readableBytes, ordering: .relaxed)
         writer.coalescer.submit(.frame(frame), for: writer)
         return true
     }

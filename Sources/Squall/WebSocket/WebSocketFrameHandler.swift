@@ -15,6 +15,11 @@ import SquallCore
 /// bits, a continuation out of place), 1009 for a message over the limit, 1007 for a text
 /// message that is not UTF-8 or a compressed one that does not inflate. After its close frame
 /// the server reads only the client's answer.
+///
+/// **Read no faster than the client reads.** Requests whose replies are not read would
+/// otherwise pile up replies in memory: once more than ``pauseAboveBytes`` wait for this client
+/// (submitted, or in the socket's queue), the handler stops taking frames — what has arrived
+/// stays in the parser, and the socket is not read — until the socket drains.
 final class WebSocketFrameHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
@@ -49,6 +54,15 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     private var pingTimer: PingTimer?
     /// Kept for ``pingTick()``; let go when the handler leaves the pipeline.
     private var context: ChannelHandlerContext?
+    /// Frames are not taken until the client reads what waits for it.
+    private var paused = false
+    /// The ``HookQueue`` is too long: the socket is not read until it drains.
+    private var hooksPaused = false
+
+    /// Above this many bytes waiting for the client, no more of its frames are taken: NIO's
+    /// default high watermark, past which the socket reports itself not writable — and so tells
+    /// when it drains again.
+    static let pauseAboveBytes = 64 * 1024
 
     init(connection: WebSocketConnection, hooks: Hooks, pool: ConnectionPool, maxMessageSize: Int, pingInterval: Duration?) {
         self.connection = connection
@@ -85,8 +99,8 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
         if let pingInterval {
-            self.context = context
             pingTimer = PingTimer.forLoop(context.eventLoop, interval: TimeAmount(pingInterval))
             pingTimer?.add(self)
         }
@@ -98,9 +112,16 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        parser.append(unwrapInboundIn(data))
+        takeFrames(context: context)
+    }
+
+    /// Takes the frames that have arrived, unless replies pile up: then pauses (see the type).
+    private func takeFrames(context: ChannelHandlerContext) {
         do {
-            try parser.parse(unwrapInboundIn(data)) { frame in
+            while !paused, let frame = try parser.next() {
                 receive(frame, context: context)
+                if writer.sentClose == nil, writer.backlogBytes > Self.pauseAboveBytes { pause(context) }
             }
         } catch {
             switch error {
@@ -108,6 +129,30 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
             case .protocolError(let reason): fail(1002, reason)
             }
         }
+    }
+
+    private func pause(_ context: ChannelHandlerContext) {
+        paused = true
+        context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+        // The replies just made reach the socket's queue on this loop's next write pass; if the
+        // socket takes them all, nothing will say it drained, so look again after that pass.
+        context.eventLoop.assumeIsolated().execute { self.resumeIfDrained() }
+    }
+
+    private func resumeIfDrained() {
+        guard paused, let context, context.channel.isActive else { return }
+        guard context.channel.isWritable, writer.queuedBytes.load(ordering: .relaxed) == 0 else { return }
+        paused = false
+        takeFrames(context: context)
+        if !paused, !hooksPaused {
+            context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        writer.writabilityChanged()
+        resumeIfDrained()
+        context.fireChannelWritabilityChanged()
     }
 
     private func receive(_ frame: ClientFrame, context: ChannelHandlerContext) {
@@ -146,9 +191,10 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
                 fragments = (kind, compressed, bytes)
             }
         case .ping:
-            writer.writeControl(WebSocketFrameBytes.frame(.pong, frame.payload))
+            writer.pong(frame.payload)
         case .pong:
-            awaitingPong = false
+            // Only the answer to the latest ping counts; unsolicited pongs are allowed and ignored.
+            if awaitingPong, frame.payload == pingTimer?.payload { awaitingPong = false }
         case .close:
             clientClosed = true
             // Echo the client's code (RFC 6455 §5.5.1); one that may not be sent is answered 1002.
@@ -182,6 +228,7 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
         switch hooks {
         case .queued(let queue):
             if queue.enqueue(.message(payload)) {
+                hooksPaused = true
                 context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
             }
         case .now(let handler):
@@ -215,6 +262,11 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is HookQueue.Drained {
+            hooksPaused = false
+            if !paused { context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in } }
+            return
+        }
         if let event = event as? ChannelEvent, event == .inputClosed {
             context.close(promise: nil)  // the client half-closed: nothing more will arrive
         }
@@ -260,6 +312,6 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
             return
         }
         awaitingPong = true
-        writer.writeControl(WebSocketFrameBytes.frame(.ping, ByteBuffer()))
+        writer.writeControl(WebSocketFrameBytes.frame(.ping, pingTimer?.payload ?? ByteBuffer()))
     }
 }

@@ -20,7 +20,9 @@ struct ClientFrame {
 /// receive buffers: a connection keeps no decoder state but a partial frame, when there is one.
 ///
 /// Contracts:
-/// - Frames come out whole and in order; at most one partial frame is kept between reads.
+/// - Frames come out whole and in order. What has arrived and not been taken is kept: at most
+///   one read's bytes and one partial frame, since the reader takes every frame it can unless
+///   it is pausing (then it stops reading from the socket too).
 /// - A frame longer than `maxFrameSize` is refused from its header, before its payload is read
 ///   into memory. Control frames may carry at most 125 bytes and may not be fragmented (§5.5).
 /// - After a failure the parser drops whatever follows: the stream is no longer framed.
@@ -41,24 +43,29 @@ struct WebSocketFrameParser {
         self.maxFrameSize = maxFrameSize
     }
 
-    /// Reads every whole frame in what has arrived, handing each to `body` in order.
-    mutating func parse(_ bytes: ByteBuffer, _ body: (ClientFrame) -> Void) throws(Failure) {
+    /// Adds what the socket read to what waits to be parsed.
+    mutating func append(_ bytes: ByteBuffer) {
         guard !failed else { return }
-        var buffer = bytes
         if var earlier = partial {
-            partial = nil
             earlier.writeImmutableBuffer(bytes)
-            buffer = earlier
+            partial = earlier
+        } else {
+            partial = bytes
         }
+    }
+
+    /// The next whole frame of what has arrived, or `nil` until more arrives.
+    mutating func next() throws(Failure) -> ClientFrame? {
+        guard !failed, var buffer = partial else { return nil }
         do {
-            while let frame = try nextFrame(&buffer) {
-                body(frame)
-            }
+            let frame = try nextFrame(&buffer)
+            partial = buffer.readableBytes > 0 ? buffer : nil
+            return frame
         } catch {
             failed = true
+            partial = nil
             throw error
         }
-        if buffer.readableBytes > 0 { partial = buffer }
     }
 
     /// The next whole frame, or `nil` (nothing consumed) if it has not all arrived yet.
@@ -93,9 +100,10 @@ struct WebSocketFrameParser {
         let maskStart = start + headerLength
         let payloadStart = maskStart + (masked ? 4 : 0)
         guard buffer.readableBytes >= payloadStart - start + Int(length) else { return nil }
-        var payload = buffer.getSlice(at: payloadStart, length: Int(length))!
+        guard var payload = buffer.getSlice(at: payloadStart, length: Int(length)) else { return nil }
         if masked {
-            payload = Self.unmasked(payload, key: buffer.getBytes(at: maskStart, length: 4)!)
+            guard let key = buffer.getBytes(at: maskStart, length: 4) else { return nil }
+            payload = Self.unmasked(payload, key: key)
         }
         buffer.moveReaderIndex(to: payloadStart + Int(length))
         return ClientFrame(
