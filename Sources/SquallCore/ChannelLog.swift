@@ -75,8 +75,10 @@ struct ChannelLog {
     mutating func prune(now: Date) {
         let maxAge = Double(retention.maxAge.components.seconds) + Double(retention.maxAge.components.attoseconds) / 1e18
         let cutoff = now.addingTimeInterval(-maxAge)
+        // The byte bound never drops the newest message: a channel keeps at least its last one
+        // for resume, so it holds at most maxBytes plus that message's copies.
         while let first = entries.first,
-            entries.count > retention.maxMessages || first.time < cutoff || ledger.bytes > retention.maxBytes
+            entries.count > retention.maxMessages || first.time < cutoff || (ledger.bytes > retention.maxBytes && entries.count > 1)
         {
             entries.removeFirst().release(from: ledger)
         }

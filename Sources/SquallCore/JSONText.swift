@@ -9,31 +9,57 @@ import NIOCore
 public enum JSONText {
     /// `text` as a JSON string (RFC 8259 §7): `"` and `\` escaped, control characters as the
     /// short escapes or `\u00XX`, everything else — `/` and all of Unicode — as it is.
+    ///
+    /// Two passes over the bytes: one to measure, one to write into exactly that much room, so
+    /// that a cached envelope holds no slack (a text of control characters grows six-fold).
     public static func writeString(_ text: String, into out: inout ByteBuffer) {
-        out.writeStaticString("\"")
         var text = text
         text.withUTF8 { bytes in
-            var clean = 0  // start of the run not yet written
-            for (index, byte) in bytes.enumerated() where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
-                out.writeBytes(UnsafeBufferPointer(rebasing: bytes[clean..<index]))
-                switch byte {
-                case UInt8(ascii: "\""): out.writeStaticString(#"\""#)
-                case UInt8(ascii: "\\"): out.writeStaticString(#"\\"#)
-                case 0x08: out.writeStaticString(#"\b"#)
-                case 0x0C: out.writeStaticString(#"\f"#)
-                case 0x0A: out.writeStaticString(#"\n"#)
-                case 0x0D: out.writeStaticString(#"\r"#)
-                case 0x09: out.writeStaticString(#"\t"#)
-                default:
-                    out.writeStaticString(#"\u00"#)
-                    out.writeInteger(hexDigits[Int(byte >> 4)])
-                    out.writeInteger(hexDigits[Int(byte & 0x0F)])
+            var length = 2
+            for byte in bytes { length += Int(escapedLength[Int(byte)]) }
+            out.reserveCapacity(minimumWritableBytes: length)
+            out.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { raw in
+                var index = 0
+                func put(_ byte: UInt8) {
+                    raw[index] = byte
+                    index += 1
                 }
-                clean = index + 1
+                put(UInt8(ascii: "\""))
+                for byte in bytes {
+                    guard escapedLength[Int(byte)] > 1 else {
+                        put(byte)
+                        continue
+                    }
+                    put(UInt8(ascii: "\\"))
+                    switch byte {
+                    case UInt8(ascii: "\""): put(UInt8(ascii: "\""))
+                    case UInt8(ascii: "\\"): put(UInt8(ascii: "\\"))
+                    case 0x08: put(UInt8(ascii: "b"))
+                    case 0x0C: put(UInt8(ascii: "f"))
+                    case 0x0A: put(UInt8(ascii: "n"))
+                    case 0x0D: put(UInt8(ascii: "r"))
+                    case 0x09: put(UInt8(ascii: "t"))
+                    default:
+                        put(UInt8(ascii: "u"))
+                        put(UInt8(ascii: "0"))
+                        put(UInt8(ascii: "0"))
+                        put(hexDigits[Int(byte >> 4)])
+                        put(hexDigits[Int(byte & 0x0F)])
+                    }
+                }
+                put(UInt8(ascii: "\""))
+                return index
             }
-            out.writeBytes(UnsafeBufferPointer(rebasing: bytes[clean...]))
         }
-        out.writeStaticString("\"")
+    }
+
+    /// How many bytes each byte takes inside a JSON string.
+    private static let escapedLength: [UInt8] = (0..<256).map { byte in
+        switch byte {
+        case 0x08, 0x09, 0x0A, 0x0C, 0x0D, 0x22, 0x5C: 2
+        case ..<0x20: 6
+        default: 1
+        }
     }
 
     private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)

@@ -51,6 +51,24 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds each channel keeps a message for history and resume. [default: 3600] [env: SQUALL_RETENTION_AGE]")
     var retentionAge: Seconds?
 
+    @Option(help: "Bytes each channel keeps for history and resume, wire-format copies included, e.g. 16MiB. [default: 16MiB] [env: SQUALL_RETENTION_BYTES]")
+    var retentionBytes: ByteCount?
+
+    @Option(help: "Most bytes of messages or presence members in one history, poll or presence reply (at least one). [default: 1MiB] [env: SQUALL_MAX_REPLY_BYTES]")
+    var maxReplyBytes: ByteCount?
+
+    @Option(help: "Seconds a new connection may take to send its first request head. [default: 10] [env: SQUALL_HANDSHAKE_TIMEOUT]")
+    var handshakeTimeout: Seconds?
+
+    @Option(help: "Seconds an HTTP connection may sit idle between requests. [default: 60] [env: SQUALL_IDLE_TIMEOUT]")
+    var idleTimeout: Seconds?
+
+    @Option(help: "Seconds a request body may take to arrive. [default: 30] [env: SQUALL_BODY_TIMEOUT]")
+    var bodyTimeout: Seconds?
+
+    @Option(help: "Seconds an HTTP response may wait on a client that does not read. [default: 30] [env: SQUALL_WRITE_TIMEOUT]")
+    var writeTimeout: Seconds?
+
     @Option(help: "Longest a long poll waits for a message, in seconds; keep it below proxy timeouts. [default: 25] [env: SQUALL_LONG_POLL_WAIT]")
     var longPollWait: Seconds?
 
@@ -95,15 +113,23 @@ struct Serve: AsyncParsableCommand {
         let retentionMessages = try environment.resolve(retentionMessages, "SQUALL_RETENTION_MESSAGES", default: defaults.retention.maxMessages)
         let retentionAge = try environment.resolve(retentionAge, "SQUALL_RETENTION_AGE", default: Seconds(defaults.retention.maxAge)).duration
         let sseHeartbeat = try environment.resolve(sseHeartbeat, "SQUALL_SSE_HEARTBEAT", default: Seconds(defaults.sseHeartbeat)).duration
+        let retentionBytes = try environment.resolve(retentionBytes, "SQUALL_RETENTION_BYTES", default: ByteCount(defaults.retention.maxBytes)).bytes
+        let maxReplyBytes = try environment.resolve(maxReplyBytes, "SQUALL_MAX_REPLY_BYTES", default: ByteCount(defaults.maxReplyBytes)).bytes
+        let timeouts = try [
+            environment.resolve(handshakeTimeout, "SQUALL_HANDSHAKE_TIMEOUT", default: Seconds(defaults.handshakeTimeout)),
+            environment.resolve(idleTimeout, "SQUALL_IDLE_TIMEOUT", default: Seconds(defaults.idleTimeout)),
+            environment.resolve(bodyTimeout, "SQUALL_BODY_TIMEOUT", default: Seconds(defaults.bodyTimeout)),
+            environment.resolve(writeTimeout, "SQUALL_WRITE_TIMEOUT", default: Seconds(defaults.writeTimeout)),
+        ].map(\.duration)
 
         guard (0...65535).contains(port) else {
             throw ValidationError("port must be between 0 and 65535, got \(port)")
         }
-        guard maxMessageSize >= 1, outboxMessages >= 1, outboxBytes >= 1, retentionMessages >= 1 else {
-            throw ValidationError("sizes, outbox and retention limits must be at least 1")
+        guard maxMessageSize >= 1, outboxMessages >= 1, outboxBytes >= 1, retentionMessages >= 1, retentionBytes >= 1, maxReplyBytes >= 1 else {
+            throw ValidationError("sizes, outbox, retention and reply limits must be at least 1")
         }
-        guard retentionAge > .zero, sseHeartbeat > .zero else {
-            throw ValidationError("retention age and SSE heartbeat must be more than 0 seconds")
+        guard retentionAge > .zero, sseHeartbeat > .zero, timeouts.allSatisfy({ $0 > .zero }) else {
+            throw ValidationError("retention age, SSE heartbeat and timeouts must be more than 0 seconds")
         }
         return SquallConfiguration(
             host: try environment.resolve(host, "SQUALL_HOST", default: defaults.host),
@@ -113,9 +139,14 @@ struct Serve: AsyncParsableCommand {
             deflate: deflate.options,
             pingInterval: ping == .zero ? nil : ping,
             closeTimeout: try environment.resolve(closeTimeout, "SQUALL_CLOSE_TIMEOUT", default: Seconds(defaults.closeTimeout)).duration,
-            retention: Retention(maxMessages: retentionMessages, maxAge: retentionAge),
+            retention: Retention(maxMessages: retentionMessages, maxAge: retentionAge, maxBytes: retentionBytes),
             longPollWait: try environment.resolve(longPollWait, "SQUALL_LONG_POLL_WAIT", default: Seconds(defaults.longPollWait)).duration,
-            sseHeartbeat: sseHeartbeat
+            sseHeartbeat: sseHeartbeat,
+            maxReplyBytes: maxReplyBytes,
+            handshakeTimeout: timeouts[0],
+            idleTimeout: timeouts[1],
+            bodyTimeout: timeouts[2],
+            writeTimeout: timeouts[3]
         )
     }
 }

@@ -79,7 +79,15 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
             let opensBatch = !batchOpen
             // An account with nothing outstanding has nothing to settle: skip the lookup.
             if opensBatch, outbox.messages > 0 { settleOutbox(context) }
-            guard outbox.admit(bytes: frame.readableBytes) else {
+            var admitted = outbox.admit(bytes: frame.readableBytes)
+            if !admitted, batchOpen {
+                // The count may be stale: the kernel may have taken all of this turn's frames
+                // so far. Flush them and look once more before calling the client slow.
+                context.flush()
+                settleOutbox(context)
+                admitted = outbox.admit(bytes: frame.readableBytes)
+            }
+            guard admitted else {
                 closing.store(true, ordering: .relaxed)
                 logger.warning(
                     "Closing slow WebSocket client: outbox overflow",
@@ -186,5 +194,14 @@ extension Channel {
     /// Closes the TCP connection after `timeout`, whatever state it is in by then.
     func close(after timeout: Duration) {
         eventLoop.scheduleTask(in: TimeAmount(timeout)) { [self] in close(promise: nil) }
+    }
+
+    /// Ends an answered connection the way a client can read the answer: the server's side is
+    /// shut (the client sees the end of the response), what the client still sends is read and
+    /// dropped — closing with unread input would reset the connection and could destroy the
+    /// answer in flight — and the socket closes when the client closes its side, or after 2 s.
+    func closeLingering() {
+        close(mode: .output, promise: nil)
+        close(after: .seconds(2))
     }
 }

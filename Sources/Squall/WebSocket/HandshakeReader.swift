@@ -35,6 +35,8 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
     private let result: EventLoopPromise<WebSocketUpgrade.UpgradeResult>
     private var buffered: ByteBuffer?
     private var decided = false
+    /// The first request was answered with an error here; what follows is discarded.
+    private var refused = false
     /// Closes the connection if no head is complete by ``deadline``.
     private var timeout: Scheduled<Void>?
     /// When the first head must be complete.
@@ -65,6 +67,7 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !refused else { return }  // answered and closing: the rest is dropped
         guard !decided else { return context.fireChannelRead(data) }
         var bytes = unwrapInboundIn(data)
         var head = buffered ?? ByteBuffer()
@@ -104,9 +107,10 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        guard !decided, let event = event as? ChannelEvent, event == .inputClosed else {
+        guard !decided || refused, let event = event as? ChannelEvent, event == .inputClosed else {
             return context.fireUserInboundEventTriggered(event)
         }
+        guard !refused else { return context.close(promise: nil) }
         // The client ended its side before its first head was complete: nothing can be served.
         decided = true
         result.fail(ChannelError.eof)
@@ -166,10 +170,12 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
     /// have dropped it.
     private func refuse(_ error: APIError, uri: String, context: ChannelHandlerContext) {
         decided = true
+        refused = true
+        buffered = nil
         let start = ContinuousClock.now
         let channel = context.channel
         context.writeAndFlush(NIOAny(error.closingResponse(allocator: channel.allocator))).whenComplete { _ in
-            channel.close(promise: nil)
+            channel.closeLingering()
         }
         AccessLogMiddleware.log(
             status: error.status.code,
