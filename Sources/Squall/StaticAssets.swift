@@ -24,7 +24,7 @@ struct StaticAssets: Sendable {
     init() throws {
         var contents: [String: ByteBuffer] = [:]
         for file in Self.files {
-            let dot = file.name.lastIndex(of: ".")!
+            guard let dot = file.name.lastIndex(of: ".") else { throw StaticAssetError.missing("Public/\(file.name)") }
             let (stem, suffix) = (String(file.name[..<dot]), String(file.name[file.name.index(after: dot)...]))
             guard let bundled = Bundle.module.url(forResource: stem, withExtension: suffix, subdirectory: "Public") else {
                 throw StaticAssetError.missing("Public/\(file.name)")
@@ -37,7 +37,7 @@ struct StaticAssets: Sendable {
     /// Serves every file at its route.
     func add(to router: Router<SquallRequestContext>) {
         for file in Self.files {
-            let body = contents[file.route]!
+            guard let body = contents[file.route] else { continue }  // read by init, or init threw
             router.get(RouterPath(file.route)) { _, _ in
                 Response(
                     status: .ok,

@@ -150,17 +150,20 @@ final class BenchSocket: ChannelInboundHandler, @unchecked Sendable {
     private func parseFrames(_ buffer: inout ByteBuffer, context: ChannelHandlerContext) {
         while buffer.readableBytes >= 2 {
             let start = buffer.readerIndex
-            let first = buffer.getInteger(at: start, as: UInt8.self)!
-            let second = buffer.getInteger(at: start + 1, as: UInt8.self)!
+            guard let first = buffer.getInteger(at: start, as: UInt8.self),
+                let second = buffer.getInteger(at: start + 1, as: UInt8.self)
+            else { return }
             var headerLength = 2
             var length = Int(second & 0x7f)
             if length == 126 {
-                guard buffer.readableBytes >= 4 else { return }
-                length = Int(buffer.getInteger(at: start + 2, as: UInt16.self)!)
+                guard let extended = buffer.getInteger(at: start + 2, as: UInt16.self) else { return }
+                length = Int(extended)
                 headerLength = 4
             } else if length == 127 {
-                guard buffer.readableBytes >= 10 else { return }
-                length = Int(buffer.getInteger(at: start + 2, as: UInt64.self)!)
+                // A length no buffer could hold is a broken server: stop reading it.
+                guard let extended = buffer.getInteger(at: start + 2, as: UInt64.self) else { return }
+                guard let whole = Int(exactly: extended), whole <= Int(Int32.max) else { return context.close(promise: nil) }
+                length = whole
                 headerLength = 10
             }
             guard buffer.readableBytes >= headerLength + length else { return }

@@ -22,11 +22,10 @@ public final class Outbox: Sendable {
         /// Most bytes of payload that may wait. Default 16 MiB.
         public var maxBytes: Int
 
-        /// Limits with the given bounds; both must be at least 1.
+        /// Limits with the given bounds; a bound below 1 is taken as 1.
         public init(maxMessages: Int = 1024, maxBytes: Int = 16 << 20) {
-            precondition(maxMessages >= 1 && maxBytes >= 1, "outbox limits must be positive")
-            self.maxMessages = maxMessages
-            self.maxBytes = maxBytes
+            self.maxMessages = max(1, maxMessages)
+            self.maxBytes = max(1, maxBytes)
         }
     }
 
@@ -84,8 +83,8 @@ public final class Outbox: Sendable {
 
         /// If the consumer is waiting and something is ready, takes both for delivery.
         mutating func handoff() -> Handoff? {
-            guard waiter != nil, let ready = take() else { return nil }
-            return Handoff(waiter: waiter.take()!, batch: ready)
+            guard waiter != nil, let ready = take(), let waiter = waiter.take() else { return nil }
+            return Handoff(waiter: waiter, batch: ready)
         }
     }
 
@@ -169,7 +168,7 @@ public final class Outbox: Sendable {
                 let ready: Batch?? = state.withLock { state in
                     if let ready = state.take() { return ready }
                     if Task.isCancelled { return .some(nil) }
-                    precondition(state.waiter == nil, "an Outbox has one consumer")
+                    precondition(state.waiter == nil, "an Outbox has one consumer")  // trap-ok: a second consumer is a programming error
                     state.waiter = continuation
                     return .none
                 }

@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import SquallCore
 import Synchronization
 import Testing
@@ -123,5 +124,84 @@ struct HubTests {
         #expect(throws: ChannelNameError.tooLong(129)) { try ChannelName(String(repeating: "a", count: 129)) }
         #expect(StreamPosition("abc:12") == StreamPosition(epoch: "abc", offset: 12))
         #expect(StreamPosition("12") == nil && StreamPosition("abc:") == nil && StreamPosition(":4") == nil && StreamPosition("a:-1") == nil)
+    }
+}
+
+@Suite("Hub bounds: read budgets, presence pages, retention bytes, maintained counts")
+struct HubBoundsTests {
+    let room = try! ChannelName("room")
+
+    @Test("a read stops at its byte budget, but always returns at least one message")
+    func readBudget() {
+        let hub = Hub()
+        for index in 1...10 { hub.publish(.text(String(repeating: "\(index % 10)", count: 100)), to: room) }
+        let budget = ReadBudget(maxBytes: 250) { $0.payload.count }
+        #expect(hub.history(room, limit: 1000, budget: budget).messages.map(\.offset) == [9, 10])
+        let start = StreamPosition(epoch: hub.history(room).position.epoch, offset: 0)
+        #expect(hub.history(room, since: start, limit: 1000, budget: budget).messages.map(\.offset) == [1, 2])
+        let tiny = ReadBudget(maxBytes: 1) { $0.payload.count }
+        #expect(hub.history(room, limit: 1000, budget: tiny).messages.map(\.offset) == [10])
+    }
+
+    @Test("retention drops the oldest messages past its byte bound, counting every copy made")
+    func retentionBytes() {
+        enum Doubled: WireFormat {
+            static func encode(_ message: Message) -> ByteBuffer {
+                var bytes = message.payload.bytes
+                bytes.writeImmutableBuffer(message.payload.bytes)
+                return bytes
+            }
+        }
+        let hub = Hub(retention: Retention(maxMessages: 1000, maxBytes: 1000))
+        for _ in 1...5 { hub.publish(.text(String(repeating: "x", count: 200)), to: room) }
+        #expect(hub.history(room).messages.count == 5, "5 × 200 bytes fit in 1,000")
+        for message in hub.history(room).messages { _ = message.encoded(Doubled.self) }
+        hub.publish(.text("y"), to: room)
+        // Each old message now costs 600 bytes: only one of them still fits beside the newest.
+        #expect(hub.history(room).messages.map(\.offset) == [5, 6])
+        let alone = Hub(retention: Retention(maxBytes: 10))
+        alone.publish(.text(String(repeating: "z", count: 100)), to: room)
+        #expect(alone.history(room).messages.count == 1, "the newest message is kept even past the bound")
+    }
+
+    @Test("presence comes in pages ordered by id; next and after walk them all exactly once")
+    func presencePages() {
+        final class Quiet: Subscriber {
+            func receive(_ message: Message) {}
+            func receive(_ event: PresenceEvent) {}
+        }
+        let hub = Hub()
+        let subscribers = (0..<25).map { _ in Quiet() }
+        for subscriber in subscribers {
+            hub.subscribe(subscriber, to: room, member: PresenceMember(id: UUID(), info: .name(String(repeating: "n", count: 100)), transport: "test"))
+        }
+        var seen: [UUID] = []
+        var after: UUID?
+        var pages = 0
+        repeat {
+            let page = hub.presence(room, after: after, maxBytes: 1000)
+            #expect(!page.members.isEmpty)
+            seen += page.members.map(\.id)
+            after = page.next
+            pages += 1
+        } while after != nil && pages < 100
+        #expect(Set(seen).count == 25 && seen.count == 25 && pages > 1)
+        #expect(seen.map(\.uuidString) == seen.map(\.uuidString).sorted())
+    }
+
+    @Test("channel and waiting-poll counts are kept as they change")
+    func counts() async {
+        let hub = Hub()
+        for index in 0..<200 { hub.publish(.text("m"), to: try! ChannelName("c\(index)")) }
+        #expect(hub.channelCount == 200)
+        let busy = try! ChannelName("c0")
+        let polls = Task { await hub.poll(busy, since: hub.history(busy).position, limit: 10, wait: .seconds(30)) }
+        while hub.waitingPolls == 0 { await Task.yield() }
+        #expect(hub.waitingPolls == 1)
+        polls.cancel()
+        _ = await polls.value
+        #expect(hub.waitingPolls == 0)
+        hub.sweep()
+        #expect(hub.channelCount == 200, "channels with messages stay")
     }
 }

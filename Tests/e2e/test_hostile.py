@@ -13,6 +13,7 @@ import struct
 import time
 import urllib.error
 import urllib.request
+import zlib
 
 import pytest
 import websockets
@@ -405,4 +406,92 @@ async def test_retention_is_bounded_by_bytes_with_every_copy_counted(squall):
     # Each message costs its payload, its /msg frame, its envelope and the envelope's frame:
     # 3.5 MiB, so only the newest is kept within 2 MiB.
     assert [m["offset"] for m in page["messages"]] == [10]
+    still_serving(server)
+
+
+# --- 8. a barrage of bad clients, while two people chat ------------------------------------------
+
+def deflated(data: bytes) -> bytes:
+    compressor = zlib.compressobj(wbits=-15)
+    return (compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
+
+BAD_FRAMES = {
+    "garbage": os.urandom(4096),
+    "truncated frame": ws_frame(0x1, b"x" * 1000)[:500],
+    "unmasked": struct.pack("!BB", 0x81, 5) + b"hello",
+    "close code 1005": ws_frame(0x8, struct.pack("!H", 1005)),
+    "close code 999": ws_frame(0x8, struct.pack("!H", 999)),
+    "one-byte close": ws_frame(0x8, b"\x03"),
+    "unfinished fragments": b"".join(
+        struct.pack("!BB", 0x01 if i == 0 else 0x00, 0x80 | 100) + b"\x00" * 4 + b"f" * 100 for i in range(200)
+    ),
+    "reserved opcode": struct.pack("!BB", 0x83, 0x80) + b"\x00" * 4,
+}
+BOMB = deflated(b"\x00" * (64 << 20))  # 64 MiB of zeros in about 64 KiB
+# A compressed binary frame (FIN, RSV1), zero mask: it inflates far past the 1 MiB limit.
+BAD_FRAMES["compression bomb"] = struct.pack("!BBQ", 0xC2, 0x80 | 127, len(BOMB)) + b"\x00" * 4 + BOMB
+
+
+@pytest.mark.asyncio
+async def test_a_barrage_of_bad_clients_leaves_the_chat_running_and_the_server_as_it_was(squall):
+    # Errors only: the fixture reads the server's log at the end, and a full pipe would block it.
+    server = squall("--log-level", "error")
+    async with websockets.connect(f"{server.ws}/msg/chat") as alice, websockets.connect(f"{server.ws}/msg/chat") as bob:
+        await asyncio.sleep(0.2)
+        baseline_fds, baseline_rss = fds(server), rss_mib(server)
+
+        async def bad_websocket(name, data, extensions=None):
+            raw = await RawSocket.connect(server, "/ws", extensions=extensions)
+            raw.writer.write(data)
+            try:
+                await asyncio.wait_for(raw.reader.read(), 5)  # until the server closes it
+            except (asyncio.TimeoutError, ConnectionError):
+                pass
+            raw.close()
+
+        async def bad_http(path, body=None):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            method = "POST" if body is not None else "GET"
+            length = f"Content-Length: {len(body)}\r\n" if body is not None else ""
+            writer.write(f"{method} {path} HTTP/1.1\r\nHost: x\r\n{length}Connection: close\r\n\r\n".encode() + (body or b""))
+            try:
+                line = await asyncio.wait_for(reader.readuntil(b"\r\n"), 3)
+            except asyncio.TimeoutError:
+                line = None  # a long poll the query made valid: still waiting, which is fine
+            writer.close()
+            return int(line.split(b" ")[1]) if line else None
+
+        for round_number in range(3):
+            bad = [bad_websocket(name, data, "permessage-deflate" if name == "compression bomb" else None) for name, data in BAD_FRAMES.items()]
+            queries = ["since=%ff:1", "since=a:99999999999999999999999", "wait=1e309", "limit=-0", "limit=1e3",
+                       "name=" + "n" * 5000, "after=zz", "%%%%", "since=&wait=&limit=", "wait=0x10"]
+            routes = ["/channels/q/messages", "/channels/q/history", "/channels/q/presence", "/channels/q/events", "/msg/q", "/ws"]
+            statuses = await asyncio.gather(
+                *bad,
+                *[bad_http(f"{route}?{query}") for route in routes for query in queries],
+                bad_http("/channels/q/messages", b"\xff\xfe not utf-8"),
+                bad_http("/channels/bad name/messages", b"x"),
+            )
+            assert all(status is None or 200 <= status < 500 for status in statuses), statuses
+            # The chat carried on through it.
+            await alice.send(f"round {round_number}")
+            assert await asyncio.wait_for(bob.recv(), 5) == f"round {round_number}"
+            assert await asyncio.wait_for(alice.recv(), 5) == f"round {round_number}"
+
+        wait_until(lambda: still_serving(server)["connections"] == 2, 10, "only the two chatters left")
+        wait_until(lambda: fds(server) <= baseline_fds + 3, 10, f"descriptors back to {baseline_fds}: {fds(server)}")
+        assert rss_mib(server) - baseline_rss < 64, "memory did not come back near its baseline"
+
+
+# --- found by fuzzing ---------------------------------------------------------------------------
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("offer", ["permessage-deflate;", "permessage-deflate; ;", "permessage-deflate; =15", "permessage-deflate; a="])
+async def test_an_extension_offer_with_an_empty_parameter_is_declined_not_fatal(squall, offer):
+    # The deflate-offer fuzz target found that one trailing ";" killed the process.
+    server = squall()
+    raw = await RawSocket.connect(server, "/msg", extensions=offer)
+    assert raw.extensions is None
+    raw.close()
     still_serving(server)

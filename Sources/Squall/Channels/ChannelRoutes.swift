@@ -38,19 +38,7 @@ struct ChannelRoutes: Sendable {
 
     @Sendable func poll(_ request: Request, context: SquallRequestContext) async throws -> Response {
         let channel = try APIError.channel(context.parameters.get("name"))
-        let query = request.uri.queryParameters
-        let since = try APIError.position(query["since"].map(String.init))
-        let limit = try Self.limit(query)
-        let maxWait = configuration.longPollWait
-        let wait: Duration
-        if let text = query["wait"] {
-            guard let seconds = Double(String(text)), seconds >= 0, seconds.isFinite else {
-                throw APIError.invalidParameter("wait", "a number of seconds, 0 or more")
-            }
-            wait = Duration(seconds: seconds, atMost: maxWait)
-        } else {
-            wait = maxWait
-        }
+        let (since, limit, wait) = try Self.pollQuery(request.uri.queryParameters, maxWait: configuration.longPollWait)
         let hub = self.hub
         let budget = configuration.replyBudget
         // A shutdown, or the client going away, ends the wait at once: the poll is answered,
@@ -137,6 +125,18 @@ struct ChannelRoutes: Sendable {
     }
 
     // MARK: - Helpers
+
+    /// A poll's `since`, `limit` and `wait`, each checked; `wait` defaults to, and is cut to,
+    /// `maxWait`.
+    static func pollQuery(_ query: Parameters, maxWait: Duration) throws(APIError) -> (since: StreamPosition?, limit: Int, wait: Duration) {
+        let since = try APIError.position(query["since"].map(String.init))
+        let limit = try limit(query)
+        guard let text = query["wait"] else { return (since, limit, maxWait) }
+        guard let seconds = Double(String(text)), seconds >= 0, seconds.isFinite else {
+            throw APIError.invalidParameter("wait", "a number of seconds, 0 or more")
+        }
+        return (since, limit, Duration(seconds: seconds, atMost: maxWait))
+    }
 
     private static let accelBuffering = HTTPField.Name("X-Accel-Buffering")!  // trap-ok: a valid field name, written here
     private static let lastEventID = HTTPField.Name("Last-Event-ID")!  // trap-ok: a valid field name, written here

@@ -55,7 +55,7 @@ enum JSONEnvelope: WireFormat {
 extension Message {
     /// When the message was appended, as Unix time in milliseconds: the `time` of every JSON
     /// Squall writes.
-    var unixMilliseconds: Int64 { Int64((time.timeIntervalSince1970 * 1000).rounded()) }
+    var unixMilliseconds: Int64 { Int64((time.timeIntervalSince1970 * 1000).rounded()) }  // trap-ok: the server's own clock
 }
 
 /// A message as a Server-Sent Event: `id` is its position, so that a browser's automatic

@@ -157,14 +157,15 @@ struct ExtensionOffer {
             guard let name = parts.first, isToken(name) else { return nil }
             var parameters: [(name: String, value: String?)] = []
             for part in parts.dropFirst() {
-                let pieces = part.split(separator: "=", maxSplits: 1).map { String($0).trimmingSpaces() }
-                guard isToken(pieces[0]) else { return nil }
+                // Empty pieces kept: "", "a=" and "=b" are malformed, not parameters.
+                let pieces = part.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map { String($0).trimmingSpaces() }
+                guard let parameter = pieces.first, isToken(parameter) else { return nil }
                 var value = pieces.count == 2 ? pieces[1] : nil
                 if let quoted = value, quoted.count >= 2, quoted.hasPrefix("\""), quoted.hasSuffix("\"") {
                     value = String(quoted.dropFirst().dropLast())
                 }
                 if let value, !isToken(value) { return nil }
-                parameters.append((pieces[0], value))
+                parameters.append((parameter, value))
             }
             return ExtensionOffer(name: name.lowercased(), parameters: parameters)
         }
