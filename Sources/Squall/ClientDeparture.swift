@@ -52,9 +52,13 @@ final class ClientDeparture: Sendable {
 final class ClientDepartures: Sendable {
     private let bySocket = Mutex<[ObjectIdentifier: ClientDeparture]>([:])
 
-    /// The departure of `socket`'s client; one that never fires if the socket is not registered.
+    /// The departure of `socket`'s client: one that has happened if the socket is closed
+    /// already, one that never happens if the socket is not an HTTP connection's.
     subscript(socket: any Channel) -> ClientDeparture {
-        bySocket.withLock { $0[ObjectIdentifier(socket)] } ?? ClientDeparture()
+        if let departure = bySocket.withLock({ $0[ObjectIdentifier(socket)] }) { return departure }
+        let departure = ClientDeparture()
+        if !socket.isActive { departure.depart() }
+        return departure
     }
 
     func register(_ departure: ClientDeparture, for socket: any Channel) {

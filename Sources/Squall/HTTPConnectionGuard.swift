@@ -38,8 +38,10 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private let limits: Limits
     private let departures: ClientDepartures
     private var departure = ClientDeparture()
-    /// A request's head has arrived and its response has not been written to the end.
-    private var inFlight = false
+    /// Requests whose head has arrived and whose response has not been written to the end.
+    private var inFlight = 0
+    /// A request body is being read.
+    private var readingBody = false
     private var inputClosed = false
     /// The connection was answered with an error and is closing: nothing more is read.
     private var refused = false
@@ -79,17 +81,22 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             timer?.cancel()
             timer = nil
             if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > limits.maxBodySize {
+                // Answered only when nothing else is: a 413 must not land inside another response.
+                guard inFlight == 0 else { return context.close(promise: nil) }
                 return refuse(.messageTooLarge(limit: limits.maxBodySize), context: context)
             }
-            inFlight = true
+            inFlight += 1
             departure = ClientDeparture()
             departures.register(departure, for: context.channel)
             if head.headers.contains(name: "transfer-encoding") || head.headers.first(name: "content-length").map({ $0 != "0" }) == true {
+                readingBody = true
                 arm(deadline: .now() + limits.bodyTimeout, context: context)
             }
         case .end:
+            readingBody = false
             timer?.cancel()
             timer = nil
+            armIdleIfDone(context)
         case .body:
             break
         }
@@ -97,21 +104,34 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        let ends: Bool
-        if case .end = unwrapOutboundIn(data) { ends = true } else { ends = false }
-        context.write(data, promise: promise)
-        if !context.channel.isWritable, writeTimer == nil {
-            writeTimer = context.eventLoop.assumeIsolated().scheduleTask(in: limits.writeTimeout) {
+        guard case .end = unwrapOutboundIn(data) else {
+            context.write(data, promise: promise)
+            return startWriteTimerIfStalled(context)
+        }
+        // A response is over once its last byte is with the kernel, not when it is queued.
+        let written = promise ?? context.eventLoop.makePromise()
+        context.write(data, promise: written)
+        startWriteTimerIfStalled(context)
+        written.futureResult.assumeIsolated().whenComplete { _ in
+            self.inFlight = max(0, self.inFlight - 1)
+            if self.inputClosed, self.inFlight == 0 {
                 context.close(promise: nil)
+            } else {
+                self.armIdleIfDone(context)
             }
         }
-        guard ends else { return }
-        inFlight = false
-        if inputClosed {
-            context.flush()
+    }
+
+    /// The idle timer runs only when every request has been read and answered.
+    private func armIdleIfDone(_ context: ChannelHandlerContext) {
+        guard inFlight == 0, !readingBody, !refused else { return }
+        arm(deadline: .now() + limits.idleTimeout, context: context)
+    }
+
+    private func startWriteTimerIfStalled(_ context: ChannelHandlerContext) {
+        guard !context.channel.isWritable, writeTimer == nil else { return }
+        writeTimer = context.eventLoop.assumeIsolated().scheduleTask(in: limits.writeTimeout) {
             context.close(promise: nil)
-        } else {
-            arm(deadline: .now() + limits.idleTimeout, context: context)
         }
     }
 
@@ -126,7 +146,7 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed {
             inputClosed = true
-            guard inFlight else { return context.close(promise: nil) }
+            guard inFlight > 0 else { return context.close(promise: nil) }
             departure.depart()
         }
         context.fireUserInboundEventTriggered(event)
@@ -135,7 +155,7 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         guard let parseError = error as? HTTPParserError else { return context.fireErrorCaught(error) }
         guard !refused else { return }
-        guard !inFlight else { return context.close(promise: nil) }
+        guard inFlight == 0 else { return context.close(promise: nil) }
         refuse(parseError == .headerOverflow ? .requestHeadTooLarge : .malformedRequest, context: context)
     }
 

@@ -26,9 +26,10 @@ public struct Retention: Sendable, Hashable {
 /// dropped oldest first once they pass the retention bounds; a read from a position either returns
 /// every retained message after it, in order, or says the position is not recoverable (another
 /// epoch, older than retention, or beyond the end) — never a subset with a gap. The byte bound
-/// counts each message's wire-format copies as they are made (``RetentionLedger``), so a log
-/// can pass it by the copies of messages appended since the last prune, never by more. Not
-/// thread-safe: the ``Hub`` guards each log with its channel's lock.
+/// counts each message's wire-format copies as they are made (``RetentionLedger``): a publish
+/// or a read may pass it by the copies it makes, and prunes again before it lets go of the
+/// channel; the newest message is always kept. Not thread-safe: the ``Hub`` guards each log
+/// with its channel's lock.
 struct ChannelLog {
     let channel: ChannelName
     let epoch: String

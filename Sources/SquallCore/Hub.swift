@@ -154,6 +154,7 @@ public final class Hub: Sendable {
             let subscription = Subscription(channel: channel, position: state.log.position, recovered: recovered, replayed: replay.count)
             onSubscribed(subscription)
             for message in replay { subscriber.receive(message) }
+            if !replay.isEmpty { state.log.prune(now: time) }  // the replay made copies
             let key = ObjectIdentifier(subscriber)
             let isNew = state.subscribers[key] == nil
             state.subscribers[key] = .init(subscriber: subscriber, member: member, presenceEvents: presenceEvents)
@@ -185,7 +186,10 @@ public final class Hub: Sendable {
         let time = now()
         return withChannel(channel) { state in
             state.log.prune(now: time)
-            return state.read(channel, since: position, limit: limit, budget: budget)
+            let history = state.read(channel, since: position, limit: limit, budget: budget)
+            // The read made copies (its budget's encodings): hold the log to its bound again.
+            state.log.prune(now: time)
+            return history
         }
     }
 

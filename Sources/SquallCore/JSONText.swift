@@ -10,8 +10,8 @@ public enum JSONText {
     /// `text` as a JSON string (RFC 8259 §7): `"` and `\` escaped, control characters as the
     /// short escapes or `\u00XX`, everything else — `/` and all of Unicode — as it is.
     ///
-    /// Two passes over the bytes: one to measure, one to write into exactly that much room, so
-    /// that a cached envelope holds no slack (a text of control characters grows six-fold).
+    /// Two passes over the bytes: one to measure, one to write, so that the buffer grows once, to
+    /// what the text needs (a text of control characters grows six-fold), and never again.
     public static func writeString(_ text: String, into out: inout ByteBuffer) {
         var text = text
         text.withUTF8 { bytes in

@@ -3,8 +3,8 @@ import NIOCore
 /// A JSON value kept exactly as its author wrote it: client-supplied presence `info` and request
 /// `ref`s, which Squall stores and echoes but never interprets.
 ///
-/// Kept as bytes rather than as a tree: it costs its own size in memory (a decoded tree cost
-/// 14–28 times as much), it is echoed byte for byte (a number like `9007199254740993` stays
+/// Kept as bytes rather than as a tree: it costs about its own size in memory (a buffer rounds up
+/// to a power of two; a decoded tree cost 14–28 times as much), it is echoed byte for byte (a number like `9007199254740993` stays
 /// exact), and writing it into a reply is a copy that cannot fail.
 public struct RawJSON: Sendable, Hashable, CustomStringConvertible {
     /// How big and how deep a client's value may be.

@@ -194,8 +194,9 @@ async def test_ref_is_echoed_byte_for_byte(squall):
 
 @pytest.mark.asyncio
 async def test_deep_and_wide_frames_cost_time_linear_in_their_size(squall):
-    # Linear parsing: 20 frames nested 511 deep once took 1 s of CPU each; 1 MB arrays 0.5-1.7 s.
-    # Budget: 2 s of server CPU for all of it, an order of magnitude above what a linear scan takes.
+    # Linear parsing: 20 frames nested 511 deep once took 1 s of CPU each (20 s), and each 1 MB
+    # array in info 0.5-1.7 s. Budget: 5 s of server CPU for all of it — a debug build scanning
+    # linearly takes about a second, the old decoder took over 20.
     server = squall("--max-message-size", "2MiB")
     before = cpu_seconds(server)
     async with websockets.connect(f"{server.ws}/ws", subprotocols=["squall.v1"], max_size=None) as ws:
@@ -204,13 +205,13 @@ async def test_deep_and_wide_frames_cost_time_linear_in_their_size(squall):
             await ws.send('{"op":"ping","x":' + nested(511) + "}")
             assert json.loads(await ws.recv())["code"] == "invalid_request"
         wide = "[" + ",".join(["1"] * 500_000) + "]"
-        for _ in range(5):
+        for _ in range(2):
             await ws.send('{"op":"ping","ref":7,"wide":' + wide + "}")
             assert json.loads(await ws.recv()) == {"ref": 7, "type": "pong"}
             await ws.send('{"op":"subscribe","channel":"w","info":' + wide + "}")
             assert json.loads(await ws.recv())["code"] == "invalid_request"
     spent = cpu_seconds(server) - before
-    assert spent < 2.0, f"{spent:.2f} s of server CPU"
+    assert spent < 5.0, f"{spent:.2f} s of server CPU"
 
 
 # --- 3, 8. every socket ends: connect/close, partial heads, garbage, abandoned polls ------------
@@ -259,6 +260,7 @@ def test_silent_partial_and_idle_connections_are_closed_by_their_timeouts(squall
         "unterminated chunked body": b"POST /channels/a/messages HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
         "body shorter than its length": b"POST /channels/a/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nshort",
         "partial websocket upgrade": b"GET /msg HTTP/1.1\r\nUpgrade: websocket\r\n",
+        "answered before its body came": b"POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n",
     }
     for name, data in cases.items():
         started = time.monotonic()
@@ -290,6 +292,22 @@ def test_malformed_heads_get_a_json_error_and_the_connection_closes(squall, requ
     assert status_and_code(response) == (status, code)
     assert closed, "the connection stays open after the error"
     still_serving(server)
+
+
+def test_a_client_that_ends_its_side_after_the_request_gets_the_whole_answer(squall):
+    server = squall()
+    for index in range(100):
+        post(server, "half", f"{index}:{'h' * 10_000}".encode())  # a 1 MiB answer
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(b"GET /channels/half/history?limit=1000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.shutdown(socket.SHUT_WR)  # as `nc -N` and `printf … | curl` do
+        time.sleep(0.5)  # the server sees the end of input before it has written the answer
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert len(json.loads(body)["messages"]) == 100
 
 
 # --- 4. pings from a client that never reads ----------------------------------------------------
@@ -341,6 +359,35 @@ def test_pipelined_history_requests_from_a_client_that_never_reads_stay_bounded(
     grown = rss_mib(server) - baseline
     s.close()
     assert grown < 200, f"the server grew by {grown:.0f} MiB of replies nobody read"
+
+
+@pytest.mark.asyncio
+async def test_a_paused_reader_on_a_busy_channel_resumes_and_gets_everything(squall):
+    # Reading stops while replies pile up; broadcasts keep arriving meanwhile. Once the client
+    # reads again, every reply comes, and the last request is answered.
+    server = squall()
+    async with websockets.connect(f"{server.ws}/ws", subprotocols=["squall.v1"], max_queue=1, max_size=None) as ws:
+        await ws.recv()
+        await ws.send('{"op":"subscribe","channel":"busy","ref":"s"}')
+        assert json.loads(await ws.recv())["type"] == "subscribed"
+        for index in range(60):
+            post(server, "busy", f"{index}:{'b' * 20_000}".encode())
+        for index in range(40):
+            await ws.send(json.dumps({"op": "history", "channel": "busy", "limit": 1000, "ref": index}))
+        for index in range(30):
+            post(server, "busy", f"late {index}:{'b' * 20_000}".encode())
+        await ws.send('{"op":"ping","ref":"end"}')
+        await asyncio.sleep(1)  # nobody reads: the server pauses this client
+        histories, messages = 0, 0
+        while True:
+            reply = json.loads(await asyncio.wait_for(ws.recv(), 20))
+            if reply["type"] == "history":
+                histories += 1
+            elif reply["type"] == "message":
+                messages += 1
+            elif reply == {"type": "pong", "ref": "end"}:
+                break
+        assert histories == 40 and messages == 90
 
 
 @pytest.mark.asyncio

@@ -75,12 +75,16 @@ struct ChannelRoutes: Sendable {
     @Sendable func publish(_ request: Request, context: SquallRequestContext) async throws -> Response {
         let channel = try APIError.channel(context.parameters.get("name"))
         var request = request
-        let bytes: ByteBuffer
+        let body: ByteBuffer
         do {
-            bytes = try await request.collectBody(upTo: configuration.maxMessageSize)
+            body = try await request.collectBody(upTo: configuration.maxMessageSize)
         } catch is NIOTooManyBytesError {
             throw APIError.messageTooLarge(limit: configuration.maxMessageSize)
         }
+        // A copy of its own: the collected body may be a slice of a larger read buffer, which
+        // the log would otherwise keep alive for the retention age.
+        var bytes = ByteBufferAllocator().buffer(capacity: body.readableBytes)
+        bytes.writeImmutableBuffer(body)
         let payload: Payload
         if !Self.isBinary(request.headers[.contentType]) {
             guard String(validating: bytes.readableBytesView, as: UTF8.self) != nil else {

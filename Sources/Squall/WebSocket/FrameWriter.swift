@@ -36,6 +36,8 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
     let queuedBytes = Atomic<Int>(0)
     /// The payload of the latest ping, while its pong waits for the socket to drain.
     private var heldPong: ByteBuffer?
+    /// Called after each flush while set: the reader, paused, looks whether it may read again.
+    var whenFlushed: (() -> Void)?
     /// The close frame written, once it is.
     private(set) var sentClose: Disconnect?
     private var outbox: OutboxAccount
@@ -123,6 +125,7 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
         batchOpen = false
         context.flush()
         settleOutbox(context)
+        whenFlushed?()
     }
 
     /// Brings the outbox up to date with what the socket's queue still holds: the kernel takes
@@ -164,6 +167,7 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
         batchOpen = false
         context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
         settleOutbox(context)
+        whenFlushed?()
     }
 
     /// Writes the close frame after every frame queued before it; nothing is written after it.
@@ -186,6 +190,7 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
         } else {
             context.writeAndFlush(wrapOutboundOut(WebSocketFrameBytes.close(disconnect)), promise: nil)
         }
+        whenFlushed?()
         channel.close(after: closeTimeout)
     }
 }

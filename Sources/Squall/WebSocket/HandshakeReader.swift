@@ -70,10 +70,11 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
         guard !refused else { return }  // answered and closing: the rest is dropped
         guard !decided else { return context.fireChannelRead(data) }
         var bytes = unwrapInboundIn(data)
-        var head = buffered ?? ByteBuffer()
+        // Taken out first, so that appending does not copy what has arrived so far.
+        var head = buffered.take() ?? ByteBuffer()
         head.writeBuffer(&bytes)
         buffered = head
-        guard let headLength = Self.headLength(head) else {
+        guard let headLength = Self.headLength(head), headLength <= Self.maxHeadSize else {
             if head.readableBytes > Self.maxHeadSize {
                 guard Self.hasLineEnd(head) else {
                     return refuse(.uriTooLong, uri: "-", context: context)
@@ -205,9 +206,9 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 
-    /// Whether `buffer` holds a line feed: the request line has ended.
+    /// Whether the request line ends within the first ``maxHeadSize`` bytes of `buffer`.
     static func hasLineEnd(_ buffer: ByteBuffer) -> Bool {
-        buffer.readableBytesView.contains(0x0A)
+        buffer.readableBytesView.prefix(maxHeadSize).contains(0x0A)
     }
 
     /// Bytes up to and including the blank line that ends the head, if it has all arrived.

@@ -135,14 +135,17 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
         paused = true
         context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
         // The replies just made reach the socket's queue on this loop's next write pass; if the
-        // socket takes them all, nothing will say it drained, so look again after that pass.
-        context.eventLoop.assumeIsolated().execute { self.resumeIfDrained() }
+        // socket takes them, nothing will say it drained: the writer says when it has flushed.
+        writer.whenFlushed = { [unowned self] in self.resumeIfDrained() }
     }
 
+    /// Resumes taking frames once the socket takes writes again (below NIO's high watermark,
+    /// which it reports on the way back), or once a close frame is out: its answer must be read.
     private func resumeIfDrained() {
         guard paused, let context, context.channel.isActive else { return }
-        guard context.channel.isWritable, writer.queuedBytes.load(ordering: .relaxed) == 0 else { return }
+        guard context.channel.isWritable || writer.sentClose != nil else { return }
         paused = false
+        writer.whenFlushed = nil
         takeFrames(context: context)
         if !paused, !hooksPaused {
             context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
