@@ -34,10 +34,20 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
     let closing = Atomic<Bool>(false)
     /// Bytes of frames submitted, from any thread, and not yet written to the socket's queue.
     let queuedBytes = Atomic<Int>(0)
-    /// The payload of the latest ping, while its pong waits for the socket to drain.
-    private var heldPong: ByteBuffer?
-    /// Called after each flush while set: the reader, paused, looks whether it may read again.
-    var whenFlushed: (() -> Void)?
+    /// The latest ping's payload, while its pong waits for the socket to drain: boxed, so that
+    /// a connection that owes no pong (nearly all) pays one pointer for it.
+    private var heldPong: HeldPong?
+    /// Whether each flush is told up the pipeline (``Flushed``): the reader, paused, looks then
+    /// whether it may read again.
+    var reportsFlushes = false
+
+    /// Told up the pipeline after a flush while ``reportsFlushes`` is set.
+    struct Flushed {}
+
+    private final class HeldPong {
+        let payload: ByteBuffer
+        init(_ payload: ByteBuffer) { self.payload = payload }
+    }
     /// The close frame written, once it is.
     private(set) var sentClose: Disconnect?
     private var outbox: OutboxAccount
@@ -125,7 +135,11 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
         batchOpen = false
         context.flush()
         settleOutbox(context)
-        whenFlushed?()
+        reportFlush(context)
+    }
+
+    private func reportFlush(_ context: ChannelHandlerContext) {
+        if reportsFlushes { context.fireUserInboundEventTriggered(Flushed()) }
     }
 
     /// Brings the outbox up to date with what the socket's queue still holds: the kernel takes
@@ -139,7 +153,7 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
     func pong(_ payload: ByteBuffer) {
         guard let context, sentClose == nil else { return }
         guard context.channel.isWritable else {
-            heldPong = payload
+            heldPong = HeldPong(payload)
             return
         }
         heldPong = nil
@@ -148,7 +162,7 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
 
     /// The socket's writability changed: a held pong goes out once it takes writes again.
     func writabilityChanged() {
-        guard let context, context.channel.isWritable, let payload = heldPong else { return }
+        guard let context, context.channel.isWritable, let payload = heldPong?.payload else { return }
         heldPong = nil
         writeControl(WebSocketFrameBytes.frame(.pong, payload))
     }
@@ -167,7 +181,7 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
         batchOpen = false
         context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
         settleOutbox(context)
-        whenFlushed?()
+        reportFlush(context)
     }
 
     /// Writes the close frame after every frame queued before it; nothing is written after it.
@@ -190,7 +204,7 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
         } else {
             context.writeAndFlush(wrapOutboundOut(WebSocketFrameBytes.close(disconnect)), promise: nil)
         }
-        whenFlushed?()
+        reportFlush(context)
         channel.close(after: closeTimeout)
     }
 }

@@ -136,7 +136,7 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
         context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
         // The replies just made reach the socket's queue on this loop's next write pass; if the
         // socket takes them, nothing will say it drained: the writer says when it has flushed.
-        writer.whenFlushed = { [unowned self] in self.resumeIfDrained() }
+        writer.reportsFlushes = true
     }
 
     /// Resumes taking frames once the socket takes writes again (below NIO's high watermark,
@@ -145,7 +145,7 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
         guard paused, let context, context.channel.isActive else { return }
         guard context.channel.isWritable || writer.sentClose != nil else { return }
         paused = false
-        writer.whenFlushed = nil
+        writer.reportsFlushes = false
         takeFrames(context: context)
         if !paused, !hooksPaused {
             context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
@@ -265,6 +265,7 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is FrameWriter.Flushed { return resumeIfDrained() }
         if event is HookQueue.Drained {
             hooksPaused = false
             if !paused { context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in } }

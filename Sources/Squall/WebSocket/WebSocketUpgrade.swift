@@ -115,7 +115,13 @@ final class WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
         let upgrader = HandshakeUpgrader(
             handshake: NIOTypedWebSocketServerUpgrader<UpgradeResult>(
                 shouldUpgrade: { channel, head in
-                    channel.eventLoop.makeSucceededFuture(self.accept(UpgradeRequest(head), on: channel, into: accepted, refusal: refusal))
+                    let headers = self.accept(UpgradeRequest(head), on: channel, into: accepted, refusal: refusal)
+                    if headers != nil, let guardian = try? channel.pipeline.syncOperations.handler(type: HTTPConnectionGuard.self) {
+                        // HTTP ends here: NIO is about to hand on the bytes that followed the
+                        // request, frames that the guard of HTTP parts must not see.
+                        channel.pipeline.syncOperations.removeHandler(guardian, promise: nil)
+                    }
+                    return channel.eventLoop.makeSucceededFuture(headers)
                 },
                 upgradePipelineHandler: { channel, _ in channel.eventLoop.makeSucceededFuture(.webSocket) }
             ),
@@ -123,9 +129,6 @@ final class WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
                 channel.eventLoop.makeCompletedFuture {
                     guard let upgrade = accepted.value else { throw NIOWebSocketUpgradeError.unsupportedWebSocketTarget }
                     accepted.value = nil
-                    // NIO removed its HTTP handlers; the guard of HTTP goes with them.
-                    let guardian = try channel.pipeline.syncOperations.handler(type: HTTPConnectionGuard.self)
-                    channel.pipeline.syncOperations.removeHandler(guardian, promise: nil)
                     try self.install(upgrade, uri: head.uri, on: channel)
                     return .webSocket
                 }
