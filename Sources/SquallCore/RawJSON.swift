@@ -4,9 +4,10 @@ import NIOCore
 /// `ref`s, which Squall stores and echoes but never interprets.
 ///
 /// Kept as bytes rather than as a tree: it costs about its own size in memory (a buffer rounds up
-/// to a power of two; a decoded tree cost 14–28 times as much), it is echoed byte for byte (a number like `9007199254740993` stays
-/// exact), and writing it into a reply is a copy that cannot fail.
-public struct RawJSON: Sendable, Hashable, CustomStringConvertible {
+/// to a power of two; a decoded tree cost 14–28 times as much), it is echoed byte for byte (a
+/// number like `9007199254740993` stays exact), and writing it into a reply is a copy that cannot
+/// fail. A class, so that a subscriber without `info` — nearly all — pays one null pointer for it.
+public final class RawJSON: Sendable, Hashable, CustomStringConvertible {
     /// How big and how deep a client's value may be.
     public struct Limits: Sendable, Hashable {
         /// Most bytes. Default 4 KiB for `info`.
@@ -39,7 +40,7 @@ public struct RawJSON: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Validates `bytes` as one JSON value within `limits`.
-    public init(validating bytes: ByteBuffer, limits: Limits) throws(Failure) {
+    public convenience init(validating bytes: ByteBuffer, limits: Limits) throws(Failure) {
         guard bytes.readableBytes <= limits.maxBytes else { throw .tooLarge(limit: limits.maxBytes) }
         let result: Result<JSONScanner.Kind, JSONScanner.Failure> = bytes.withUnsafeReadableBytes { raw in
             Result { () throws(JSONScanner.Failure) in try JSONScanner.validate(raw, maxDepth: limits.maxDepth) }
@@ -66,4 +67,10 @@ public struct RawJSON: Sendable, Hashable, CustomStringConvertible {
 
     /// The JSON text.
     public var description: String { String(buffer: bytes) }
+
+    /// Values are equal when their texts are, byte for byte.
+    public static func == (lhs: RawJSON, rhs: RawJSON) -> Bool { lhs.bytes == rhs.bytes }
+
+    /// Hashes the text.
+    public func hash(into hasher: inout Hasher) { hasher.combine(bytes) }
 }

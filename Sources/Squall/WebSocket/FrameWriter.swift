@@ -51,8 +51,7 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
     /// The close frame written, once it is.
     private(set) var sentClose: Disconnect?
     private var outbox: OutboxAccount
-    private let closeTimeout: Duration
-    private let logger: Logger
+    private let settings: Settings
     private let connectionID: UUID
     private var context: ChannelHandlerContext?
     /// Frames were written this turn and wait for ``flushBatch()``.
@@ -60,12 +59,26 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
     /// What was submitted before the upgrade completed; `nil` once ``release()`` wrote it.
     private var held: [WriteCoalescer.Item]? = []
 
-    init(loop: any EventLoop, limits: Outbox.Limits, closeTimeout: Duration, connectionID: UUID, logger: Logger) {
+    /// What every connection's writer shares: one object per server rather than a copy per
+    /// connection (a logger alone is about 56 bytes, and idle connections are counted in
+    /// thousands).
+    final class Settings: Sendable {
+        let limits: Outbox.Limits
+        let closeTimeout: Duration
+        let logger: Logger
+
+        init(limits: Outbox.Limits, closeTimeout: Duration, logger: Logger) {
+            self.limits = limits
+            self.closeTimeout = closeTimeout
+            self.logger = logger
+        }
+    }
+
+    init(loop: any EventLoop, settings: Settings, connectionID: UUID) {
         self.coalescer = .forLoop(loop)
-        self.outbox = OutboxAccount(limits: limits)
-        self.closeTimeout = closeTimeout
+        self.outbox = OutboxAccount(limits: settings.limits)
+        self.settings = settings
         self.connectionID = connectionID
-        self.logger = logger
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -101,7 +114,7 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
             }
             guard admitted else {
                 closing.store(true, ordering: .relaxed)
-                logger.warning(
+                settings.logger.warning(
                     "Closing slow WebSocket client: outbox overflow",
                     metadata: [
                         "squall.connection": "\(connectionID)",
@@ -186,7 +199,7 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
 
     /// Writes the close frame after every frame queued before it; nothing is written after it.
     /// - Parameter dropAfterWrite: `true` when answering the client's close: the TCP connection
-    ///   ends once the frame is written. Otherwise the client has ``closeTimeout`` to answer
+    ///   ends once the frame is written. Otherwise the client has the close timeout to answer
     ///   before the TCP connection is dropped (it stopped reading, or vanished).
     func sendClose(_ disconnect: Disconnect, dropAfterWrite: Bool = false) {
         guard let context, sentClose == nil else { return }
@@ -205,7 +218,7 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
             context.writeAndFlush(wrapOutboundOut(WebSocketFrameBytes.close(disconnect)), promise: nil)
         }
         reportFlush(context)
-        channel.close(after: closeTimeout)
+        channel.close(after: settings.closeTimeout)
     }
 }
 

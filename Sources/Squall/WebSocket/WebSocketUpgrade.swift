@@ -58,6 +58,7 @@ final class WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
     let configuration: SquallConfiguration
     let departures: ClientDepartures
     let logger: Logger
+    private let writerSettings: FrameWriter.Settings
 
     init(
         responder: @escaping HTTPChannelHandler.Responder,
@@ -73,6 +74,7 @@ final class WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
         self.configuration = configuration
         self.departures = departures
         self.logger = logger
+        self.writerSettings = FrameWriter.Settings(limits: configuration.outbox, closeTimeout: configuration.closeTimeout, logger: logger)
     }
 
     /// `ServerChildChannel`'s entry point, as Hummingbird's server would call it; ``Listener``
@@ -260,13 +262,7 @@ final class WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
         on channel: any Channel
     ) throws -> WebSocketFrameHandler {
         let id = UUID.random()
-        let writer = FrameWriter(
-            loop: channel.eventLoop,
-            limits: configuration.outbox,
-            closeTimeout: configuration.closeTimeout,
-            connectionID: id,
-            logger: logger
-        )
+        let writer = FrameWriter(loop: channel.eventLoop, settings: writerSettings, connectionID: id)
         try channel.pipeline.syncOperations.addHandler(writer, position: .first)
         let connection = WebSocketConnection(
             head: head,
