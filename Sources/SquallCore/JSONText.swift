@@ -17,7 +17,6 @@ public enum JSONText {
         text.withUTF8 { bytes in
             var length = 2
             for byte in bytes { length += Int(escapedLength[Int(byte)]) }
-            out.reserveCapacity(minimumWritableBytes: length)
             out.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { raw in
                 var index = 0
                 func put(_ byte: UInt8) {

@@ -62,7 +62,6 @@ final class ChannelProtocolHandler: NonBlockingWebSocketHandler {
             send(ProtocolReply.pong(ref: request.ref), to: connection)
         case "subscribe":
             let channel = try channel(of: request, op)
-            let since = request.since.map { StreamPosition(epoch: $0.epoch, offset: $0.offset) }
             let member = PresenceMember(id: connection.id, info: request.info, transport: "ws")
             let admitted = subscriber.channels.withLock { channels in
                 guard channels.contains(channel) || channels.count < Self.maxSubscriptions else { return false }
@@ -72,7 +71,7 @@ final class ChannelProtocolHandler: NonBlockingWebSocketHandler {
             guard admitted else {
                 throw ProtocolError(code: "too_many_subscriptions", message: "a connection may subscribe to at most \(Self.maxSubscriptions) channels")
             }
-            hub.subscribe(subscriber, to: channel, from: since, member: member, presenceEvents: request.presence ?? false) { subscription in
+            hub.subscribe(subscriber, to: channel, from: request.since, member: member, presenceEvents: request.presence ?? false) { subscription in
                 send(ProtocolReply.subscribed(ref: request.ref, subscription), to: connection)
             }
         case "unsubscribe":
@@ -92,8 +91,7 @@ final class ChannelProtocolHandler: NonBlockingWebSocketHandler {
             if let limit = request.limit, limit < 1 {
                 throw ProtocolError(.invalidParameter("limit", "a positive integer"))
             }
-            let since = request.since.map { StreamPosition(epoch: $0.epoch, offset: $0.offset) }
-            let history = hub.history(channel, since: since, limit: request.limit ?? .max, budget: budget)
+            let history = hub.history(channel, since: request.since, limit: request.limit ?? .max, budget: budget)
             send(ProtocolReply.history(history, ref: request.ref), to: connection)
         case "presence":
             let channel = try channel(of: request, op)

@@ -9,11 +9,6 @@ import SquallCore
 /// `info` are kept as the client wrote them (``RawJSON``), so that the reply echoes `ref` byte
 /// for byte and presence stores `info` at its own size.
 struct ProtocolRequest {
-    struct Position {
-        let epoch: String
-        let offset: UInt64
-    }
-
     /// How big `ref` and `info` may be, and how deep a request may nest.
     struct Limits: Sendable {
         /// `ref`: an id to match replies, not a payload. Default 256 bytes, 4 deep.
@@ -29,7 +24,7 @@ struct ProtocolRequest {
     var op: String?
     var ref: RawJSON?
     var channel: String?
-    var since: Position?
+    var since: StreamPosition?
     var data: String?
     var encoding: String?
     var presence: Bool?
@@ -119,7 +114,7 @@ struct ProtocolRequest {
         }
     }
 
-    private static func position(_ member: JSONScanner.Member, in frame: ByteBuffer) throws(ProtocolError) -> Position {
+    private static func position(_ member: JSONScanner.Member, in frame: ByteBuffer) throws(ProtocolError) -> StreamPosition {
         guard member.kind == .object else { throw wrongType("since") }
         let object = slice(member, in: frame)
         let fields: [JSONScanner.Member]? = object.withUnsafeReadableBytes { raw in try? JSONScanner.members(raw, maxDepth: 1) }
@@ -137,7 +132,7 @@ struct ProtocolRequest {
         }
         guard let epoch else { throw ProtocolError(code: "invalid_request", message: "\"since.epoch\" is missing") }
         guard let offset else { throw ProtocolError(code: "invalid_request", message: "\"since.offset\" is missing") }
-        return Position(epoch: epoch, offset: offset)
+        return StreamPosition(epoch: epoch, offset: offset)
     }
 }
 
