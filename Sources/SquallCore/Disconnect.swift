@@ -25,6 +25,12 @@ public struct Disconnect: Sendable, Hashable, CustomStringConvertible {
     /// 1011: a handler failed while serving this connection.
     public static let serverError = Disconnect(code: 1011, reason: "internal server error")
 
+    /// 4010: the client asked to resume from a position that is gone (another epoch, or older
+    /// than retention). The reason carries the current position to start again from.
+    public static func positionNotRecoverable(current: StreamPosition) -> Disconnect {
+        Disconnect(code: 4010, reason: "position not recoverable; current \(current)")
+    }
+
     /// `code reason`, as logged.
     public var description: String { reason.isEmpty ? "\(code)" : "\(code) \(reason)" }
 }

@@ -90,10 +90,3 @@ final class RetentionLedger: Sendable {
         total.add(bytes, ordering: .relaxed)
     }
 }
-
-/// A way of putting a ``Message`` on the wire (a JSON envelope, an SSE event, …).
-/// Encoding must be a pure function of the message: its result is cached and shared.
-public protocol WireFormat {
-    /// The message's bytes in this format.
-    static func encode(_ message: Message) -> ByteBuffer
-}

@@ -80,7 +80,7 @@ public enum FuzzTargets {
     static func query(_ data: UnsafeRawBufferPointer) {
         let uri = URI("/channels/x/messages?" + String(decoding: data, as: UTF8.self))
         let parameters = uri.queryParameters
-        _ = try? ChannelRoutes.pollQuery(parameters, maxWait: .seconds(25))
+        _ = try? PollingTransport.pollQuery(parameters, maxWait: .seconds(25))
         _ = try? ChannelTarget(channel: parameters["channel"].map(String.init), query: parameters, maxInfo: RawJSON.Limits())
         if let since = parameters["since"], let position = StreamPosition(since), StreamPosition(position.description) != position {
             fatalError("a position does not survive being written and read again")  // trap-ok: the fuzzer's finding

@@ -10,7 +10,7 @@ import Synchronization
 /// subscribed channels arrive as JSON envelopes; join and leave events for channels subscribed
 /// with `"presence": true`. A bad request gets an `error` reply with a stable code and the socket
 /// stays open: only the WebSocket layer's own limits (size, UTF-8) close it.
-final class ChannelProtocolHandler: NonBlockingWebSocketHandler {
+final class WSTransport: NonBlockingWebSocketHandler {
     /// The WebSocket subprotocol name clients may offer.
     static let subprotocol = "squall.v1"
     /// Most channels one connection may be subscribed to at once, so that one client cannot
@@ -20,7 +20,7 @@ final class ChannelProtocolHandler: NonBlockingWebSocketHandler {
     let hub: Hub
     private let limits: ProtocolRequest.Limits
     private let budget: ReadBudget
-    private let subscribers = Mutex<[UUID: EnvelopeSubscriber]>([:])
+    private let subscribers = Mutex<[UUID: WSSubscriber]>([:])
 
     init(hub: Hub, configuration: SquallConfiguration) {
         self.hub = hub
@@ -29,7 +29,7 @@ final class ChannelProtocolHandler: NonBlockingWebSocketHandler {
     }
 
     func openNow(_ connection: WebSocketConnection) throws {
-        subscribers.withLock { $0[connection.id] = EnvelopeSubscriber(connection: connection) }
+        subscribers.withLock { $0[connection.id] = WSSubscriber(connection: connection) }
         send(ProtocolReply.welcome(client: connection.id, protocol: Self.subprotocol), to: connection)
     }
 
@@ -54,7 +54,7 @@ final class ChannelProtocolHandler: NonBlockingWebSocketHandler {
         }
     }
 
-    private func handle(_ request: ProtocolRequest, from subscriber: EnvelopeSubscriber) throws(ProtocolError) {
+    private func handle(_ request: ProtocolRequest, from subscriber: WSSubscriber) throws(ProtocolError) {
         let connection = subscriber.connection
         guard let op = request.op else { throw ProtocolError(code: "missing_field", message: "every request needs \"op\"") }
         switch op {
@@ -139,7 +139,7 @@ final class ChannelProtocolHandler: NonBlockingWebSocketHandler {
 }
 
 /// Delivers a channel's messages and presence events to a `/ws` client as JSON.
-final class EnvelopeSubscriber: Subscriber {
+final class WSSubscriber: Subscriber {
     let connection: WebSocketConnection
     /// The channels this client is subscribed to; hooks of one connection run one at a time,
     /// the lock only makes that visible to the compiler.

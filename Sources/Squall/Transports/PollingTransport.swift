@@ -5,11 +5,10 @@ import NIOCore
 import ServiceLifecycle
 import SquallCore
 
-/// The HTTP transports of a channel, all over the same ``Hub``:
+/// Polling, and the plain HTTP routes of a channel, over the channel's log in the ``Hub``:
 ///
 /// | route | what |
 /// |---|---|
-/// | `GET /channels/{name}/events` | Server-Sent Events; resumes from `Last-Event-ID` or `since` |
 /// | `GET /channels/{name}/messages` | short poll (`wait=0`) and long poll (`wait` ≤ the configured maximum) |
 /// | `POST /channels/{name}/messages` | publish the request body |
 /// | `GET /channels/{name}/history` | the latest retained messages |
@@ -17,7 +16,7 @@ import SquallCore
 ///
 /// Polling is stateless: the position travels with each request, so it needs no session and no
 /// sticky load balancing.
-struct ChannelRoutes: Sendable {
+struct PollingTransport: Sendable {
     /// Most messages one poll or history request returns; `limit` defaults to it.
     static let maxLimit = 1000
 
@@ -27,7 +26,6 @@ struct ChannelRoutes: Sendable {
 
     func add(to router: Router<SquallRequestContext>) {
         let channel = router.group("channels/{name}")
-        channel.get("events", use: events)
         channel.get("messages", use: poll)
         channel.post("messages", use: publish)
         channel.get("history", use: history)
@@ -98,36 +96,6 @@ struct ChannelRoutes: Sendable {
         return Self.json(ProtocolReply.published(message, type: nil), status: .created)
     }
 
-    // MARK: - Server-Sent Events
-
-    @Sendable func events(_ request: Request, context: SquallRequestContext) async throws -> Response {
-        let target = try ChannelTarget(
-            channel: context.parameters.get("name"),
-            query: request.uri.queryParameters,
-            lastEventID: request.headers[Self.lastEventID],
-            maxInfo: configuration.maxInfo
-        )
-        let presenceEvents = ["1", "true"].contains(request.uri.queryParameters["presence"].map(String.init))
-        let stream = EventStream(
-            hub: hub,
-            target: target,
-            presenceEvents: presenceEvents,
-            outbox: Outbox(limits: configuration.outbox),
-            heartbeat: configuration.sseHeartbeat,
-            closeTimeout: configuration.closeTimeout,
-            socket: context.channel,
-            departure: departures[context.channel]
-        )
-        var headers: HTTPFields = [
-            .contentType: "text/event-stream; charset=utf-8",
-            .cacheControl: "no-cache",
-        ]
-        headers[Self.accelBuffering] = "no"  // tells nginx not to buffer the stream
-        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            try await stream.run(writer: &writer)
-        })
-    }
-
     // MARK: - Helpers
 
     /// A poll's `since`, `limit` and `wait`, each checked; `wait` defaults to, and is cut to,
@@ -142,8 +110,6 @@ struct ChannelRoutes: Sendable {
         return (since, limit, Duration(seconds: seconds, atMost: maxWait))
     }
 
-    private static let accelBuffering = HTTPField.Name("X-Accel-Buffering")!  // trap-ok: a valid field name, written here
-    private static let lastEventID = HTTPField.Name("Last-Event-ID")!  // trap-ok: a valid field name, written here
 
     private static func limit(_ query: Parameters) throws(APIError) -> Int {
         guard let text = query["limit"] else { return 100 }

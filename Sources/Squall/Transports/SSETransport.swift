@@ -1,8 +1,52 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import NIOCore
 import ServiceLifecycle
 import SquallCore
+
+/// `GET /channels/{name}/events`: a channel as Server-Sent Events, resuming from `Last-Event-ID`
+/// or `since`; `presence=true` adds join and leave events.
+struct SSETransport: Sendable {
+    let hub: Hub
+    let configuration: SquallConfiguration
+    let departures: ClientDepartures
+
+    func add(to router: Router<SquallRequestContext>) {
+        router.group("channels/{name}").get("events", use: events)
+    }
+
+    @Sendable func events(_ request: Request, context: SquallRequestContext) async throws -> Response {
+        let target = try ChannelTarget(
+            channel: context.parameters.get("name"),
+            query: request.uri.queryParameters,
+            lastEventID: request.headers[Self.lastEventID],
+            maxInfo: configuration.maxInfo
+        )
+        let presenceEvents = ["1", "true"].contains(request.uri.queryParameters["presence"].map(String.init))
+        let stream = EventStream(
+            hub: hub,
+            target: target,
+            presenceEvents: presenceEvents,
+            outbox: Outbox(limits: configuration.outbox),
+            heartbeat: configuration.sseHeartbeat,
+            closeTimeout: configuration.closeTimeout,
+            socket: context.channel,
+            departure: departures[context.channel]
+        )
+        var headers: HTTPFields = [
+            .contentType: "text/event-stream; charset=utf-8",
+            .cacheControl: "no-cache",
+        ]
+        headers[Self.accelBuffering] = "no"  // tells nginx not to buffer the stream
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            try await stream.run(writer: &writer)
+        })
+    }
+
+    private static let accelBuffering = HTTPField.Name("X-Accel-Buffering")!  // trap-ok: a valid field name, written here
+    private static let lastEventID = HTTPField.Name("Last-Event-ID")!  // trap-ok: a valid field name, written here
+}
 
 /// One Server-Sent Events response: subscribes to a channel and writes its messages as events
 /// until the client goes away, the server shuts down, or the client reads too slowly.
@@ -25,7 +69,7 @@ struct EventStream: Sendable {
     func run(writer: inout any ResponseBodyWriter) async throws {
         let outbox = self.outbox
         let heartbeat = self.heartbeat
-        let subscriber = StreamSubscriber(outbox: outbox, socket: socket, closeTimeout: closeTimeout)
+        let subscriber = SSESubscriber(outbox: outbox, socket: socket, closeTimeout: closeTimeout)
         // A client that went away ends the stream now, not at the next heartbeat's failed write.
         departure.whenDeparted { outbox.finish() }
         let client = UUID.random()
@@ -90,7 +134,7 @@ struct EventStream: Sendable {
 }
 
 /// Queues a channel's messages and presence events as SSE events in a stream's outbox.
-final class StreamSubscriber: Subscriber {
+final class SSESubscriber: Subscriber {
     let outbox: Outbox
     let socket: any Channel
     let closeTimeout: Duration

@@ -54,15 +54,15 @@ public struct SquallServer: Service, CustomStringConvertible {
         let hub = Hub(retention: configuration.retention)
         self.hub = hub
         let maxInfo = configuration.maxInfo
-        mounts.append(WebSocketMount(path: "/msg", handler: ChannelSocketHandler(channel: "msg", hub: hub, maxInfo: maxInfo)) { _, uri, _ in
+        mounts.append(WebSocketMount(path: "/msg", handler: MsgTransport(channel: "msg", hub: hub, maxInfo: maxInfo)) { _, uri, _ in
             _ = try ChannelTarget(channel: "msg", query: uri.queryParameters, maxInfo: maxInfo)
             return [:]
         })
-        mounts.append(WebSocketMount(path: "/msg/{channel}", handler: ChannelSocketHandler(channel: nil, hub: hub, maxInfo: maxInfo)) { _, uri, parameters in
+        mounts.append(WebSocketMount(path: "/msg/{channel}", handler: MsgTransport(channel: nil, hub: hub, maxInfo: maxInfo)) { _, uri, parameters in
             _ = try ChannelTarget(channel: parameters["channel"].map(String.init), query: uri.queryParameters, maxInfo: maxInfo)
             return [:]
         })
-        mounts.append(WebSocketMount(path: "/ws", handler: ChannelProtocolHandler(hub: hub, configuration: configuration), check: Self.negotiateSubprotocol))
+        mounts.append(WebSocketMount(path: "/ws", handler: WSTransport(hub: hub, configuration: configuration), check: Self.negotiateSubprotocol))
     }
 
     /// Serves `handler`'s hooks to WebSocket clients that connect to `path`, which may hold
@@ -104,7 +104,8 @@ public struct SquallServer: Service, CustomStringConvertible {
             Health(status: "ok", connections: connections.count, channels: hub.channelCount, waitingPolls: hub.waitingPolls)
         }
         let departures = ClientDepartures()
-        ChannelRoutes(hub: hub, configuration: configuration, departures: departures).add(to: router)
+        PollingTransport(hub: hub, configuration: configuration, departures: departures).add(to: router)
+        SSETransport(hub: hub, configuration: configuration, departures: departures).add(to: router)
 
         for mount in mounts {
             let check = mount.check
@@ -125,7 +126,7 @@ public struct SquallServer: Service, CustomStringConvertible {
         return Listener(
             host: configuration.host,
             port: configuration.port,
-            upgrade: WebSocketUpgrade(
+            upgrade: ConnectionSetup(
                 responder: { request, writer, channel in try await served.respond(to: request, writer: writer, channel: channel) },
                 mounts: mounts,
                 pool: connections,
@@ -144,14 +145,14 @@ public struct SquallServer: Service, CustomStringConvertible {
         let offered = head.headers["Sec-WebSocket-Protocol"].joined(separator: ",")
         guard !offered.isEmpty else { return [:] }
         let protocols = offered.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-        guard protocols.contains(ChannelProtocolHandler.subprotocol) else {
+        guard protocols.contains(WSTransport.subprotocol) else {
             throw APIError(
                 .badRequest,
                 code: "unsupported_protocol",
-                message: "/ws speaks the \(ChannelProtocolHandler.subprotocol) subprotocol; offered: \(offered.prefix(100))"
+                message: "/ws speaks the \(WSTransport.subprotocol) subprotocol; offered: \(offered.prefix(100))"
             )
         }
-        return [.secWebSocketProtocol: ChannelProtocolHandler.subprotocol]
+        return [.secWebSocketProtocol: WSTransport.subprotocol]
     }
 }
 

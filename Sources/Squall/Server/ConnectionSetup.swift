@@ -22,7 +22,7 @@ import SquallCore
 ///
 /// A refused upgrade (no mount matches, or the mount's check throws) is answered with the JSON
 /// error a plain GET of the path gets, and the connection is closed.
-final class WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
+final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
     enum UpgradeResult: Sendable {
         /// The connection is a WebSocket now; its handlers serve it.
         case webSocket
@@ -311,7 +311,7 @@ final class WebSocketUpgrade: ServerChildChannel, HTTPChannelHandler {
 /// its own handlers in place of NIO's frame decoder and encoder, which an idle connection
 /// would otherwise carry (about half a KiB) only to have its frames parsed twice.
 private struct HandshakeUpgrader: NIOTypedHTTPServerProtocolUpgrader {
-    typealias UpgradeResult = WebSocketUpgrade.UpgradeResult
+    typealias UpgradeResult = ConnectionSetup.UpgradeResult
 
     let handshake: NIOTypedWebSocketServerUpgrader<UpgradeResult>
     let install: @Sendable (any Channel, HTTPRequestHead) -> EventLoopFuture<UpgradeResult>

@@ -5,7 +5,7 @@ import NIOPosix
 import ServiceLifecycle
 
 /// The listening socket: accepts each connection and sets it up on its event loop with
-/// ``WebSocketUpgrade``. A connection that becomes a WebSocket never leaves its event loop; only
+/// ``ConnectionSetup``. A connection that becomes a WebSocket never leaves its event loop; only
 /// one that stays HTTP gets a task, running Hummingbird's HTTP/1.1 handling with the router.
 ///
 /// Why not Hummingbird's `Server`: it passes every accepted connection through an async
@@ -19,12 +19,12 @@ import ServiceLifecycle
 struct Listener: Service {
     let host: String
     let port: Int
-    let upgrade: WebSocketUpgrade
+    let upgrade: ConnectionSetup
     let logger: Logger
     let onListening: @Sendable (SocketAddress) async -> Void
 
     func run() async throws {
-        let (connections, waiting) = AsyncStream.makeStream(of: WebSocketUpgrade.Value.self)
+        let (connections, waiting) = AsyncStream.makeStream(of: ConnectionSetup.Value.self)
         let open = HTTPConnections()
         let upgrade = self.upgrade
         let logger = self.logger

@@ -11,12 +11,12 @@ import Synchronization
 /// `?since=EPOCH:OFFSET` resumes after a position. A position that cannot be resumed closes the
 /// socket with 4010 and the current position in the reason, since a bare frame has no room to
 /// say "you missed messages". `?name=` is shown in presence as `{"name": …}`.
-final class ChannelSocketHandler: NonBlockingWebSocketHandler {
+final class MsgTransport: NonBlockingWebSocketHandler {
     /// Channel `msg` for `/msg`; `nil` to take the `{channel}` path parameter.
     let fixedChannel: String?
     let hub: Hub
     let maxInfo: RawJSON.Limits
-    private let subscribers = Mutex<[UUID: FrameSubscriber]>([:])
+    private let subscribers = Mutex<[UUID: MsgSubscriber]>([:])
 
     init(channel: String?, hub: Hub, maxInfo: RawJSON.Limits) {
         self.fixedChannel = channel
@@ -30,7 +30,7 @@ final class ChannelSocketHandler: NonBlockingWebSocketHandler {
             query: connection.uri.queryParameters,
             maxInfo: maxInfo
         )
-        let subscriber = FrameSubscriber(connection: connection, channel: target.channel)
+        let subscriber = MsgSubscriber(connection: connection, channel: target.channel)
         subscribers.withLock { $0[connection.id] = subscriber }
         let subscription = hub.subscribe(subscriber, to: target.channel, from: target.since, member: target.member(connection.id, transport: "msg"))
         if subscription.recovered == false {
@@ -50,7 +50,7 @@ final class ChannelSocketHandler: NonBlockingWebSocketHandler {
 }
 
 /// Delivers a channel's messages to a plain socket as the frames that were published.
-final class FrameSubscriber: Subscriber {
+final class MsgSubscriber: Subscriber {
     let connection: WebSocketConnection
     let channel: ChannelName
 
@@ -64,40 +64,4 @@ final class FrameSubscriber: Subscriber {
     }
 
     func receive(_ event: PresenceEvent) {}
-}
-
-/// The channel, resume position and presence name a plain socket or SSE request asks for,
-/// validated the same way before and after the upgrade.
-struct ChannelTarget {
-    let channel: ChannelName
-    let since: StreamPosition?
-    /// `{"name": …}` for presence, from `?name=`.
-    let info: RawJSON?
-
-    /// - Parameters:
-    ///   - channel: the channel name from the path.
-    ///   - query: `since` (`EPOCH:OFFSET`) and `name`.
-    ///   - lastEventID: an SSE `Last-Event-ID` header, which wins over `since`.
-    ///   - maxInfo: how long the presence info the name makes may be.
-    init(channel: String?, query: Parameters, lastEventID: String? = nil, maxInfo: RawJSON.Limits) throws(APIError) {
-        self.channel = try APIError.channel(channel)
-        self.since = try APIError.position(lastEventID ?? query["since"].map(String.init))
-        let info = query["name"].map { RawJSON.name(String($0)) }
-        if let info, info.bytes.readableBytes > maxInfo.maxBytes {
-            throw APIError.invalidParameter("name", "at most \(maxInfo.maxBytes - 11) bytes long")
-        }
-        self.info = info
-    }
-
-    func member(_ id: UUID, transport: String) -> PresenceMember {
-        PresenceMember(id: id, info: info, transport: transport)
-    }
-}
-
-extension Disconnect {
-    /// 4010: the client asked to resume from a position that is gone (another epoch, or older
-    /// than retention). The reason carries the current position to start again from.
-    static func positionNotRecoverable(current: StreamPosition) -> Disconnect {
-        Disconnect(code: 4010, reason: "position not recoverable; current \(current)")
-    }
 }

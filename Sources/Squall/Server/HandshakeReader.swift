@@ -19,7 +19,7 @@ import NIOWebSocket
 ///   answered on NIO's path, as a plain GET of the path would be.
 /// - Bytes the client sent after the head (frames sent before the 101 arrived) reach the
 ///   WebSocket handler, in order.
-/// - The connection opens before the 101 is written (see ``WebSocketUpgrade``).
+/// - The connection opens before the 101 is written (see ``ConnectionSetup``).
 /// - **Every socket ends.** A client that ends its side before its head is complete is closed;
 ///   so is one whose head is not complete within the handshake timeout; a request line longer
 ///   than ``maxHeadSize`` is answered 414 and closed.
@@ -29,10 +29,10 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
     /// Longest head the fast path reads; a longer one is NIO's to judge.
     static let maxHeadSize = 8192
 
-    private let upgrade: WebSocketUpgrade
-    private let accepted: NIOLoopBoundBox<WebSocketUpgrade.Accepted?>
-    private let refusal: NIOLoopBoundBox<WebSocketUpgrade.Refusal?>
-    private let result: EventLoopPromise<WebSocketUpgrade.UpgradeResult>
+    private let upgrade: ConnectionSetup
+    private let accepted: NIOLoopBoundBox<ConnectionSetup.Accepted?>
+    private let refusal: NIOLoopBoundBox<ConnectionSetup.Refusal?>
+    private let result: EventLoopPromise<ConnectionSetup.UpgradeResult>
     private var buffered: ByteBuffer?
     private var decided = false
     /// The first request was answered with an error here; what follows is discarded.
@@ -43,10 +43,10 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
     let deadline: NIODeadline
 
     init(
-        upgrade: WebSocketUpgrade,
-        accepted: NIOLoopBoundBox<WebSocketUpgrade.Accepted?>,
-        refusal: NIOLoopBoundBox<WebSocketUpgrade.Refusal?>,
-        result: EventLoopPromise<WebSocketUpgrade.UpgradeResult>,
+        upgrade: ConnectionSetup,
+        accepted: NIOLoopBoundBox<ConnectionSetup.Accepted?>,
+        refusal: NIOLoopBoundBox<ConnectionSetup.Refusal?>,
+        result: EventLoopPromise<ConnectionSetup.UpgradeResult>,
         deadline: NIODeadline
     ) {
         self.upgrade = upgrade

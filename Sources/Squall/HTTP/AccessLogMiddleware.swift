@@ -3,7 +3,7 @@ import Logging
 
 /// One line per request, as Tornado's `tornado.access` logger writes it:
 /// `200 GET /healthz (127.0.0.1) 0.21ms`. 1xx–3xx log at info, 4xx at warning, 5xx at error.
-/// Accepted WebSocket upgrades never reach the router; ``WebSocketUpgrade`` logs them as `101`
+/// Accepted WebSocket upgrades never reach the router; ``ConnectionSetup`` logs them as `101`
 /// with ``log(status:method:uri:remote:since:logger:)``. A refused upgrade is answered, and
 /// logged, by the router.
 struct AccessLogMiddleware: RouterMiddleware {
