@@ -1,8 +1,13 @@
-/// Why the server ends a connection: a code and a human-readable reason.
+/// Why the server ends a connection: a code and a human-readable reason — and, as static
+/// members, the registry of every one Squall sends (centrifuge's `disconnect.go`).
 ///
 /// Codes follow WebSocket close codes (RFC 6455 §7.4) on every transport, so a client sees the
 /// same code whether it was connected over WebSocket or anything else. Reasons are short
 /// ASCII sentences: a WebSocket close frame carries at most 123 bytes of reason.
+///
+/// Contracts: Squall itself closes only with the values below (docs/protocol.md lists each
+/// code, and a test holds the two to each other); codes never change meaning. A handler may
+/// close with any code it likes (``init(code:reason:)``).
 public struct Disconnect: Sendable, Hashable, CustomStringConvertible {
     /// The close code.
     public var code: UInt16
@@ -15,15 +20,69 @@ public struct Disconnect: Sendable, Hashable, CustomStringConvertible {
         self.reason = reason
     }
 
+    /// `code reason`, as logged.
+    public var description: String { reason.isEmpty ? "\(code)" : "\(code) \(reason)" }
+}
+
+extension Disconnect {
+    // MARK: 1000–1001: ordinary ends
+
     /// 1000: the application closed the connection on purpose.
     public static let normal = Disconnect(code: 1000, reason: "")
+    /// The answer to a client's close frame: its own code back (RFC 6455 §5.5.1), 1000 when it
+    /// sent none.
+    public static func echo(_ code: UInt16) -> Disconnect { Disconnect(code: code, reason: "") }
     /// 1001: the server is shutting down; the client may reconnect to another node or later.
     public static let shutdown = Disconnect(code: 1001, reason: "server shutting down")
+
+    // MARK: 1002: the client broke RFC 6455
+
+    /// 1002: a client frame without a mask (§5.1).
+    public static let unmaskedFrame = protocolError("client frames must be masked")
+    /// 1002: RSV2 or RSV3 set; no extension Squall speaks uses them.
+    public static let reservedBits = protocolError("reserved bits set")
+    /// 1002: RSV1 set without permessage-deflate.
+    public static let noExtensionNegotiated = protocolError("no extension was negotiated")
+    /// 1002: RSV1 set on a continuation or control frame (RFC 7692 §6).
+    public static let compressedControlOrContinuation = protocolError("RSV1 set on a non-first frame")
+    /// 1002: a new data frame while a fragmented message is unfinished.
+    public static let expectedContinuation = protocolError("expected a continuation frame")
+    /// 1002: a continuation frame with no message to continue.
+    public static let unexpectedContinuation = protocolError("continuation frame without a message")
+    /// 1002: an opcode RFC 6455 does not define.
+    public static let unknownOpcode = protocolError("unknown opcode")
+    /// 1002: a 64-bit payload length with its top bit set.
+    public static let invalidFrameLength = protocolError("invalid frame length")
+    /// 1002: a control frame without FIN (§5.5).
+    public static let fragmentedControlFrame = protocolError("fragmented control frame")
+    /// 1002: a control frame with more than 125 bytes of payload (§5.5).
+    public static let controlFrameTooLong = protocolError("control frame too long")
+    /// 1002: a close frame whose payload is 1 byte: too short for a code (§5.5.1).
+    public static let invalidCloseFrame = protocolError("close frame with a 1-byte payload")
+    /// 1002: a close frame with a code that may not be sent (1005, 1006, below 1000, …).
+    public static let invalidCloseCode = protocolError("invalid close code")
+
+    private static func protocolError(_ reason: String) -> Disconnect { Disconnect(code: 1002, reason: reason) }
+
+    // MARK: 1007–1011: bad messages, slow clients, failures
+
+    /// 1007: a text message that is not UTF-8.
+    public static let invalidUTF8 = Disconnect(code: 1007, reason: "invalid UTF-8 in a text message")
+    /// 1007: a compressed message that does not inflate.
+    public static let invalidCompressedData = Disconnect(code: 1007, reason: "invalid compressed data")
+    /// 1007: a close frame whose reason is not UTF-8.
+    public static let invalidCloseReason = Disconnect(code: 1007, reason: "close reason is not UTF-8")
     /// 1008: the client did not read fast enough and its outbox overflowed. Closing it keeps
     /// its backlog from stalling everyone else or growing memory without bound.
     public static let slowConsumer = Disconnect(code: 1008, reason: "slow consumer: outbox overflow")
+    /// 1009: a message over the size limit, compressed or inflated.
+    public static let messageTooBig = Disconnect(code: 1009, reason: "message too big")
     /// 1011: a handler failed while serving this connection.
     public static let serverError = Disconnect(code: 1011, reason: "internal server error")
+    /// 1011: no decompressor could be had for a compressed message.
+    public static let cannotInflate = Disconnect(code: 1011, reason: "cannot inflate now")
+
+    // MARK: 4000–4999: Squall's own
 
     /// 4010: the client asked to resume from a position that is gone (another epoch, or older
     /// than retention). The reason carries the current position to start again from.
@@ -31,6 +90,13 @@ public struct Disconnect: Sendable, Hashable, CustomStringConvertible {
         Disconnect(code: 4010, reason: "position not recoverable; current \(current)")
     }
 
-    /// `code reason`, as logged.
-    public var description: String { reason.isEmpty ? "\(code)" : "\(code) \(reason)" }
+    /// Every code Squall itself sends, each with an example of its disconnect.
+    public static let registry: [Disconnect] = [
+        .normal, .shutdown,
+        .unmaskedFrame, .reservedBits, .noExtensionNegotiated, .compressedControlOrContinuation, .expectedContinuation,
+        .unexpectedContinuation, .unknownOpcode, .invalidFrameLength, .fragmentedControlFrame, .controlFrameTooLong,
+        .invalidCloseFrame, .invalidCloseCode,
+        .invalidUTF8, .invalidCompressedData, .invalidCloseReason, .slowConsumer, .messageTooBig, .serverError, .cannotInflate,
+        .positionNotRecoverable(current: StreamPosition(epoch: "epoch", offset: 0)),
+    ]
 }

@@ -24,9 +24,6 @@ final class HookQueue: Sendable {
         var failure: (any Error)?
     }
 
-    /// Told to the connection's pipeline when the queue has drained enough to read again.
-    struct Drained {}
-
     /// Above this many waiting messages the client is no longer read from…
     static let pauseAbove = 64
     /// …until no more than this many wait.
@@ -79,7 +76,7 @@ final class HookQueue: Sendable {
         if resumeReading {
             // The frame handler owns the socket's reading: it turns it back on unless it has
             // paused it for a reason of its own.
-            connection.channel.pipeline.fireUserInboundEventTriggered(Drained())
+            connection.socket.pipeline.fireUserInboundEventTriggered(WebSocketFrameHandler.ResumeReading())
         }
         return event
     }

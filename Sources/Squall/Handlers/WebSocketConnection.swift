@@ -38,7 +38,8 @@ public final class WebSocketConnection: Sendable, Identifiable, Hashable, Custom
     /// The server's logger; ``logger`` adds this connection's id. Kept bare so that an idle
     /// connection does not hold a metadata dictionary of its own.
     let serverLogger: Logger
-    let channel: any Channel
+    /// The TCP connection.
+    let socket: any Channel
     let writer: FrameWriter
     /// The permessage-deflate options in effect, when the client negotiated the extension
     /// (messages from their minimum size up go to it compressed, and it may send compressed
@@ -49,7 +50,7 @@ public final class WebSocketConnection: Sendable, Identifiable, Hashable, Custom
     init(
         head: HTTPRequestHead,
         parameters: Parameters,
-        channel: any Channel,
+        socket: any Channel,
         writer: FrameWriter,
         deflate: DeflateOptions?,
         id: UUID,
@@ -59,7 +60,7 @@ public final class WebSocketConnection: Sendable, Identifiable, Hashable, Custom
         self.deflate = deflate
         self.head = head
         self.parameters = parameters
-        self.channel = channel
+        self.socket = socket
         self.writer = writer
         self.serverLogger = logger
     }
@@ -72,7 +73,7 @@ public final class WebSocketConnection: Sendable, Identifiable, Hashable, Custom
     }
 
     /// The client's address, as the operating system reports it.
-    public var remoteAddress: SocketAddress? { channel.remoteAddress }
+    public var remoteAddress: SocketAddress? { socket.remoteAddress }
 
     /// Queues `message` for this client (Tornado's `write_message`); never waits.
     ///

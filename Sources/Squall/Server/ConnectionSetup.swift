@@ -74,7 +74,13 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
         self.configuration = configuration
         self.departures = departures
         self.logger = logger
-        self.writerSettings = FrameWriter.Settings(limits: configuration.outbox, closeTimeout: configuration.closeTimeout, logger: logger)
+        self.writerSettings = FrameWriter.Settings(
+            limits: configuration.outbox,
+            closeTimeout: configuration.closeTimeout,
+            maxMessageSize: configuration.maxMessageSize,
+            pingInterval: configuration.pingInterval,
+            logger: logger
+        )
     }
 
     /// `ServerChildChannel`'s entry point, as Hummingbird's server would call it; ``Listener``
@@ -222,7 +228,7 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
             }
             throw APIError.notFound(uri.path)
         } catch {
-            let error = error as? APIError ?? APIError(.badRequest, code: "invalid_request", message: "malformed upgrade request")
+            let error = error as? APIError ?? APIError(.invalidRequest, message: "malformed upgrade request")
             refusal.value = Refusal(error: error, uri: head.uri, start: start)
             return nil
         }
@@ -262,31 +268,26 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
         on channel: any Channel
     ) throws -> WebSocketFrameHandler {
         let id = UUID.random()
-        let writer = FrameWriter(loop: channel.eventLoop, settings: writerSettings, connectionID: id)
+        let writer = FrameWriter(loop: channel.eventLoop, settings: writerSettings, connectionID: id, deflate: deflate != nil)
         try channel.pipeline.syncOperations.addHandler(writer, position: .first)
         let connection = WebSocketConnection(
             head: head,
             parameters: parameters,
-            channel: channel,
+            socket: channel,
             writer: writer,
             deflate: deflate,
             id: id,
             logger: logger
         )
-        let hooks: WebSocketFrameHandler.Hooks =
+        let runner: ConnectionHooks.Runner =
             if let handler = mount.nonBlockingHandler {
                 .now(handler)
             } else {
                 .queued(HookQueue(handler: mount.handler, connection: connection, pool: pool))
             }
-        let handler = WebSocketFrameHandler(
-            connection: connection,
-            hooks: hooks,
-            pool: pool,
-            maxMessageSize: configuration.maxMessageSize,
-            pingInterval: configuration.pingInterval
-        )
-        handler.open()
+        let hooks = ConnectionHooks(connection: connection, runner: runner, pool: pool)
+        let handler = WebSocketFrameHandler(writer: writer, sink: hooks, maxMessageSize: configuration.maxMessageSize)
+        hooks.open()
         return handler
     }
 
@@ -294,7 +295,7 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
     /// socket's bytes itself, and ``FrameWriter`` writes whole frames.
     func install(_ upgrade: Accepted, uri: String, on channel: any Channel) throws {
         try channel.pipeline.syncOperations.addHandler(upgrade.handler)
-        upgrade.handler.connection.writer.release()
+        upgrade.handler.writer.release()
         AccessLogMiddleware.log(
             status: 101,
             method: "GET",

@@ -16,9 +16,10 @@ import Synchronization
 ///   `writev(2)`; a control or close frame written meanwhile flushes them with it.
 /// - **Bounded.** Each frame must be admitted by the connection's ``OutboxAccount``, which counts
 ///   what the socket has not taken yet; a refused frame closes the connection with 1008.
-/// - **Nothing after close.** Once the close frame is written, no other frame is.
-/// - **Nothing before the 101.** The connection opens (and may be written to) before the
-///   handshake's 101 response is written; until ``release()`` everything is held back, in order.
+/// - **The state machine decides.** The connection's ``WebSocketStateMachine`` lives here (the
+///   writer is in place from the connection's open to its end; ``WebSocketFrameHandler``
+///   drives it too): it says whether a frame is written, held back until the 101 is written
+///   (``release()``), or discarded after the close frame, and which close frame goes out.
 /// - **At most one pong waits.** While the socket is not writable (the client does not read),
 ///   a ping is answered by remembering it: a later ping replaces it, and the pong goes out
 ///   when the socket drains (RFC 6455 §5.5.3 allows answering only the latest).
@@ -48,16 +49,16 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
         let payload: ByteBuffer
         init(_ payload: ByteBuffer) { self.payload = payload }
     }
-    /// The close frame written, once it is.
-    private(set) var sentClose: Disconnect?
+    /// The connection's life: see ``WebSocketStateMachine``.
+    var machine: WebSocketStateMachine
     private var outbox: OutboxAccount
-    private let settings: Settings
+    let settings: Settings
     private let connectionID: UUID
     private var context: ChannelHandlerContext?
     /// Frames were written this turn and wait for ``flushBatch()``.
     private var batchOpen = false
-    /// What was submitted before the upgrade completed; `nil` once ``release()`` wrote it.
-    private var held: [WriteCoalescer.Item]? = []
+    /// What was submitted before the 101 was written, while the machine says to hold it.
+    private var held: [WriteCoalescer.Item] = []
 
     /// What every connection's writer shares: one object per server rather than a copy per
     /// connection (a logger alone is about 56 bytes, and idle connections are counted in
@@ -65,17 +66,23 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
     final class Settings: Sendable {
         let limits: Outbox.Limits
         let closeTimeout: Duration
+        let maxMessageSize: Int
+        let pingInterval: Duration?
         let logger: Logger
 
-        init(limits: Outbox.Limits, closeTimeout: Duration, logger: Logger) {
+        init(limits: Outbox.Limits, closeTimeout: Duration, maxMessageSize: Int, pingInterval: Duration?, logger: Logger) {
             self.limits = limits
             self.closeTimeout = closeTimeout
+            self.maxMessageSize = maxMessageSize
+            self.pingInterval = pingInterval
             self.logger = logger
         }
     }
 
-    init(loop: any EventLoop, settings: Settings, connectionID: UUID) {
+    /// - Parameter deflate: permessage-deflate was negotiated.
+    init(loop: any EventLoop, settings: Settings, connectionID: UUID, deflate: Bool) {
         self.coalescer = .forLoop(loop)
+        self.machine = WebSocketStateMachine(maxMessageSize: settings.maxMessageSize, deflate: deflate)
         self.outbox = OutboxAccount(limits: settings.limits)
         self.settings = settings
         self.connectionID = connectionID
@@ -93,12 +100,18 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
     /// - Returns: `true` when this opened the connection's batch for this turn: the caller
     ///   calls ``flushBatch()`` once the turn's items are written.
     func write(_ item: WriteCoalescer.Item) -> Bool {
-        if held != nil {
-            held?.append(item)
+        switch machine.write() {
+        case .hold:
+            held.append(item)
             return false
+        case .discard:
+            if case .frame(let frame) = item { queuedBytes.subtract(frame.readableBytes, ordering: .relaxed) }
+            return false
+        case .write:
+            break
         }
         if case .frame(let frame) = item { queuedBytes.subtract(frame.readableBytes, ordering: .relaxed) }
-        guard let context, sentClose == nil else { return false }
+        guard let context else { return false }
         switch item {
         case .frame(let frame):
             let opensBatch = !batchOpen
@@ -122,22 +135,23 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
                         "squall.outbox.max_bytes": "\(outbox.limits.maxBytes)",
                     ]
                 )
-                sendClose(.slowConsumer)
+                perform(machine.outboxOverflowed())
                 return false
             }
             context.write(wrapOutboundOut(frame), promise: nil)
             batchOpen = true
             return opensBatch
         case .close(let disconnect):
-            sendClose(disconnect)
+            perform(machine.close(disconnect))
             return false
         }
     }
 
     /// Writes what was held back while the upgrade completed, now that the 101 is written.
     func release() {
-        guard let items = held else { return }
-        held = nil
+        machine.upgraded()
+        let items = held
+        held = []
         for item in items { _ = write(item) }
         flushBatch()
     }
@@ -164,7 +178,7 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
 
     /// Answers a ping: now if the socket takes writes, else once it drains (see the contract).
     func pong(_ payload: ByteBuffer) {
-        guard let context, sentClose == nil else { return }
+        guard let context, machine.write() == .write else { return }
         guard context.channel.isWritable else {
             heldPong = HeldPong(payload)
             return
@@ -190,22 +204,27 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
     /// Writes a control frame (ping, pong) now, after every frame queued before it, in the same
     /// flush.
     func writeControl(_ frame: ByteBuffer) {
-        guard let context, sentClose == nil else { return }
+        guard let context, machine.write() == .write else { return }
         batchOpen = false
         context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
         settleOutbox(context)
         reportFlush(context)
     }
 
-    /// Writes the close frame after every frame queued before it; nothing is written after it.
+    /// Carries out the machine's answer to a close asked for.
+    func perform(_ action: WebSocketStateMachine.CloseAction) {
+        if case .close(let disconnect) = action { writeClose(disconnect) }
+    }
+
+    /// Writes the close frame the machine chose, after every frame queued before it; nothing is
+    /// written after it.
     /// - Parameter dropAfterWrite: `true` when answering the client's close: the TCP connection
     ///   ends once the frame is written. Otherwise the client has the close timeout to answer
     ///   before the TCP connection is dropped (it stopped reading, or vanished).
-    func sendClose(_ disconnect: Disconnect, dropAfterWrite: Bool = false) {
-        guard let context, sentClose == nil else { return }
+    func writeClose(_ disconnect: Disconnect, dropAfterWrite: Bool = false) {
+        guard let context else { return }
         closing.store(true, ordering: .relaxed)
         batchOpen = false  // the close frame's flush sends the batch too
-        sentClose = disconnect
         let channel = context.channel
         if dropAfterWrite {
             context.writeAndFlush(wrapOutboundOut(WebSocketFrameBytes.close(disconnect))).whenComplete { _ in
@@ -218,7 +237,16 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
             context.writeAndFlush(wrapOutboundOut(WebSocketFrameBytes.close(disconnect)), promise: nil)
         }
         reportFlush(context)
-        channel.close(after: settings.closeTimeout)
+        channel.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(settings.closeTimeout)) { [self] in
+            if machine.closeTimedOut() { channel.close(promise: nil) }
+        }
+    }
+
+    /// This connection's logger: the server's, with the connection's id.
+    var logger: Logger {
+        var logger = settings.logger
+        logger[metadataKey: "squall.connection"] = "\(connectionID)"
+        return logger
     }
 }
 

@@ -8,15 +8,15 @@ import Synchronization
 /// Contracts: everything but ``forLoop(_:interval:)`` runs on the loop (hence
 /// `@unchecked Sendable`); a connection is ticked every `interval` from the first tick after it
 /// registers; the timer stops when no connection is left and restarts with the next. Each tick's
-/// pings carry a fresh random ``payload``: only a pong that echoes it answers the ping (RFC 6455
+/// pings carry a fresh random ``nonce``: only a pong that echoes it answers the ping (RFC 6455
 /// §5.5.3), so a client cannot stay alive on unsolicited pongs without reading.
 final class PingTimer: @unchecked Sendable {
     private let loop: any EventLoop
     private let interval: TimeAmount
     private var members: [ObjectIdentifier: WebSocketFrameHandler] = [:]
     private var task: RepeatedTask?
-    /// The payload of this tick's pings.
-    private(set) var payload = ByteBuffer()
+    /// The nonce of this tick's pings.
+    private(set) var nonce: UInt64 = 0
 
     private init(loop: any EventLoop, interval: TimeAmount) {
         self.loop = loop
@@ -44,9 +44,7 @@ final class PingTimer: @unchecked Sendable {
 
     private func tick() {
         var generator = SystemRandomNumberGenerator()
-        var next = ByteBuffer()
-        next.writeInteger(generator.next() as UInt64)
-        payload = next
+        nonce = generator.next()
         // A tick may close connections, which removes them: iterate over a snapshot.
         for handler in Array(members.values) { handler.pingTick() }
     }

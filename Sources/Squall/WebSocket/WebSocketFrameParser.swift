@@ -1,4 +1,5 @@
 import NIOCore
+import SquallCore
 
 /// One frame a client sent (RFC 6455 §5.2), its payload unmasked.
 struct ClientFrame {
@@ -31,8 +32,22 @@ struct WebSocketFrameParser {
     enum Failure: Error, Equatable {
         /// A frame longer than the limit (1009).
         case tooBig
-        /// A violation of RFC 6455's framing (1002), with the reason to send.
-        case protocolError(String)
+        /// A 64-bit length with its top bit set (1002).
+        case invalidLength
+        /// A control frame without FIN (1002).
+        case fragmentedControlFrame
+        /// A control frame over 125 bytes (1002).
+        case controlFrameTooLong
+
+        /// The close the failure is answered with.
+        var disconnect: Disconnect {
+            switch self {
+            case .tooBig: .messageTooBig
+            case .invalidLength: .invalidFrameLength
+            case .fragmentedControlFrame: .fragmentedControlFrame
+            case .controlFrameTooLong: .controlFrameTooLong
+            }
+        }
     }
 
     let maxFrameSize: Int
@@ -85,15 +100,15 @@ struct WebSocketFrameParser {
             headerLength = 4
         case 127:
             guard let extended = buffer.getInteger(at: start + 2, as: UInt64.self) else { return nil }
-            guard extended >> 63 == 0 else { throw .protocolError("invalid frame length") }
+            guard extended >> 63 == 0 else { throw .invalidLength }
             length = extended
             headerLength = 10
         default:
             break
         }
         if isControl {
-            guard first & 0x80 != 0 else { throw .protocolError("fragmented control frame") }
-            guard length <= 125 else { throw .protocolError("control frame too long") }
+            guard first & 0x80 != 0 else { throw .fragmentedControlFrame }
+            guard length <= 125 else { throw .controlFrameTooLong }
         }
         guard length <= UInt64(maxFrameSize) else { throw .tooBig }
         let masked = second & 0x80 != 0
