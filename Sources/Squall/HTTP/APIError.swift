@@ -7,31 +7,30 @@ import SquallCore
 /// An error answered to an HTTP client as JSON with a stable, machine-readable code:
 /// `{"error": {"code": "websocket_required", "message": "…"}}`.
 ///
-/// Codes never change once published (clients branch on them); messages are for people and
-/// may be reworded. docs/protocol.md lists every code.
+/// Codes never change once published (clients branch on them; ``ErrorCode`` lists them);
+/// messages are for people and may be reworded.
 public struct APIError: Error, HTTPResponseError, Sendable {
-    /// The HTTP status.
-    public let status: HTTPResponse.Status
-    /// The stable code, `snake_case`.
-    public let code: String
+    /// The stable code.
+    public let code: ErrorCode
     /// What went wrong, in a sentence.
     public let message: String
     /// Extra response headers (e.g. `Upgrade` on 426).
     public let headers: HTTPFields
 
-    /// An error with the given status, code and message.
-    public init(_ status: HTTPResponse.Status, code: String, message: String, headers: HTTPFields = [:]) {
-        self.status = status
+    /// An error with the given code and message; its status is the code's.
+    public init(_ code: ErrorCode, message: String, headers: HTTPFields = [:]) {
         self.code = code
         self.message = message
         self.headers = headers
     }
 
+    /// The HTTP status: the code's.
+    public var status: HTTPResponse.Status { code.status }
+
     /// 426: a WebSocket upgrade asked for a protocol version other than RFC 6455's 13.
     static func unsupportedWebSocketVersion(_ version: String) -> APIError {
         APIError(
-            .upgradeRequired,
-            code: "unsupported_websocket_version",
+            .unsupportedWebSocketVersion,
             message: "Squall speaks WebSocket version 13 (RFC 6455), not '\(version.prefix(16))'",
             headers: [.secWebSocketVersion: "13"]
         )
@@ -39,16 +38,14 @@ public struct APIError: Error, HTTPResponseError, Sendable {
 
     /// 400: a WebSocket upgrade without exactly one Sec-WebSocket-Key.
     static let invalidWebSocketKey = APIError(
-        .badRequest,
-        code: "invalid_websocket_key",
+        .invalidWebSocketKey,
         message: "a WebSocket upgrade needs exactly one Sec-WebSocket-Key"
     )
 
     /// 426: a WebSocket endpoint was requested without a WebSocket upgrade.
     public static func webSocketRequired(_ path: String) -> APIError {
         APIError(
-            .upgradeRequired,
-            code: "websocket_required",
+            .webSocketRequired,
             message: "\(path) is a WebSocket endpoint: connect with a WebSocket client (ws://…\(path))",
             headers: [.upgrade: "websocket"]
         )
@@ -57,7 +54,7 @@ public struct APIError: Error, HTTPResponseError, Sendable {
     /// The JSON body: `{"error":{"code":…,"message":…}}`.
     var jsonBody: ByteBuffer {
         var detail = JSONText.Object()
-        detail.string("code", code)
+        detail.string("code", code.description)
         detail.string("message", message)
         var body = JSONText.Object()
         body.raw("error", json: detail.finish())
@@ -89,40 +86,39 @@ public struct APIError: Error, HTTPResponseError, Sendable {
 extension APIError {
     /// 400 `invalid_channel`.
     public static func invalidChannel(_ error: ChannelNameError) -> APIError {
-        APIError(.badRequest, code: "invalid_channel", message: error.description)
+        APIError(.invalidChannel, message: error.description)
     }
 
     /// 400 `invalid_position`.
     public static func invalidPosition(_ text: String) -> APIError {
-        APIError(.badRequest, code: "invalid_position", message: "position must be EPOCH:OFFSET (e.g. k3x9q2ab:41), got '\(text.prefix(64))'")
+        APIError(.invalidPosition, message: "position must be EPOCH:OFFSET (e.g. k3x9q2ab:41), got '\(text.prefix(64))'")
     }
 
     /// 400 `invalid_parameter`.
     public static func invalidParameter(_ name: String, _ expectation: String) -> APIError {
-        APIError(.badRequest, code: "invalid_parameter", message: "\(name) must be \(expectation)")
+        APIError(.invalidParameter, message: "\(name) must be \(expectation)")
     }
 
     /// 413 `message_too_large`.
     public static func messageTooLarge(limit: Int) -> APIError {
-        APIError(.contentTooLarge, code: "message_too_large", message: "messages are limited to \(limit) bytes")
+        APIError(.messageTooLarge, message: "messages are limited to \(limit) bytes")
     }
 
     /// 400 `malformed_request`: the request head is not HTTP/1.1 as RFC 9112 writes it.
-    static let malformedRequest = APIError(.badRequest, code: "malformed_request", message: "the request is not well-formed HTTP/1.1")
+    static let malformedRequest = APIError(.malformedRequest, message: "the request is not well-formed HTTP/1.1")
 
     /// 431 `request_head_too_large`: the request head is longer than the server reads.
     static let requestHeadTooLarge = APIError(
-        .init(code: 431, reasonPhrase: "Request Header Fields Too Large"),
-        code: "request_head_too_large",
+        .requestHeadTooLarge,
         message: "the request head is longer than the server reads"
     )
 
     /// 414 `uri_too_long`: the request line alone is longer than the server reads.
-    static let uriTooLong = APIError(.init(code: 414, reasonPhrase: "URI Too Long"), code: "uri_too_long", message: "the request target is longer than the server reads")
+    static let uriTooLong = APIError(.uriTooLong, message: "the request target is longer than the server reads")
 
     /// 404 `not_found`.
     public static func notFound(_ path: String) -> APIError {
-        APIError(.notFound, code: "not_found", message: "no route for \(path); see docs/protocol.md")
+        APIError(.notFound, message: "no route for \(path); see docs/protocol.md")
     }
 
     /// A validated channel name, or 400 `invalid_channel`.

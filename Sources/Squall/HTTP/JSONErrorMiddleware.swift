@@ -3,7 +3,8 @@ import NIOCore
 
 /// Makes every HTTP error a JSON error with a stable code (see ``APIError``), including the ones
 /// Hummingbird raises itself: an unknown route (`not_found`), a known route with another method
-/// (`method_not_allowed`), a body over the limit (`message_too_large`).
+/// (`method_not_allowed`), a body over the limit (`message_too_large`); anything else is logged
+/// and answered 500 `internal_error`.
 struct JSONErrorMiddleware: RouterMiddleware {
     typealias Context = SquallRequestContext
 
@@ -21,11 +22,14 @@ struct JSONErrorMiddleware: RouterMiddleware {
             case .notFound:
                 throw APIError.notFound(request.uri.path)
             case .methodNotAllowed:
-                throw APIError(.methodNotAllowed, code: "method_not_allowed", message: "\(request.method) is not allowed on \(request.uri.path)")
+                throw APIError(.methodNotAllowed, message: "\(request.method) is not allowed on \(request.uri.path)")
             case .contentTooLarge:
                 throw APIError.messageTooLarge(limit: maxMessageSize)
+            case .badRequest:
+                throw APIError(.invalidRequest, message: error.body ?? "the request cannot be served")
             default:
-                throw APIError(error.status, code: "http_\(error.status.code)", message: error.body ?? error.status.reasonPhrase)
+                context.logger.error("Request failed", metadata: ["error": "\(error)"])
+                throw APIError(.internalError, message: "the server could not answer this request")
             }
         }
     }

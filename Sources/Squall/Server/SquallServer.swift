@@ -147,8 +147,7 @@ public struct SquallServer: Service, CustomStringConvertible {
         let protocols = offered.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         guard protocols.contains(WSTransport.subprotocol) else {
             throw APIError(
-                .badRequest,
-                code: "unsupported_protocol",
+                .unsupportedProtocol,
                 message: "/ws speaks the \(WSTransport.subprotocol) subprotocol; offered: \(offered.prefix(100))"
             )
         }

@@ -86,7 +86,7 @@ struct PollingTransport: Sendable {
         let payload: Payload
         if !Self.isBinary(request.headers[.contentType]) {
             guard String(validating: bytes.readableBytesView, as: UTF8.self) != nil else {
-                throw APIError(.badRequest, code: "invalid_utf8", message: "a text body must be UTF-8; send binary as application/octet-stream")
+                throw APIError(.invalidUTF8, message: "a text body must be UTF-8; send binary as application/octet-stream")
             }
             payload = .text(utf8: bytes)
         } else {

@@ -43,9 +43,9 @@ struct ProtocolRequest {
         let members: [JSONScanner.Member]
         switch scanned {
         case .success(let object?): members = object
-        case .success(nil): throw ProtocolError(code: "invalid_request", message: "a request is a JSON object")
-        case .failure(.tooDeep): throw ProtocolError(code: "invalid_request", message: "the request nests deeper than \(limits.maxDepth) levels")
-        case .failure(.syntax): throw ProtocolError(code: "invalid_json", message: "the frame is not a JSON object")
+        case .success(nil): throw ProtocolError(.invalidRequest, message: "a request is a JSON object")
+        case .failure(.tooDeep): throw ProtocolError(.invalidRequest, message: "the request nests deeper than \(limits.maxDepth) levels")
+        case .failure(.syntax): throw ProtocolError(.invalidJSON, message: "the frame is not a JSON object")
         }
         var request = ProtocolRequest()
         // `ref` first, wherever it stands, so that every later error can carry it.
@@ -78,7 +78,7 @@ struct ProtocolRequest {
     }
 
     private static func wrongType(_ path: String) -> ProtocolError {
-        ProtocolError(code: "invalid_request", message: "\"\(path)\" has the wrong type")
+        ProtocolError(.invalidRequest, message: "\"\(path)\" has the wrong type")
     }
 
     private static func slice(_ member: JSONScanner.Member, in frame: ByteBuffer) -> ByteBuffer {
@@ -105,9 +105,9 @@ struct ProtocolRequest {
         } catch {
             switch error {
             case .tooLarge(let limit):
-                throw ProtocolError(code: "invalid_request", message: "\"\(member.name)\" is longer than \(limit) bytes")
+                throw ProtocolError(.invalidRequest, message: "\"\(member.name)\" is longer than \(limit) bytes")
             case .tooDeep(let limit):
-                throw ProtocolError(code: "invalid_request", message: "\"\(member.name)\" nests deeper than \(limit) levels")
+                throw ProtocolError(.invalidRequest, message: "\"\(member.name)\" nests deeper than \(limit) levels")
             case .invalid:
                 throw wrongType(member.name)
             }
@@ -130,8 +130,8 @@ struct ProtocolRequest {
             default: continue
             }
         }
-        guard let epoch else { throw ProtocolError(code: "invalid_request", message: "\"since.epoch\" is missing") }
-        guard let offset else { throw ProtocolError(code: "invalid_request", message: "\"since.offset\" is missing") }
+        guard let epoch else { throw ProtocolError(.invalidRequest, message: "\"since.epoch\" is missing") }
+        guard let offset else { throw ProtocolError(.invalidRequest, message: "\"since.offset\" is missing") }
         return StreamPosition(epoch: epoch, offset: offset)
     }
 }
@@ -139,20 +139,20 @@ struct ProtocolRequest {
 /// A `/ws` request that cannot be served: answered with an `error` reply carrying `code`, and
 /// the socket stays open.
 struct ProtocolError: Error {
-    let code: String
+    let code: ErrorCode
     let message: String
 
     static func missingField(_ field: String, for op: String) -> ProtocolError {
-        ProtocolError(code: "missing_field", message: "\(op) needs \"\(field)\"")
+        ProtocolError(.missingField, message: "\(op) needs \"\(field)\"")
     }
 
-    init(code: String, message: String) {
+    init(_ code: ErrorCode, message: String) {
         self.code = code
         self.message = message
     }
 
     /// The same code and message as the HTTP API uses.
     init(_ error: APIError) {
-        self.init(code: error.code, message: error.message)
+        self.init(error.code, message: error.message)
     }
 }

@@ -38,12 +38,12 @@ final class WSTransport: NonBlockingWebSocketHandler {
         var ref: RawJSON?
         do throws(ProtocolError) {
             guard message.kind == .text else {
-                throw ProtocolError(code: "unsupported_frame", message: "squall.v1 requests are JSON in text frames")
+                throw ProtocolError(.unsupportedFrame, message: "squall.v1 requests are JSON in text frames")
             }
             let request = try ProtocolRequest.decode(message.bytes, limits: limits, ref: &ref)
             try handle(request, from: subscriber)
         } catch {
-            send(ProtocolReply.failure(ref: ref, code: error.code, message: error.message), to: connection)
+            send(ProtocolReply.failure(ref: ref, code: error.code.description, message: error.message), to: connection)
         }
     }
 
@@ -56,7 +56,7 @@ final class WSTransport: NonBlockingWebSocketHandler {
 
     private func handle(_ request: ProtocolRequest, from subscriber: WSSubscriber) throws(ProtocolError) {
         let connection = subscriber.connection
-        guard let op = request.op else { throw ProtocolError(code: "missing_field", message: "every request needs \"op\"") }
+        guard let op = request.op else { throw ProtocolError(.missingField, message: "every request needs \"op\"") }
         switch op {
         case "ping":
             send(ProtocolReply.pong(ref: request.ref), to: connection)
@@ -69,7 +69,7 @@ final class WSTransport: NonBlockingWebSocketHandler {
                 return true
             }
             guard admitted else {
-                throw ProtocolError(code: "too_many_subscriptions", message: "a connection may subscribe to at most \(Self.maxSubscriptions) channels")
+                throw ProtocolError(.tooManySubscriptions, message: "a connection may subscribe to at most \(Self.maxSubscriptions) channels")
             }
             hub.subscribe(subscriber, to: channel, from: request.since, member: member, presenceEvents: request.presence ?? false) { subscription in
                 send(ProtocolReply.subscribed(ref: request.ref, subscription), to: connection)
@@ -77,7 +77,7 @@ final class WSTransport: NonBlockingWebSocketHandler {
         case "unsubscribe":
             let channel = try channel(of: request, op)
             guard subscriber.channels.withLock({ $0.remove(channel) }) != nil else {
-                throw ProtocolError(code: "not_subscribed", message: "not subscribed to \(channel)")
+                throw ProtocolError(.notSubscribed, message: "not subscribed to \(channel)")
             }
             hub.unsubscribe(subscriber, from: channel)
             send(ProtocolReply.unsubscribed(ref: request.ref, channel: channel), to: connection)
@@ -102,9 +102,7 @@ final class WSTransport: NonBlockingWebSocketHandler {
             let page = hub.presence(channel, after: after, maxBytes: budget.maxBytes)
             send(ProtocolReply.presence(page, ref: request.ref), to: connection)
         default:
-            throw ProtocolError(
-                code: "unknown_op",
-                message: "unknown op \"\(op.prefix(64))\"; one of subscribe, unsubscribe, publish, history, presence, ping"
+            throw ProtocolError(.unknownOp, message: "unknown op \"\(op.prefix(64))\"; one of subscribe, unsubscribe, publish, history, presence, ping"
             )
         }
     }
@@ -125,11 +123,11 @@ final class WSTransport: NonBlockingWebSocketHandler {
             return .text(data)
         case "base64":
             guard let bytes = Data(base64Encoded: data) else {
-                throw ProtocolError(code: "invalid_request", message: "data is not valid base64")
+                throw ProtocolError(.invalidRequest, message: "data is not valid base64")
             }
             return .binary(bytes)
         case let other?:
-            throw ProtocolError(code: "invalid_request", message: "encoding must be \"base64\" or absent, got \"\(other.prefix(32))\"")
+            throw ProtocolError(.invalidRequest, message: "encoding must be \"base64\" or absent, got \"\(other.prefix(32))\"")
         }
     }
 
