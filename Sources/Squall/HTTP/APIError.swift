@@ -36,6 +36,14 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         )
     }
 
+    /// The answer to an upgrade that cannot succeed (RFC 6455 §4.2.2).
+    init(_ error: WebSocketHandshake.HandshakeError) {
+        switch error {
+        case .unsupportedVersion(let version): self = .unsupportedWebSocketVersion(version)
+        case .invalidKey: self = .invalidWebSocketKey
+        }
+    }
+
     /// 400: a WebSocket upgrade without exactly one Sec-WebSocket-Key.
     static let invalidWebSocketKey = APIError(
         .invalidWebSocketKey,

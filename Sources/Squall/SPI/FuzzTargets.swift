@@ -57,8 +57,8 @@ public enum FuzzTargets {
     /// A first request head, as ``HandshakeReader`` reads it.
     static func handshake(_ data: UnsafeRawBufferPointer) {
         let buffer = ByteBuffer(bytes: data)
-        guard let length = HandshakeReader.headLength(buffer), let head = buffer.getSlice(at: 0, length: length) else { return }
-        if case .upgrade(let request) = HandshakeReader.read(head) {
+        guard let length = WebSocketHandshake.headLength(buffer), let head = buffer.getSlice(at: 0, length: length) else { return }
+        if case .upgrade(let request) = WebSocketHandshake.read(head) {
             _ = WebSocketAccept.value(forKey: request.key.utf8)
             _ = PerMessageDeflate.accepts(request.extensionOffers)
         }

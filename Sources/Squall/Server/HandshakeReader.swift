@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOWebSocket
+import SquallCore
 
 /// The first handler of every accepted connection: it reads the first request's head and, when
 /// that is a plain, well-formed WebSocket upgrade that a mount accepts, answers the handshake
@@ -25,9 +26,6 @@ import NIOWebSocket
 ///   than ``maxHeadSize`` is answered 414 and closed.
 final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
-
-    /// Longest head the fast path reads; a longer one is NIO's to judge.
-    static let maxHeadSize = 8192
 
     private let upgrade: ConnectionSetup
     private let accepted: NIOLoopBoundBox<ConnectionSetup.Accepted?>
@@ -74,9 +72,9 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
         var head = buffered.take() ?? ByteBuffer()
         head.writeBuffer(&bytes)
         buffered = head
-        guard let headLength = Self.headLength(head), headLength <= Self.maxHeadSize else {
-            if head.readableBytes > Self.maxHeadSize {
-                guard Self.hasLineEnd(head) else {
+        guard let headLength = WebSocketHandshake.headLength(head), headLength <= WebSocketHandshake.maxHeadSize else {
+            if head.readableBytes > WebSocketHandshake.maxHeadSize {
+                guard WebSocketHandshake.hasLineEnd(head) else {
                     return refuse(.uriTooLong, uri: "-", context: context)
                 }
                 giveToNIO(context)
@@ -84,7 +82,7 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         guard let first = head.getSlice(at: head.readerIndex, length: headLength) else { return giveToNIO(context) }
-        switch Self.read(first) {
+        switch WebSocketHandshake.read(first) {
         case .upgrade(let request):
             guard let headers = upgrade.accept(request, on: context.channel, into: accepted, refusal: refusal) else {
                 // A refusal is answered, with its JSON error, on NIO's path.
@@ -93,7 +91,7 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
             }
             answer(request, headers: headers, headLength: headLength, context: context)
         case .malformedUpgrade(let error, let uri):
-            refuse(error, uri: uri, context: context)
+            refuse(APIError(error), uri: uri, context: context)
         case .other:
             giveToNIO(context)
         }
@@ -137,17 +135,7 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         accepted.value = nil
-        var response = channel.allocator.buffer(capacity: 192)
-        response.writeStaticString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\nSec-WebSocket-Accept: ")
-        response.writeString(WebSocketAccept.value(forKey: request.key.utf8))
-        response.writeStaticString("\r\n")
-        for (name, value) in headers {
-            response.writeString(name)
-            response.writeStaticString(": ")
-            response.writeString(value)
-            response.writeStaticString("\r\n")
-        }
-        response.writeStaticString("\r\n")
+        let response = WebSocketHandshake.switchingProtocols(key: request.key, headers: headers, allocator: channel.allocator)
         context.writeAndFlush(NIOAny(response), promise: nil)
         do {
             try upgrade.install(opened, uri: request.head.uri, on: channel)
@@ -204,152 +192,5 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
             context.fireChannelRead(NIOAny(bytes))
         }
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
-    }
-
-    /// Whether the request line ends within the first ``maxHeadSize`` bytes of `buffer`.
-    static func hasLineEnd(_ buffer: ByteBuffer) -> Bool {
-        buffer.readableBytesView.prefix(maxHeadSize).contains(0x0A)
-    }
-
-    /// Bytes up to and including the blank line that ends the head, if it has all arrived.
-    static func headLength(_ buffer: ByteBuffer) -> Int? {
-        buffer.withUnsafeReadableBytes { bytes -> Int? in
-            guard bytes.count >= 4 else { return nil }
-            for index in 3..<bytes.count
-            where bytes[index] == 0x0A && bytes[index - 1] == 0x0D && bytes[index - 2] == 0x0A && bytes[index - 3] == 0x0D {
-                return index + 1
-            }
-            return nil
-        }
-    }
-
-    /// What a first request head is, to the fast path.
-    enum FirstRequest {
-        /// A WebSocket upgrade the fast path takes (see the type's contract).
-        case upgrade(UpgradeRequest)
-        /// A WebSocket upgrade that cannot succeed: a version other than 13, or no single key.
-        case malformedUpgrade(APIError, uri: String)
-        /// Anything else: NIO's to read.
-        case other
-    }
-
-    /// Reads the head byte by byte (it is all ASCII or it is not the fast path's): Swift's
-    /// `String` algorithms work on grapheme clusters, and cost more than the whole handshake.
-    static func read(_ bytes: ByteBuffer) -> FirstRequest {
-        bytes.withUnsafeReadableBytes { raw -> FirstRequest in
-            var cursor = 0
-            /// The next line, without its CR LF; `nil` at the end.
-            func nextLine() -> Range<Int>? {
-                var index = cursor
-                while index + 1 < raw.count {
-                    if raw[index] == 0x0D, raw[index + 1] == 0x0A {
-                        defer { cursor = index + 2 }
-                        return cursor..<index
-                    }
-                    index += 1
-                }
-                return nil
-            }
-            func text(_ range: Range<Int>) -> String {
-                String(decoding: UnsafeRawBufferPointer(rebasing: raw[range]), as: UTF8.self)
-            }
-            guard let requestLine = nextLine(), requestLine.count > Self.getPrefix.count + Self.versionSuffix.count,
-                raw[requestLine].starts(with: Self.getPrefix), raw[requestLine].suffix(Self.versionSuffix.count).elementsEqual(Self.versionSuffix)
-            else { return .other }
-            let target = (requestLine.lowerBound + 4)..<(requestLine.upperBound - Self.versionSuffix.count)
-            guard raw[target].allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return .other }
-
-            var headers: [(String, String)] = []
-            headers.reserveCapacity(12)
-            var upgradesToWebSocket = false
-            var connectionUpgrade = false
-            var versions: [String] = []
-            var keys: [String] = []
-            var extensionOffers: [String] = []
-            var hasBody = false
-            while let line = nextLine(), !line.isEmpty {
-                guard let colon = raw[line].firstIndex(of: UInt8(ascii: ":")), colon > line.lowerBound,
-                    raw[line.lowerBound..<colon].allSatisfy(isTokenByte)
-                else { return .other }
-                var valueStart = colon + 1
-                var valueEnd = line.upperBound
-                while valueStart < valueEnd, raw[valueStart] == 0x20 || raw[valueStart] == 0x09 { valueStart += 1 }
-                while valueEnd > valueStart, raw[valueEnd - 1] == 0x20 || raw[valueEnd - 1] == 0x09 { valueEnd -= 1 }
-                guard raw[valueStart..<valueEnd].allSatisfy({ ($0 >= 0x20 && $0 < 0x7F) || $0 == 0x09 }) else { return .other }
-                let name = raw[line.lowerBound..<colon]
-                let value = raw[valueStart..<valueEnd]
-                // The fields the fast path decides on, read as bytes: looking them up in
-                // HTTPHeaders afterwards cost more than the rest of the parse.
-                if Self.equalsIgnoringCase(name, "upgrade") {
-                    upgradesToWebSocket = upgradesToWebSocket || Self.listContains(value, "websocket")
-                } else if Self.equalsIgnoringCase(name, "connection") {
-                    connectionUpgrade = connectionUpgrade || Self.listContains(value, "upgrade")
-                } else if Self.equalsIgnoringCase(name, "sec-websocket-version") {
-                    versions.append(text(valueStart..<valueEnd))
-                } else if Self.equalsIgnoringCase(name, "sec-websocket-key") {
-                    keys.append(text(valueStart..<valueEnd))
-                } else if Self.equalsIgnoringCase(name, "sec-websocket-extensions") {
-                    extensionOffers.append(text(valueStart..<valueEnd))
-                } else {
-                    if Self.equalsIgnoringCase(name, "content-length") {
-                        hasBody = hasBody || !value.elementsEqual("0".utf8)
-                    } else if Self.equalsIgnoringCase(name, "transfer-encoding") {
-                        hasBody = true
-                    }
-                    // Kept for the connection's handlers (see UpgradeRequest).
-                    headers.append((text(line.lowerBound..<colon), text(valueStart..<valueEnd)))
-                }
-            }
-            let uri = text(target)
-            guard !hasBody, upgradesToWebSocket, connectionUpgrade else { return .other }
-            guard versions == ["13"] else {
-                return .malformedUpgrade(.unsupportedWebSocketVersion(versions.joined(separator: ",")), uri: uri)
-            }
-            guard keys.count == 1 else { return .malformedUpgrade(.invalidWebSocketKey, uri: uri) }
-            return .upgrade(
-                UpgradeRequest(
-                    head: HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: HTTPHeaders(headers)),
-                    key: keys[0],
-                    extensionOffers: extensionOffers
-                )
-            )
-        }
-    }
-
-    /// Whether `bytes` are `lowercase` (ASCII letters in lower case), ignoring case.
-    private static func equalsIgnoringCase(_ bytes: Slice<UnsafeRawBufferPointer>, _ lowercase: StaticString) -> Bool {
-        guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
-        return lowercase.withUTF8Buffer { expected in
-            zip(bytes, expected).allSatisfy { byte, expected in byte | 0x20 == expected || byte == expected }
-        }
-    }
-
-    /// Whether a comma-separated header value lists `lowercase`, ignoring case and whitespace.
-    private static func listContains(_ value: Slice<UnsafeRawBufferPointer>, _ lowercase: StaticString) -> Bool {
-        value.split(separator: UInt8(ascii: ",")).contains { element in
-            var element = element[...]
-            while let first = element.first, first == 0x20 || first == 0x09 { element = element.dropFirst() }
-            while let last = element.last, last == 0x20 || last == 0x09 { element = element.dropLast() }
-            return element.count == lowercase.utf8CodeUnitCount
-                && lowercase.withUTF8Buffer { expected in zip(element, expected).allSatisfy { $0 | 0x20 == $1 || $0 == $1 } }
-        }
-    }
-
-    private static let getPrefix: [UInt8] = Array("GET /".utf8)
-    private static let versionSuffix: [UInt8] = Array(" HTTP/1.1".utf8)
-
-    /// A byte of an HTTP token (RFC 9110 §5.6.2): a visible ASCII character other than a
-    /// delimiter.
-    private static func isTokenByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            true
-        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
-            UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
-            UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
-            true
-        default:
-            false
-        }
     }
 }
