@@ -76,6 +76,12 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The README's embedding example, built with everything else so that it cannot rot.
+        .executableTarget(
+            name: "EmbedExample",
+            dependencies: ["Squall"],
+            path: "Examples/Embed"
+        ),
         .testTarget(
             name: "SquallCoreTests",
             dependencies: ["SquallCore"]

@@ -43,6 +43,63 @@ struct HandlerAPITests {
         }
     }
 
+    @Test("a mount's check sees the request, names a subprotocol, or refuses with its JSON error")
+    func upgradeCheck() async throws {
+        let seen = Mutex<[String]>([])
+        let echo = ClosureWebSocketHandler(name: "Echo", onMessage: { connection, message in connection.writeMessage(message) })
+        let check: UpgradeCheck = { request in
+            seen.withLock {
+                $0.append("\(request.path) \(request.parameters["room"] ?? "-") \(request.headers[.authorization] ?? "-") \(request.remoteAddress?.ipAddress ?? "-")")
+            }
+            guard request.headers[.authorization] == "Bearer good" else {
+                return .refuse(APIError(.custom("unauthorized", status: .unauthorized), message: "no token"))
+            }
+            return .accept(subprotocol: "chat.v2", headers: [.cacheControl: "no-store"])
+        }
+        try await LiveServer.run(mount: { $0.mount("/rooms/{room}", handler: echo, check: check) }) { server in
+            let client = try await TestClient.connect(
+                server.url("/rooms/blue"),
+                headers: [.authorization: "Bearer good", .secWebSocketProtocol: "chat.v2"]
+            )
+            client.send("hi")
+            #expect(try await client.nextText() == "hi")
+            #expect(seen.withLock { $0 } == ["/rooms/blue blue Bearer good 127.0.0.1"])
+
+            await #expect(throws: (any Error).self) { _ = try await TestClient.connect(server.url("/rooms/red")) }
+            let plain = try await server.get("/rooms/red")
+            #expect(plain.status == 401)
+            #expect(plain.body.contains(#""code":"unauthorized""#))
+        }
+    }
+
+    @Test("a handler keeps typed state on each connection")
+    func connectionStorage() async throws {
+        enum Name: ConnectionStorageKey { typealias Value = String }
+        let greeter = ClosureWebSocketHandler(
+            name: "Greeter",
+            onMessage: { connection, message in
+                if let name = connection[Name.self] {
+                    connection.writeMessage("again, \(name)")
+                } else {
+                    connection[Name.self] = message.text
+                    connection.writeMessage("hello, \(message.text ?? "")")
+                }
+            }
+        )
+        try await LiveServer.run(mount: { $0.mount("/greet", handler: greeter) }) { server in
+            let ada = try await TestClient.connect(server.url("/greet"))
+            let bob = try await TestClient.connect(server.url("/greet"))
+            ada.send("ada")
+            bob.send("bob")
+            #expect(try await ada.nextText() == "hello, ada")
+            #expect(try await bob.nextText() == "hello, bob")
+            ada.send("x")
+            bob.send("y")
+            #expect(try await ada.nextText() == "again, ada")
+            #expect(try await bob.nextText() == "again, bob")
+        }
+    }
+
     @Test("connection.close(code, reason) reaches the client, after what was queued before it")
     func serverInitiatedClose() async throws {
         let closer = ClosureWebSocketHandler(name: "Closer", onMessage: { connection, message in

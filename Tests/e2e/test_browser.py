@@ -238,3 +238,26 @@ def test_chromium_negotiates_permessage_deflate_both_ways(squall, browser):
     """, f"{server.ws}/msg")
     assert extensions == "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
     assert echoed == "same"
+
+
+async def test_the_demo_page_and_a_terminal_on_msg_share_the_seeds_channel(squall, browser):
+    from websockets.asyncio.client import connect
+
+    server = squall("--log-level", "error")
+    page = browser(page_url(server.http, nick="ada", transport="websocket"))
+    wait_connected(page, "websocket")
+    assert page.execute_script("return chat.room") == "msg"
+    async with connect(f"{server.ws}/msg") as terminal:
+        await terminal.send("hello from a terminal")
+        assert await terminal.recv() == "hello from a terminal"  # the seed's chat echoes to all
+        wait_shown(page, [("anonymous", "hello from a terminal")])
+        say(page, "hello from a browser")
+        assert json.loads(await terminal.recv()) == {"nick": "ada", "text": "hello from a browser"}
+
+
+def test_a_browsers_favicon_request_is_answered_without_an_error(squall):
+    server = squall()
+    with urllib.request.urlopen(f"{server.http}/favicon.ico", timeout=5) as response:
+        assert response.status == 204
+    code, log = server.stop()
+    assert not [line for line in log.splitlines() if "favicon" in line and "warning" in line], log

@@ -137,3 +137,10 @@ async def test_retention_option_bounds_history(squall):
     with urllib.request.urlopen(f"{server.http}/channels/kept/history", timeout=5) as response:
         import json
         assert [m["data"] for m in json.load(response)["messages"]] == ["two", "three"]
+
+
+def test_healthz_keys_come_in_the_order_docs_protocol_md_shows(squall):
+    server = squall()
+    with urllib.request.urlopen(f"{server.http}/healthz", timeout=5) as response:
+        body = response.read().decode()
+    assert body == '{"channels":0,"connections":0,"status":"ok","waiting_polls":0}', body

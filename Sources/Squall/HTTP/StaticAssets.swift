@@ -46,6 +46,10 @@ struct StaticAssets: Sendable {
                 )
             }
         }
+        // Every browser asks for one; Squall has none, and says so without a 404 warning.
+        router.get("/favicon.ico") { _, _ in
+            Response(status: .noContent, headers: [.cacheControl: "max-age=86400"])
+        }
     }
 }
 

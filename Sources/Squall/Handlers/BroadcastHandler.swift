@@ -31,15 +31,19 @@ public struct BroadcastHandler: WebSocketHandler, NonBlockingWebSocketHandler {
     }
 
     // Its hooks never wait, so Squall runs them on the connection's event loop.
-    func openNow(_ connection: WebSocketConnection) throws {
+
+    /// Joins the pool, on the event loop.
+    public func openNow(_ connection: WebSocketConnection) throws {
         pool.add(connection)
     }
 
-    func onMessageNow(_ connection: WebSocketConnection, _ message: Payload) throws {
+    /// Sends `message` to everyone in the pool, on the event loop.
+    public func onMessageNow(_ connection: WebSocketConnection, _ message: Payload) throws {
         pool.broadcast(message)
     }
 
-    func onCloseNow(_ connection: WebSocketConnection, _ cause: CloseCause) {
+    /// Leaves the pool, on the event loop.
+    public func onCloseNow(_ connection: WebSocketConnection, _ cause: CloseCause) {
         pool.remove(connection)
     }
 }

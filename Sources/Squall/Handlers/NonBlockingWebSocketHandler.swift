@@ -6,9 +6,22 @@ import SquallCore
 /// all of its latency on a busy core. The built-in `/msg`, `/ws` and ``BroadcastHandler`` are
 /// such handlers; a hook that could block or await must stay an ordinary ``WebSocketHandler``.
 ///
-/// The async hooks of ``WebSocketHandler`` forward to these, so such a handler still works
-/// wherever an ordinary one does. The contracts of ``WebSocketHandler`` hold unchanged.
-protocol NonBlockingWebSocketHandler: WebSocketHandler {
+/// A hook here runs on the event loop that serves this connection and a share of all others:
+/// it must not block, wait or take long — touching memory, the hub, a pool and queueing writes
+/// is what it is for. The async hooks of ``WebSocketHandler`` forward to these, so such a
+/// handler still works wherever an ordinary one does. The contracts of ``WebSocketHandler``
+/// hold unchanged.
+///
+/// ```swift
+/// struct Echo: NonBlockingWebSocketHandler {
+///     func openNow(_ connection: WebSocketConnection) throws {}
+///     func onMessageNow(_ connection: WebSocketConnection, _ message: Payload) throws {
+///         connection.writeMessage(message)
+///     }
+///     func onCloseNow(_ connection: WebSocketConnection, _ cause: CloseCause) {}
+/// }
+/// ```
+public protocol NonBlockingWebSocketHandler: WebSocketHandler {
     /// `open`, on the event loop.
     func openNow(_ connection: WebSocketConnection) throws
     /// `onMessage`, on the event loop.
@@ -18,15 +31,18 @@ protocol NonBlockingWebSocketHandler: WebSocketHandler {
 }
 
 extension NonBlockingWebSocketHandler {
-    func open(_ connection: WebSocketConnection) async throws {
+    /// Runs ``openNow(_:)``.
+    public func open(_ connection: WebSocketConnection) async throws {
         try openNow(connection)
     }
 
-    func onMessage(_ connection: WebSocketConnection, _ message: Payload) async throws {
+    /// Runs ``onMessageNow(_:_:)``.
+    public func onMessage(_ connection: WebSocketConnection, _ message: Payload) async throws {
         try onMessageNow(connection, message)
     }
 
-    func onClose(_ connection: WebSocketConnection, _ cause: CloseCause) async {
+    /// Runs ``onCloseNow(_:_:)``.
+    public func onClose(_ connection: WebSocketConnection, _ cause: CloseCause) async {
         onCloseNow(connection, cause)
     }
 }

@@ -8,6 +8,7 @@ import NIOHTTP1
 import NIOHTTPTypesHTTP1
 import NIOWebSocket
 import SquallCore
+import Synchronization
 
 /// One client's WebSocket, as handed to a ``WebSocketHandler``'s hooks (Tornado's
 /// `WebSocketHandler` instance: `self.write_message`, `self.close`, `self.request`).
@@ -63,6 +64,23 @@ public final class WebSocketConnection: Sendable, Identifiable, Hashable, Custom
         self.socket = socket
         self.writer = writer
         self.serverLogger = logger
+    }
+
+    /// What handlers keep on the connection (``subscript(_:)``).
+    private let storage = Mutex<[ObjectIdentifier: any Sendable]>([:])
+
+    /// A value a handler keeps on this connection, under `key` — the per-connection state that
+    /// Tornado keeps on `self`:
+    ///
+    /// ```swift
+    /// enum Nickname: ConnectionStorageKey { typealias Value = String }
+    /// connection[Nickname.self] = "ada"
+    /// ```
+    ///
+    /// Safe from any hook; it lives as long as the connection.
+    public subscript<Key: ConnectionStorageKey>(_ key: Key.Type) -> Key.Value? {
+        get { storage.withLock { $0[ObjectIdentifier(key)] } as? Key.Value }
+        set { storage.withLock { $0[ObjectIdentifier(key)] = newValue } }
     }
 
     /// A logger whose records carry this connection's id (`squall.connection`).
@@ -151,4 +169,10 @@ public final class WebSocketConnection: Sendable, Identifiable, Hashable, Custom
     public func hash(into hasher: inout Hasher) {
         hasher.combine(id)
     }
+}
+
+/// Names a value kept on a ``WebSocketConnection`` and gives its type.
+public protocol ConnectionStorageKey {
+    /// The type of the value kept.
+    associatedtype Value: Sendable
 }

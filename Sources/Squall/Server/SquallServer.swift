@@ -12,8 +12,9 @@ import SquallCore
 /// `/msg` sockets), Server-Sent Events, long and short polling; the demo page at `/`; and any
 /// ``WebSocketHandler`` you mount — all on one port.
 ///
-/// It is a swift-service-lifecycle `Service`: run it in a `ServiceGroup` (as `squall serve`
-/// does, with SIGINT and SIGTERM as graceful-shutdown signals) or call ``run()`` directly.
+/// Start it with ``runService()``, which stops it gracefully on SIGINT (Ctrl-C) and SIGTERM as
+/// `squall serve` does. It is also a swift-service-lifecycle `Service`: run it in your own
+/// `ServiceGroup` beside other services with ``run()``.
 /// On graceful shutdown every WebSocket is closed with 1001 (going away), SSE streams end with a
 /// `close` event, waiting long polls are answered, and the server stops once the clients have
 /// answered, or after ``SquallConfiguration/closeTimeout``.
@@ -23,7 +24,7 @@ import SquallCore
 /// server.mount("/echo", handler: ClosureWebSocketHandler(name: "Echo", onMessage: { connection, message in
 ///     connection.writeMessage(message)
 /// }))
-/// try await server.run()
+/// try await server.runService()
 /// ```
 public struct SquallServer: Service, CustomStringConvertible {
     /// What the server was configured with.
@@ -54,11 +55,11 @@ public struct SquallServer: Service, CustomStringConvertible {
         let hub = Hub(retention: configuration.retention)
         self.hub = hub
         let maxInfo = configuration.maxInfo
-        mounts.append(WebSocketMount(path: "/msg", handler: MsgTransport(channel: "msg", hub: hub, maxInfo: maxInfo)) { _, uri, _ in
+        mounts.append(WebSocketMount(path: "/msg", handler: MsgTransport(channel: "msg", hub: hub, maxInfo: maxInfo)) { _, uri, _, _ in
             _ = try ChannelTarget(channel: "msg", query: uri.queryParameters, maxInfo: maxInfo)
             return [:]
         })
-        mounts.append(WebSocketMount(path: "/msg/{channel}", handler: MsgTransport(channel: nil, hub: hub, maxInfo: maxInfo)) { _, uri, parameters in
+        mounts.append(WebSocketMount(path: "/msg/{channel}", handler: MsgTransport(channel: nil, hub: hub, maxInfo: maxInfo)) { _, uri, parameters, _ in
             _ = try ChannelTarget(channel: parameters["channel"].map(String.init), query: uri.queryParameters, maxInfo: maxInfo)
             return [:]
         })
@@ -67,15 +68,30 @@ public struct SquallServer: Service, CustomStringConvertible {
 
     /// Serves `handler`'s hooks to WebSocket clients that connect to `path`, which may hold
     /// parameters (`/rooms/{room}`, read with `connection.parameters`). A plain HTTP request
-    /// to `path` gets 426 (upgrade required). Mount before ``run()``.
-    public mutating func mount(_ path: String, handler: some WebSocketHandler) {
-        mounts.append(WebSocketMount(path: path, handler: handler) { _, _, _ in [:] })
+    /// to `path` gets 426 (upgrade required), or the error `check` refuses it with. Mount
+    /// before ``run()``; the first mount whose path matches serves a request, and the built-in
+    /// `/msg`, `/msg/{channel}` and `/ws` come first.
+    /// - Parameter check: decides each upgrade before the connection opens (an `Origin` or a
+    ///   token, say) and may name a subprotocol or add response headers; without one, every
+    ///   upgrade is accepted.
+    public mutating func mount(_ path: String, handler: some WebSocketHandler, check: UpgradeCheck? = nil) {
+        mounts.append(WebSocketMount(path: path, handler: handler, check: check))
     }
 
     /// `SquallServer(127.0.0.1:8000)`, as service-lifecycle logs it.
     public var description: String { "SquallServer(\(configuration.host):\(configuration.port))" }
 
-    /// Runs the server until it is shut down gracefully or cancelled.
+    /// Runs the server until SIGINT (Ctrl-C) or SIGTERM, then shuts it down gracefully (see the
+    /// type) and returns.
+    public func runService() async throws {
+        let group = ServiceGroup(
+            configuration: .init(services: [self], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        )
+        try await group.run()
+    }
+
+    /// Runs the server until it is shut down gracefully or cancelled: the `Service` entry
+    /// point, for a `ServiceGroup` of your own. On its own, use ``runService()``.
     public func run() async throws {
         let listener = try makeListener()
         let group = ServiceGroup(
@@ -101,7 +117,13 @@ public struct SquallServer: Service, CustomStringConvertible {
         assets.add(to: router)
         let hub = self.hub
         router.get("/healthz") { _, _ in
-            Health(status: "ok", connections: connections.count, channels: hub.channelCount, waitingPolls: hub.waitingPolls)
+            // Written by hand, keys sorted as everywhere else (JSONEncoder's order is unstable).
+            var body = JSONText.Object()
+            body.integer("channels", hub.channelCount)
+            body.integer("connections", connections.count)
+            body.string("status", "ok")
+            body.integer("waiting_polls", hub.waitingPolls)
+            return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: body.finish()))
         }
         let departures = ClientDepartures()
         PollingTransport(hub: hub, configuration: configuration, departures: departures).add(to: router)
@@ -117,7 +139,7 @@ public struct SquallServer: Service, CustomStringConvertible {
                     uri: request.uri.description,
                     headers: HTTPHeaders(request.headers.map { ($0.name.rawName, $0.value) })
                 )
-                _ = try check(head, request.uri, context.parameters)
+                _ = try check(head, request.uri, context.parameters, context.remoteAddress)
                 throw APIError.webSocketRequired(request.uri.path)
             }
         }
@@ -141,7 +163,12 @@ public struct SquallServer: Service, CustomStringConvertible {
 
     /// `/ws` speaks `squall.v1`. A client may offer it (and gets it back) or offer nothing; one
     /// that offers only other subprotocols is refused rather than silently misunderstood.
-    @Sendable private static func negotiateSubprotocol(_ head: HTTPRequestHead, _ uri: URI, _ parameters: Parameters) throws -> HTTPFields {
+    @Sendable private static func negotiateSubprotocol(
+        _ head: HTTPRequestHead,
+        _ uri: URI,
+        _ parameters: Parameters,
+        _ remoteAddress: SocketAddress?
+    ) throws -> HTTPFields {
         let offered = head.headers["Sec-WebSocket-Protocol"].joined(separator: ",")
         guard !offered.isEmpty else { return [:] }
         let protocols = offered.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
@@ -152,22 +179,6 @@ public struct SquallServer: Service, CustomStringConvertible {
             )
         }
         return [.secWebSocketProtocol: WSTransport.subprotocol]
-    }
-}
-
-/// The body of `GET /healthz`.
-private struct Health: ResponseEncodable {
-    let status: String
-    /// Open WebSockets.
-    let connections: Int
-    /// Channels held in memory.
-    let channels: Int
-    /// Long polls parked, waiting for a message.
-    let waitingPolls: Int
-
-    enum CodingKeys: String, CodingKey {
-        case status, connections, channels
-        case waitingPolls = "waiting_polls"
     }
 }
 

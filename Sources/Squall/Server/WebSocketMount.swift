@@ -1,15 +1,17 @@
 import HTTPTypes
 import Hummingbird
 import HummingbirdCore
+import NIOCore
 import NIOHTTP1
 
 /// A WebSocket path and what serves it.
 struct WebSocketMount: Sendable {
-    /// Validates an upgrade request — NIO's head, its parsed URI and the path parameters —
-    /// before it is accepted, and returns extra response headers. A refused upgrade is answered
-    /// with the same error a plain GET gets. (NIO's head, not a Hummingbird `Request`: building
-    /// one costs more than the rest of the check, on every handshake.)
-    typealias Check = @Sendable (HTTPRequestHead, URI, Parameters) throws -> HTTPFields
+    /// Validates an upgrade request — NIO's head, its parsed URI, the path parameters and the
+    /// client's address — before it is accepted, and returns extra response headers. A refused
+    /// upgrade is answered with the same error a plain GET gets. (NIO's head, not a Hummingbird
+    /// `Request`: the built-in mounts check on every handshake, and building one per handshake
+    /// would be most of the check's cost; a public ``UpgradeCheck`` gets its request built.)
+    typealias Check = @Sendable (HTTPRequestHead, URI, Parameters, SocketAddress?) throws -> HTTPFields
 
     let path: String
     let handler: any WebSocketHandler
@@ -26,6 +28,24 @@ struct WebSocketMount: Sendable {
         self.check = check
         self.nonBlockingHandler = handler as? any NonBlockingWebSocketHandler
         self.segments = path.split(separator: "/")
+    }
+
+    /// A mount whose upgrades `check` decides (every upgrade is accepted without one).
+    init(path: String, handler: any WebSocketHandler, check: UpgradeCheck?) {
+        guard let check else {
+            self.init(path: path, handler: handler) { _, _, _, _ in [:] }
+            return
+        }
+        self.init(path: path, handler: handler) { head, uri, parameters, remoteAddress in
+            let request = WebSocketUpgradeRequest(head: head, uri: uri, parameters: parameters, remoteAddress: remoteAddress)
+            switch try check(request) {
+            case .accept(let subprotocol, var headers):
+                if let subprotocol { headers[.secWebSocketProtocol] = subprotocol }
+                return headers
+            case .refuse(let error):
+                throw error
+            }
+        }
     }
 
     /// The parameters, if `requestPath` is this mount's path.

@@ -1,0 +1,46 @@
+import Squall
+
+/// Tornado's `WebSocketHandler`, in Swift: greets, echoes, says goodbye.
+struct Echo: WebSocketHandler {
+    func open(_ connection: WebSocketConnection) async throws {
+        connection.writeMessage("welcome, \(connection.id)")
+    }
+    func onMessage(_ connection: WebSocketConnection, _ message: Payload) async throws {
+        connection.writeMessage(message)
+    }
+    func onClose(_ connection: WebSocketConnection, _ cause: CloseCause) async {
+        connection.logger.info("bye: \(cause)")
+    }
+}
+
+/// A value kept on each connection: the name its client gave in `?name=`.
+enum Nickname: ConnectionStorageKey { typealias Value = String }
+
+let port = CommandLine.arguments.dropFirst().first.flatMap { Int($0) } ?? 8080
+var server = SquallServer(configuration: .init(port: port))
+server.mount("/echo", handler: Echo())
+// Built at run time from closures, like Python's type(name, bases, dict); its check refuses
+// cross-site pages and keeps each client's name on its connection.
+server.mount(
+    "/shout",
+    handler: ClosureWebSocketHandler(
+        name: "Shout",
+        open: { connection in
+            connection[Nickname.self] = connection.request.uri.queryParameters["name"].map(String.init)
+        },
+        onMessage: { connection, message in
+            let name = connection[Nickname.self] ?? "someone"
+            connection.writeMessage("\(name): \(message.text?.uppercased() ?? "")")
+        }
+    ),
+    check: { request in
+        if let origin = request.headers[.origin], origin != "http://localhost:\(port)" {
+            return .refuse(APIError(.custom("origin_not_allowed", status: .forbidden), message: "\(origin) may not connect"))
+        }
+        return .accept()
+    }
+)
+// Publishing through the hub reaches the channel's subscribers on every transport.
+_ = server.hub.publish(.text("the echo server is up"), to: try ChannelName("news"))
+// Serves until Ctrl-C or SIGTERM, then closes every WebSocket with 1001 and exits.
+try await server.runService()

@@ -1,0 +1,89 @@
+"""The README's embedding example (Examples/Embed), run as a new user runs it."""
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import urllib.error
+import urllib.request
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from conftest import ROOT, Squall, free_port, squall_binary
+
+
+class Example(Squall):
+    """The EmbedExample binary, built beside `squall`, on a free port."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.args = [os.path.join(os.path.dirname(squall_binary()), "EmbedExample"), str(self.port)]
+        self.process = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.output = None
+
+
+@pytest.fixture
+def example():
+    started = Example().wait_ready()
+    yield started
+    started.stop()
+
+
+def test_the_readme_shows_the_example_that_is_built():
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```swift\n(.*?)```", readme, re.S)
+    source = (ROOT / "Examples/Embed/main.swift").read_text()
+    assert source in blocks, "README.md's embedding example differs from Examples/Embed/main.swift"
+
+
+async def test_the_example_echoes_and_keeps_a_name_per_connection(example):
+    async with connect(f"{example.ws}/echo") as echo:
+        assert (await echo.recv()).startswith("welcome, ")
+        await echo.send("hello")
+        assert await echo.recv() == "hello"
+    async with connect(f"{example.ws}/shout?name=ada") as ada, connect(f"{example.ws}/shout") as anon:
+        await ada.send("hi")
+        await anon.send("hey")
+        assert await ada.recv() == "ada: HI"
+        assert await anon.recv() == "someone: HEY"
+
+
+async def test_the_examples_check_refuses_a_foreign_origin_with_its_json_error(example):
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(f"{example.ws}/shout", origin="http://evil.example"):
+            pass
+    response = refused.value.response
+    assert response.status_code == 403
+    assert json.loads(response.body)["error"]["code"] == "origin_not_allowed"
+    async with connect(f"{example.ws}/shout", origin=f"http://localhost:{example.port}") as same:
+        await same.send("ok")
+        assert await same.recv() == "someone: OK"
+    # A plain GET of the path is told the same.
+    request = urllib.request.Request(f"{example.http}/shout", headers={"Origin": "http://evil.example"})
+    with pytest.raises(urllib.error.HTTPError) as plain:
+        urllib.request.urlopen(request, timeout=5)
+    assert plain.value.code == 403
+
+
+async def test_the_example_serves_the_built_in_routes_too(example):
+    with urllib.request.urlopen(f"{example.http}/channels/news/history", timeout=5) as response:
+        history = json.load(response)
+    assert [m["data"] for m in history["messages"]] == ["the echo server is up"]
+    async with connect(f"{example.ws}/msg") as chat:
+        await chat.send("seed chat")
+        assert await chat.recv() == "seed chat"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+async def test_ctrl_c_closes_every_client_with_1001_and_exits_0(example, sig):
+    async with connect(f"{example.ws}/echo") as client:
+        await client.recv()
+        example.process.send_signal(sig)
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(client.recv(), 5)
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1001, "server shutting down")
+    code, log = await asyncio.to_thread(example.stop, sig, 5)
+    assert code == 0, log
