@@ -54,6 +54,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            // Each folder is a layer; its README.md says what it owns and may import.
+            exclude: ["Configuration", "WebSocket", "Wire", "HTTP", "Handlers", "Transports", "Server", "SPI"].map { "\($0)/README.md" },
             resources: [.copy("Public")]
         ),
         .target(

@@ -1,22 +1,23 @@
 import Hummingbird
 import NIOCore
 
-/// The request context of every Squall route: Hummingbird's, plus the connection's channel,
-/// which the access log reads the peer's address from.
+/// The request context of every Squall route: Hummingbird's, plus the connection's socket,
+/// which the access log reads the peer's address from (called a socket, not a channel, since
+/// the routes it serves are about pub/sub channels).
 public struct SquallRequestContext: RequestContext {
     /// Hummingbird's per-request storage.
     public var coreContext: CoreRequestContextStorage
     /// The TCP connection the request arrived on.
-    public let channel: any Channel
+    public let socket: any Channel
 
     /// Creates the context for a request arriving on `source.channel`.
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
-        self.channel = source.channel
+        self.socket = source.channel
     }
 
     /// The peer's address, as the operating system reports it.
-    public var remoteAddress: SocketAddress? { channel.remoteAddress }
+    public var remoteAddress: SocketAddress? { socket.remoteAddress }
 }
 
 extension SocketAddress {

@@ -38,10 +38,10 @@ struct PollingTransport: Sendable {
         let channel = try APIError.channel(context.parameters.get("name"))
         let (since, limit, wait) = try Self.pollQuery(request.uri.queryParameters, maxWait: configuration.longPollWait)
         let hub = self.hub
-        let budget = configuration.replyBudget
+        let budget = ReadBudget.envelopes(maxBytes: configuration.maxReplyBytes)
         // A shutdown, or the client going away, ends the wait at once: the poll is answered,
         // empty, rather than cut off, and a departed client's socket is not held for the wait.
-        let departure = departures[context.channel]
+        let departure = departures[context.socket]
         let history = await cancelWhenGracefulShutdown {
             await departure.cancelling {
                 await hub.poll(channel, since: since, limit: limit, wait: wait, budget: budget)
@@ -53,7 +53,7 @@ struct PollingTransport: Sendable {
     @Sendable func history(_ request: Request, context: SquallRequestContext) async throws -> Response {
         let channel = try APIError.channel(context.parameters.get("name"))
         let limit = try Self.limit(request.uri.queryParameters)
-        return Self.json(ProtocolReply.history(hub.history(channel, limit: limit, budget: configuration.replyBudget), type: nil))
+        return Self.json(ProtocolReply.history(hub.history(channel, limit: limit, budget: ReadBudget.envelopes(maxBytes: configuration.maxReplyBytes)), type: nil))
     }
 
     @Sendable func presence(_ request: Request, context: SquallRequestContext) async throws -> Response {

@@ -31,8 +31,8 @@ struct SSETransport: Sendable {
             outbox: Outbox(limits: configuration.outbox),
             heartbeat: configuration.sseHeartbeat,
             closeTimeout: configuration.closeTimeout,
-            socket: context.channel,
-            departure: departures[context.channel]
+            socket: context.socket,
+            departure: departures[context.socket]
         )
         var headers: HTTPFields = [
             .contentType: "text/event-stream; charset=utf-8",

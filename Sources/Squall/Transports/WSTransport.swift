@@ -25,7 +25,7 @@ final class WSTransport: NonBlockingWebSocketHandler {
     init(hub: Hub, configuration: SquallConfiguration) {
         self.hub = hub
         self.limits = ProtocolRequest.Limits(ref: configuration.maxRef, info: configuration.maxInfo)
-        self.budget = configuration.replyBudget
+        self.budget = ReadBudget.envelopes(maxBytes: configuration.maxReplyBytes)
     }
 
     func openNow(_ connection: WebSocketConnection) throws {

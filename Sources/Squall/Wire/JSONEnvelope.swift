@@ -57,3 +57,11 @@ extension Message {
     /// Squall writes.
     var unixMilliseconds: Int64 { Int64((time.timeIntervalSince1970 * 1000).rounded()) }  // trap-ok: the server's own clock
 }
+
+extension ReadBudget {
+    /// A reply of at most `maxBytes` of messages as JSON envelopes: what one message costs is its
+    /// envelope (encoded once and cached) and a comma.
+    static func envelopes(maxBytes: Int) -> ReadBudget {
+        ReadBudget(maxBytes: maxBytes) { $0.encoded(JSONEnvelope.self).readableBytes + 1 }
+    }
+}

@@ -89,11 +89,6 @@ public struct SquallConfiguration: Sendable {
         self.bodyTimeout = bodyTimeout
         self.writeTimeout = writeTimeout
     }
-
-    /// What one message costs a reply: its JSON envelope, encoded once and cached.
-    var replyBudget: ReadBudget {
-        ReadBudget(maxBytes: maxReplyBytes) { $0.encoded(JSONEnvelope.self).readableBytes + 1 }
-    }
 }
 
 /// How Squall compresses WebSocket messages for clients that negotiated permessage-deflate.
