@@ -6,28 +6,13 @@ import SquallCore
 /// It keeps no history and reaches only its own pool; Squall's `/msg` serves the same hooks over
 /// the channel log instead, so that every transport shares it. Mount one with
 /// ``SquallServer/mount(_:handler:)``: each value owns its own pool, so two mounts are two rooms.
-public struct BroadcastHandler: WebSocketHandler, NonBlockingWebSocketHandler {
+public struct BroadcastHandler: NonBlockingWebSocketHandler {
     /// The connections that receive each message.
     public let pool: ConnectionPool
 
     /// A broadcast handler over `pool` (a new, empty one by default).
     public init(pool: ConnectionPool = ConnectionPool()) {
         self.pool = pool
-    }
-
-    /// Joins the pool.
-    public func open(_ connection: WebSocketConnection) async throws {
-        try openNow(connection)
-    }
-
-    /// Sends `message` to everyone in the pool.
-    public func onMessage(_ connection: WebSocketConnection, _ message: Payload) async throws {
-        try onMessageNow(connection, message)
-    }
-
-    /// Leaves the pool.
-    public func onClose(_ connection: WebSocketConnection, _ cause: CloseCause) async {
-        onCloseNow(connection, cause)
     }
 
     // Its hooks never wait, so Squall runs them on the connection's event loop.
