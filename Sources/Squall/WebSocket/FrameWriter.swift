@@ -100,18 +100,13 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
     /// - Returns: `true` when this opened the connection's batch for this turn: the caller
     ///   calls ``flushBatch()`` once the turn's items are written.
     func write(_ item: WriteCoalescer.Item) -> Bool {
-        switch machine.write() {
-        case .hold:
-            held.append(item)
+        let decision = machine.write()
+        if decision == .hold {
+            held.append(item)  // still counted as queued: it is written on release
             return false
-        case .discard:
-            if case .frame(let frame) = item { queuedBytes.subtract(frame.readableBytes, ordering: .relaxed) }
-            return false
-        case .write:
-            break
         }
         if case .frame(let frame) = item { queuedBytes.subtract(frame.readableBytes, ordering: .relaxed) }
-        guard let context else { return false }
+        guard decision == .write, let context else { return false }
         switch item {
         case .frame(let frame):
             let opensBatch = !batchOpen

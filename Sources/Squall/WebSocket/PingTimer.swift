@@ -17,6 +17,9 @@ final class PingTimer: @unchecked Sendable {
     private var task: RepeatedTask?
     /// The nonce of this tick's pings.
     private(set) var nonce: UInt64 = 0
+    /// This tick's ping frame, carrying ``nonce``: made once per tick, written to every
+    /// connection on the loop.
+    private(set) var frame = ByteBuffer()
 
     private init(loop: any EventLoop, interval: TimeAmount) {
         self.loop = loop
@@ -45,6 +48,9 @@ final class PingTimer: @unchecked Sendable {
     private func tick() {
         var generator = SystemRandomNumberGenerator()
         nonce = generator.next()
+        var payload = ByteBuffer()
+        payload.writeInteger(nonce)
+        frame = WebSocketFrameBytes.frame(.ping, payload)
         // A tick may close connections, which removes them: iterate over a snapshot.
         for handler in Array(members.values) { handler.pingTick() }
     }

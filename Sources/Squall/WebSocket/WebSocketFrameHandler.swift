@@ -171,17 +171,15 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
 
     /// Called by the loop's ``PingTimer`` every ping interval (see the machine's ping rule).
     func pingTick() {
-        guard let context, context.channel.isActive, let nonce = pingTimer?.nonce else { return }
-        switch writer.machine.pingDue(nonce: nonce) {
+        guard let context, context.channel.isActive, let pingTimer else { return }
+        switch writer.machine.pingDue(nonce: pingTimer.nonce) {
         case .none:
             break
         case .drop:
             writer.logger.info("WebSocket client did not answer a ping: dropping it")
             context.close(promise: nil)
-        case .ping(let nonce):
-            var payload = ByteBuffer()
-            payload.writeInteger(nonce)
-            writer.writeControl(WebSocketFrameBytes.frame(.ping, payload))
+        case .ping:
+            writer.writeControl(pingTimer.frame)
         }
     }
 }
