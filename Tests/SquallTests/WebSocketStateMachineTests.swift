@@ -145,6 +145,13 @@ import Testing
         #expect(action142 == .deliver(.text(text)))
     }
 
+    @Test func aCompressedMessageThatInflatesOneByteOverTheLimitIs1009() throws {
+        var machine = openMachine(deflate: true)
+        let compressed = try #require(PerMessageDeflate.compress(ByteBuffer(repeating: UInt8(ascii: "a"), count: Self.limit + 1)))
+        let action = machine.received(frame(.text, Array(compressed.readableBytesView), rsv1: true))
+        #expect(action == .close(.messageTooBig))
+    }
+
     @Test func aCorruptCompressedMessageIs1007() {
         var machine = openMachine(deflate: true)
         let action148 = machine.received(frame(.binary, [0xFF, 0xFF, 0xFF], rsv1: true))

@@ -50,8 +50,10 @@ enum PerMessageDeflate {
         return true
     }
 
+    /// A decimal 8–15 without sign or leading zero (RFC 7692 §7.1.2.1: `1*DIGIT`, 8 to 15).
     private static func isWindowBits(_ value: String) -> Bool {
-        value.count <= 2 && value.allSatisfy(\.isASCII) && Int(value).map((8...15).contains) == true
+        value.utf8.count <= 2 && value.first != "0" && value.utf8.allSatisfy { (0x30...0x39).contains($0) }
+            && Int(value).map((8...15).contains) == true
     }
 
     /// `payload` compressed as one permessage-deflate message (RFC 7692 §7.2.1: a raw DEFLATE
@@ -83,6 +85,10 @@ enum PerMessageDeflate {
     }
 
     /// The message `compressed` holds, if it inflates to at most `limit` bytes.
+    ///
+    /// Contract: the output buffer grows to at most `limit + 1` bytes asked for, which NIO
+    /// rounds up to a power of two; what inflates past `limit` within that rounding is refused
+    /// all the same.
     static func inflate(_ compressed: ByteBuffer, limit: Int) throws(InflateError) -> ByteBuffer {
         var input = compressed
         input.writeBytes([0x00, 0x00, 0xFF, 0xFF])
@@ -106,6 +112,7 @@ enum PerMessageDeflate {
             }
         }
         guard let inflated else { throw .unavailable }
+        guard inflated.readableBytes <= limit else { throw .tooBig }
         return inflated
     }
 

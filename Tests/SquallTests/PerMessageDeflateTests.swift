@@ -1,0 +1,103 @@
+import NIOCore
+import Testing
+
+@testable import Squall
+
+/// permessage-deflate's negotiation (which offers Squall takes) and its one-message codec.
+@Suite struct PerMessageDeflateTests {
+    static let acceptedOffers: [[String]] = [
+        ["permessage-deflate"],
+        ["PerMessage-Deflate"],
+        ["permessage-deflate; client_max_window_bits"],
+        ["permessage-deflate; client_max_window_bits=8"],
+        ["permessage-deflate; client_max_window_bits=15"],
+        ["permessage-deflate; client_max_window_bits=\"10\""],
+        ["permessage-deflate; server_max_window_bits=15"],
+        ["permessage-deflate; server_no_context_takeover"],
+        ["permessage-deflate; client_no_context_takeover"],
+        ["permessage-deflate;server_no_context_takeover;client_no_context_takeover;client_max_window_bits"],
+        ["permessage-deflate ; client_max_window_bits = 12"],
+        ["x-webkit-deflate-frame, permessage-deflate"],
+        ["permessage-deflate; server_max_window_bits=10, permessage-deflate"],
+        ["x-unknown", "permessage-deflate"],
+    ]
+
+    @Test(arguments: acceptedOffers)
+    func theseOffersAreAccepted(_ offers: [String]) {
+        #expect(PerMessageDeflate.accepts(offers))
+    }
+
+    static let declinedOffers: [[String]] = [
+        [],
+        [""],
+        ["deflate-frame"],
+        ["permessage-deflate;"],
+        ["permessage-deflate; unknown_parameter"],
+        ["permessage-deflate; server_max_window_bits"],
+        ["permessage-deflate; server_max_window_bits=10"],
+        ["permessage-deflate; server_max_window_bits="],
+        ["permessage-deflate; client_max_window_bits=7"],
+        ["permessage-deflate; client_max_window_bits=16"],
+        ["permessage-deflate; client_max_window_bits=015"],
+        ["permessage-deflate; client_max_window_bits=+9"],
+        ["permessage-deflate; client_max_window_bits=a"],
+        ["permessage-deflate; client_max_window_bits=\"1 5\""],
+        ["permessage-deflate; server_no_context_takeover=1"],
+        ["permessage-deflate; client_no_context_takeover; client_no_context_takeover"],
+        ["permessage-deflate; client_max_window_bits=9; client_max_window_bits=10"],
+        ["permessage-deflate; =15"],
+        ["permessage-deflate; a=b=c"],
+    ]
+
+    @Test(arguments: declinedOffers)
+    func theseOffersAreDeclined(_ offers: [String]) {
+        #expect(!PerMessageDeflate.accepts(offers))
+    }
+
+    static let parsedLists: [(String, [String])] = [
+        ("a", ["a"]),
+        ("A; B", ["a B"]),
+        ("a; b=1; c=\"x\", d", ["a b=1 c=x", "d"]),
+        ("a ;  b = 2 ,d", ["a b=2", "d"]),
+        ("a, , b", ["a", "b"]),
+        ("a; b=\"x,y\", c", ["c"]),
+        ("a; b=\"\"", []),
+        ("a;; b", []),
+        ("a/b", []),
+        ("", []),
+    ]
+
+    @Test(arguments: parsedLists)
+    func anExtensionsListParsesIntoItsEntries(_ header: String, _ expected: [String]) {
+        let entries = ExtensionOffer.parse(header).map { offer in
+            ([offer.name] + offer.parameters.map { name, value in value.map { "\(name)=\($0)" } ?? name }).joined(separator: " ")
+        }
+        #expect(entries == expected, "\(header)")
+    }
+
+    @Test func aCompressedMessageInflatesToItself() throws {
+        let text = ByteBuffer(string: String(repeating: "squall ", count: 200))
+        let compressed = try #require(PerMessageDeflate.compress(text))
+        #expect(compressed.readableBytes < text.readableBytes)
+        #expect(try PerMessageDeflate.inflate(compressed, limit: text.readableBytes) == text)
+    }
+
+    @Test func whatCompressionWouldNotShrinkIsNotCompressed() {
+        #expect(PerMessageDeflate.compress(ByteBuffer()) == nil)
+        #expect(PerMessageDeflate.compress(ByteBuffer(string: "ab")) == nil)
+    }
+
+    @Test func aMessageThatInflatesPastTheLimitIsTooBig() throws {
+        let text = ByteBuffer(string: String(repeating: "a", count: 10_000))
+        let compressed = try #require(PerMessageDeflate.compress(text))
+        #expect(throws: PerMessageDeflate.InflateError.tooBig) {
+            try PerMessageDeflate.inflate(compressed, limit: 9_999)
+        }
+    }
+
+    @Test func bytesThatAreNotDeflateAreCorrupt() {
+        #expect(throws: PerMessageDeflate.InflateError.corrupt) {
+            try PerMessageDeflate.inflate(ByteBuffer(bytes: [0xFF, 0xFF, 0xFF, 0xFF]), limit: 1024)
+        }
+    }
+}
