@@ -109,7 +109,7 @@ final class BenchSocket: ChannelInboundHandler, @unchecked Sendable {
         if !isOpen {
             buffer.writeBuffer(&incoming)
             // Bytes, not String algorithms: at thousands of handshakes a second, searching the
-            // response as a String cost the generator a fifth of its CPU.
+            // response as a String was a large share of the generator's CPU.
             guard let headLength = Self.headLength(buffer) else { return }
             let accepted = buffer.withUnsafeReadableBytes { head in
                 head.starts(with: "HTTP/1.1 101".utf8)

@@ -10,8 +10,8 @@ import NIOCore
 /// 101 arrives, until `count` have completed.
 ///
 /// Why not NIO channels, as the other generators use: creating, registering and tearing down a
-/// client channel per handshake cost the generator ~150 µs of CPU per handshake — more than the
-/// servers it measures spend answering one — so every server measured the generator's rate.
+/// client channel per handshake cost the generator more CPU per handshake than the servers it
+/// measures spend answering one, so every server measured the generator's rate.
 /// Here the generator's own cost is the kernel's part of a connection and little else.
 ///
 /// Runs on the calling thread and blocks it: ``Benchmarks/handshakes(_:count:concurrency:serverPID:)``

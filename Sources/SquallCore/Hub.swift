@@ -1,8 +1,10 @@
 import Foundation
 import Synchronization
 
-/// Something that receives a channel's messages as they are published: a WebSocket, an SSE
-/// stream. Transports implement it over their connection's ``Outbox``.
+/// Something that receives a channel's messages as they are published: a client on a
+/// WebSocket route or an SSE stream (polling clients read the log instead). A WebSocket
+/// subscriber writes to its socket's queue, counted by an ``OutboxAccount``; an SSE subscriber
+/// queues in an ``Outbox`` that its stream's task drains.
 ///
 /// The hub calls these methods with the channel locked, so that every subscriber sees a
 /// channel's messages in log order. They must only queue (never wait, never call the hub).

@@ -4,7 +4,7 @@ import NIOCore
 /// `ref`s, which Squall stores and echoes but never interprets.
 ///
 /// Kept as bytes rather than as a tree: it costs about its own size in memory (a buffer rounds up
-/// to a power of two; a decoded tree cost 14–28 times as much), it is echoed byte for byte (a
+/// to a power of two; a decoded tree costs many times as much), it is echoed byte for byte (a
 /// number like `9007199254740993` stays exact), and writing it into a reply is a copy that cannot
 /// fail. A class, so that a subscriber without `info` — nearly all — pays one null pointer for it.
 public final class RawJSON: Sendable, Hashable, CustomStringConvertible {

@@ -93,8 +93,9 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
     /// request.
     func configure(_ channel: any Channel) throws -> Value {
         // NIO keeps each connection's last receive buffer for reuse, at the allocator's
-        // size: 1 KiB still takes a browser's upgrade request in one read, and halves what
-        // an idle connection holds (NIO's default starts at 2 KiB). It grows for big messages.
+        // size: 1 KiB still takes a browser's upgrade request in one read, and is half of
+        // NIO's default of 2 KiB, which an idle connection would otherwise hold. It grows for
+        // big messages.
         try channel.syncOptions?.setOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 1024, maximum: 65536))
         // A client that shuts down its side after a request still gets the response.
         try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
@@ -310,7 +311,7 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
 /// The WebSocket upgrade as NIO's HTTP server upgrade handler runs it: NIO's WebSocket upgrader
 /// checks the request and answers the handshake (`Sec-WebSocket-Accept`), then Squall installs
 /// its own handlers in place of NIO's frame decoder and encoder, which an idle connection
-/// would otherwise carry (about half a KiB) only to have its frames parsed twice.
+/// would otherwise carry only to have its frames parsed twice.
 private struct HandshakeUpgrader: NIOTypedHTTPServerProtocolUpgrader {
     typealias UpgradeResult = ConnectionSetup.UpgradeResult
 

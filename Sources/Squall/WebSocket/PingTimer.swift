@@ -2,8 +2,8 @@ import NIOCore
 import Synchronization
 
 /// One timer per event loop and ping interval that pings every WebSocket on that loop, instead
-/// of a scheduled task per connection: an idle connection then costs a table entry (tens of
-/// bytes) rather than a timer and its closure (hundreds).
+/// of a scheduled task per connection: an idle connection then costs a table entry rather than
+/// a timer and its closure, several times the size.
 ///
 /// Contracts: everything but ``forLoop(_:interval:)`` runs on the loop (hence
 /// `@unchecked Sendable`); a connection is ticked every `interval` from the first tick after it

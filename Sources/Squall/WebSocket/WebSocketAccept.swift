@@ -15,8 +15,9 @@ enum WebSocketAccept {
         message.append(contentsOf: guid)
         let digest = sha1(padding: &message)
         // Base64 of the 20-byte digest: seven groups of three bytes (the last one short by one,
-        // hence one `=`), 28 characters. Foundation's `base64EncodedString()` made the whole
-        // upgrade read 28 % slower (8.7 against 6.8 µs) for its `Data` and `String` copies.
+        // hence one `=`), 28 characters. Not Foundation's `base64EncodedString()`: its `Data`
+        // and `String` copies slowed the whole upgrade read (docs/benchmarks.md, "Figures behind
+        // design choices").
         return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 21) { bytes in
             for index in 0..<20 { bytes[index] = UInt8(truncatingIfNeeded: digest[index / 4] >> (24 - 8 * UInt32(index % 4))) }
             bytes[20] = 0

@@ -12,8 +12,9 @@ import SquallCore
 /// milliseconds; `publisher` is absent for messages published over HTTP.
 ///
 /// Written by hand rather than with `JSONEncoder`: the envelope is made once per message for every
-/// /ws and SSE subscriber, and the encoder (boxed values, keys sorted at run time) took 12 µs and
-/// 21 allocations; this takes 2.7 µs and 4. The output is byte for byte what the encoder wrote
+/// /ws and SSE subscriber, and the encoder (boxed values, keys sorted at run time) took several
+/// times the time and allocations (docs/benchmarks.md, "Figures behind design choices"). The
+/// output is byte for byte what the encoder wrote
 /// (a test holds it to that): keys sorted, no whitespace, `/` unescaped, absent optionals left
 /// out, control characters as `\u00xx`.
 enum JSONEnvelope: WireFormat {
