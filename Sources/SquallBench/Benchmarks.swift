@@ -24,7 +24,7 @@ public enum Benchmarks {
         let driver = FanoutDriver(loop: loop, subscribers: subscribers, messages: messages, size: size, window: window)
         let subscribers = try await openSockets(subscribers, to: target, on: loop) { driver }
         let publisher = try await connect(target, on: loop, delegate: driver)
-        defer { loop.execute { (subscribers + [publisher]).forEach { $0.close() } } }
+        defer { loop.execute { for socket in subscribers + [publisher] { socket.close() } } }
         let usage = CPUUsage()
         let serverBefore = try serverPID.map(cpuSeconds(of:))
         let start = ContinuousClock.now
@@ -56,7 +56,7 @@ public enum Benchmarks {
         let driver = LatencyDriver(size: max(size, 20))
         let sockets = try await openSockets(subscribers, to: target, on: loop) { driver }
         let publisher = try await connect(target, on: loop, delegate: driver)
-        defer { loop.execute { (sockets + [publisher]).forEach { $0.close() } } }
+        defer { loop.execute { for socket in sockets + [publisher] { socket.close() } } }
         try await driver.warmUp(publisher: publisher, subscribers: subscribers, on: loop)
         let usage = CPUUsage()
         let count = Int((Double(rate) * duration.seconds).rounded())  // trap-ok: squall bench checks rate and duration
@@ -108,7 +108,7 @@ public enum Benchmarks {
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         let before = try residentKiB(of: serverPID)
         let sockets = try await openSockets(count, to: target, on: loop) { QuietDelegate() }
-        defer { loop.execute { sockets.forEach { $0.close() } } }
+        defer { loop.execute { for socket in sockets { socket.close() } } }
         try await Task.sleep(for: .seconds(1))
         let after = try residentKiB(of: serverPID)
         return IdleResult(connections: sockets.count, serverKiBBefore: before, serverKiBAfter: after)

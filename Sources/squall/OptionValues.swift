@@ -3,7 +3,25 @@ import Logging
 import SquallCore
 import Squall
 
-extension Logger.Level: @retroactive ExpressibleByArgument {}
+/// A log level as `--log-level` and `SQUALL_LOG_LEVEL` take it: `trace`, `debug`, `info`,
+/// `notice`, `warning`, `error` or `critical`. (A type of its own rather than a conformance of
+/// swift-log's `Logger.Level` to ArgumentParser's protocol, which neither package owns.)
+struct LogLevel: ExpressibleByArgument {
+    let level: Logger.Level
+
+    init(_ level: Logger.Level) {
+        self.level = level
+    }
+
+    init?(argument: String) {
+        guard let level = Logger.Level(rawValue: argument) else { return nil }
+        self.level = level
+    }
+
+    static var allValueStrings: [String] {
+        Logger.Level.allCases.map(\.rawValue)
+    }
+}
 
 /// A size in bytes, written as a plain number or with a binary suffix: `65536`, `64KiB`, `1MiB`.
 struct ByteCount: ExpressibleByArgument {

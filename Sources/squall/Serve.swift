@@ -22,7 +22,7 @@ struct Serve: AsyncParsableCommand {
     var port: Int?
 
     @Option(help: "Least severe level logged. [default: info] [env: SQUALL_LOG_LEVEL]")
-    var logLevel: Logger.Level?
+    var logLevel: LogLevel?
 
     @Option(help: "Event-loop threads serving connections. [default: the CPUs this process may run on, e.g. 1 under taskset -c 0] [env: SQUALL_THREADS]")
     var threads: Int?
@@ -78,7 +78,7 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let configuration = try resolvedConfiguration()
         let environment = EnvironmentOptions(ProcessInfo.processInfo.environment)
-        let level = try environment.resolve(logLevel, "SQUALL_LOG_LEVEL", default: .info)
+        let level = try environment.resolve(logLevel, "SQUALL_LOG_LEVEL", default: LogLevel(.info)).level
         // main.swift has already sized the event-loop group from the same option (it must
         // happen before anything runs); a bad value is still a usage error here.
         let threads = try environment.resolve(threads, "SQUALL_THREADS", default: ProcessorAffinity.cpuCount)

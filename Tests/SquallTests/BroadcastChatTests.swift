@@ -44,7 +44,7 @@ struct BroadcastChatTests {
     @Test("a closed client leaves the pool; the others keep receiving")
     func closedClientLeaves() async throws {
         let room = ConnectionPool()
-        try await LiveServer.run(mount: { $0.mount("/room", handler: BroadcastHandler(pool: room)) }) { server in
+        try await LiveServer.run(mounting: "/room", BroadcastHandler(pool: room)) { server in
             let leaving = try await TestClient.connect(server.url("/room"))
             let staying = try await [TestClient.connect(server.url("/room")), TestClient.connect(server.url("/room"))]
             try await LiveServer.eventually("three in the room") { room.count == 3 }
@@ -64,7 +64,7 @@ struct BroadcastChatTests {
     @Test("a pool broadcast reaches clients with and without permessage-deflate, from either kind")
     func broadcastWithCompression() async throws {
         let room = ConnectionPool()
-        try await LiveServer.run(mount: { $0.mount("/room", handler: BroadcastHandler(pool: room)) }) { server in
+        try await LiveServer.run(mounting: "/room", BroadcastHandler(pool: room)) { server in
             let compressed = try await TestClient.connect(server.url("/room"), compressed: true)
             let plain = try await TestClient.connect(server.url("/room"))
             try await LiveServer.eventually("both in the room") { room.count == 2 }

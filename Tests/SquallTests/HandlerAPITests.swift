@@ -23,7 +23,7 @@ struct HandlerAPITests {
                 closes.withLock { $0.append("\(connection.id) \(cause)") }
             }
         )
-        try await LiveServer.run(mount: { $0.mount("/shout", handler: shout) }) { server in
+        try await LiveServer.run(mounting: "/shout", shout) { server in
             let client = try await TestClient.connect(server.url("/shout?room=a"))
             let welcome = try await client.nextText()
             let parts = welcome.split(separator: " ")
@@ -56,7 +56,7 @@ struct HandlerAPITests {
             }
             return .accept(subprotocol: "chat.v2", headers: [.cacheControl: "no-store"])
         }
-        try await LiveServer.run(mount: { $0.mount("/rooms/{room}", handler: echo, check: check) }) { server in
+        try await LiveServer.run(mounting: "/rooms/{room}", echo, check: check) { server in
             let client = try await TestClient.connect(
                 server.url("/rooms/blue"),
                 headers: [.authorization: "Bearer good", .secWebSocketProtocol: "chat.v2"]
@@ -86,7 +86,7 @@ struct HandlerAPITests {
                 }
             }
         )
-        try await LiveServer.run(mount: { $0.mount("/greet", handler: greeter) }) { server in
+        try await LiveServer.run(mounting: "/greet", greeter) { server in
             let ada = try await TestClient.connect(server.url("/greet"))
             let bob = try await TestClient.connect(server.url("/greet"))
             ada.send("ada")
@@ -106,7 +106,7 @@ struct HandlerAPITests {
             connection.writeMessage("goodbye")
             connection.close(code: .policyViolation, reason: "no \(message.text ?? "")")
         })
-        try await LiveServer.run(mount: { $0.mount("/closer", handler: closer) }) { server in
+        try await LiveServer.run(mounting: "/closer", closer) { server in
             let client = try await TestClient.connect(server.url("/closer"))
             client.send("spam")
             #expect(try await client.nextText() == "goodbye")
@@ -123,7 +123,7 @@ struct HandlerAPITests {
             if message.text == "boom" { throw Boom() }
             connection.writeMessage(message)
         })
-        try await LiveServer.run(mount: { $0.mount("/fragile", handler: fragile) }) { server in
+        try await LiveServer.run(mounting: "/fragile", fragile) { server in
             let victim = try await TestClient.connect(server.url("/fragile"))
             let other = try await TestClient.connect(server.url("/fragile"))
             victim.send("boom")
@@ -146,7 +146,7 @@ struct HandlerAPITests {
             }
         }
         let pool = ConnectionPool()
-        try await LiveServer.run(mount: { $0.mount("/count", handler: Counter(pool: pool)) }) { server in
+        try await LiveServer.run(mounting: "/count", Counter(pool: pool)) { server in
             let first = try await TestClient.connect(server.url("/count"))
             #expect(try await first.nextText() == "members: 1")
             let chat = try await TestClient.connect(server.url("/msg"))

@@ -25,10 +25,13 @@ struct LiveServer: Sendable {
         SquallConfiguration(host: "127.0.0.1", port: 0, maxMessageSize: maxMessageSize, outbox: outbox, closeTimeout: closeTimeout)
     }
 
-    /// Starts a server, runs `body` against it, then shuts the server down gracefully.
+    /// Starts a server, with `handler` mounted on `path` when both are given, runs `body`
+    /// against it, then shuts the server down gracefully.
     static func run<T: Sendable>(
         _ configuration: SquallConfiguration = LiveServer.configuration(),
-        mount: (inout SquallServer) -> Void = { _ in },
+        mounting path: String? = nil,
+        _ handler: (any WebSocketHandler)? = nil,
+        check: UpgradeCheck? = nil,
         _ body: @Sendable (LiveServer) async throws -> T
     ) async throws -> T {
         var logger = Logger(label: "squall.test")
@@ -37,7 +40,7 @@ struct LiveServer: Sendable {
         var server = SquallServer(configuration: configuration, logger: logger) { address in
             announce.yield(address)
         }
-        mount(&server)
+        if let path, let handler { server.mount(path, handler: handler, check: check) }
         let group = ServiceGroup(services: [server], logger: logger)
         let connections = server.connections
         let hub = server.hub
