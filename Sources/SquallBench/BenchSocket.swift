@@ -96,7 +96,9 @@ final class BenchSocket: ChannelInboundHandler, @unchecked Sendable {
         self.context = context
         var random = SystemRandomNumberGenerator()
         let bits = random.next() as UInt32
-        mask = [UInt8(truncatingIfNeeded: bits), UInt8(truncatingIfNeeded: bits >> 8), UInt8(truncatingIfNeeded: bits >> 16), UInt8(truncatingIfNeeded: bits >> 24)]
+        mask = [
+            UInt8(truncatingIfNeeded: bits), UInt8(truncatingIfNeeded: bits >> 8), UInt8(truncatingIfNeeded: bits >> 16), UInt8(truncatingIfNeeded: bits >> 24),
+        ]
         var request = context.channel.allocator.buffer(capacity: target.upgradeRequestHead.count + 128)
         request.writeBytes(target.upgradeRequestHead)
         request.writeBytes(Self.randomKey())

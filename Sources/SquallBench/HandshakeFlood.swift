@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import NIOCore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// The handshake load generator: `concurrency` WebSocket handshakes in flight on plain
 /// non-blocking sockets and `poll(2)`, each closed (close frame, then the socket) as soon as its
@@ -94,9 +95,9 @@ struct HandshakeFlood {
     private func connect() throws -> Int32 {
         let family = target.address.protocol.rawValue
         #if canImport(Glibc)
-        let socket = Glibc.socket(family, Int32(SOCK_STREAM.rawValue), 0)
+            let socket = Glibc.socket(family, Int32(SOCK_STREAM.rawValue), 0)
         #else
-        let socket = Darwin.socket(family, SOCK_STREAM, 0)
+            let socket = Darwin.socket(family, SOCK_STREAM, 0)
         #endif
         guard socket >= 0 else { throw BenchError.handshakeFailed }
         var on: Int32 = 1
@@ -114,9 +115,9 @@ struct HandshakeFlood {
 
     private static func connect(_ socket: Int32, _ address: UnsafePointer<sockaddr>, _ length: socklen_t) -> Int32 {
         #if canImport(Glibc)
-        Glibc.connect(socket, address, length)
+            Glibc.connect(socket, address, length)
         #else
-        Darwin.connect(socket, address, length)
+            Darwin.connect(socket, address, length)
         #endif
     }
 

@@ -56,7 +56,10 @@ struct Bench: AsyncParsableCommand {
         }
 
         func run() async throws {
-            try target.report(try await Benchmarks.fanout(target.resolve(), subscribers: subscribers, messages: messages, size: size, window: window, timeout: .seconds(timeout), serverPID: serverPid))
+            try target.report(
+                try await Benchmarks.fanout(
+                    target.resolve(), subscribers: subscribers, messages: messages, size: size, window: window, timeout: .seconds(timeout), serverPID: serverPid
+                ))
         }
     }
 

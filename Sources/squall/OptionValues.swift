@@ -1,7 +1,7 @@
 import ArgumentParser
 import Logging
-import SquallCore
 import Squall
+import SquallCore
 
 /// A log level as `--log-level` and `SQUALL_LOG_LEVEL` take it: `trace`, `debug`, `info`,
 /// `notice`, `warning`, `error` or `critical`. (A type of its own rather than a conformance of

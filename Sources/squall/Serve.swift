@@ -36,13 +36,19 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Most bytes queued for one client before it is closed as too slow (1008). [default: 16MiB] [env: SQUALL_OUTBOX_BYTES]")
     var outboxBytes: ByteCount?
 
-    @Option(help: "Smallest message sent compressed to WebSocket clients that negotiate permessage-deflate, e.g. 0, 512, 1KiB; off declines the extension. [default: 1KiB] [env: SQUALL_DEFLATE_MIN_SIZE]")
+    @Option(
+        help:
+            "Smallest message sent compressed to WebSocket clients that negotiate permessage-deflate, e.g. 0, 512, 1KiB; off declines the extension. [default: 1KiB] [env: SQUALL_DEFLATE_MIN_SIZE]"
+    )
     var deflateMinSize: DeflateMinimum?
 
     @Option(help: "Seconds between pings to each client; a client that misses one is closed. 0 turns pings off. [default: 30] [env: SQUALL_PING_INTERVAL]")
     var pingInterval: Seconds?
 
-    @Option(help: "Seconds a closing client may take to finish the close handshake before it is dropped; also bounds shutdown. [default: 3] [env: SQUALL_CLOSE_TIMEOUT]")
+    @Option(
+        help:
+            "Seconds a closing client may take to finish the close handshake before it is dropped; also bounds shutdown. [default: 3] [env: SQUALL_CLOSE_TIMEOUT]"
+    )
     var closeTimeout: Seconds?
 
     @Option(help: "Messages each channel keeps for history and resume. [default: 1000] [env: SQUALL_RETENTION_MESSAGES]")
@@ -54,7 +60,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Bytes each channel keeps for history and resume, wire-format copies included, e.g. 16MiB. [default: 16MiB] [env: SQUALL_RETENTION_BYTES]")
     var retentionBytes: ByteCount?
 
-    @Option(help: "Most bytes of messages or presence members in one history, poll or presence reply (at least one). [default: 1MiB] [env: SQUALL_MAX_REPLY_BYTES]")
+    @Option(
+        help: "Most bytes of messages or presence members in one history, poll or presence reply (at least one). [default: 1MiB] [env: SQUALL_MAX_REPLY_BYTES]")
     var maxReplyBytes: ByteCount?
 
     @Option(help: "Seconds a new connection may take to send its first request head. [default: 10] [env: SQUALL_HANDSHAKE_TIMEOUT]")

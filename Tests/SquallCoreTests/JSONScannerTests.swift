@@ -18,9 +18,11 @@ struct JSONScannerTests {
         #expect(try kind("null") == .null)
     }
 
-    @Test("what RFC 8259 does not allow is refused", arguments: [
-        "", "{", "[1,]", "{\"a\"}", "01", "1.", "-", "1e", "tru", "\"\u{01}\"", "\"\\x\"", "\"\\u12\"", "[1] 2", "{'a':1}", "NaN",
-    ])
+    @Test(
+        "what RFC 8259 does not allow is refused",
+        arguments: [
+            "", "{", "[1,]", "{\"a\"}", "01", "1.", "-", "1e", "tru", "\"\u{01}\"", "\"\\x\"", "\"\\u12\"", "[1] 2", "{'a':1}", "NaN",
+        ])
     func invalid(_ text: String) {
         #expect(throws: JSONScanner.Failure.self) { try kind(text) }
     }
@@ -39,7 +41,9 @@ struct JSONScannerTests {
         #expect(try kind("[[[[]]]]", maxDepth: 4) == .array)
         #expect(throws: JSONScanner.Failure.tooDeep) { try kind("[[[[[]]]]]", maxDepth: 4) }
         #expect(throws: JSONScanner.Failure.tooDeep) { try kind(String(repeating: "[", count: 100_000), maxDepth: 16) }
-        #expect(throws: JSONScanner.Failure.tooDeep) { try kind(String(repeating: #"{"a":"#, count: 600) + "1" + String(repeating: "}", count: 600), maxDepth: 16) }
+        #expect(throws: JSONScanner.Failure.tooDeep) {
+            try kind(String(repeating: #"{"a":"#, count: 600) + "1" + String(repeating: "}", count: 600), maxDepth: 16)
+        }
     }
 
     @Test("an object's members come out in order with their values' exact bytes")
@@ -69,7 +73,9 @@ struct JSONScannerTests {
         let kept = try RawJSON(validating: ByteBuffer(string: #"{"a": [1.50]}"#), limits: limits)
         #expect(kept.description == #"{"a": [1.50]}"#)
         #expect(throws: RawJSON.Failure.tooDeep(limit: 2)) { try RawJSON(validating: ByteBuffer(string: "[[[1]]]"), limits: limits) }
-        #expect(throws: RawJSON.Failure.tooLarge(limit: 32)) { try RawJSON(validating: ByteBuffer(string: "\"" + String(repeating: "x", count: 40) + "\""), limits: limits) }
+        #expect(throws: RawJSON.Failure.tooLarge(limit: 32)) {
+            try RawJSON(validating: ByteBuffer(string: "\"" + String(repeating: "x", count: 40) + "\""), limits: limits)
+        }
         #expect(throws: RawJSON.Failure.invalid) { try RawJSON(validating: ByteBuffer(string: "{a}"), limits: limits) }
         #expect(RawJSON.name("a\"b").description == #"{"name":"a\"b"}"#)
     }

@@ -49,7 +49,8 @@ struct HandlerAPITests {
         let echo = ClosureWebSocketHandler(name: "Echo", onMessage: { connection, message in connection.writeMessage(message) })
         let check: UpgradeCheck = { request in
             seen.withLock {
-                $0.append("\(request.path) \(request.parameters["room"] ?? "-") \(request.headers[.authorization] ?? "-") \(request.remoteAddress?.ipAddress ?? "-")")
+                $0.append(
+                    "\(request.path) \(request.parameters["room"] ?? "-") \(request.headers[.authorization] ?? "-") \(request.remoteAddress?.ipAddress ?? "-")")
             }
             guard request.headers[.authorization] == "Bearer good" else {
                 return .refuse(APIError(.custom("unauthorized", status: .unauthorized), message: "no token"))
@@ -102,10 +103,12 @@ struct HandlerAPITests {
 
     @Test("connection.close(code, reason) reaches the client, after what was queued before it")
     func serverInitiatedClose() async throws {
-        let closer = ClosureWebSocketHandler(name: "Closer", onMessage: { connection, message in
-            connection.writeMessage("goodbye")
-            connection.close(code: .policyViolation, reason: "no \(message.text ?? "")")
-        })
+        let closer = ClosureWebSocketHandler(
+            name: "Closer",
+            onMessage: { connection, message in
+                connection.writeMessage("goodbye")
+                connection.close(code: .policyViolation, reason: "no \(message.text ?? "")")
+            })
         try await LiveServer.run(mounting: "/closer", closer) { server in
             let client = try await TestClient.connect(server.url("/closer"))
             client.send("spam")
@@ -119,10 +122,12 @@ struct HandlerAPITests {
     @Test("a hook that throws closes its connection with 1011, and only that one")
     func throwingHook() async throws {
         struct Boom: Error {}
-        let fragile = ClosureWebSocketHandler(name: "Fragile", onMessage: { connection, message in
-            if message.text == "boom" { throw Boom() }
-            connection.writeMessage(message)
-        })
+        let fragile = ClosureWebSocketHandler(
+            name: "Fragile",
+            onMessage: { connection, message in
+                if message.text == "boom" { throw Boom() }
+                connection.writeMessage(message)
+            })
         try await LiveServer.run(mounting: "/fragile", fragile) { server in
             let victim = try await TestClient.connect(server.url("/fragile"))
             let other = try await TestClient.connect(server.url("/fragile"))

@@ -26,18 +26,20 @@ struct ProtocolRequestTests {
         #expect(request?.info?.description == #"{"n":[1]}"# && request?.ref?.description == #""7""#)
     }
 
-    @Test("errors have stable codes, and carry the ref once it was read", arguments: [
-        ("not json", "invalid_json", false),
-        (#"[1,2]"#, "invalid_request", false),
-        (#"{"ref":1,"op":5}"#, "invalid_request", true),
-        (#"{"op":"history","limit":1.5,"ref":1}"#, "invalid_request", true),
-        (#"{"op":"history","limit":99999999999999999999,"ref":1}"#, "invalid_request", true),
-        (#"{"op":"subscribe","since":{"epoch":"e"},"ref":1}"#, "invalid_request", true),
-        (#"{"op":"subscribe","since":{"epoch":"e","offset":-1},"ref":1}"#, "invalid_request", true),
-        (#"{"op":"subscribe","presence":"yes","ref":1}"#, "invalid_request", true),
-        (#"{"op":"subscribe","info":[[[[[[[[[1]]]]]]]]],"ref":1}"#, "invalid_request", true),
-        (#"{"op":"ping","ref":[[[[[1]]]]]}"#, "invalid_request", false),
-    ])
+    @Test(
+        "errors have stable codes, and carry the ref once it was read",
+        arguments: [
+            ("not json", "invalid_json", false),
+            (#"[1,2]"#, "invalid_request", false),
+            (#"{"ref":1,"op":5}"#, "invalid_request", true),
+            (#"{"op":"history","limit":1.5,"ref":1}"#, "invalid_request", true),
+            (#"{"op":"history","limit":99999999999999999999,"ref":1}"#, "invalid_request", true),
+            (#"{"op":"subscribe","since":{"epoch":"e"},"ref":1}"#, "invalid_request", true),
+            (#"{"op":"subscribe","since":{"epoch":"e","offset":-1},"ref":1}"#, "invalid_request", true),
+            (#"{"op":"subscribe","presence":"yes","ref":1}"#, "invalid_request", true),
+            (#"{"op":"subscribe","info":[[[[[[[[[1]]]]]]]]],"ref":1}"#, "invalid_request", true),
+            (#"{"op":"ping","ref":[[[[[1]]]]]}"#, "invalid_request", false),
+        ])
     func errors(_ text: String, _ code: String, _ carriesRef: Bool) {
         let (_, error, ref) = decode(text)
         #expect(error?.code.description == code, "\(text)")

@@ -173,7 +173,10 @@ import Testing
         let action163 = machine.received(closeFrame(code: 4001, reason: Array("bye".utf8)))
         #expect(action163 == .answerClose(.echo(4001)))
         #expect(machine.write() == .discard)
-        guard case .clientClosed = machine.socketClosed() else { Issue.record("not a client close"); return }
+        guard case .clientClosed = machine.socketClosed() else {
+            Issue.record("not a client close")
+            return
+        }
     }
 
     @Test func anEmptyCloseIsAnswered1000() {
@@ -228,7 +231,10 @@ import Testing
         let action217 = machine.close(.shutdown)
         #expect(action217 == .none)
         #expect(machine.write() == .discard)
-        guard case .serverClosed(let sent) = machine.socketClosed() else { Issue.record("not a server close"); return }
+        guard case .serverClosed(let sent) = machine.socketClosed() else {
+            Issue.record("not a server close")
+            return
+        }
         #expect(sent == .normal)
     }
 
@@ -259,7 +265,10 @@ import Testing
         var machine = openMachine()
         let action249 = machine.hookFailed(Boom())
         #expect(action249 == .close(.serverError))
-        guard case .failed(let error) = machine.socketClosed() else { Issue.record("not a failure"); return }
+        guard case .failed(let error) = machine.socketClosed() else {
+            Issue.record("not a failure")
+            return
+        }
         #expect(error is Boom)
     }
 
@@ -312,7 +321,10 @@ import Testing
 
     @Test func aSocketGoneWithoutACloseIsAClientClose() {
         var machine = openMachine()
-        guard case .clientClosed = machine.socketClosed() else { Issue.record("not a client close"); return }
+        guard case .clientClosed = machine.socketClosed() else {
+            Issue.record("not a client close")
+            return
+        }
         let action305 = machine.received(frame(.text, [0x61]))
         #expect(action305 == .none)
     }

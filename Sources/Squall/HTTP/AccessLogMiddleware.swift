@@ -17,7 +17,9 @@ struct AccessLogMiddleware: RouterMiddleware {
         let address = context.remoteAddress
         do {
             let response = try await next(request, context)
-            Self.log(status: response.status.code, method: request.method.rawValue, uri: "\(request.uri)", remote: address?.hostDescription, since: start, logger: logger)
+            Self.log(
+                status: response.status.code, method: request.method.rawValue, uri: "\(request.uri)", remote: address?.hostDescription, since: start,
+                logger: logger)
             return response
         } catch {
             let status = (error as? any HTTPResponseError)?.status.code ?? 500

@@ -55,14 +55,16 @@ public struct SquallServer: Service, CustomStringConvertible {
         let hub = Hub(retention: configuration.retention)
         self.hub = hub
         let maxInfo = configuration.maxInfo
-        mounts.append(WebSocketMount(path: "/msg", handler: MsgTransport(channel: "msg", hub: hub, maxInfo: maxInfo)) { _, uri, _, _ in
-            _ = try ChannelTarget(channel: "msg", query: uri.queryParameters, maxInfo: maxInfo)
-            return [:]
-        })
-        mounts.append(WebSocketMount(path: "/msg/{channel}", handler: MsgTransport(channel: nil, hub: hub, maxInfo: maxInfo)) { _, uri, parameters, _ in
-            _ = try ChannelTarget(channel: parameters["channel"].map(String.init), query: uri.queryParameters, maxInfo: maxInfo)
-            return [:]
-        })
+        mounts.append(
+            WebSocketMount(path: "/msg", handler: MsgTransport(channel: "msg", hub: hub, maxInfo: maxInfo)) { _, uri, _, _ in
+                _ = try ChannelTarget(channel: "msg", query: uri.queryParameters, maxInfo: maxInfo)
+                return [:]
+            })
+        mounts.append(
+            WebSocketMount(path: "/msg/{channel}", handler: MsgTransport(channel: nil, hub: hub, maxInfo: maxInfo)) { _, uri, parameters, _ in
+                _ = try ChannelTarget(channel: parameters["channel"].map(String.init), query: uri.queryParameters, maxInfo: maxInfo)
+                return [:]
+            })
         mounts.append(WebSocketMount(path: "/ws", handler: WSTransport(hub: hub, configuration: configuration), check: Self.negotiateSubprotocol))
     }
 

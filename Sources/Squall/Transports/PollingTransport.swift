@@ -53,7 +53,8 @@ struct PollingTransport: Sendable {
     @Sendable func history(_ request: Request, context: SquallRequestContext) async throws -> Response {
         let channel = try APIError.channel(context.parameters.get("name"))
         let limit = try Self.limit(request.uri.queryParameters)
-        return Self.json(ProtocolReply.history(hub.history(channel, limit: limit, budget: ReadBudget.envelopes(maxBytes: configuration.maxReplyBytes)), type: nil))
+        return Self.json(
+            ProtocolReply.history(hub.history(channel, limit: limit, budget: ReadBudget.envelopes(maxBytes: configuration.maxReplyBytes)), type: nil))
     }
 
     @Sendable func presence(_ request: Request, context: SquallRequestContext) async throws -> Response {
@@ -109,7 +110,6 @@ struct PollingTransport: Sendable {
         }
         return (since, limit, Duration(seconds: seconds, atMost: maxWait))
     }
-
 
     private static func limit(_ query: Parameters) throws(APIError) -> Int {
         guard let text = query["limit"] else { return 100 }

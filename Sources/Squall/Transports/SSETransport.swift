@@ -39,9 +39,11 @@ struct SSETransport: Sendable {
             .cacheControl: "no-cache",
         ]
         headers[Self.accelBuffering] = "no"  // tells nginx not to buffer the stream
-        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            try await stream.run(writer: &writer)
-        })
+        return Response(
+            status: .ok, headers: headers,
+            body: ResponseBody { writer in
+                try await stream.run(writer: &writer)
+            })
     }
 
     private static let accelBuffering = HTTPField.Name("X-Accel-Buffering")!  // trap-ok: a valid field name, written here

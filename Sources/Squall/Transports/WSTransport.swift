@@ -102,7 +102,8 @@ final class WSTransport: NonBlockingWebSocketHandler {
             let page = hub.presence(channel, after: after, maxBytes: budget.maxBytes)
             send(ProtocolReply.presence(page, ref: request.ref), to: connection)
         default:
-            throw ProtocolError(.unknownOp, message: "unknown op \"\(op.prefix(64))\"; one of subscribe, unsubscribe, publish, history, presence, ping"
+            throw ProtocolError(
+                .unknownOp, message: "unknown op \"\(op.prefix(64))\"; one of subscribe, unsubscribe, publish, history, presence, ping"
             )
         }
     }

@@ -4,8 +4,8 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 import Squall
-import Synchronization
 import SquallCore
+import Synchronization
 
 /// A real Squall server on 127.0.0.1 and a free port, for the length of one test.
 struct LiveServer: Sendable {
@@ -98,7 +98,12 @@ func withTimeout<T: Sendable>(
     _ operation: @escaping @Sendable () async throws -> T
 ) async throws -> T {
     let settled = Mutex(false)
-    let claim: @Sendable () -> Bool = { settled.withLock { done in defer { done = true }; return !done } }
+    let claim: @Sendable () -> Bool = {
+        settled.withLock { done in
+            defer { done = true }
+            return !done
+        }
+    }
     var work: Task<Void, Never>?
     defer { work?.cancel() }
     return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in

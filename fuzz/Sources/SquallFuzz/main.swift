@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 @_spi(Fuzzing) import Squall
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 // libFuzzer's driver, started from this program's own main: SwiftPM links an executable's main
 // under a name of its own, so libFuzzer's main would never run.
