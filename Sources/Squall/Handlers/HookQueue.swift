@@ -30,20 +30,18 @@ final class HookQueue: Sendable {
     static let resumeAt = 16
 
     private let handler: any WebSocketHandler
-    private let connection: WebSocketConnection
-    private let pool: ConnectionPool
     private let state = Mutex(State())
 
-    init(handler: any WebSocketHandler, connection: WebSocketConnection, pool: ConnectionPool) {
+    /// A queue for hooks of `handler`. It holds no connection (the connection holds it): the
+    /// connection is handed to each ``enqueue(_:for:)`` and kept by the task that drains.
+    init(handler: any WebSocketHandler) {
         self.handler = handler
-        self.connection = connection
-        self.pool = pool
     }
 
-    /// Queues `event` for the hooks.
+    /// Queues `event` for `connection`'s hooks.
     /// - Returns: `true` when the caller should stop reading from the client (the queue is
     ///   long); the queue turns reading back on itself.
-    func enqueue(_ event: Event) -> Bool {
+    func enqueue(_ event: Event, for connection: WebSocketConnection) -> Bool {
         let (start, pause) = state.withLock { state in
             state.events.append(event)
             let pause = !state.readingPaused && state.events.count > Self.pauseAbove
@@ -52,18 +50,18 @@ final class HookQueue: Sendable {
             return (!state.running, pause)
         }
         if start {
-            Task { await self.drain() }
+            Task { await self.drain(connection) }
         }
         return pause
     }
 
-    private func drain() async {
-        while let event = next() {
-            await run(event)
+    private func drain(_ connection: WebSocketConnection) async {
+        while let event = next(connection) {
+            await run(event, connection)
         }
     }
 
-    private func next() -> Event? {
+    private func next(_ connection: WebSocketConnection) -> Event? {
         let (event, resumeReading) = state.withLock { state -> (Event?, Bool) in
             guard let event = state.events.popFirst() else {
                 state.running = false
@@ -81,14 +79,14 @@ final class HookQueue: Sendable {
         return event
     }
 
-    private func run(_ event: Event) async {
+    private func run(_ event: Event, _ connection: WebSocketConnection) async {
         switch event {
         case .open:
             connection.logOpen()
             do {
                 try await handler.open(connection)
             } catch {
-                failed(error)
+                failed(error, connection)
             }
         case .message(let payload):
             guard state.withLock({ $0.failure == nil }) else { return }
@@ -96,18 +94,18 @@ final class HookQueue: Sendable {
             do {
                 try await handler.onMessage(connection, payload)
             } catch {
-                failed(error)
+                failed(error, connection)
             }
         case .close(let cause):
             let cause = state.withLock { $0.failure }.map { CloseCause.failed($0) } ?? cause
             await handler.onClose(connection, cause)
             connection.logClosed(cause)
-            pool.remove(connection)
+            connection.mounted.pool.remove(connection)
         }
     }
 
     /// A hook threw: the connection ends with 1011 and no later message reaches the hooks.
-    private func failed(_ error: any Error) {
+    private func failed(_ error: any Error, _ connection: WebSocketConnection) {
         state.withLock { $0.failure = error }
         connection.logHookFailed(error)
         connection.close(.serverError)

@@ -50,19 +50,19 @@ extension NonBlockingWebSocketHandler {
 extension WebSocketConnection {
     /// Logs the connection's start, as every kind of hook runner does.
     func logOpen() {
-        guard serverLogger.logLevel <= .info else { return }  // no per-connection logger otherwise
+        guard mounted.logger.logLevel <= .info else { return }  // no per-connection logger otherwise
         logger.info("WebSocket open", metadata: ["path": "\(uri.path)", "remote": "\(remoteAddress?.hostDescription ?? "-")"])
     }
 
     /// Logs one inbound message (at debug).
     func logMessage(_ payload: Payload) {
-        guard serverLogger.logLevel <= .debug else { return }  // no per-message logger otherwise
+        guard mounted.logger.logLevel <= .debug else { return }  // no per-message logger otherwise
         logger.debug("WebSocket message", metadata: ["kind": "\(payload.kind)", "bytes": "\(payload.count)"])
     }
 
     /// Logs the end of the connection.
     func logClosed(_ cause: CloseCause) {
-        guard serverLogger.logLevel <= .info else { return }
+        guard mounted.logger.logLevel <= .info else { return }
         logger.info("WebSocket closed", metadata: ["cause": "\(cause)"])
     }
 

@@ -36,9 +36,13 @@ public final class WebSocketConnection: Sendable, Identifiable, Hashable, Custom
     private let head: HTTPRequestHead
     /// The path parameters the mount path matched, e.g. `channel` for `/msg/{channel}`.
     public let parameters: Parameters
-    /// The server's logger; ``logger`` adds this connection's id. Kept bare so that an idle
-    /// connection does not hold a metadata dictionary of its own.
-    let serverLogger: Logger
+    /// The handler, pool and server logger this connection's mount shares with its others.
+    let mounted: MountedHandler
+    /// The queue its hooks run through, unless they run on the event loop.
+    let queue: HookQueue?
+    /// The error the open hook threw when it ran on the event loop: it is the end cause, and no
+    /// message reaches the hooks. Only touched on the connection's event loop (hence unsafe).
+    nonisolated(unsafe) var openFailure: (any Error)?
     /// The TCP connection.
     let socket: any Channel
     let writer: FrameWriter
@@ -55,7 +59,7 @@ public final class WebSocketConnection: Sendable, Identifiable, Hashable, Custom
         writer: FrameWriter,
         deflate: DeflateOptions?,
         id: UUID,
-        logger: Logger
+        mounted: MountedHandler
     ) {
         self.id = id
         self.deflate = deflate
@@ -63,7 +67,8 @@ public final class WebSocketConnection: Sendable, Identifiable, Hashable, Custom
         self.parameters = parameters
         self.socket = socket
         self.writer = writer
-        self.serverLogger = logger
+        self.mounted = mounted
+        self.queue = mounted.nonBlocking == nil ? HookQueue(handler: mounted.handler) : nil
     }
 
     /// What handlers keep on the connection (``subscript(_:)``).
@@ -85,7 +90,7 @@ public final class WebSocketConnection: Sendable, Identifiable, Hashable, Custom
 
     /// A logger whose records carry this connection's id (`squall.connection`).
     public var logger: Logger {
-        var logger = serverLogger
+        var logger = mounted.logger
         logger[metadataKey: "squall.connection"] = "\(id)"
         return logger
     }

@@ -54,7 +54,6 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
 
     let responder: HTTPChannelHandler.Responder
     let mounts: [WebSocketMount]
-    let pool: ConnectionPool
     let configuration: SquallConfiguration
     let departures: ClientDepartures
     let logger: Logger
@@ -63,14 +62,12 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
     init(
         responder: @escaping HTTPChannelHandler.Responder,
         mounts: [WebSocketMount],
-        pool: ConnectionPool,
         configuration: SquallConfiguration,
         departures: ClientDepartures,
         logger: Logger
     ) {
         self.responder = responder
         self.mounts = mounts
-        self.pool = pool
         self.configuration = configuration
         self.departures = departures
         self.logger = logger
@@ -278,17 +275,10 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
             writer: writer,
             deflate: deflate,
             id: id,
-            logger: logger
+            mounted: mount.mounted
         )
-        let runner: ConnectionHooks.Runner =
-            if let handler = mount.nonBlockingHandler {
-                .now(handler)
-            } else {
-                .queued(HookQueue(handler: mount.handler, connection: connection, pool: pool))
-            }
-        let hooks = ConnectionHooks(connection: connection, runner: runner, pool: pool)
-        let handler = WebSocketFrameHandler(writer: writer, sink: hooks, maxMessageSize: configuration.maxMessageSize)
-        hooks.open()
+        let handler = WebSocketFrameHandler(writer: writer, sink: connection, maxMessageSize: configuration.maxMessageSize)
+        connection.open()
         return handler
     }
 

@@ -55,17 +55,23 @@ public struct SquallServer: Service, CustomStringConvertible {
         let hub = Hub(retention: configuration.retention)
         self.hub = hub
         let maxInfo = configuration.maxInfo
+        let pool = connections
+        func mounted(_ handler: any WebSocketHandler) -> MountedHandler {
+            MountedHandler(handler: handler, pool: pool, logger: logger)
+        }
         mounts.append(
-            WebSocketMount(path: "/msg", handler: MsgTransport(channel: "msg", hub: hub, maxInfo: maxInfo)) { _, uri, _, _ in
+            WebSocketMount(path: "/msg", handler: mounted(MsgTransport(channel: "msg", hub: hub, maxInfo: maxInfo))) { _, uri, _, _ in
                 _ = try ChannelTarget(channel: "msg", query: uri.queryParameters, maxInfo: maxInfo)
                 return [:]
             })
         mounts.append(
-            WebSocketMount(path: "/msg/{channel}", handler: MsgTransport(channel: nil, hub: hub, maxInfo: maxInfo)) { _, uri, parameters, _ in
+            WebSocketMount(path: "/msg/{channel}", handler: mounted(MsgTransport(channel: nil, hub: hub, maxInfo: maxInfo))) { _, uri, parameters, _ in
                 _ = try ChannelTarget(channel: parameters["channel"].map(String.init), query: uri.queryParameters, maxInfo: maxInfo)
                 return [:]
             })
-        mounts.append(WebSocketMount(path: "/ws", handler: WSTransport(hub: hub, configuration: configuration), check: Self.negotiateSubprotocol))
+        mounts.append(
+            WebSocketMount(path: "/ws", handler: mounted(WSTransport(hub: hub, configuration: configuration)), check: Self.negotiateSubprotocol)
+        )
     }
 
     /// Serves `handler`'s hooks to WebSocket clients that connect to `path`, which may hold
@@ -77,7 +83,7 @@ public struct SquallServer: Service, CustomStringConvertible {
     ///   token, say) and may name a subprotocol or add response headers; without one, every
     ///   upgrade is accepted.
     public mutating func mount(_ path: String, handler: some WebSocketHandler, check: UpgradeCheck? = nil) {
-        mounts.append(WebSocketMount(path: path, handler: handler, check: check))
+        mounts.append(WebSocketMount(path: path, handler: MountedHandler(handler: handler, pool: connections, logger: logger), check: check))
     }
 
     /// `SquallServer(127.0.0.1:8000)`, as service-lifecycle logs it.
@@ -153,7 +159,6 @@ public struct SquallServer: Service, CustomStringConvertible {
             upgrade: ConnectionSetup(
                 responder: { request, writer, channel in try await served.respond(to: request, writer: writer, channel: channel) },
                 mounts: mounts,
-                pool: connections,
                 configuration: configuration,
                 departures: departures,
                 logger: logger

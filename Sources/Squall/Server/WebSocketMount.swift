@@ -14,24 +14,21 @@ struct WebSocketMount: Sendable {
     typealias Check = @Sendable (HTTPRequestHead, URI, Parameters, SocketAddress?) throws -> HTTPFields
 
     let path: String
-    let handler: any WebSocketHandler
+    /// The handler, with the server's pool and logger that its connections share.
+    let mounted: MountedHandler
     let check: Check
-    /// `handler` when its hooks run on the event loop: looked up once, since a cast to a
-    /// protocol costs a search of the conformance tables.
-    let nonBlockingHandler: (any NonBlockingWebSocketHandler)?
     private let segments: [Substring]
 
     /// `path` holds literal segments and `{name}` parameters, each matching one whole segment.
-    init(path: String, handler: any WebSocketHandler, check: @escaping Check) {
+    init(path: String, handler: MountedHandler, check: @escaping Check) {
         self.path = path
-        self.handler = handler
+        self.mounted = handler
         self.check = check
-        self.nonBlockingHandler = handler as? any NonBlockingWebSocketHandler
         self.segments = path.split(separator: "/")
     }
 
     /// A mount whose upgrades `check` decides (every upgrade is accepted without one).
-    init(path: String, handler: any WebSocketHandler, check: UpgradeCheck?) {
+    init(path: String, handler: MountedHandler, check: UpgradeCheck?) {
         guard let check else {
             self.init(path: path, handler: handler) { _, _, _, _ in [:] }
             return

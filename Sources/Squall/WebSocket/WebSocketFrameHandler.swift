@@ -2,7 +2,7 @@ import NIOCore
 import SquallCore
 
 /// Where the WebSocket layer hands what it has read: whole, checked messages, and the end of the
-/// connection. The hook API implements it (``ConnectionHooks``); the WebSocket layer knows no
+/// connection. The hook API's connection implements it; the WebSocket layer knows no
 /// handler, pool or transport.
 protocol WebSocketMessageSink: AnyObject {
     /// A whole message arrived.

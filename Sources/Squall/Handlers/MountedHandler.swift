@@ -1,0 +1,21 @@
+import Logging
+
+/// What every connection of one mount shares, held once rather than by each connection: the
+/// handler, how its hooks run, and the server's pool and logger.
+final class MountedHandler: Sendable {
+    let handler: any WebSocketHandler
+    /// `handler` when its hooks run on the event loop: looked up once, since a cast to a
+    /// protocol costs a search of the conformance tables.
+    let nonBlocking: (any NonBlockingWebSocketHandler)?
+    /// The server's pool of open connections, which every connection joins.
+    let pool: ConnectionPool
+    /// The server's logger; a connection's ``WebSocketConnection/logger`` adds its id.
+    let logger: Logger
+
+    init(handler: any WebSocketHandler, pool: ConnectionPool, logger: Logger) {
+        self.handler = handler
+        self.nonBlocking = handler as? any NonBlockingWebSocketHandler
+        self.pool = pool
+        self.logger = logger
+    }
+}

@@ -1,0 +1,56 @@
+import SquallCore
+
+/// A connection runs its own hooks, as the WebSocket layer's ``WebSocketMessageSink``: right on
+/// the event loop for a ``NonBlockingWebSocketHandler``, through its ``HookQueue`` for any
+/// other. It also joins and leaves the server's pool.
+///
+/// Contracts: the ``WebSocketHandler`` contracts — `open` first, messages in order, `onClose`
+/// exactly once; a hook that throws ends the connection with 1011, and no later message
+/// reaches the hooks. Every method runs on the connection's event loop.
+extension WebSocketConnection: WebSocketMessageSink {
+    /// Opens the connection: joins the pool and runs the open hook (or queues it). Called
+    /// before the 101 response is written, so that the client cannot see the handshake complete
+    /// before its subscriptions exist: a message published just after it would be lost.
+    func open() {
+        // A pool that is closing (shutdown) closes the newcomer at once.
+        mounted.pool.add(self)
+        guard let handler = mounted.nonBlocking else {
+            _ = queue?.enqueue(.open, for: self)
+            return
+        }
+        logOpen()
+        do {
+            try handler.openNow(self)
+        } catch {
+            openFailure = error
+            logHookFailed(error)
+            close(.serverError)
+        }
+    }
+
+    func received(_ message: Payload) throws -> Bool {
+        guard let handler = mounted.nonBlocking else {
+            return queue?.enqueue(.message(message), for: self) ?? false
+        }
+        guard openFailure == nil else { return false }
+        logMessage(message)
+        do {
+            try handler.onMessageNow(self, message)
+        } catch {
+            logHookFailed(error)
+            throw error
+        }
+        return false
+    }
+
+    func ended(_ cause: CloseCause) {
+        guard let handler = mounted.nonBlocking else {
+            _ = queue?.enqueue(.close(cause), for: self)
+            return
+        }
+        let cause = openFailure.map { CloseCause.failed($0) } ?? cause
+        handler.onCloseNow(self, cause)
+        logClosed(cause)
+        mounted.pool.remove(self)
+    }
+}
