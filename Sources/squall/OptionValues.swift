@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Logging
 import Squall
 import SquallCore
@@ -82,6 +83,13 @@ struct EnvironmentOptions {
 
     init(_ variables: [String: String]) {
         self.variables = variables
+    }
+
+    /// `values` if any were given on the command line, else the variable `name` split at
+    /// commas (blank entries dropped), else none.
+    func resolve(_ values: [String], _ name: String) -> [String] {
+        guard values.isEmpty, let raw = variables[name] else { return values }
+        return raw.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 
     /// `value` if given on the command line, else the variable `name` parsed like the

@@ -82,6 +82,15 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds between heartbeat comments on an idle Server-Sent Events stream. [default: 15] [env: SQUALL_SSE_HEARTBEAT]")
     var sseHeartbeat: Seconds?
 
+    @Option(
+        name: .customLong("allowed-origin"),
+        help: """
+            A web origin, scheme://host[:port], whose pages may open WebSockets, publish and read replies besides the server's own; \
+            repeat for more; * admits every origin. [default: none] [env: SQUALL_ALLOWED_ORIGINS, comma-separated]
+            """
+    )
+    var allowedOrigins: [String] = []
+
     func run() async throws {
         let configuration = try resolvedConfiguration()
         let environment = EnvironmentOptions(ProcessInfo.processInfo.environment)
@@ -138,6 +147,12 @@ struct Serve: AsyncParsableCommand {
         guard retentionAge > .zero, sseHeartbeat > .zero, timeouts.allSatisfy({ $0 > .zero }) else {
             throw ValidationError("retention age, SSE heartbeat and timeouts must be more than 0 seconds")
         }
+        let origins: OriginPolicy
+        do {
+            origins = try OriginPolicy(allowing: environment.resolve(allowedOrigins, "SQUALL_ALLOWED_ORIGINS"))
+        } catch {
+            throw ValidationError("allowed origin: \(error)")
+        }
         return SquallConfiguration(
             host: try environment.resolve(host, "SQUALL_HOST", default: defaults.host),
             port: port,
@@ -153,7 +168,8 @@ struct Serve: AsyncParsableCommand {
             handshakeTimeout: timeouts[0],
             idleTimeout: timeouts[1],
             bodyTimeout: timeouts[2],
-            writeTimeout: timeouts[3]
+            writeTimeout: timeouts[3],
+            origins: origins
         )
     }
 }

@@ -44,28 +44,35 @@ async def test_the_example_echoes_and_keeps_a_name_per_connection(example):
         assert (await echo.recv()).startswith("welcome, ")
         await echo.send("hello")
         assert await echo.recv() == "hello"
-    async with connect(f"{example.ws}/shout?name=ada") as ada, connect(f"{example.ws}/shout") as anon:
+    async with connect(f"{example.ws}/shout?name=ada") as ada, connect(f"{example.ws}/shout?name=bo") as bo:
         await ada.send("hi")
-        await anon.send("hey")
+        await bo.send("hey")
         assert await ada.recv() == "ada: HI"
-        assert await anon.recv() == "someone: HEY"
+        assert await bo.recv() == "bo: HEY"
 
 
-async def test_the_examples_check_refuses_a_foreign_origin_with_its_json_error(example):
+async def refusal(url, **options):
     with pytest.raises(InvalidStatus) as refused:
-        async with connect(f"{example.ws}/shout", origin="http://evil.example"):
+        async with connect(url, **options):
             pass
     response = refused.value.response
-    assert response.status_code == 403
-    assert json.loads(response.body)["error"]["code"] == "origin_not_allowed"
-    async with connect(f"{example.ws}/shout", origin=f"http://localhost:{example.port}") as same:
-        await same.send("ok")
-        assert await same.recv() == "someone: OK"
+    return response.status_code, json.loads(response.body)["error"]["code"]
+
+
+async def test_the_examples_check_refuses_a_client_without_a_name_with_its_json_error(example):
+    assert await refusal(f"{example.ws}/shout") == (400, "name_required")
     # A plain GET of the path is told the same.
-    request = urllib.request.Request(f"{example.http}/shout", headers={"Origin": "http://evil.example"})
     with pytest.raises(urllib.error.HTTPError) as plain:
-        urllib.request.urlopen(request, timeout=5)
-    assert plain.value.code == 403
+        urllib.request.urlopen(f"{example.http}/shout", timeout=5)
+    assert plain.value.code == 400
+    assert json.loads(plain.value.read())["error"]["code"] == "name_required"
+
+
+async def test_the_server_refuses_a_foreign_page_before_the_mounts_check(example):
+    assert await refusal(f"{example.ws}/shout?name=eve", origin="http://evil.example") == (403, "origin_not_allowed")
+    async with connect(f"{example.ws}/shout?name=ada", origin=f"http://127.0.0.1:{example.port}") as same:
+        await same.send("ok")
+        assert await same.recv() == "ada: OK"
 
 
 async def test_the_example_serves_the_built_in_routes_too(example):

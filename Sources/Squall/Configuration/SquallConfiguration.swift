@@ -47,6 +47,9 @@ public struct SquallConfiguration: Sendable {
     public var idleTimeout: Duration
     /// How long a request body may take to arrive, complete. Default 30 s.
     public var bodyTimeout: Duration
+    /// Which web pages may open WebSockets, publish and read replies from a browser: the
+    /// server's own origin, and those listed. Default the server's own origin only.
+    public var origins: OriginPolicy
     /// How long an HTTP response may wait on a client that does not read (the socket's buffer
     /// full) before the connection is closed. Default 30 s.
     public var writeTimeout: Duration
@@ -69,7 +72,8 @@ public struct SquallConfiguration: Sendable {
         handshakeTimeout: Duration = .seconds(10),
         idleTimeout: Duration = .seconds(60),
         bodyTimeout: Duration = .seconds(30),
-        writeTimeout: Duration = .seconds(30)
+        writeTimeout: Duration = .seconds(30),
+        origins: OriginPolicy = OriginPolicy()
     ) {
         self.host = host
         self.port = port
@@ -88,6 +92,7 @@ public struct SquallConfiguration: Sendable {
         self.idleTimeout = idleTimeout
         self.bodyTimeout = bodyTimeout
         self.writeTimeout = writeTimeout
+        self.origins = origins
     }
 }
 

@@ -50,6 +50,14 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         message: "a WebSocket upgrade needs exactly one Sec-WebSocket-Key"
     )
 
+    /// 403: a page on `origin` may not open a WebSocket or change state here.
+    static func originNotAllowed(_ origin: String) -> APIError {
+        APIError(
+            .originNotAllowed,
+            message: "pages on \(origin.prefix(200)) may not use this server; it admits its own origin and those given with --allowed-origin"
+        )
+    }
+
     /// 426: a WebSocket endpoint was requested without a WebSocket upgrade.
     public static func webSocketRequired(_ path: String) -> APIError {
         APIError(

@@ -37,6 +37,9 @@ public enum ErrorCode: Sendable, Hashable, CustomStringConvertible {
     case tooManySubscriptions
     /// 400: a binary frame on `/ws`.
     case unsupportedFrame
+    /// 403: a WebSocket upgrade or a state-changing request from a web page whose origin the
+    /// server does not admit (``OriginPolicy``).
+    case originNotAllowed
     /// 404: no such route.
     case notFound
     /// 405: a known route with another method.
@@ -60,7 +63,7 @@ public enum ErrorCode: Sendable, Hashable, CustomStringConvertible {
     public static let builtIn: [ErrorCode] = [
         .invalidChannel, .invalidPosition, .invalidParameter, .malformedRequest, .invalidUTF8, .unsupportedProtocol,
         .invalidWebSocketKey, .invalidJSON, .invalidRequest, .missingField, .unknownOp, .notSubscribed, .tooManySubscriptions,
-        .unsupportedFrame, .notFound, .methodNotAllowed, .messageTooLarge, .uriTooLong, .webSocketRequired,
+        .unsupportedFrame, .originNotAllowed, .notFound, .methodNotAllowed, .messageTooLarge, .uriTooLong, .webSocketRequired,
         .unsupportedWebSocketVersion, .requestHeadTooLarge, .internalError,
     ]
 
@@ -81,6 +84,7 @@ public enum ErrorCode: Sendable, Hashable, CustomStringConvertible {
         case .notSubscribed: "not_subscribed"
         case .tooManySubscriptions: "too_many_subscriptions"
         case .unsupportedFrame: "unsupported_frame"
+        case .originNotAllowed: "origin_not_allowed"
         case .notFound: "not_found"
         case .methodNotAllowed: "method_not_allowed"
         case .messageTooLarge: "message_too_large"
@@ -100,6 +104,7 @@ public enum ErrorCode: Sendable, Hashable, CustomStringConvertible {
             .invalidWebSocketKey, .invalidJSON, .invalidRequest, .missingField, .unknownOp, .notSubscribed,
             .tooManySubscriptions, .unsupportedFrame:
             .badRequest
+        case .originNotAllowed: .forbidden
         case .notFound: .notFound
         case .methodNotAllowed: .methodNotAllowed
         case .messageTooLarge: .contentTooLarge

@@ -210,6 +210,9 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
         let head = request.head
         let uri = URI(head.uri)
         do {
+            if let origin = head.headers.first(name: "origin"), !configuration.origins.admits(origin: origin, host: head.headers.first(name: "host")) {
+                throw APIError.originNotAllowed(origin)
+            }
             for mount in mounts {
                 guard let parameters = mount.match(uri.path[...]) else { continue }
                 var headers = HTTPHeaders(try mount.check(head, uri, parameters, channel.remoteAddress).map { ($0.name.rawName, $0.value) })

@@ -121,6 +121,7 @@ public struct SquallServer: Service, CustomStringConvertible {
         let connections = self.connections
         let router = Router(context: SquallRequestContext.self)
         router.add(middleware: AccessLogMiddleware(logger: logger))
+        router.add(middleware: OriginMiddleware(policy: configuration.origins))
         router.add(middleware: JSONErrorMiddleware(maxMessageSize: configuration.maxMessageSize))
         assets.add(to: router)
         let hub = self.hub
@@ -137,10 +138,14 @@ public struct SquallServer: Service, CustomStringConvertible {
         PollingTransport(hub: hub, configuration: configuration, departures: departures).add(to: router)
         SSETransport(hub: hub, configuration: configuration, departures: departures).add(to: router)
 
+        let origins = configuration.origins
         for mount in mounts {
             let check = mount.check
             router.get(RouterPath(mount.path)) { request, context -> Response in
-                // The same check as an upgrade gets, so a plain GET is told the same error.
+                // The same checks as an upgrade gets, so a plain GET is told the same error.
+                if let origin = request.headers[.origin], !origins.admits(origin: origin, host: request.head.authority) {
+                    throw APIError.originNotAllowed(origin)
+                }
                 let head = HTTPRequestHead(
                     version: .http1_1,
                     method: .GET,
