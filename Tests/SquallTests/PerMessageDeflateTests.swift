@@ -34,7 +34,9 @@ import Testing
         ["permessage-deflate;"],
         ["permessage-deflate; unknown_parameter"],
         ["permessage-deflate; server_max_window_bits"],
-        ["permessage-deflate; server_max_window_bits=10"],
+        ["permessage-deflate; server_max_window_bits=7"],
+        ["permessage-deflate; server_max_window_bits=16"],
+        ["permessage-deflate; server_max_window_bits=09"],
         ["permessage-deflate; server_max_window_bits="],
         ["permessage-deflate; client_max_window_bits=7"],
         ["permessage-deflate; client_max_window_bits=16"],
@@ -52,6 +54,45 @@ import Testing
     @Test(arguments: declinedOffers)
     func theseOffersAreDeclined(_ offers: [String]) {
         #expect(!PerMessageDeflate.accepts(offers))
+    }
+
+    static let windows: [([String], DeflateWindow)] = [
+        (["permessage-deflate"], .bits15),
+        (["permessage-deflate; server_max_window_bits=15"], .bits15),
+        (["permessage-deflate; server_max_window_bits=8"], .bits8),
+        (["permessage-deflate; server_max_window_bits=9"], .bits9),
+        (["permessage-deflate; server_max_window_bits=\"12\"; client_max_window_bits"], .bits12),
+        (["permessage-deflate; server_max_window_bits=10, permessage-deflate"], .bits10),
+        (["permessage-deflate; server_max_window_bits=99, permessage-deflate; server_max_window_bits=11"], .bits11),
+    ]
+
+    @Test(arguments: windows)
+    func theFirstAcceptableOfferNamesTheWindow(_ offers: [String], _ window: DeflateWindow) {
+        #expect(PerMessageDeflate.negotiate(offers)?.window == window)
+    }
+
+    @Test func theAnswerNamesTheWindowWhenTheOfferDid() throws {
+        let terms = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+        let answers = try [
+            "permessage-deflate", "permessage-deflate; server_max_window_bits=15", "permessage-deflate; server_max_window_bits=9",
+            "permessage-deflate; server_max_window_bits=8; client_max_window_bits",
+        ].map { try #require(PerMessageDeflate.negotiate([$0])).response }
+        #expect(
+            answers == [
+                terms, terms + "; server_max_window_bits=15", terms + "; server_max_window_bits=9", terms + "; server_max_window_bits=8",
+            ])
+    }
+
+    @Test(arguments: DeflateWindow.allCases)
+    func everyWindowButEightCompressesAndInflates(_ window: DeflateWindow) throws {
+        let text = ByteBuffer(string: (0..<200).map { "message \($0 % 17) of the lobby" }.joined(separator: ", "))
+        guard window.compresses else {
+            #expect(PerMessageDeflate.compress(text, window: window) == nil)
+            return
+        }
+        let compressed = try #require(PerMessageDeflate.compress(text, window: window))
+        #expect(compressed.readableBytes < text.readableBytes)
+        #expect(try PerMessageDeflate.inflate(compressed, limit: text.readableBytes) == text)
     }
 
     static let parsedLists: [(String, [String])] = [

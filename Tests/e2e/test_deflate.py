@@ -8,7 +8,9 @@ import struct
 import urllib.request
 import zlib
 
+import pytest
 from websockets.asyncio.client import connect
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
 from rawsocket import RawSocket
 
@@ -44,11 +46,13 @@ async def test_offers_are_accepted_on_squalls_terms_or_declined(squall):
         (BROWSER_OFFER, ACCEPTED),
         ("permessage-deflate", ACCEPTED),
         ("permessage-deflate; client_max_window_bits=10; server_no_context_takeover", ACCEPTED),
-        ('permessage-deflate; server_max_window_bits="15"', ACCEPTED),
-        # Squall compresses with the full window: a smaller one is declined ...
-        ("permessage-deflate; server_max_window_bits=10", None),
-        # ... unless a later offer can be accepted.
-        ("x-webkit-deflate-frame, permessage-deflate; server_max_window_bits=9, permessage-deflate", ACCEPTED),
+        # A server accepts server_max_window_bits by answering it (RFC 7692 §7.1.2.1).
+        ('permessage-deflate; server_max_window_bits="15"', ACCEPTED + "; server_max_window_bits=15"),
+        # A smaller window is compressed with, and named in the answer ...
+        ("permessage-deflate; server_max_window_bits=10", ACCEPTED + "; server_max_window_bits=10"),
+        ("x-webkit-deflate-frame, permessage-deflate; server_max_window_bits=9, permessage-deflate", ACCEPTED + "; server_max_window_bits=9"),
+        # ... and an offer Squall cannot take gives way to the next.
+        ("permessage-deflate; server_max_window_bits=7, permessage-deflate", ACCEPTED),
         ("permessage-deflate; unknown_parameter", None),
         ("permessage-deflate; client_no_context_takeover; client_no_context_takeover", None),
         ("permessage-deflate; client_max_window_bits=16", None),
@@ -122,6 +126,33 @@ async def test_compressed_messages_from_clients_are_inflated(squall):
     assert await receiver.receive() == (0x1, b"plain")
     receiver.close()
     sender.close()
+
+
+@pytest.mark.parametrize("bits", range(8, 16))
+async def test_a_client_that_asks_for_a_smaller_window_gets_what_it_can_inflate(squall, bits):
+    # websockets inflates with exactly the window it asked for: a back-reference beyond it
+    # fails ("invalid distance too far back"). On 8 bits, which zlib cannot compress with,
+    # Squall sends messages uncompressed.
+    server = squall("--deflate-min-size", "0", "--log-level", "error")
+    factory = ClientPerMessageDeflateFactory(server_max_window_bits=bits)
+    # Text whose repeats lie far apart: a 32 KiB window would reach back past a small one.
+    text = "".join(f"{i:05d} " + "abcdefghij"[i % 10] * 40 for i in range(600))
+    async with connect(f"{server.ws}/msg", extensions=[factory], compression=None) as client:
+        [extension] = client.protocol.extensions
+        assert extension.remote_max_window_bits == bits
+        await client.send(text)
+        assert await asyncio.wait_for(client.recv(), 5) == text
+    # On the wire: compressed with that window (zlib inflates it with exactly that many bits).
+    raw = await RawSocket.connect(server, extensions=f"permessage-deflate; server_max_window_bits={bits}")
+    assert raw.extensions == ACCEPTED + f"; server_max_window_bits={bits}"
+    publish(server, "msg", text)
+    first, body = await raw.receive_frame()
+    if bits == 8:
+        assert not first & RSV1 and body == text.encode()
+    else:
+        assert first & RSV1
+        assert zlib.decompressobj(wbits=-bits).decompress(body + b"\x00\x00\xff\xff") == text.encode()
+    raw.close()
 
 
 async def test_websockets_library_interoperates_both_ways(squall):

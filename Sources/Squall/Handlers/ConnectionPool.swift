@@ -60,17 +60,18 @@ public final class ConnectionPool: Sendable {
     public func broadcast(_ message: Payload) -> Int {
         // Writing only queues, so holding the lock across the loop is short and cannot
         // deadlock: an overflowing connection schedules its own close and does not call back.
-        // Encoded once, shared by every socket; compressed once too, for the first connection
-        // that negotiated permessage-deflate and wants this size compressed.
+        // Encoded once, shared by every socket; compressed once per window too, for the first
+        // connection that negotiated permessage-deflate with it and wants this size compressed.
         let frame = WebSocketFrameBytes.frame(message)
-        var deflated: ByteBuffer?
+        var deflated: [DeflateWindow: ByteBuffer] = [:]
         return state.withLock { state in
             var delivered = 0
             for connection in state.members.values {
                 var bytes = frame
                 if connection.compresses(payloadBytes: message.bytes.readableBytes) {
-                    bytes = deflated ?? WebSocketFrameBytes.deflatedFrame(.init(message.kind), message.bytes)
-                    deflated = bytes
+                    let window = connection.deflateWindow
+                    bytes = deflated[window] ?? WebSocketFrameBytes.deflatedFrame(.init(message.kind), message.bytes, window: window)
+                    deflated[window] = bytes
                 }
                 if connection.writeFrame(bytes) { delivered += 1 }
             }

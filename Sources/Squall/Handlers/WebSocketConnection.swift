@@ -50,6 +50,8 @@ public final class WebSocketConnection: Sendable, Identifiable, Hashable, Custom
     /// (messages from their minimum size up go to it compressed, and it may send compressed
     /// messages); `nil` when it did not.
     public let deflate: DeflateOptions?
+    /// The window this client's messages are compressed with, when it negotiated the extension.
+    let deflateWindow: DeflateWindow
 
     /// - Parameter head: the request head without the handshake-only fields (``UpgradeRequest``).
     init(
@@ -57,12 +59,13 @@ public final class WebSocketConnection: Sendable, Identifiable, Hashable, Custom
         parameters: Parameters,
         socket: any Channel,
         writer: FrameWriter,
-        deflate: DeflateOptions?,
+        deflate: (options: DeflateOptions, window: DeflateWindow)?,
         id: UUID,
         mounted: MountedHandler
     ) {
         self.id = id
-        self.deflate = deflate
+        self.deflate = deflate?.options
+        self.deflateWindow = deflate?.window ?? .bits15
         self.head = head
         self.parameters = parameters
         self.socket = socket
@@ -108,7 +111,7 @@ public final class WebSocketConnection: Sendable, Identifiable, Hashable, Custom
         guard compresses(payloadBytes: message.bytes.readableBytes) else {
             return writeFrame(WebSocketFrameBytes.frame(message))
         }
-        return writeFrame(WebSocketFrameBytes.deflatedFrame(.init(message.kind), message.bytes))
+        return writeFrame(WebSocketFrameBytes.deflatedFrame(.init(message.kind), message.bytes, window: deflateWindow))
     }
 
     /// Queues a text message; see ``writeMessage(_:)-(Payload)``.
@@ -123,7 +126,7 @@ public final class WebSocketConnection: Sendable, Identifiable, Hashable, Custom
     @discardableResult
     func write<Format: FrameFormat>(_ message: Message, as format: Format.Type) -> Bool {
         if deflate != nil, compresses(payloadBytes: Format.content(of: message).payload.readableBytes) {
-            writeFrame(message.encoded(DeflatedFrame<Format>.self))
+            writeFrame(message.deflatedFrame(Format.self, window: deflateWindow))
         } else {
             writeFrame(message.encoded(Format.self))
         }

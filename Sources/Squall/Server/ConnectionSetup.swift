@@ -217,13 +217,18 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
                 guard let parameters = mount.match(uri.path[...]) else { continue }
                 var headers = HTTPHeaders(try mount.check(head, uri, parameters, channel.remoteAddress).map { ($0.name.rawName, $0.value) })
                 let deflate = configuration.deflate.flatMap { options in
-                    PerMessageDeflate.accepts(request.extensionOffers)
-                        ? options : nil
+                    PerMessageDeflate.negotiate(request.extensionOffers).map { (options: options, agreement: $0) }
                 }
-                if deflate != nil {
-                    headers.add(name: "Sec-WebSocket-Extensions", value: PerMessageDeflate.response)
+                if let deflate {
+                    headers.add(name: "Sec-WebSocket-Extensions", value: deflate.agreement.response)
                 }
-                let handler = try open(mount, head: head, parameters: parameters, deflate: deflate, on: channel)
+                let handler = try open(
+                    mount,
+                    head: head,
+                    parameters: parameters,
+                    deflate: deflate.map { (options: $0.options, window: $0.agreement.window) },
+                    on: channel
+                )
                 accepted.value = Accepted(handler: handler, start: start)
                 return headers
             }
@@ -265,7 +270,7 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
         _ mount: WebSocketMount,
         head: HTTPRequestHead,
         parameters: Parameters,
-        deflate: DeflateOptions?,
+        deflate: (options: DeflateOptions, window: DeflateWindow)?,
         on channel: any Channel
     ) throws -> WebSocketFrameHandler {
         let id = UUID.random()

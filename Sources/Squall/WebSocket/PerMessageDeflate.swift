@@ -6,62 +6,88 @@ import Synchronization
 /// permessage-deflate (RFC 7692) as Squall speaks it: the negotiation, and the compression of
 /// one message at a time.
 ///
-/// Squall accepts an offer only on these terms, and says so in its answer:
-/// `permessage-deflate; server_no_context_takeover; client_no_context_takeover`.
+/// Squall accepts an offer on these terms, and says so in its answer:
+/// `permessage-deflate; server_no_context_takeover; client_no_context_takeover`, with
+/// `server_max_window_bits=N` when the offer named the server's window (RFC 7692 §7.1.2.1: a
+/// server accepts that parameter by answering it).
 /// - **No context takeover, either way.** Every message is compressed on its own. That is what
 ///   lets a broadcast be compressed once and the very same bytes go to every subscriber, and it
 ///   means a connection holds no zlib state: an idle connection with compression costs what one
 ///   without does, and the zlib streams live in a small pool used one message at a time. The
 ///   price is a lower ratio on a stream of small, similar messages (there is no shared window);
 ///   messages below ``DeflateOptions/minimumSize`` are not compressed at all.
-/// - **A full window.** Squall compresses with a 32 KiB window (15 bits), so an offer that
-///   asks for a smaller one (`server_max_window_bits` below 15) is declined and the next offer
-///   considered; the client's own window (`client_max_window_bits`) may be anything, since
-///   Squall inflates with the largest.
+/// - **The window the client asks for.** Squall compresses with a 32 KiB window (15 bits), or
+///   the smaller one an offer's `server_max_window_bits` (8–15) names (``DeflateWindow``); one
+///   compressed copy is made per message per window in use. The client's own window
+///   (`client_max_window_bits`) may be anything, since Squall inflates with the largest.
 /// - An offer with an unknown, repeated or malformed parameter is declined (RFC 7692 §5).
 enum PerMessageDeflate {
     /// The extension's token.
     static let name = "permessage-deflate"
-    /// The answer to an offer Squall accepts: its terms, whatever the offer asked.
-    static let response = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+    /// The terms of every answer Squall gives.
+    private static let terms = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
 
-    /// Whether one of `offers` — the values of the request's `Sec-WebSocket-Extensions`
-    /// fields, each a comma-separated list — is a permessage-deflate offer Squall can accept.
-    static func accepts(_ offers: [String]) -> Bool {
-        offers.lazy.flatMap(ExtensionOffer.parse).contains { $0.name == name && acceptable($0.parameters) }
+    /// An offer Squall accepted.
+    struct Agreement: Equatable {
+        /// The window Squall compresses with.
+        let window: DeflateWindow
+        /// Whether the offer named the server's window, which the answer must then name too.
+        let namesWindow: Bool
+
+        /// The `Sec-WebSocket-Extensions` answer: Squall's terms, and the window if named.
+        var response: String {
+            namesWindow ? "\(terms); server_max_window_bits=\(window.rawValue)" : terms
+        }
     }
 
-    private static func acceptable(_ parameters: [(name: String, value: String?)]) -> Bool {
+    /// The first of `offers` — the values of the request's `Sec-WebSocket-Extensions` fields,
+    /// each a comma-separated list — that is a permessage-deflate offer Squall can accept.
+    static func negotiate(_ offers: [String]) -> Agreement? {
+        for offer in offers.lazy.flatMap(ExtensionOffer.parse) where offer.name == name {
+            if let agreement = accepted(offer.parameters) { return agreement }
+        }
+        return nil
+    }
+
+    /// Whether one of `offers` is an offer Squall can accept (see ``negotiate(_:)``).
+    static func accepts(_ offers: [String]) -> Bool {
+        negotiate(offers) != nil
+    }
+
+    private static func accepted(_ parameters: [(name: String, value: String?)]) -> Agreement? {
         var seen = Set<String>()
+        var window = DeflateWindow.bits15
         for (parameter, value) in parameters {
-            guard seen.insert(parameter).inserted else { return false }
+            guard seen.insert(parameter).inserted else { return nil }
             switch parameter {
             case "server_no_context_takeover", "client_no_context_takeover":
-                guard value == nil else { return false }
+                guard value == nil else { return nil }
             case "server_max_window_bits":
-                guard value == "15" else { return false }
+                guard let bits = value.flatMap(windowBits) else { return nil }
+                window = bits
             case "client_max_window_bits":
                 // Without a value the client only says it understands the parameter.
-                guard value.map(isWindowBits) ?? true else { return false }
+                guard value.map({ windowBits($0) != nil }) ?? true else { return nil }
             default:
-                return false
+                return nil
             }
         }
-        return true
+        return Agreement(window: window, namesWindow: seen.contains("server_max_window_bits"))
     }
 
     /// A decimal 8–15 without sign or leading zero (RFC 7692 §7.1.2.1: `1*DIGIT`, 8 to 15).
-    private static func isWindowBits(_ value: String) -> Bool {
-        value.utf8.count <= 2 && value.first != "0" && value.utf8.allSatisfy { (0x30...0x39).contains($0) }
-            && Int(value).map((8...15).contains) == true
+    private static func windowBits(_ value: String) -> DeflateWindow? {
+        guard value.utf8.count <= 2, value.first != "0", value.utf8.allSatisfy({ (0x30...0x39).contains($0) }) else { return nil }
+        return UInt8(value).flatMap(DeflateWindow.init(rawValue:))
     }
 
     /// `payload` compressed as one permessage-deflate message (RFC 7692 §7.2.1: a raw DEFLATE
-    /// stream, sync-flushed, without its final `00 00 FF FF`), or `nil` when that would not be
-    /// smaller — the message is then sent as it is, which the extension allows.
-    static func compress(_ payload: ByteBuffer) -> ByteBuffer? {
-        guard payload.readableBytes > 0 else { return nil }
-        return deflaters.borrow { deflater in
+    /// stream, sync-flushed, without its final `00 00 FF FF`) with `window`, or `nil` when that
+    /// would not be smaller or `window` does not compress — the message is then sent as it is,
+    /// which the extension allows.
+    static func compress(_ payload: ByteBuffer, window: DeflateWindow = .bits15) -> ByteBuffer? {
+        guard payload.readableBytes > 0, window.compresses else { return nil }
+        return deflaters[Int(window.rawValue) - 9].borrow { deflater in
             var input = payload
             var output = ByteBufferAllocator().buffer(capacity: deflater.maxSize(from: input))
             defer { try? deflater.reset() }
@@ -116,8 +142,9 @@ enum PerMessageDeflate {
         return inflated
     }
 
-    private static let deflaters = ZlibPool {
-        try ZlibCompressor(algorithm: .deflate, configuration: ZlibConfiguration(windowSize: 15))
+    /// One pool per window that compresses, 9 to 15 bits; a pool holds no stream until used.
+    private static let deflaters = (Int32(9)...15).map { bits in
+        ZlibPool { try ZlibCompressor(algorithm: .deflate, configuration: ZlibConfiguration(windowSize: bits)) }
     }
     private static let inflaters = ZlibPool { try ZlibDecompressor(algorithm: .deflate, windowSize: 15) }
 }

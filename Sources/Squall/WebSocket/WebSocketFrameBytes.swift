@@ -42,9 +42,10 @@ enum WebSocketFrameBytes {
         frame(Opcode(payload.kind), payload.bytes)
     }
 
-    /// A text or binary frame, its payload compressed unless that would not make it smaller.
-    static func deflatedFrame(_ opcode: Opcode, _ payload: ByteBuffer) -> ByteBuffer {
-        if let compressed = PerMessageDeflate.compress(payload) {
+    /// A text or binary frame, its payload compressed with `window` unless that would not make
+    /// it smaller (or `window` does not compress).
+    static func deflatedFrame(_ opcode: Opcode, _ payload: ByteBuffer, window: DeflateWindow) -> ByteBuffer {
+        if let compressed = PerMessageDeflate.compress(payload, window: window) {
             frame(opcode, compressed, compressed: true)
         } else {
             frame(opcode, payload)

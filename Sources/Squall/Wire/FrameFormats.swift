@@ -29,12 +29,3 @@ enum EnvelopeFrame: FrameFormat {
         (.text, message.encoded(JSONEnvelope.self))
     }
 }
-
-/// `Base`'s frame with its payload compressed for clients that negotiated permessage-deflate:
-/// compressed once per message, like every wire format, and shared by all of them.
-enum DeflatedFrame<Base: FrameFormat>: WireFormat {
-    static func encode(_ message: Message) -> ByteBuffer {
-        let content = Base.content(of: message)
-        return WebSocketFrameBytes.deflatedFrame(content.opcode, content.payload)
-    }
-}
