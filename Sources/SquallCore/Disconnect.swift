@@ -75,6 +75,9 @@ extension Disconnect {
     /// 1008: the client did not read fast enough and its outbox overflowed. Closing it keeps
     /// its backlog from stalling everyone else or growing memory without bound.
     public static let slowConsumer = Disconnect(code: 1008, reason: "slow consumer: outbox overflow")
+    /// 1008: a `/msg` client kept publishing over the publish rate until its burst was used up;
+    /// its frames have no reply to say so otherwise.
+    public static let publishRateExceeded = Disconnect(code: 1008, reason: "publish rate exceeded")
     /// 1009: a message over the size limit, compressed or inflated.
     public static let messageTooBig = Disconnect(code: 1009, reason: "message too big")
     /// 1011: a handler failed while serving this connection.
@@ -96,7 +99,7 @@ extension Disconnect {
         .unmaskedFrame, .reservedBits, .noExtensionNegotiated, .compressedControlOrContinuation, .expectedContinuation,
         .unexpectedContinuation, .unknownOpcode, .invalidFrameLength, .fragmentedControlFrame, .controlFrameTooLong,
         .invalidCloseFrame, .invalidCloseCode,
-        .invalidUTF8, .invalidCompressedData, .invalidCloseReason, .slowConsumer, .messageTooBig, .serverError, .cannotInflate,
+        .invalidUTF8, .invalidCompressedData, .invalidCloseReason, .slowConsumer, .publishRateExceeded, .messageTooBig, .serverError, .cannotInflate,
         .positionNotRecoverable(current: StreamPosition(epoch: "epoch", offset: 0)),
     ]
 }

@@ -95,11 +95,55 @@ struct EnvironmentOptions {
     /// `value` if given on the command line, else the variable `name` parsed like the
     /// option, else `defaultValue`. An unparsable variable is an error, never ignored.
     func resolve<Value: ExpressibleByArgument>(_ value: Value?, _ name: String, default defaultValue: Value) throws -> Value {
+        try resolve(value, name) ?? defaultValue
+    }
+
+    /// `value` if given on the command line, else the variable `name` parsed like the
+    /// option, else `nil`.
+    func resolve<Value: ExpressibleByArgument>(_ value: Value?, _ name: String) throws -> Value? {
         if let value { return value }
-        guard let raw = variables[name], !raw.isEmpty else { return defaultValue }
+        guard let raw = variables[name], !raw.isEmpty else { return nil }
         guard let parsed = Value(argument: raw) else {
             throw ValidationError("environment variable \(name)=\(raw) is not a valid value")
         }
         return parsed
+    }
+}
+
+/// A publish rate as `--publish-rate` takes it — `N/s`, `N/min` or `N/h` — or `off`.
+struct PublishRateOption: ExpressibleByArgument {
+    let rate: PublishRate?
+
+    init(_ rate: PublishRate?) {
+        self.rate = rate
+    }
+
+    init?(argument: String) {
+        if argument == "off" {
+            rate = nil
+        } else if let rate = try? PublishRate(parsing: argument) {
+            self.rate = rate
+        } else {
+            return nil
+        }
+    }
+}
+
+/// A ``ByteCount``, or `off` for none.
+struct OptionalByteCount: ExpressibleByArgument {
+    let bytes: Int?
+
+    init(_ bytes: Int?) {
+        self.bytes = bytes
+    }
+
+    init?(argument: String) {
+        if argument == "off" {
+            bytes = nil
+        } else if let count = ByteCount(argument: argument) {
+            bytes = count.bytes
+        } else {
+            return nil
+        }
     }
 }

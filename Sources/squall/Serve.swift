@@ -83,6 +83,33 @@ struct Serve: AsyncParsableCommand {
     var sseHeartbeat: Seconds?
 
     @Option(
+        help:
+            "Most open connections, HTTP and WebSocket; the next is answered 503. Lowered to what the process may open. [default: 100000] [env: SQUALL_MAX_CONNECTIONS]"
+    )
+    var maxConnections: Int?
+
+    @Option(
+        help:
+            "Most open connections from one client IP address; 127.0.0.1 and ::1 are exempt. [default: 1000] [env: SQUALL_MAX_CONNECTIONS_PER_ADDRESS]"
+    )
+    var maxConnectionsPerAddress: Int?
+
+    @Option(
+        help:
+            "Publishes a client may make, as N/s, N/min or N/h, per WebSocket connection or per address over HTTP; off for no limit. [default: 1000/s] [env: SQUALL_PUBLISH_RATE]"
+    )
+    var publishRate: PublishRateOption?
+
+    @Option(help: "Publishes that may pass at once above the rate. [default: ten seconds' worth of --publish-rate] [env: SQUALL_PUBLISH_BURST]")
+    var publishBurst: Int?
+
+    @Option(
+        help:
+            "Kernel send buffer per connection (SO_SNDBUF), which bounds what a client that stops reading pins beyond its outbox; off leaves it to the kernel. [default: 256KiB] [env: SQUALL_SOCKET_SEND_BUFFER]"
+    )
+    var socketSendBuffer: OptionalByteCount?
+
+    @Option(
         name: .customLong("allowed-origin"),
         help: """
             A web origin, scheme://host[:port], whose pages may open WebSockets, publish and read replies besides the server's own; \
@@ -147,6 +174,8 @@ struct Serve: AsyncParsableCommand {
         guard retentionAge > .zero, sseHeartbeat > .zero, timeouts.allSatisfy({ $0 > .zero }) else {
             throw ValidationError("retention age, SSE heartbeat and timeouts must be more than 0 seconds")
         }
+        let limits = try resolvedLimits(environment, defaults: defaults.limits)
+        let publishRate = try resolvedPublishRate(environment, default: defaults.publishRate)
         let origins: OriginPolicy
         do {
             origins = try OriginPolicy(allowing: environment.resolve(allowedOrigins, "SQUALL_ALLOWED_ORIGINS"))
@@ -169,7 +198,32 @@ struct Serve: AsyncParsableCommand {
             idleTimeout: timeouts[1],
             bodyTimeout: timeouts[2],
             writeTimeout: timeouts[3],
-            origins: origins
+            origins: origins,
+            limits: limits,
+            publishRate: publishRate
         )
+    }
+
+    private func resolvedLimits(_ environment: EnvironmentOptions, defaults: ConnectionLimits) throws -> ConnectionLimits {
+        let total = try environment.resolve(maxConnections, "SQUALL_MAX_CONNECTIONS", default: defaults.maxConnections)
+        let perAddress = try environment.resolve(maxConnectionsPerAddress, "SQUALL_MAX_CONNECTIONS_PER_ADDRESS", default: defaults.maxPerAddress)
+        let sendBuffer = try environment.resolve(socketSendBuffer, "SQUALL_SOCKET_SEND_BUFFER", default: OptionalByteCount(defaults.socketSendBuffer)).bytes
+        guard total >= 1, perAddress >= 1 else {
+            throw ValidationError("connection limits must be at least 1")
+        }
+        // Linux takes no less than 4,608 bytes and no more than net.core.wmem_max; the kernel
+        // clamps, so only nonsense is refused here.
+        guard sendBuffer.map({ (1...(1 << 30)).contains($0) }) ?? true else {
+            throw ValidationError("socket send buffer must be between 1 byte and 1GiB, or off")
+        }
+        return ConnectionLimits(maxConnections: total, maxPerAddress: perAddress, socketSendBuffer: sendBuffer)
+    }
+
+    private func resolvedPublishRate(_ environment: EnvironmentOptions, default defaultRate: PublishRate?) throws -> PublishRate? {
+        let rate = try environment.resolve(publishRate, "SQUALL_PUBLISH_RATE", default: PublishRateOption(defaultRate)).rate
+        let burst = try environment.resolve(publishBurst, "SQUALL_PUBLISH_BURST")
+        guard burst.map({ $0 >= 1 }) ?? true else { throw ValidationError("publish burst must be at least 1") }
+        guard let rate else { return nil }
+        return burst.map { PublishRate(perSecond: rate.perSecond, burst: $0) } ?? rate
     }
 }

@@ -50,6 +50,12 @@ public struct SquallConfiguration: Sendable {
     /// Which web pages may open WebSockets, publish and read replies from a browser: the
     /// server's own origin, and those listed. Default the server's own origin only.
     public var origins: OriginPolicy
+    /// How many connections the server holds, in all and from one address, and each one's
+    /// kernel send buffer. Defaults as ``ConnectionLimits`` documents.
+    public var limits: ConnectionLimits
+    /// How fast one client may publish; `nil` lets it publish as fast as it can. Default
+    /// ``PublishRate/standard``: 1,000 a second with a burst of 10,000.
+    public var publishRate: PublishRate?
     /// How long an HTTP response may wait on a client that does not read (the socket's buffer
     /// full) before the connection is closed. Default 30 s.
     public var writeTimeout: Duration
@@ -73,7 +79,9 @@ public struct SquallConfiguration: Sendable {
         idleTimeout: Duration = .seconds(60),
         bodyTimeout: Duration = .seconds(30),
         writeTimeout: Duration = .seconds(30),
-        origins: OriginPolicy = OriginPolicy()
+        origins: OriginPolicy = OriginPolicy(),
+        limits: ConnectionLimits = ConnectionLimits(),
+        publishRate: PublishRate? = .standard
     ) {
         self.host = host
         self.port = port
@@ -93,6 +101,8 @@ public struct SquallConfiguration: Sendable {
         self.bodyTimeout = bodyTimeout
         self.writeTimeout = writeTimeout
         self.origins = origins
+        self.limits = limits
+        self.publishRate = publishRate
     }
 }
 

@@ -58,6 +58,27 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         )
     }
 
+    /// 503: the server holds `limit` connections, in all or from this client's address.
+    static func tooManyConnections(limit: Int, fromOneAddress: Bool) -> APIError {
+        APIError(
+            .tooManyConnections,
+            message: fromOneAddress
+                ? "this address has \(limit) connections open, as many as the server takes from one address; close one or retry later"
+                : "the server holds \(limit) connections, as many as it takes; retry later",
+            headers: [.retryAfter: "1"]
+        )
+    }
+
+    /// 429: the client published faster than `rate` allows; it may again after `wait`.
+    public static func rateLimited(_ rate: PublishRate, wait: Duration) -> APIError {
+        let seconds = max(1, wait.components.seconds + (wait.components.attoseconds > 0 ? 1 : 0))
+        return APIError(
+            .rateLimited,
+            message: "published faster than the rate this server allows (\(rate)); retry in \(seconds) s",
+            headers: [.retryAfter: "\(seconds)"]
+        )
+    }
+
     /// 426: a WebSocket endpoint was requested without a WebSocket upgrade.
     public static func webSocketRequired(_ path: String) -> APIError {
         APIError(

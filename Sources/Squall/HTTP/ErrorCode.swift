@@ -52,10 +52,15 @@ public enum ErrorCode: Sendable, Hashable, CustomStringConvertible {
     case webSocketRequired
     /// 426: a WebSocket version other than 13.
     case unsupportedWebSocketVersion
+    /// 429: a client published faster than the publish rate allows (``PublishRate``).
+    case rateLimited
     /// 431: a request head longer than the server reads.
     case requestHeadTooLarge
     /// 500: the server failed to answer.
     case internalError
+    /// 503: the server holds as many connections as it may, in all or from this address
+    /// (``ConnectionLimits``).
+    case tooManyConnections
     /// An embedder's own code, `snake_case`, with its status.
     case custom(String, status: HTTPResponse.Status)
 
@@ -64,7 +69,7 @@ public enum ErrorCode: Sendable, Hashable, CustomStringConvertible {
         .invalidChannel, .invalidPosition, .invalidParameter, .malformedRequest, .invalidUTF8, .unsupportedProtocol,
         .invalidWebSocketKey, .invalidJSON, .invalidRequest, .missingField, .unknownOp, .notSubscribed, .tooManySubscriptions,
         .unsupportedFrame, .originNotAllowed, .notFound, .methodNotAllowed, .messageTooLarge, .uriTooLong, .webSocketRequired,
-        .unsupportedWebSocketVersion, .requestHeadTooLarge, .internalError,
+        .unsupportedWebSocketVersion, .rateLimited, .requestHeadTooLarge, .internalError, .tooManyConnections,
     ]
 
     /// The code as clients see it.
@@ -91,8 +96,10 @@ public enum ErrorCode: Sendable, Hashable, CustomStringConvertible {
         case .uriTooLong: "uri_too_long"
         case .webSocketRequired: "websocket_required"
         case .unsupportedWebSocketVersion: "unsupported_websocket_version"
+        case .rateLimited: "rate_limited"
         case .requestHeadTooLarge: "request_head_too_large"
         case .internalError: "internal_error"
+        case .tooManyConnections: "too_many_connections"
         case .custom(let code, _): code
         }
     }
@@ -111,7 +118,9 @@ public enum ErrorCode: Sendable, Hashable, CustomStringConvertible {
         case .uriTooLong: .init(code: 414, reasonPhrase: "URI Too Long")
         case .webSocketRequired, .unsupportedWebSocketVersion: .upgradeRequired
         case .requestHeadTooLarge: .init(code: 431, reasonPhrase: "Request Header Fields Too Large")
+        case .rateLimited: .tooManyRequests
         case .internalError: .internalServerError
+        case .tooManyConnections: .serviceUnavailable
         case .custom(_, let status): status
         }
     }

@@ -57,6 +57,8 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
     let configuration: SquallConfiguration
     let departures: ClientDepartures
     let logger: Logger
+    /// Counts connections against ``ConnectionLimits``.
+    let admission: ConnectionAdmission
     private let writerSettings: FrameWriter.Settings
 
     init(
@@ -71,6 +73,7 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
         self.configuration = configuration
         self.departures = departures
         self.logger = logger
+        self.admission = ConnectionAdmission(configuration.limits)
         self.writerSettings = FrameWriter.Settings(
             limits: configuration.outbox,
             closeTimeout: configuration.closeTimeout,
@@ -96,12 +99,20 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
         try channel.syncOptions?.setOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 1024, maximum: 65536))
         // A client that shuts down its side after a request still gets the response.
         try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
+        if let size = configuration.limits.socketSendBuffer {
+            try channel.syncOptions?.setOption(.socketOption(.so_sndbuf), value: SocketOptionValue(clamping: size))
+        }
+        let address = channel.remoteAddress
+        let overLimit = admission.admit(address)
+        if overLimit == nil {
+            channel.closeFuture.assumeIsolated().whenComplete { [admission] _ in admission.release(address) }
+        }
         let accepted = NIOLoopBoundBox<Accepted?>(nil, eventLoop: channel.eventLoop)
         let refusal = NIOLoopBoundBox<Refusal?>(nil, eventLoop: channel.eventLoop)
         let result = channel.eventLoop.makePromise(of: UpgradeResult.self)
         let deadline = NIODeadline.now() + TimeAmount(configuration.handshakeTimeout)
         try channel.pipeline.syncOperations.addHandler(
-            HandshakeReader(upgrade: self, accepted: accepted, refusal: refusal, result: result, deadline: deadline)
+            HandshakeReader(upgrade: self, accepted: accepted, refusal: refusal, result: result, deadline: deadline, overLimit: overLimit)
         )
         return Value(result: result.futureResult, channel: channel, accepted: accepted)
     }

@@ -24,6 +24,8 @@ import SquallCore
 /// - **Every socket ends.** A client that ends its side before its head is complete is closed;
 ///   so is one whose head is not complete within the handshake timeout; a request line longer
 ///   than ``maxHeadSize`` is answered 414 and closed.
+/// - A connection over a ``ConnectionLimits`` limit is answered 503 once its request line has
+///   arrived, whatever it asks, and closed: nothing of it reaches a mount or the router.
 final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
 
@@ -39,19 +41,24 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
     private var timeout: Scheduled<Void>?
     /// When the first head must be complete.
     let deadline: NIODeadline
+    /// The connection is over a ``ConnectionLimits`` limit: its first request, whatever it is,
+    /// gets this error once its head has arrived.
+    let overLimit: APIError?
 
     init(
         upgrade: ConnectionSetup,
         accepted: NIOLoopBoundBox<ConnectionSetup.Accepted?>,
         refusal: NIOLoopBoundBox<ConnectionSetup.Refusal?>,
         result: EventLoopPromise<ConnectionSetup.UpgradeResult>,
-        deadline: NIODeadline
+        deadline: NIODeadline,
+        overLimit: APIError? = nil
     ) {
         self.upgrade = upgrade
         self.accepted = accepted
         self.refusal = refusal
         self.result = result
         self.deadline = deadline
+        self.overLimit = overLimit
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -72,6 +79,11 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
         var head = buffered.take() ?? ByteBuffer()
         head.writeBuffer(&bytes)
         buffered = head
+        if let overLimit, WebSocketHandshake.hasLineEnd(head) {
+            // Answered once its request line is in: what follows need not be read.
+            let line = WebSocketHandshake.requestLine(head)
+            return refuse(overLimit, method: line?.method ?? "-", uri: line?.target ?? "-", context: context)
+        }
         guard let headLength = WebSocketHandshake.headLength(head), headLength <= WebSocketHandshake.maxHeadSize else {
             if head.readableBytes > WebSocketHandshake.maxHeadSize {
                 guard WebSocketHandshake.hasLineEnd(head) else {
@@ -157,7 +169,7 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
     /// Answers an upgrade that cannot succeed (RFC 6455 §4.2.2: an HTTP error, and for a version
     /// it does not speak, the one it does) and closes the connection. NIO's upgrader would only
     /// have dropped it.
-    private func refuse(_ error: APIError, uri: String, context: ChannelHandlerContext) {
+    private func refuse(_ error: APIError, method: String = "GET", uri: String, context: ChannelHandlerContext) {
         decided = true
         refused = true
         buffered = nil
@@ -168,7 +180,7 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
         }
         AccessLogMiddleware.log(
             status: error.status.code,
-            method: "GET",
+            method: method,
             uri: uri,
             remote: channel.remoteAddress?.hostDescription,
             since: start,

@@ -55,17 +55,19 @@ public struct SquallServer: Service, CustomStringConvertible {
         let hub = Hub(retention: configuration.retention)
         self.hub = hub
         let maxInfo = configuration.maxInfo
+        let publishRate = configuration.publishRate?.bucketRate
         let pool = connections
         func mounted(_ handler: any WebSocketHandler) -> MountedHandler {
             MountedHandler(handler: handler, pool: pool, logger: logger)
         }
         mounts.append(
-            WebSocketMount(path: "/msg", handler: mounted(MsgTransport(channel: "msg", hub: hub, maxInfo: maxInfo))) { _, uri, _, _ in
+            WebSocketMount(path: "/msg", handler: mounted(MsgTransport(channel: "msg", hub: hub, maxInfo: maxInfo, publishRate: publishRate))) { _, uri, _, _ in
                 _ = try ChannelTarget(channel: "msg", query: uri.queryParameters, maxInfo: maxInfo)
                 return [:]
             })
         mounts.append(
-            WebSocketMount(path: "/msg/{channel}", handler: mounted(MsgTransport(channel: nil, hub: hub, maxInfo: maxInfo))) { _, uri, parameters, _ in
+            WebSocketMount(path: "/msg/{channel}", handler: mounted(MsgTransport(channel: nil, hub: hub, maxInfo: maxInfo, publishRate: publishRate))) {
+                _, uri, parameters, _ in
                 _ = try ChannelTarget(channel: parameters["channel"].map(String.init), query: uri.queryParameters, maxInfo: maxInfo)
                 return [:]
             })

@@ -11,17 +11,24 @@ import Synchronization
 /// `?since=EPOCH:OFFSET` resumes after a position. A position that cannot be resumed closes the
 /// socket with 4010 and the current position in the reason, since a bare frame has no room to
 /// say "you missed messages". `?name=` is shown in presence as `{"name": …}`.
+///
+/// Over the publish rate a frame is not published; a client that keeps over it until its burst
+/// is used up is closed with 1008 (``Disconnect/publishRateExceeded``), since a bare frame has
+/// no reply to say so.
 final class MsgTransport: NonBlockingWebSocketHandler {
     /// Channel `msg` for `/msg`; `nil` to take the `{channel}` path parameter.
     let fixedChannel: String?
     let hub: Hub
     let maxInfo: RawJSON.Limits
+    /// How fast one connection may publish; `nil` when unlimited.
+    let publishRate: TokenBucket.Rate?
     private let subscribers = Mutex<[UUID: MsgSubscriber]>([:])
 
-    init(channel: String?, hub: Hub, maxInfo: RawJSON.Limits) {
+    init(channel: String?, hub: Hub, maxInfo: RawJSON.Limits, publishRate: TokenBucket.Rate?) {
         self.fixedChannel = channel
         self.hub = hub
         self.maxInfo = maxInfo
+        self.publishRate = publishRate
     }
 
     func openNow(_ connection: WebSocketConnection) throws {
@@ -30,7 +37,7 @@ final class MsgTransport: NonBlockingWebSocketHandler {
             query: connection.uri.queryParameters,
             maxInfo: maxInfo
         )
-        let subscriber = MsgSubscriber(connection: connection, channel: target.channel)
+        let subscriber = MsgSubscriber(connection: connection, channel: target.channel, publishRate: publishRate)
         subscribers.withLock { $0[connection.id] = subscriber }
         let subscription = hub.subscribe(subscriber, to: target.channel, from: target.since, member: target.member(connection.id, transport: "msg"))
         if subscription.recovered == false {
@@ -40,6 +47,10 @@ final class MsgTransport: NonBlockingWebSocketHandler {
 
     func onMessageNow(_ connection: WebSocketConnection, _ message: Payload) throws {
         guard let subscriber = subscribers.withLock({ $0[connection.id] }) else { return }
+        if let publishRate, !subscriber.publishes.withLock({ $0.take(publishRate) }) {
+            // A bare frame has no reply: a client that has used up its burst is told by the close.
+            return connection.close(.publishRateExceeded)
+        }
         hub.publish(message, to: subscriber.channel, publisher: connection.id)
     }
 
@@ -53,10 +64,13 @@ final class MsgTransport: NonBlockingWebSocketHandler {
 final class MsgSubscriber: Subscriber {
     let connection: WebSocketConnection
     let channel: ChannelName
+    /// This connection's publishes so far, against the publish rate.
+    let publishes: Mutex<TokenBucket>
 
-    init(connection: WebSocketConnection, channel: ChannelName) {
+    init(connection: WebSocketConnection, channel: ChannelName, publishRate: TokenBucket.Rate?) {
         self.connection = connection
         self.channel = channel
+        self.publishes = Mutex(TokenBucket(full: publishRate ?? TokenBucket.Rate(perSecond: 1, burst: 1)))
     }
 
     func receive(_ message: Message) {

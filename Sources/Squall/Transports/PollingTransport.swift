@@ -23,6 +23,15 @@ struct PollingTransport: Sendable {
     let hub: Hub
     let configuration: SquallConfiguration
     let departures: ClientDepartures
+    /// One bucket per client address for publishes (``PublishRate``); `nil` when unlimited.
+    let publishes: AddressRateLimiter?
+
+    init(hub: Hub, configuration: SquallConfiguration, departures: ClientDepartures) {
+        self.hub = hub
+        self.configuration = configuration
+        self.departures = departures
+        self.publishes = configuration.publishRate.map { AddressRateLimiter($0.bucketRate) }
+    }
 
     func add(to router: Router<SquallRequestContext>) {
         let channel = router.group("channels/{name}")
@@ -73,6 +82,9 @@ struct PollingTransport: Sendable {
     /// text otherwise (it must then be UTF-8). `curl -d` and HTML forms send text.
     @Sendable func publish(_ request: Request, context: SquallRequestContext) async throws -> Response {
         let channel = try APIError.channel(context.parameters.get("name"))
+        if let publishes, let rate = configuration.publishRate, let wait = publishes.take(context.remoteAddress) {
+            throw APIError.rateLimited(rate, wait: wait)
+        }
         var request = request
         let body: ByteBuffer
         do {

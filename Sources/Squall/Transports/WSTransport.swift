@@ -18,18 +18,21 @@ final class WSTransport: NonBlockingWebSocketHandler {
     static let maxSubscriptions = 1000
 
     let hub: Hub
+    /// How fast one connection may publish; `nil` when unlimited.
+    private let publishRate: PublishRate?
     private let limits: ProtocolRequest.Limits
     private let budget: ReadBudget
     private let subscribers = Mutex<[UUID: WSSubscriber]>([:])
 
     init(hub: Hub, configuration: SquallConfiguration) {
         self.hub = hub
+        self.publishRate = configuration.publishRate
         self.limits = ProtocolRequest.Limits(ref: configuration.maxRef, info: configuration.maxInfo)
         self.budget = ReadBudget.envelopes(maxBytes: configuration.maxReplyBytes)
     }
 
     func openNow(_ connection: WebSocketConnection) throws {
-        subscribers.withLock { $0[connection.id] = WSSubscriber(connection: connection) }
+        subscribers.withLock { $0[connection.id] = WSSubscriber(connection: connection, publishRate: publishRate?.bucketRate) }
         send(ProtocolReply.welcome(client: connection.id, protocol: Self.subprotocol), to: connection)
     }
 
@@ -84,6 +87,9 @@ final class WSTransport: NonBlockingWebSocketHandler {
         case "publish":
             let channel = try channel(of: request, op)
             let payload = try payload(of: request)
+            if let rate = publishRate, let wait = subscriber.takePublishToken(rate.bucketRate) {
+                throw ProtocolError(.rateLimited, message: APIError.rateLimited(rate, wait: wait).message)
+            }
             let message = hub.publish(payload, to: channel, publisher: connection.id)
             send(ProtocolReply.published(message, ref: request.ref), to: connection)
         case "history":
@@ -143,9 +149,17 @@ final class WSSubscriber: Subscriber {
     /// The channels this client is subscribed to; hooks of one connection run one at a time,
     /// the lock only makes that visible to the compiler.
     let channels = Mutex<Set<ChannelName>>([])
+    /// This connection's publishes so far, against the publish rate.
+    private let publishes: Mutex<TokenBucket>
 
-    init(connection: WebSocketConnection) {
+    init(connection: WebSocketConnection, publishRate: TokenBucket.Rate?) {
         self.connection = connection
+        self.publishes = Mutex(TokenBucket(full: publishRate ?? TokenBucket.Rate(perSecond: 1, burst: 1)))
+    }
+
+    /// Takes a publish token: `nil` when there was one, else how long until there is.
+    func takePublishToken(_ rate: TokenBucket.Rate) -> Duration? {
+        publishes.withLock { bucket in bucket.take(rate) ? nil : bucket.wait(rate) }
     }
 
     func receive(_ message: Message) {

@@ -42,6 +42,17 @@ enum WebSocketHandshake {
         buffer.readableBytesView.prefix(maxHeadSize).contains(0x0A)
     }
 
+    /// The method and target of the request line at the start of `buffer` (`GET`, `/msg`), for
+    /// the access log of a request answered before it is parsed; `nil` until the line has ended
+    /// or when it is not three words of printable ASCII.
+    static func requestLine(_ buffer: ByteBuffer) -> (method: String, target: String)? {
+        let line = buffer.readableBytesView.prefix(maxHeadSize)
+        guard let end = line.firstIndex(of: 0x0A) else { return nil }
+        let words = line[..<end].split(separator: 0x20, omittingEmptySubsequences: false)
+        guard words.count == 3, words.allSatisfy({ !$0.isEmpty && $0.allSatisfy { (0x21...0x7E).contains($0) || $0 == 0x0D } }) else { return nil }
+        return (String(decoding: words[0], as: UTF8.self), String(decoding: words[1].prefix(256), as: UTF8.self))
+    }
+
     /// Bytes up to and including the blank line that ends the head, if it has all arrived.
     static func headLength(_ buffer: ByteBuffer) -> Int? {
         buffer.withUnsafeReadableBytes { bytes -> Int? in
