@@ -19,6 +19,10 @@ import NIOHTTP1
 /// - **Every socket ends.** A client that ends its side is closed at once when no request is in
 ///   flight; during one, the request's ``ClientDeparture`` fires (a parked poll is answered, an SSE
 ///   stream ends) and the connection closes once the response is written.
+/// - **A response is not cut short.** A close asked for from behind (Hummingbird closes once
+///   the client's side has ended and its handler returned) waits until every response's last
+///   byte is with the kernel: NIO's close drops writes still queued, and a capped send buffer
+///   leaves most of a large response queued. ``Limits/writeTimeout`` still bounds the wait.
 /// - Loop-confined, like every channel handler.
 final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
@@ -47,6 +51,10 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var refused = false
     private var timer: Scheduled<Void>?
     private var writeTimer: Scheduled<Void>?
+    /// Responses whose last part is queued but not yet with the kernel.
+    private var endsQueued = 0
+    /// A close asked for while ``endsQueued`` was more than 0, made when it is 0.
+    private var deferredClose: (mode: CloseMode, promise: EventLoopPromise<Void>?)?
     /// When the first head must be complete by: the connection's accept time plus the handshake
     /// timeout.
     private let firstHeadDeadline: NIODeadline
@@ -110,11 +118,16 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         }
         // A response is over once its last byte is with the kernel, not when it is queued.
         let written = promise ?? context.eventLoop.makePromise()
+        endsQueued += 1
         context.write(data, promise: written)
         startWriteTimerIfStalled(context)
         written.futureResult.assumeIsolated().whenComplete { _ in
             self.inFlight = max(0, self.inFlight - 1)
-            if self.inputClosed, self.inFlight == 0 {
+            self.endsQueued -= 1
+            if self.endsQueued == 0, let close = self.deferredClose {
+                self.deferredClose = nil
+                context.close(mode: close.mode, promise: close.promise)
+            } else if self.inputClosed, self.inFlight == 0 {
                 context.close(promise: nil)
             } else {
                 self.armIdleIfDone(context)
@@ -133,6 +146,12 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         writeTimer = context.eventLoop.assumeIsolated().scheduleTask(in: limits.writeTimeout) {
             context.close(promise: nil)
         }
+    }
+
+    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        guard endsQueued > 0, deferredClose == nil else { return context.close(mode: mode, promise: promise) }
+        deferredClose = (mode, promise)
+        context.flush()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
