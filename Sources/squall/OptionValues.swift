@@ -51,13 +51,8 @@ struct DeflateMinimum: ExpressibleByArgument {
     }
 
     init?(argument: String) {
-        if argument == "off" {
-            options = nil
-        } else if let size = ByteCount(argument: argument) {
-            options = DeflateOptions(minimumSize: size.bytes)
-        } else {
-            return nil
-        }
+        guard let size = OptionalByteCount(argument: argument) else { return nil }
+        options = size.bytes.map { DeflateOptions(minimumSize: $0) }
     }
 }
 

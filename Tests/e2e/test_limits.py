@@ -5,8 +5,6 @@ import re
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 from websockets.asyncio.client import connect
@@ -14,20 +12,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from conftest import Squall
 from test_hostile import never_reading_socket
-
-
-def request(url, method="GET", body=None):
-    """(status, headers, body) of one HTTP request; an error status is returned, not raised."""
-    req = urllib.request.Request(url, data=body, method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=5) as response:
-            return response.status, response.headers, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers, error.read()
-
-
-def error_code(body):
-    return json.loads(body)["error"]["code"]
+from test_origin import error_code, request
 
 
 async def open_socket(url, **options):
@@ -135,9 +120,9 @@ async def test_a_ws_publisher_gets_tokens_back_at_the_rate(squall):
 def test_http_publishes_over_the_rate_get_429_with_retry_after_and_are_not_kept(squall):
     server = squall("--log-level", "error", "--publish-rate", "1/min", "--publish-burst", "2")
     url = f"{server.http}/channels/room/messages"
-    statuses = [request(url, "POST", f"m{n}".encode())[0] for n in range(2)]
+    statuses = [request(url, "POST", body=f"m{n}".encode())[0] for n in range(2)]
     assert statuses == [201, 201]
-    status, headers, body = request(url, "POST", b"one too many")
+    status, headers, body = request(url, "POST", body=b"one too many")
     assert (status, error_code(body)) == (429, "rate_limited")
     assert 1 <= int(headers["Retry-After"]) <= 60
     # Reads are not publishes: they are not limited.
@@ -172,7 +157,7 @@ async def test_a_msg_client_that_keeps_over_the_rate_is_closed_with_1008(squall)
 def test_publish_rate_off_lets_a_burst_through(squall):
     server = squall("--log-level", "error", "--publish-rate", "off")
     url = f"{server.http}/channels/room/messages"
-    assert {request(url, "POST", b"x")[0] for _ in range(50)} == {201}
+    assert {request(url, "POST", body=b"x")[0] for _ in range(50)} == {201}
 
 
 @pytest.mark.parametrize(
@@ -211,7 +196,7 @@ def fill(server, channel, stalled):
     and returns the stalled client's server-side send buffer then."""
     chunk = b"x" * 65536
     for _ in range(128):
-        assert request(f"{server.http}/channels/{channel}/messages", "POST", chunk)[0] == 201
+        assert request(f"{server.http}/channels/{channel}/messages", "POST", body=chunk)[0] == 201
     time.sleep(0.3)
     return send_buffer_of(server, stalled)
 
