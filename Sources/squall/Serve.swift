@@ -118,6 +118,16 @@ struct Serve: AsyncParsableCommand {
     )
     var allowedOrigins: [String] = []
 
+    @Option(
+        name: .customLong("tls-cert"),
+        help:
+            "PEM file with the certificate chain to serve TLS with (wss://, https://, HTTP/2 by ALPN); needs --tls-key. [default: none] [env: SQUALL_TLS_CERT]"
+    )
+    var tlsCertificate: String?
+
+    @Option(name: .customLong("tls-key"), help: "PEM file with the private key of --tls-cert. [default: none] [env: SQUALL_TLS_KEY]")
+    var tlsKey: String?
+
     func run() async throws {
         let configuration = try resolvedConfiguration()
         let environment = EnvironmentOptions(ProcessInfo.processInfo.environment)
@@ -182,6 +192,7 @@ struct Serve: AsyncParsableCommand {
         } catch {
             throw ValidationError("allowed origin: \(error)")
         }
+        let tls = try resolvedTLS(environment)
         return SquallConfiguration(
             host: try environment.resolve(host, "SQUALL_HOST", default: defaults.host),
             port: port,
@@ -200,8 +211,19 @@ struct Serve: AsyncParsableCommand {
             writeTimeout: timeouts[3],
             origins: origins,
             limits: limits,
-            publishRate: publishRate
+            publishRate: publishRate,
+            tls: tls
         )
+    }
+
+    private func resolvedTLS(_ environment: EnvironmentOptions) throws -> TLSFiles? {
+        let certificate = try environment.resolve(tlsCertificate, "SQUALL_TLS_CERT")
+        let key = try environment.resolve(tlsKey, "SQUALL_TLS_KEY")
+        switch (certificate, key) {
+        case (nil, nil): return nil
+        case (let certificate?, let key?): return TLSFiles(certificateChain: certificate, privateKey: key)
+        default: throw ValidationError("--tls-cert and --tls-key go together")
+        }
     }
 
     private func resolvedLimits(_ environment: EnvironmentOptions, defaults: ConnectionLimits) throws -> ConnectionLimits {

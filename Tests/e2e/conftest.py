@@ -2,6 +2,7 @@
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.request
@@ -36,6 +37,7 @@ class Squall:
     def __init__(self, args, env):
         args = list(args)
         self.args = [squall_binary(), "serve", *args]
+        self.tls = "--tls-cert" in args
         if "--port" in args:
             self.port = int(args[args.index("--port") + 1])
         elif "SQUALL_PORT" in env:
@@ -54,11 +56,11 @@ class Squall:
 
     @property
     def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
+        return f"{'wss' if self.tls else 'ws'}://127.0.0.1:{self.port}"
 
     @property
     def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def wait_ready(self, timeout=20.0):
         deadline = time.monotonic() + timeout
@@ -66,7 +68,9 @@ class Squall:
             if self.process.poll() is not None:
                 raise AssertionError(f"squall exited early: {self.stop()}")
             try:
-                with urllib.request.urlopen(f"{self.http}/healthz", timeout=1) as response:
+                # A test's own certificate: trusted here, checked by the tests that need it.
+                context = ssl._create_unverified_context() if self.tls else None
+                with urllib.request.urlopen(f"{self.http}/healthz", timeout=1, context=context) as response:
                     if response.status == 200:
                         return self
             except OSError:
@@ -96,9 +100,9 @@ def browser():
 
     drivers = []
 
-    def open_page(url=None, before_load=None):
+    def open_page(url=None, before_load=None, flags=()):
         options = webdriver.ChromeOptions()
-        for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1000,800"):
+        for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1000,800", *flags):
             options.add_argument(flag)
         options.binary_location = "/usr/bin/chromium"
         driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))

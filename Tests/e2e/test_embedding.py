@@ -20,6 +20,7 @@ class Example(Squall):
 
     def __init__(self):
         self.port = free_port()
+        self.tls = False
         self.args = [os.path.join(os.path.dirname(squall_binary()), "EmbedExample"), str(self.port)]
         self.process = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.output = None

@@ -59,6 +59,9 @@ public struct SquallConfiguration: Sendable {
     /// How long an HTTP response may wait on a client that does not read (the socket's buffer
     /// full) before the connection is closed. Default 30 s.
     public var writeTimeout: Duration
+    /// The certificate and key to serve TLS with (`wss://`, `https://`, HTTP/2 by ALPN);
+    /// `nil` serves plain TCP. Default `nil`.
+    public var tls: TLSFiles?
 
     /// A configuration; every argument has the default documented on its property.
     public init(
@@ -81,7 +84,8 @@ public struct SquallConfiguration: Sendable {
         writeTimeout: Duration = .seconds(30),
         origins: OriginPolicy = OriginPolicy(),
         limits: ConnectionLimits = ConnectionLimits(),
-        publishRate: PublishRate? = .standard
+        publishRate: PublishRate? = .standard,
+        tls: TLSFiles? = nil
     ) {
         self.host = host
         self.port = port
@@ -103,6 +107,7 @@ public struct SquallConfiguration: Sendable {
         self.origins = origins
         self.limits = limits
         self.publishRate = publishRate
+        self.tls = tls
     }
 }
 

@@ -2,16 +2,19 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdCore
+import HummingbirdHTTP2
 import Logging
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
+import NIOSSL
 import NIOWebSocket
 import SquallCore
 
 /// Each accepted TCP connection: HTTP/1.1 for Hummingbird's router, or — when the first request
-/// asks to upgrade on a mounted path — a WebSocket served by plain NIO channel handlers.
+/// asks to upgrade on a mounted path — a WebSocket served by plain NIO channel handlers. With
+/// TLS, ``TLSAcceptor`` goes first and may choose HTTP/2 for the router instead.
 ///
 /// An upgraded connection holds no task and no async channel: its ``FrameWriter``,
 /// ``WebSocketFrameHandler`` and ``WebSocketConnection`` are its whole state, which is what
@@ -28,6 +31,8 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
         case webSocket
         /// The connection stays HTTP.
         case http(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
+        /// The connection is HTTP/2, chosen by ALPN; its streams go to the router.
+        case http2(HTTP2Channel.Value)
         /// The first request asked to upgrade and was refused with this error.
         case refused(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, Refusal)
     }
@@ -59,6 +64,8 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
     let logger: Logger
     /// Counts connections against ``ConnectionLimits``.
     let admission: ConnectionAdmission
+    /// TLS before anything else, when the server is configured with it.
+    let tls: TLSAcceptor?
     private let writerSettings: FrameWriter.Settings
 
     init(
@@ -66,8 +73,10 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
         mounts: [WebSocketMount],
         configuration: SquallConfiguration,
         departures: ClientDepartures,
+        tls: TLSAcceptor?,
         logger: Logger
     ) {
+        self.tls = tls
         self.responder = responder
         self.mounts = mounts
         self.configuration = configuration
@@ -90,7 +99,7 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
     }
 
     /// Sets up a just-accepted connection, on its event loop: ``HandshakeReader`` reads its first
-    /// request.
+    /// request, after TLS when the server has it.
     func configure(_ channel: any Channel) throws -> Value {
         // NIO keeps each connection's last receive buffer for reuse, at the allocator's
         // size: 1 KiB still takes a browser's upgrade request in one read, and is half of
@@ -111,9 +120,16 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
         let refusal = NIOLoopBoundBox<Refusal?>(nil, eventLoop: channel.eventLoop)
         let result = channel.eventLoop.makePromise(of: UpgradeResult.self)
         let deadline = NIODeadline.now() + TimeAmount(configuration.handshakeTimeout)
-        try channel.pipeline.syncOperations.addHandler(
-            HandshakeReader(upgrade: self, accepted: accepted, refusal: refusal, result: result, deadline: deadline, overLimit: overLimit)
-        )
+        let readHandshake = { (channel: any Channel) in
+            try channel.pipeline.syncOperations.addHandler(
+                HandshakeReader(upgrade: self, accepted: accepted, refusal: refusal, result: result, deadline: deadline, overLimit: overLimit)
+            )
+        }
+        if let tls {
+            try tls.configure(channel, deadline: deadline, result: result, logger: logger, http1: readHandshake)
+        } else {
+            try readHandshake(channel)
+        }
         return Value(result: result.futureResult, channel: channel, accepted: accepted)
     }
 
@@ -155,7 +171,7 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
             upgraders: [upgrader],
             notUpgradingCompletionHandler: { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+                    try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: self.tls != nil))
                     // Quiescing on shutdown; the guard before it keeps the timeouts.
                     try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(logger: self.logger))
                     let http = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
@@ -194,6 +210,8 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
                 return  // served by its channel handlers from now on
             case .http(let http):
                 await handleHTTP(asyncChannel: http, logger: logger)
+            case .http2(let connection):
+                await tls?.serve(connection, logger: logger)
             case .refused(let http, let refusal):
                 try await answer(refusal, on: http)
             }
@@ -274,7 +292,7 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
     }
 
     /// Opens the connection before the 101 response is written: ``FrameWriter`` goes first in
-    /// the pipeline (HTTP passes through it until the upgrade), and the connection joins its
+    /// the pipeline, after TLS if any (HTTP passes through it until the upgrade), and the connection joins its
     /// pool and runs its open hook. The writer holds back what is written to the connection
     /// until ``install(_:uri:on:)`` has seen the 101 written.
     private func open(
@@ -286,7 +304,8 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
     ) throws -> WebSocketFrameHandler {
         let id = UUID.random()
         let writer = FrameWriter(loop: channel.eventLoop, settings: writerSettings, connectionID: id, deflate: deflate != nil)
-        try channel.pipeline.syncOperations.addHandler(writer, position: .first)
+        let tls = tls == nil ? nil : try channel.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self)
+        try channel.pipeline.syncOperations.addHandler(writer, position: tls.map { .after($0) } ?? .first)
         let connection = WebSocketConnection(
             head: head,
             parameters: parameters,

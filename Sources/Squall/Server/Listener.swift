@@ -36,7 +36,10 @@ struct Listener: Service {
                     let value = try upgrade.configure(channel)
                     value.result.assumeIsolated().whenComplete { result in
                         if case .success(.webSocket) = result { return }
-                        if case .success(.http) = result { open.insert(channel) }
+                        switch result {
+                        case .success(.http), .success(.http2): open.insert(channel)
+                        default: break
+                        }
                         if case .terminated = waiting.yield(value) { channel.close(promise: nil) }
                     }
                 }
@@ -49,7 +52,8 @@ struct Listener: Service {
             open.quiesce()
         }
         if let address = server.localAddress {
-            logger.notice("Squall serving http://\(address.urlAuthority)/ — chat at ws://\(address.urlAuthority)/msg")
+            let secure = upgrade.tls != nil ? "s" : ""
+            logger.notice("Squall serving http\(secure)://\(address.urlAuthority)/ — chat at ws\(secure)://\(address.urlAuthority)/msg")
             await onListening(address)
         }
         await withGracefulShutdownHandler {

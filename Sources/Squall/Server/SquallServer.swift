@@ -160,14 +160,19 @@ public struct SquallServer: Service, CustomStringConvertible {
         }
 
         let served = ServedRouter(router: router.buildResponder(), serverName: "Squall", logger: logger)
+        let responder: HTTPChannelHandler.Responder = { request, writer, channel in try await served.respond(to: request, writer: writer, channel: channel) }
+        let tls = try configuration.tls.map { files in
+            try TLSAcceptor(files, responder: responder, departures: departures, idleTimeout: configuration.idleTimeout)
+        }
         return Listener(
             host: configuration.host,
             port: configuration.port,
             upgrade: ConnectionSetup(
-                responder: { request, writer, channel in try await served.respond(to: request, writer: writer, channel: channel) },
+                responder: responder,
                 mounts: mounts,
                 configuration: configuration,
                 departures: departures,
+                tls: tls,
                 logger: logger
             ),
             logger: logger,

@@ -1,0 +1,107 @@
+import HummingbirdCore
+import HummingbirdHTTP2
+import Logging
+import NIOCore
+import NIOSSL
+import NIOTLS
+
+/// TLS on every accepted connection, then what ALPN chose: HTTP/2 for the router, or HTTP/1.1
+/// — WebSocket upgrades and plain requests alike — through ``HandshakeReader``, exactly as a
+/// connection without TLS.
+///
+/// Contracts:
+/// - The handshake timeout counts from the accept: a client that has not completed its TLS
+///   handshake by then is closed, and the rest of the timeout is its first head's.
+/// - `h2` is chosen only when the client offers it and ``TLSFiles/http2`` is on; a client that
+///   offers no ALPN, or only `http/1.1` (every WebSocket client), gets HTTP/1.1.
+/// - An HTTP/2 stream's request reaches the same router as an HTTP/1.1 request; its stream
+///   ending early (a reset, a closed tab) is its ``ClientDeparture``.
+/// - A failed TLS handshake closes the connection; nothing of it reaches HTTP.
+struct TLSAcceptor: Sendable {
+    private let context: NIOSSLContext
+    private let http2: HTTP2Channel?
+
+    /// Reads the PEM files of `files`, once; throws ``TLSFilesError`` naming a file that is
+    /// missing or does not parse.
+    init(
+        _ files: TLSFiles,
+        responder: @escaping HTTPChannelHandler.Responder,
+        departures: ClientDepartures,
+        idleTimeout: Duration
+    ) throws {
+        let chain: [NIOSSLCertificate]
+        do {
+            chain = try NIOSSLCertificate.fromPEMFile(files.certificateChain)
+        } catch {
+            throw TLSFilesError(path: files.certificateChain, what: "certificate chain", underlying: error)
+        }
+        guard !chain.isEmpty else {
+            throw TLSFilesError(path: files.certificateChain, what: "certificate chain", underlying: NIOSSLError.failedToLoadCertificate)
+        }
+        let key: NIOSSLPrivateKey
+        do {
+            key = try NIOSSLPrivateKey(file: files.privateKey, format: .pem)
+        } catch {
+            throw TLSFilesError(path: files.privateKey, what: "private key", underlying: error)
+        }
+        var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        tls.applicationProtocols = files.http2 ? ["h2", "http/1.1"] : ["http/1.1"]
+        do {
+            context = try NIOSSLContext(configuration: tls)
+        } catch {
+            throw TLSFilesError(path: files.privateKey, what: "key for the certificate chain", underlying: error)
+        }
+        http2 =
+            files.http2
+            ? HTTP2Channel(
+                responder: responder,
+                configuration: HTTP2ChannelConfiguration(
+                    idleTimeout: idleTimeout,
+                    streamConfiguration: .init(additionalChannelHandlers: [HTTP2StreamDeparture(departures: departures)])
+                )
+            ) : nil
+    }
+
+    /// Puts TLS first in `channel`'s pipeline; once ALPN has chosen, either completes `result`
+    /// with the HTTP/2 connection or hands the channel to `http1`.
+    func configure(
+        _ channel: any Channel,
+        deadline: NIODeadline,
+        result: EventLoopPromise<ConnectionSetup.UpgradeResult>,
+        logger: Logger,
+        http1: @escaping (any Channel) throws -> Void
+    ) throws {
+        let timeout = channel.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { channel.close(promise: nil) }
+        channel.closeFuture.assumeIsolated().whenComplete { _ in
+            timeout.cancel()
+            result.fail(ChannelError.eof)  // a no-op once the connection was served
+        }
+        let http2 = self.http2
+        let negotiation = ApplicationProtocolNegotiationHandler { alpn, channel in
+            timeout.cancel()
+            if case .negotiated("h2") = alpn, let http2 {
+                return http2.setup(channel: channel, logger: logger).map { result.succeed(.http2($0)) }
+            }
+            return channel.eventLoop.makeCompletedFuture { try http1(channel) }
+        }
+        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
+        try channel.pipeline.syncOperations.addHandler(negotiation)
+    }
+
+    /// Serves an HTTP/2 connection's streams until it closes, each in a task of its own.
+    func serve(_ connection: HTTP2Channel.Value, logger: Logger) async {
+        await http2?.handle(value: connection, logger: logger)
+    }
+}
+
+/// A PEM file of ``TLSFiles`` that could not be used.
+public struct TLSFilesError: Error, CustomStringConvertible {
+    /// The file's path.
+    public let path: String
+    /// What the file was to hold.
+    public let what: String
+    /// What NIOSSL reported.
+    public let underlying: any Error
+
+    public var description: String { "cannot use \(path) as the TLS \(what): \(underlying)" }
+}

@@ -1,0 +1,151 @@
+"""TLS (`--tls-cert`, `--tls-key`): wss:// and https:// on one port, HTTP/2 by ALPN for the
+HTTP routes. Each run makes its own self-signed certificate for 127.0.0.1 with openssl."""
+import asyncio
+import json
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.request
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from conftest import squall_binary
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    """(certificate path, key path) of a self-signed certificate for 127.0.0.1 and localhost."""
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return str(cert), str(key)
+
+
+@pytest.fixture
+def secure(squall, certificate):
+    """Starts squall with the test certificate; returns (server, an SSL context that trusts it)."""
+    def start(*args):
+        server = squall("--tls-cert", certificate[0], "--tls-key", certificate[1], "--log-level", "error", *args)
+        return server, ssl.create_default_context(cafile=certificate[0])
+
+    return start
+
+
+def curl(*args):
+    """curl's (HTTP version, status, body) for one request."""
+    out = subprocess.run(
+        ["curl", "-s", "--max-time", "10", "-w", "\n%{http_version} %{http_code}", *args],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    body, _, meta = out.rpartition("\n")
+    version, status = meta.split()
+    return version, int(status), body
+
+
+async def test_wss_clients_chat_on_msg_with_a_certificate_they_trust(secure):
+    server, context = secure()
+    async with connect(f"{server.ws}/msg", ssl=context) as alice, connect(f"{server.ws}/msg", ssl=context) as bob:
+        await alice.send("hello over TLS")
+        assert await asyncio.wait_for(bob.recv(), 5) == "hello over TLS"
+        assert await asyncio.wait_for(alice.recv(), 5) == "hello over TLS"
+
+
+def test_http_routes_speak_http2_to_clients_that_offer_it_and_http11_to_the_rest(secure, certificate):
+    server, _ = secure()
+    version, status, _ = curl("--http2", "--cacert", certificate[0], "-X", "POST", "--data-binary", "over h2", f"{server.http}/channels/room/messages")
+    assert (version, status) == ("2", 201)
+    version, status, body = curl("--http1.1", "--cacert", certificate[0], f"{server.http}/channels/room/history")
+    assert (version, status) == ("1.1", 200)
+    assert [m["data"] for m in json.loads(body)["messages"]] == ["over h2"]
+
+
+def test_a_plain_http_request_to_the_tls_port_is_not_served_and_the_server_carries_on(secure):
+    server, context = secure()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = b""
+        while chunk := s.recv(4096):
+            answer += chunk
+    assert not answer.startswith(b"HTTP/")  # a TLS alert at most, never a plaintext answer
+    with urllib.request.urlopen(f"{server.http}/healthz", timeout=5, context=context) as response:
+        assert response.status == 200
+
+
+def test_a_client_that_never_starts_tls_is_closed_at_the_handshake_timeout(secure):
+    server, _ = secure("--handshake-timeout", "1")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        started = time.monotonic()
+        assert s.recv(1) == b""
+        assert time.monotonic() - started < 8
+
+
+async def test_wss_clients_get_1001_when_the_server_shuts_down(secure):
+    server, context = secure()
+    async with connect(f"{server.ws}/msg", ssl=context) as client:
+        server.process.send_signal(signal.SIGTERM)
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(client.recv(), 10)
+        assert closed.value.rcvd.code == 1001
+    assert server.stop()[0] == 0
+
+
+def test_a_certificate_file_that_is_missing_stops_the_start_and_is_named(certificate, tmp_path):
+    missing = tmp_path / "missing.pem"
+    result = subprocess.run(
+        [squall_binary(), "serve", "--port", "0", "--tls-cert", str(missing), "--tls-key", certificate[1]],
+        capture_output=True, text=True, timeout=20,
+    )
+    assert result.returncode != 0
+    assert str(missing) in result.stderr
+
+
+def test_a_certificate_without_its_key_is_a_usage_error(certificate):
+    result = subprocess.run(
+        [squall_binary(), "serve", "--port", "0", "--tls-cert", certificate[0]], capture_output=True, text=True, timeout=20
+    )
+    assert result.returncode == 64
+    assert "--tls-cert and --tls-key go together" in result.stderr
+
+
+STREAMS = 8  # more than the six connections a browser opens to one origin over HTTP/1.1
+
+OPEN_STREAMS = """
+window.got = {};
+window.opened = 0;
+for (let n = 0; n < %d; n++) {
+  const events = new EventSource('/channels/tls-' + n + '/events');
+  events.addEventListener('subscribed', () => { window.opened += 1; });
+  events.addEventListener('message', (e) => { window.got[n] = JSON.parse(e.data).data; });
+}
+""" % STREAMS
+
+
+def test_a_page_over_https_opens_more_than_six_sse_streams_and_every_one_receives(secure, browser):
+    server, context = secure()
+    page = browser(f"{server.http}/", flags=("--ignore-certificate-errors",))
+    assert page.execute_script("return performance.getEntriesByType('navigation')[0].nextHopProtocol") == "h2"
+    page.execute_script(OPEN_STREAMS)
+    deadline = time.monotonic() + 15
+    while page.execute_script("return window.opened") < STREAMS and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert page.execute_script("return window.opened") == STREAMS
+    for n in range(STREAMS):
+        request = urllib.request.Request(f"{server.http}/channels/tls-{n}/messages", data=f"to stream {n}".encode(), method="POST")
+        with urllib.request.urlopen(request, timeout=5, context=context) as response:
+            assert response.status == 201
+    deadline = time.monotonic() + 15
+    while len(page.execute_script("return window.got")) < STREAMS and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert page.execute_script("return window.got") == {str(n): f"to stream {n}" for n in range(STREAMS)}
