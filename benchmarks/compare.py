@@ -2,6 +2,7 @@
 """Squall against the servers people would otherwise pick, side by side, in one command:
 
     python3 benchmarks/compare.py            # installs what it needs, builds, runs, prints a table
+    python3 benchmarks/compare.py --tls      # Squall and Go gorilla over TLS (wss://), a table of its own
 
 Each server runs pinned to core 0 (`taskset -c 0`), the load generator (`squall bench`, release
 build) pinned to core 1. Every server implements the seed's contract on ws://127.0.0.1:PORT/msg:
@@ -87,13 +88,77 @@ def bench(squall, url, kind, *args, timeout=900):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def start(command, deflate=False):
+def start(command, deflate=False, tls=None):
     """The server on core 0, on a free port; `deflate` turns permessage-deflate on for peers
-    (PEER_DEFLATE=1; Squall offers it always)."""
+    (PEER_DEFLATE=1; Squall offers it always); `tls`, (certificate, key), serves wss:// (the
+    command is given them as well)."""
     port = free_port()
     env = {**os.environ, "NODE_PATH": "/usr/share/nodejs", "PEER_DEFLATE": "1" if deflate else "0"}
+    if tls:
+        env.update(PEER_TLS_CERT=str(tls[0]), PEER_TLS_KEY=str(tls[1]))
     process = subprocess.Popen(["taskset", "-c", "0", *command(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return process, f"ws://127.0.0.1:{port}/msg", port
+    return process, f"{'wss' if tls else 'ws'}://127.0.0.1:{port}/msg", port
+
+
+def certificate():
+    """(certificate, key) of a self-signed P-256 certificate for 127.0.0.1, made once in
+    .build-bench: what a server would use today (ECDSA, as Let's Encrypt issues by default)."""
+    cert, key = BUILD / "tls-cert.pem", BUILD / "tls-key.pem"
+    if not cert.exists():
+        sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "3650",
+           "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert),
+           capture_output=True)
+    return cert, key
+
+
+def tls_servers(squall, tls):
+    """The servers compared over TLS: Squall (swift-nio-ssl, BoringSSL) and Go gorilla
+    (crypto/tls), with the same certificate."""
+    return {
+        "Squall": lambda port: [str(squall), "serve", "--port", str(port), "--log-level", "error", "--tls-cert", str(tls[0]), "--tls-key", str(tls[1])],
+        "Go gorilla": lambda port: [str(BUILD / "gorilla"), str(port)],
+    }
+
+
+def measure_tls(command, squall, scale, tls):
+    """Fan-out at 100 and 1,000 subscribers and handshakes/s on a fresh server, over wss://."""
+    process, url, port = start(command, tls=tls)
+    result = {}
+    try:
+        wait_listening(port, process)
+        for subscribers, messages in ((100, scale["fanout100"]), (1000, scale["fanout1000"])):
+            run = bench(squall, url, "fanout", "--subscribers", str(subscribers), "--messages", str(messages), "--size", "64",
+                        "--server-pid", str(process.pid))
+            result[f"fanout{subscribers}"] = {
+                **run,
+                "deliveriesPerSecond": run["delivered"] / run["seconds"],
+                "serverCPUMicrosecondsPerDelivery": 1e6 * run["serverCPUSeconds"] / max(run["delivered"], 1),
+            }
+    finally:
+        stop(process)
+    process, url, port = start(command, tls=tls)
+    try:
+        wait_listening(port, process)
+        run = bench(squall, url, "handshakes", "--count", str(scale["tlsHandshakes"]), "--server-pid", str(process.pid))
+        run["perSecond"] = run["count"] / run["seconds"]
+        run["serverCPUMicrosecondsPerHandshake"] = 1e6 * run["serverCPUSeconds"] / run["count"]
+        result["handshakesFresh"] = run
+    finally:
+        stop(process)
+    return result
+
+
+def tls_table(results):
+    rows = ["| server, over TLS | fan-out 100 subs, deliveries/s | fan-out 1,000 subs | server CPU per delivery (1,000) | TLS + WebSocket handshakes/s, fresh server (server CPU each) | generator CPU per handshake |",
+            "|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        h = r["handshakesFresh"]
+        rows.append(
+            f"| {name} | {r['fanout100']['deliveriesPerSecond'] / 1000:.0f}k | {r['fanout1000']['deliveriesPerSecond'] / 1000:.0f}k"
+            f" | {r['fanout1000']['serverCPUMicrosecondsPerDelivery']:.2f} µs | {handshake_rate(h)}"
+            f" | {1e6 * h['clientCPUSeconds'] / h['count']:.0f} µs |"
+        )
+    return "\n".join(rows)
 
 
 def stop(process):
@@ -248,6 +313,7 @@ def main():
     parser.add_argument("--quick", action="store_true", help="smaller counts, for trying the script")
     parser.add_argument("--only", nargs="*", help="servers to run (default: all)")
     parser.add_argument("--chart", metavar="RESULTS_JSON", help="only redraw the chart and table from a results file")
+    parser.add_argument("--tls", action="store_true", help="Squall and Go gorilla over wss:// instead: fan-out and TLS handshakes")
     args = parser.parse_args()
     if args.chart:
         results = json.loads(Path(args.chart).read_text())["results"]
@@ -257,10 +323,12 @@ def main():
         return
     if not shutil.which("taskset"):
         sys.exit("taskset is needed (Debian's util-linux)")
-    scale = {"fanout100": 10000, "fanout1000": 1000, "latencySeconds": 10, "handshakes": 20000, "idle": 10000}
+    scale = {"fanout100": 10000, "fanout1000": 1000, "latencySeconds": 10, "handshakes": 20000, "idle": 10000, "tlsHandshakes": 5000}
     if args.quick:
-        scale = {"fanout100": 500, "fanout1000": 50, "latencySeconds": 2, "handshakes": 300, "idle": 1000}
+        scale = {"fanout100": 500, "fanout1000": 50, "latencySeconds": 2, "handshakes": 300, "idle": 1000, "tlsHandshakes": 300}
     squall = install()
+    if args.tls:
+        return main_tls(args, squall, scale)
     results = {}
     for name, command in servers(squall).items():
         if args.only and name not in args.only:
@@ -279,6 +347,25 @@ def main():
     memory_chart(results, ROOT / "docs" / "benchmarks-memory.png")
     print(table(results))
     print(f"\nwrote {out.relative_to(ROOT)}, docs/benchmarks-fanout.png and docs/benchmarks-memory.png", file=sys.stderr)
+
+
+def main_tls(args, squall, scale):
+    tls = certificate()
+    results = {}
+    for name, command in tls_servers(squall, tls).items():
+        if args.only and name not in args.only:
+            continue
+        runs = []
+        for run in range(args.runs):
+            print(f"{name} over TLS: run {run + 1}/{args.runs}", file=sys.stderr)
+            runs.append(measure_tls(command, squall, scale, tls))
+        results[name] = median_run(runs)
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    out = ROOT / "benchmarks" / "results" / f"{stamp}-tls.json"
+    machine = {"date": stamp, "cpus": os.cpu_count(), "uname": " ".join(os.uname()), "runs": args.runs, "scale": scale}
+    out.write_text(json.dumps({"machine": machine, "results": results}, indent=2))
+    print(tls_table(results))
+    print(f"\nwrote {out.relative_to(ROOT)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import NIOSSL
 
-/// Where a benchmark connects: a `ws://host:port/path` URL.
+/// Where a benchmark connects: a `ws://host:port/path` or `wss://host:port/path` URL.
 public struct BenchTarget: Sendable, CustomStringConvertible {
+    /// Whether the URL is `wss://`: every connection starts with a TLS handshake.
+    public let secure: Bool
     /// Host to connect to (loopback for every benchmark Squall ships).
     public let host: String
     /// TCP port.
@@ -31,12 +34,17 @@ public struct BenchTarget: Sendable, CustomStringConvertible {
         host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 
-    /// Parses `ws://host:port/path` and resolves its host; `nil` for anything else (no
-    /// `wss://`: benchmarks measure the server, not TLS), a host not on this machine
-    /// (``isLoopback(_:)``) or one that does not resolve.
+    /// Parses `ws://host:port/path` or `wss://…` and resolves its host; `nil` for anything
+    /// else, a host not on this machine (``isLoopback(_:)``) or one that does not resolve.
     public init?(url: String) {
-        guard url.hasPrefix("ws://") else { return nil }
-        let rest = url.dropFirst(5)
+        if url.hasPrefix("ws://") {
+            secure = false
+        } else if url.hasPrefix("wss://") {
+            secure = true
+        } else {
+            return nil
+        }
+        let rest = url.dropFirst(secure ? 6 : 5)
         let slash = rest.firstIndex(of: "/") ?? rest.endIndex
         let authority = rest[..<slash]
         path = slash == rest.endIndex ? "/" : String(rest[slash...])
@@ -45,7 +53,7 @@ public struct BenchTarget: Sendable, CustomStringConvertible {
             self.port = port
         } else {
             host = String(authority)
-            port = 80
+            port = secure ? 443 : 80
         }
         guard Self.isLoopback(host), let address = try? SocketAddress.makeAddressResolvingHost(host, port: port) else { return nil }
         self.address = address
@@ -53,7 +61,18 @@ public struct BenchTarget: Sendable, CustomStringConvertible {
     }
 
     /// The URL.
-    public var description: String { "ws://\(host):\(port)\(path)" }
+    public var description: String { "\(secure ? "wss" : "ws")://\(host):\(port)\(path)" }
+
+    /// The client side of TLS for `wss://` targets, made once. The certificate is not checked:
+    /// targets are on this machine only, and what is measured is the handshake's and the
+    /// records' cost, which checking a chain against a trust store would only add to on the
+    /// client's side. Every connection makes a full handshake (no session resumption).
+    static let tlsContext = Result {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.certificateVerification = .none
+        configuration.applicationProtocols = ["http/1.1"]
+        return try NIOSSLContext(configuration: configuration)
+    }
 }
 
 /// What a ``BenchSocket`` reports from its event loop.
@@ -288,6 +307,9 @@ func connect(_ target: BenchTarget, on loop: any EventLoop, delegate: any BenchS
         .channelOption(.socketOption(.tcp_nodelay), value: 1)
         .channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
+                if target.secure {
+                    try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: BenchTarget.tlsContext.get(), serverHostname: nil))
+                }
                 try channel.pipeline.syncOperations.addHandler(BenchSocket(target: target, delegate: waiter))
             }
         }

@@ -3,7 +3,7 @@ import Foundation
 import Squall
 import SquallBench
 
-/// `squall bench`: load generators for any `ws://` server with the seed's broadcast contract.
+/// `squall bench`: load generators for any `ws://` or `wss://` server with the seed's broadcast contract.
 /// Build it in release (`swift build -c release`) before measuring anything.
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -13,7 +13,7 @@ struct Bench: AsyncParsableCommand {
 
     /// The URL every benchmark takes; loopback only, since load goes nowhere else.
     struct Target: ParsableArguments {
-        @Option(help: "The broadcast endpoint, e.g. ws://127.0.0.1:8000/msg (127.0.0.0/8, localhost or [::1] only).")
+        @Option(help: "The broadcast endpoint, e.g. ws://127.0.0.1:8000/msg, or wss:// for TLS (certificate not checked) (127.0.0.0/8, localhost or [::1] only).")
         var url = "ws://127.0.0.1:8000/msg"
 
         @Flag(help: "Print the result as one JSON object.")
@@ -31,7 +31,7 @@ struct Bench: AsyncParsableCommand {
 
         func resolve() throws -> BenchTarget {
             guard let target = BenchTarget(url: url) else {
-                throw ValidationError("--url must be ws://HOST:PORT/PATH on this machine: benchmarks send load to 127.0.0.1, localhost or [::1] only")
+                throw ValidationError("--url must be ws:// or wss://HOST:PORT/PATH on this machine: benchmarks send load to 127.0.0.1, localhost or [::1] only")
             }
             return target
         }

@@ -79,5 +79,9 @@ func main() {
 			}
 		}()
 	})
+	// PEER_TLS_CERT and PEER_TLS_KEY: serve wss:// with crypto/tls (compare.py --tls).
+	if cert, key := os.Getenv("PEER_TLS_CERT"), os.Getenv("PEER_TLS_KEY"); cert != "" {
+		log.Fatal(http.ListenAndServeTLS("127.0.0.1:"+os.Args[1], cert, key, nil))
+	}
 	log.Fatal(http.ListenAndServe("127.0.0.1:"+os.Args[1], nil))
 }
