@@ -13,7 +13,7 @@ struct Bench: AsyncParsableCommand {
 
     /// The URL every benchmark takes; loopback only, since load goes nowhere else.
     struct Target: ParsableArguments {
-        @Option(help: "The broadcast endpoint, e.g. ws://127.0.0.1:8000/msg, or wss:// for TLS (certificate not checked) (127.0.0.0/8, localhost or [::1] only).")
+        @Option(help: "The broadcast endpoint, e.g. ws://127.0.0.1:8000/msg; wss:// for TLS, certificate not checked. 127.0.0.0/8, localhost or [::1] only.")
         var url = "ws://127.0.0.1:8000/msg"
 
         @Flag(help: "Print the result as one JSON object.")
