@@ -143,8 +143,13 @@ enum PerMessageDeflate {
     }
 
     /// One pool per window that compresses, 9 to 15 bits; a pool holds no stream until used.
+    ///
+    /// Level 1, zlib's fastest, as gorilla/websocket's default: a server compresses every
+    /// message of every channel that has a deflate client, and level 1 costs a fraction of the
+    /// default level's CPU for a few points of ratio (docs/benchmarks.md, "Figures behind
+    /// design choices"). Any level inflates the same.
     private static let deflaters = (Int32(9)...15).map { bits in
-        ZlibPool { try ZlibCompressor(algorithm: .deflate, configuration: ZlibConfiguration(windowSize: bits)) }
+        ZlibPool { try ZlibCompressor(algorithm: .deflate, configuration: ZlibConfiguration(windowSize: bits, compressionLevel: 1)) }
     }
     private static let inflaters = ZlibPool { try ZlibDecompressor(algorithm: .deflate, windowSize: 15) }
 }
