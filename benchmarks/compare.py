@@ -120,20 +120,28 @@ def tls_servers(squall, tls):
     }
 
 
+def fanouts(squall, url, process, scale):
+    """Fan-out at 100 and 1,000 subscribers. The generator reads the server's CPU time itself,
+    over the measured run only (not connection set-up or warm-up)."""
+    result = {}
+    for subscribers, messages in ((100, scale["fanout100"]), (1000, scale["fanout1000"])):
+        run = bench(squall, url, "fanout", "--subscribers", str(subscribers), "--messages", str(messages), "--size", "64",
+                    "--server-pid", str(process.pid))
+        result[f"fanout{subscribers}"] = {
+            **run,
+            "deliveriesPerSecond": run["delivered"] / run["seconds"],
+            "serverCPUMicrosecondsPerDelivery": 1e6 * run["serverCPUSeconds"] / max(run["delivered"], 1),
+        }
+    return result
+
+
 def measure_tls(command, squall, scale, tls):
     """Fan-out at 100 and 1,000 subscribers and handshakes/s on a fresh server, over wss://."""
     process, url, port = start(command, tls=tls)
     result = {}
     try:
         wait_listening(port, process)
-        for subscribers, messages in ((100, scale["fanout100"]), (1000, scale["fanout1000"])):
-            run = bench(squall, url, "fanout", "--subscribers", str(subscribers), "--messages", str(messages), "--size", "64",
-                        "--server-pid", str(process.pid))
-            result[f"fanout{subscribers}"] = {
-                **run,
-                "deliveriesPerSecond": run["delivered"] / run["seconds"],
-                "serverCPUMicrosecondsPerDelivery": 1e6 * run["serverCPUSeconds"] / max(run["delivered"], 1),
-            }
+        result.update(fanouts(squall, url, process, scale))
     finally:
         stop(process)
     process, url, port = start(command, tls=tls)
@@ -180,16 +188,7 @@ def measure(name, command, squall, scale):
     result = {}
     try:
         wait_listening(port, process)
-        for subscribers, messages in ((100, scale["fanout100"]), (1000, scale["fanout1000"])):
-            # The generator reads the server's CPU time itself, over the measured run only
-            # (not connection set-up or warm-up).
-            run = bench(squall, url, "fanout", "--subscribers", str(subscribers), "--messages", str(messages), "--size", "64",
-                        "--server-pid", str(process.pid))
-            result[f"fanout{subscribers}"] = {
-                **run,
-                "deliveriesPerSecond": run["delivered"] / run["seconds"],
-                "serverCPUMicrosecondsPerDelivery": 1e6 * run["serverCPUSeconds"] / max(run["delivered"], 1),
-            }
+        result.update(fanouts(squall, url, process, scale))
         result["latency"] = bench(squall, url, "latency", "--subscribers", "1000", "--rate", "20", "--duration", str(scale["latencySeconds"]))
         result["handshakes"] = handshakes(squall, url, process, scale)
     finally:
