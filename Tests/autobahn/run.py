@@ -138,6 +138,25 @@ def run(port, runs):
     return sorted(results, key=lambda r: [int(p) for p in r.case_id.split(".")])
 
 
+UNFINISHED = "Case did not finish within"
+
+
+def retry_unfinished(port, results):
+    """Runs once more, alone, each case that ended without a verdict of its own: kosoku left its
+    opening "did not finish" result and closed with 1000 long before the case's 480 s, which
+    happens now and then to one of the largest 12.x cases (1,000 messages of 128 KiB in 256-byte
+    fragments) even in a serial run. A case that fails on the wire is not retried; a retried
+    case must pass, and the retry is printed."""
+    retried = []
+    for result in results:
+        if not result.passed and result.result.startswith(UNFINISHED):
+            [again] = run(port, [[result.case_id]]) or [result]
+            print(f"autobahn: {result.case_id} ended unfinished; alone, once more: {'passed' if again.passed else 'did not pass'}")
+            result = again
+        retried.append(result)
+    return retried
+
+
 def main():
     arguments = sys.argv[1:]
     if not arguments:
@@ -154,6 +173,7 @@ def main():
     started = time.monotonic()
     try:
         results = run(port, split(arguments, jobs))
+        results = retry_unfinished(port, results)
     finally:
         server.terminate()
         server.wait(10)
