@@ -14,8 +14,9 @@ its interpreter) and on a channel of its own (`/msg/autobahn-1`, …), against o
 
 What a run costs is zlib's work on both sides: the 12.x/13.x cases send 1,000 messages of up
 to 128 KiB each way compressed, with windows down to 9 bits, where zlib is slowest. On 2 cores
-one run takes all of both, so `--jobs 2` ends no sooner (749 s against 812 s serial, measured),
-and 14 of the largest cases then miss kosoku's own deadlines; the test command runs one job.
+one run takes all of both, so `--jobs 2` ended no sooner (749 s against 812 s serial, measured);
+its 14 unfinished cases were the longest ones, which outlived the server's 30 s ping interval
+(see `start`). The test command runs one job.
 
 kosoku 0.1.0 has a bug of its own in 12.x/13.x: when an echo arrives uncompressed, which RFC 7692
 allows message by message, its `onMessage` gets a `str` (text decoded, binary one character per
@@ -62,9 +63,16 @@ def free_port():
 
 def start(binary):
     port = free_port()
-    # Case 9.x sends messages of up to 16 MiB and waits for their echo.
+    # Case 9.x sends messages of up to 16 MiB and waits for their echo. No server pings: a ping
+    # that reaches kosoku during a 12.x/13.x case makes it end the case unfinished ("did not
+    # finish within 480 seconds", a clean 1000 close, long before 480 s) — measured with
+    # --ping-interval 1 on 12.2.10 and 13.1.10, which pass without it. The suite does not test
+    # server pings; WebSocketStateMachineTests and the e2e tests do.
     server = subprocess.Popen(
-        [binary, "serve", "--port", str(port), "--log-level", "error", "--max-message-size", "20MiB", "--outbox-bytes", "64MiB"],
+        [
+            binary, "serve", "--port", str(port), "--log-level", "error", "--max-message-size", "20MiB", "--outbox-bytes", "64MiB",
+            "--ping-interval", "0",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -138,25 +146,6 @@ def run(port, runs):
     return sorted(results, key=lambda r: [int(p) for p in r.case_id.split(".")])
 
 
-UNFINISHED = "Case did not finish within"
-
-
-def retry_unfinished(port, results):
-    """Runs once more, alone, each case that ended without a verdict of its own: kosoku left its
-    opening "did not finish" result and closed with 1000 long before the case's 480 s, which
-    happens now and then to one of the largest 12.x cases (1,000 messages of 128 KiB in 256-byte
-    fragments) even in a serial run. A case that fails on the wire is not retried; a retried
-    case must pass, and the retry is printed."""
-    retried = []
-    for result in results:
-        if not result.passed and result.result.startswith(UNFINISHED):
-            [again] = run(port, [[result.case_id]]) or [result]
-            print(f"autobahn: {result.case_id} ended unfinished; alone, once more: {'passed' if again.passed else 'did not pass'}")
-            result = again
-        retried.append(result)
-    return retried
-
-
 def main():
     arguments = sys.argv[1:]
     if not arguments:
@@ -173,7 +162,6 @@ def main():
     started = time.monotonic()
     try:
         results = run(port, split(arguments, jobs))
-        results = retry_unfinished(port, results)
     finally:
         server.terminate()
         server.wait(10)
