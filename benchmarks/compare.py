@@ -138,21 +138,12 @@ def fanouts(squall, url, process, scale):
 def measure_tls(command, squall, scale, tls):
     """Fan-out at 100 and 1,000 subscribers and handshakes/s on a fresh server, over wss://."""
     process, url, port = start(command, tls=tls)
-    result = {}
     try:
         wait_listening(port, process)
-        result.update(fanouts(squall, url, process, scale))
+        result = fanouts(squall, url, process, scale)
     finally:
         stop(process)
-    process, url, port = start(command, tls=tls)
-    try:
-        wait_listening(port, process)
-        run = bench(squall, url, "handshakes", "--count", str(scale["tlsHandshakes"]), "--server-pid", str(process.pid))
-        run["perSecond"] = run["count"] / run["seconds"]
-        run["serverCPUMicrosecondsPerHandshake"] = 1e6 * run["serverCPUSeconds"] / run["count"]
-        result["handshakesFresh"] = run
-    finally:
-        stop(process)
+    result["handshakesFresh"] = fresh_handshakes(command, squall, scale["tlsHandshakes"], tls=tls)
     return result
 
 
@@ -185,35 +176,34 @@ def idle(squall, url, process, connections, *flags):
 
 def measure(name, command, squall, scale):
     process, url, port = start(command)
-    result = {}
     try:
         wait_listening(port, process)
-        result.update(fanouts(squall, url, process, scale))
+        result = fanouts(squall, url, process, scale)
         result["latency"] = bench(squall, url, "latency", "--subscribers", "1000", "--rate", "20", "--duration", str(scale["latencySeconds"]))
-        result["handshakes"] = handshakes(squall, url, process, scale)
+        result["handshakes"] = handshakes(squall, url, process, scale["handshakes"])
     finally:
         stop(process)
-    result["handshakesFresh"] = fresh_handshakes(command, squall, scale)
+    result["handshakesFresh"] = fresh_handshakes(command, squall, scale["handshakes"])
     result["idle"] = fresh_idle(command, squall, scale)
     result["idleDeflate"] = fresh_idle(command, squall, scale, deflate=True)
     return result
 
 
-def handshakes(squall, url, process, scale):
-    run = bench(squall, url, "handshakes", "--count", str(scale["handshakes"]), "--server-pid", str(process.pid))
+def handshakes(squall, url, process, count):
+    run = bench(squall, url, "handshakes", "--count", str(count), "--server-pid", str(process.pid))
     run["perSecond"] = run["count"] / run["seconds"]
     run["serverCPUMicrosecondsPerHandshake"] = 1e6 * run["serverCPUSeconds"] / run["count"]
     return run
 
 
-def fresh_handshakes(command, squall, scale):
+def fresh_handshakes(command, squall, count, tls=None):
     """Handshakes on a server that has served nothing before. Both figures are reported: a
     server's cost per handshake can grow with what it has served (Go's does, by a quarter,
     after the fan-out and latency runs)."""
-    process, url, port = start(command)
+    process, url, port = start(command, tls=tls)
     try:
         wait_listening(port, process)
-        return handshakes(squall, url, process, scale)
+        return handshakes(squall, url, process, count)
     finally:
         stop(process)
 
