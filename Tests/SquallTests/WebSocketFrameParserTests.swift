@@ -103,6 +103,15 @@ import Testing
         #expect(frames.first?.payload == ByteBuffer(bytes: payload))
     }
 
+    /// Unmasking goes eight bytes at a time, then byte by byte: every length around a word.
+    @Test func theMaskIsUndoneAtEveryLengthAroundAWord() throws {
+        for count in 0...25 {
+            let payload = (0..<count).map { UInt8(truncatingIfNeeded: $0 * 37 + 11) }
+            let frames = try parse([Self.frame(payload, mask: [0x01, 0x80, 0x7F, 0xFE])])
+            #expect(frames.first?.payload == ByteBuffer(bytes: payload), "length \(count)")
+        }
+    }
+
     @Test func reservedBitsAndUnknownOpcodesArePassedOnForTheReaderToRefuse() throws {
         let frames = try parse([
             Self.frame([1], rsv: 0b100), Self.frame([1], rsv: 0b010), Self.frame([1], rsv: 0b001), Self.frame([1], opcode: 0x3),

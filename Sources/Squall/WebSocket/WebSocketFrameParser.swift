@@ -117,7 +117,7 @@ struct WebSocketFrameParser {
         guard buffer.readableBytes >= payloadStart - start + Int(length) else { return nil }
         guard var payload = buffer.getSlice(at: payloadStart, length: Int(length)) else { return nil }
         if masked {
-            guard let key = buffer.getBytes(at: maskStart, length: 4) else { return nil }
+            guard let key = buffer.getInteger(at: maskStart, endianness: .host, as: UInt32.self) else { return nil }
             payload = Self.unmasked(payload, key: key)
         }
         buffer.moveReaderIndex(to: payloadStart + Int(length))
@@ -131,16 +131,29 @@ struct WebSocketFrameParser {
         )
     }
 
-    /// `payload` XORed with the 4-byte `key`, in a buffer of its own (the received bytes are
-    /// NIO's, reused for the next read).
-    private static func unmasked(_ payload: ByteBuffer, key: [UInt8]) -> ByteBuffer {
+    /// `payload` XORed with the 4-byte mask `key`, in a buffer of its own (the received bytes
+    /// are NIO's, reused for the next read). `key` holds the mask's bytes in the order they
+    /// arrived (read in host byte order), so XOR with a word loaded from the payload applies
+    /// them in order: eight bytes a step, then the rest one by one. Unmasking is the parser's
+    /// only per-byte work, and per byte it was most of the parser's time.
+    private static func unmasked(_ payload: ByteBuffer, key: UInt32) -> ByteBuffer {
         let count = payload.readableBytes
         var result = ByteBufferAllocator().buffer(capacity: count)
         guard count > 0 else { return result }
+        let wideKey = UInt64(key) | UInt64(key) << 32
         result.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { destination in
             payload.withUnsafeReadableBytes { source in
-                for index in 0..<count {
-                    destination[index] = source[index] ^ key[index & 3]
+                var index = 0
+                while count - index >= 8 {
+                    let word = source.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                    destination.storeBytes(of: word ^ wideKey, toByteOffset: index, as: UInt64.self)
+                    index += 8
+                }
+                withUnsafeBytes(of: key) { keyBytes in
+                    while index < count {
+                        destination[index] = source[index] ^ keyBytes[index & 3]
+                        index += 1
+                    }
                 }
             }
             return count
