@@ -42,6 +42,6 @@ server.mount(
     }
 )
 // Publishing through the hub reaches the channel's subscribers on every transport.
-_ = server.hub.publish(.text("the echo server is up"), to: try ChannelName("news"))
+try await server.hub.publish(.text("the echo server is up"), to: try ChannelName("news"))
 // Serves until Ctrl-C or SIGTERM, then closes every WebSocket with 1001 and exits.
 try await server.runService()

@@ -30,21 +30,41 @@ public struct Retention: Sendable, Hashable {
 /// or a read may pass it by the copies it makes, and prunes again before it lets go of the
 /// channel; the newest message is always kept. Not thread-safe: the ``Hub`` guards each log
 /// with its channel's lock.
+///
+/// With a ``LogStore`` an append is two steps: ``assign(_:publisher:now:)`` gives the message its
+/// position, ``commit(_:)`` adds it once the store has made it durable. Positions, reads and
+/// resume see committed messages only; assigned ones wait in the store's queue, in offset order.
 struct ChannelLog {
     let channel: ChannelName
-    let epoch: String
+    private(set) var epoch: String
     let retention: Retention
+    /// The offset of the last committed message (0 before any).
     private(set) var lastOffset: UInt64 = 0
+    /// The offset of the last message given a position, committed or not.
+    private(set) var assignedOffset: UInt64 = 0
+    /// The offset of the last message retention dropped (or that a restore did not bring back).
+    private(set) var droppedThrough: UInt64 = 0
     private var entries = Deque<Message>()
     private let ledger = RetentionLedger()
 
-    init(channel: ChannelName, retention: Retention) {
+    /// An empty log in a new epoch, or the log a store kept, held to `retention`.
+    init(channel: ChannelName, retention: Retention, restored: StoredLog? = nil, now: Date = Date()) {
         self.channel = channel
         self.retention = retention
-        self.epoch = Self.makeEpoch()
+        self.epoch = restored?.epoch ?? Self.makeEpoch()
+        guard let restored else { return }
+        lastOffset = restored.lastOffset
+        assignedOffset = restored.lastOffset
+        for message in restored.messages where message.position.epoch == epoch && message.offset <= lastOffset {
+            guard entries.last.map({ $0.offset < message.offset }) ?? true else { continue }
+            message.retain(in: ledger)
+            entries.append(message)
+        }
+        droppedThrough = (entries.first?.offset ?? lastOffset + 1) - 1
+        prune(now: now)
     }
 
-    /// The position of the last message appended (offset 0 before any).
+    /// The position of the last message committed (offset 0 before any).
     var position: StreamPosition { StreamPosition(epoch: epoch, offset: lastOffset) }
 
     /// The position just before the oldest retained message: reading from it returns them all.
@@ -54,19 +74,47 @@ struct ChannelLog {
 
     var isEmpty: Bool { entries.isEmpty }
 
+    /// Whether messages were given positions that are not committed yet.
+    var hasUncommitted: Bool { assignedOffset > lastOffset }
+
+    /// Appends a message that needs no store: ``assign(_:publisher:now:)`` and ``commit(_:)`` at once.
     mutating func append(_ payload: Payload, publisher: UUID?, now: Date) -> Message {
-        lastOffset += 1
-        let message = Message(
+        let message = assign(payload, publisher: publisher, now: now)
+        _ = commit(message)
+        return message
+    }
+
+    /// A message with the next position of this epoch, not yet in the log.
+    mutating func assign(_ payload: Payload, publisher: UUID?, now: Date) -> Message {
+        assignedOffset += 1
+        return Message(
             channel: channel,
-            position: StreamPosition(epoch: epoch, offset: lastOffset),
+            position: StreamPosition(epoch: epoch, offset: assignedOffset),
             time: now,
             publisher: publisher,
             payload: payload
         )
+    }
+
+    /// Adds an assigned message once it is committed. `false`, and nothing added, if it is not
+    /// the next one of this epoch (its epoch was ended by ``restartEpoch()`` since it was assigned).
+    mutating func commit(_ message: Message) -> Bool {
+        guard message.position.epoch == epoch, message.offset == lastOffset + 1 else { return false }
+        lastOffset = message.offset
         message.retain(in: ledger)
         entries.append(message)
-        prune(now: now)
-        return message
+        prune(now: message.time)
+        return true
+    }
+
+    /// Ends the epoch: the log starts again, empty, in a new one. For when a store failed to
+    /// commit messages that were given positions, so that no later message leaves a gap.
+    mutating func restartEpoch() {
+        while let first = entries.popFirst() { first.release(from: ledger) }
+        epoch = Self.makeEpoch()
+        lastOffset = 0
+        assignedOffset = 0
+        droppedThrough = 0
     }
 
     /// Bytes the retained messages and their copies take now.
@@ -74,14 +122,15 @@ struct ChannelLog {
 
     /// Drops what is past retention, oldest first.
     mutating func prune(now: Date) {
-        let maxAge = Double(retention.maxAge.components.seconds) + Double(retention.maxAge.components.attoseconds) / 1e18
-        let cutoff = now.addingTimeInterval(-maxAge)
+        let cutoff = now.addingTimeInterval(-retention.maxAge.inSeconds)
         // The byte bound never drops the newest message: a channel keeps at least its last one
         // for resume, so it holds at most maxBytes plus that message's copies.
         while let first = entries.first,
             entries.count > retention.maxMessages || first.time < cutoff || (ledger.bytes > retention.maxBytes && entries.count > 1)
         {
-            entries.removeFirst().release(from: ledger)
+            let dropped = entries.removeFirst()
+            dropped.release(from: ledger)
+            droppedThrough = dropped.offset
         }
     }
 

@@ -17,3 +17,10 @@ extension Duration {
         self = .milliseconds(whole)
     }
 }
+
+extension Duration {
+    /// The duration in seconds, as a `Date` interval takes it.
+    public var inSeconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+}

@@ -78,14 +78,18 @@ public final class Hub: Sendable {
     public static let shardCount = 64
 
     private let retention: Retention
+    private let store: (any LogStore)?
     private let now: @Sendable () -> Date
     private let shards: [Shard]
     private let channelTotal = Atomic<Int>(0)
     private let waiterTotal = Atomic<Int>(0)
 
     /// A hub whose logs keep `retention`. `now` is the clock messages are stamped with.
-    public init(retention: Retention = Retention(), now: @escaping @Sendable () -> Date = { Date() }) {
+    /// - Parameter store: where logs are committed and restored from; `nil` (the default)
+    ///   keeps them in memory only.
+    public init(retention: Retention = Retention(), store: (any LogStore)? = nil, now: @escaping @Sendable () -> Date = { Date() }) {
         self.retention = retention
+        self.store = store
         self.now = now
         self.shards = (0..<Self.shardCount).map { _ in Shard() }
     }
@@ -103,24 +107,95 @@ public final class Hub: Sendable {
         shards[Int(UInt(bitPattern: channel.hashValue) % UInt(Self.shardCount))]
     }
 
-    /// Appends `payload` to `channel`'s log and hands it to every subscriber.
-    @discardableResult
-    public func publish(_ payload: Payload, to channel: ChannelName, publisher: UUID? = nil) -> Message {
+    /// Appends `payload` to `channel`'s log and hands it to every subscriber, then calls
+    /// `acknowledged` with the message; with a store, all of that once the store has committed
+    /// it, and `acknowledged` gets the store's error instead if it could not.
+    ///
+    /// Without a store it all happens before this returns. With one, `acknowledged` runs on the
+    /// store's writer thread: it must only queue (a reply to the publisher, a continuation).
+    public func publish(
+        _ payload: Payload,
+        to channel: ChannelName,
+        publisher: UUID? = nil,
+        acknowledged: @escaping @Sendable (Result<Message, StoreError>) -> Void
+    ) {
         let time = now()
-        return withChannel(channel) { state in
-            let message = state.log.append(payload, publisher: publisher, now: time)
-            for subscription in state.subscribers.values {
-                subscription.subscriber.receive(message)
+        guard let store else {
+            let message = withChannel(channel) { state in
+                let message = state.log.append(payload, publisher: publisher, now: time)
+                deliver(message, to: &state, now: time)
+                return message
             }
-            // Fan-out made the message's copies: hold the log to its byte bound now.
-            state.log.prune(now: time)
-            if !state.waiters.isEmpty {
-                waiterTotal.subtract(state.waiters.count, ordering: .relaxed)
-                for waiter in state.waiters.values { waiter.resume() }
-                state.waiters.removeAll()
-            }
-            return message
+            acknowledged(.success(message))
+            return
         }
+        withChannel(channel) { state in
+            let message = state.log.assign(payload, publisher: publisher, now: time)
+            // Under the lock, so that the store queues the channel's messages in offset order.
+            store.append(message) { error in self.committed(message, error: error, acknowledged: acknowledged) }
+        }
+    }
+
+    /// ``publish(_:to:publisher:acknowledged:)``, returning the message once it is in the log.
+    /// - Throws: the store's error if it could not commit the message.
+    @discardableResult
+    public func publish(_ payload: Payload, to channel: ChannelName, publisher: UUID? = nil) async throws(StoreError) -> Message {
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Message, StoreError>, Never>) in
+            publish(payload, to: channel, publisher: publisher) { continuation.resume(returning: $0) }
+        }
+        return try result.get()
+    }
+
+    /// The store's answer for one message, in the channel's offset order: committed, it joins
+    /// the log and reaches subscribers; not, the epoch ends (its position and those assigned
+    /// after it will never be committed, and a later message must not leave a gap).
+    private func committed(_ message: Message, error: StoreError?, acknowledged: @Sendable (Result<Message, StoreError>) -> Void) {
+        let time = now()
+        let outcome: Result<Message, StoreError> = withChannel(message.channel) { state in
+            if let error {
+                if state.log.epoch == message.position.epoch { endEpoch(&state) }
+                return .failure(error)
+            }
+            guard state.log.commit(message) else {
+                return .failure(StoreError("the channel's epoch ended before this message was committed"))
+            }
+            deliver(message, to: &state, now: time)
+            return .success(message)
+        }
+        acknowledged(outcome)
+    }
+
+    /// Hands a message that joined the log to the channel's subscribers and waiting polls.
+    private func deliver(_ message: Message, to state: inout ChannelState.Locked, now time: Date) {
+        for subscription in state.subscribers.values {
+            subscription.subscriber.receive(message)
+        }
+        // Fan-out made the message's copies: hold the log to its byte bound now.
+        prune(&state, now: time)
+        wakeWaiters(&state)
+    }
+
+    /// A store lost messages that were given positions: the log starts again in a new epoch.
+    /// Parked polls wake to find their position unrecoverable, as does anyone who resumes.
+    private func endEpoch(_ state: inout ChannelState.Locked) {
+        state.log.restartEpoch()
+        state.trimmedThrough = 0
+        wakeWaiters(&state)
+    }
+
+    private func wakeWaiters(_ state: inout ChannelState.Locked) {
+        guard !state.waiters.isEmpty else { return }
+        waiterTotal.subtract(state.waiters.count, ordering: .relaxed)
+        for waiter in state.waiters.values { waiter.resume() }
+        state.waiters.removeAll()
+    }
+
+    /// Holds the log to its retention, and tells the store what it may delete.
+    private func prune(_ state: inout ChannelState.Locked, now time: Date) {
+        state.log.prune(now: time)
+        guard let store, state.log.droppedThrough > state.trimmedThrough else { return }
+        state.trimmedThrough = state.log.droppedThrough
+        store.trim(state.log.channel, epoch: state.log.epoch, through: state.trimmedThrough)
     }
 
     /// Subscribes `subscriber` to `channel`.
@@ -144,7 +219,7 @@ public final class Hub: Sendable {
     ) -> Subscription {
         let time = now()
         return withChannel(channel) { state in
-            state.log.prune(now: time)
+            prune(&state, now: time)
             var replay: [Message] = []
             var recovered: Bool?
             if let position {
@@ -156,7 +231,7 @@ public final class Hub: Sendable {
             let subscription = Subscription(channel: channel, position: state.log.position, recovered: recovered, replayed: replay.count)
             onSubscribed(subscription)
             for message in replay { subscriber.receive(message) }
-            if !replay.isEmpty { state.log.prune(now: time) }  // the replay made copies
+            if !replay.isEmpty { prune(&state, now: time) }  // the replay made copies
             let key = ObjectIdentifier(subscriber)
             let isNew = state.subscribers[key] == nil
             state.subscribers[key] = .init(subscriber: subscriber, member: member, presenceEvents: presenceEvents)
@@ -187,10 +262,10 @@ public final class Hub: Sendable {
     public func history(_ channel: ChannelName, since position: StreamPosition? = nil, limit: Int = .max, budget: ReadBudget = .unlimited) -> History {
         let time = now()
         return withChannel(channel) { state in
-            state.log.prune(now: time)
+            prune(&state, now: time)
             let history = state.read(channel, since: position, limit: limit, budget: budget)
             // The read made copies (its budget's encodings): hold the log to its bound again.
-            state.log.prune(now: time)
+            prune(&state, now: time)
             return history
         }
     }
@@ -235,7 +310,7 @@ public final class Hub: Sendable {
         // Nothing there yet: park. waitForAppend checks the log again under the lock before it
         // parks, so an append between this read and the parking is not missed.
         let (ready, start): (History?, StreamPosition) = withChannel(channel) { state in
-            state.log.prune(now: time)
+            prune(&state, now: time)
             let start = position ?? state.log.startPosition
             let history = state.read(channel, since: start, limit: limit, budget: budget)
             return (history.messages.isEmpty && history.recovered && wait > .zero ? nil : history, start)
@@ -272,8 +347,8 @@ public final class Hub: Sendable {
             let before = channels.count
             channels = channels.filter { _, state in
                 state.lock.withLock { state in
-                    state.log.prune(now: time)
-                    let idle = state.log.isEmpty && state.subscribers.isEmpty && state.waiters.isEmpty
+                    prune(&state, now: time)
+                    let idle = state.log.isEmpty && !state.log.hasUncommitted && state.subscribers.isEmpty && state.waiters.isEmpty
                     if idle { state.retired = true }
                     return !idle
                 }
@@ -316,19 +391,30 @@ public final class Hub: Sendable {
     private func withChannel<T>(_ channel: ChannelName, _ body: (inout ChannelState.Locked) -> T) -> T {
         let shard = shard(channel)
         while true {
-            let state = shard.withLock { channels in
-                if let state = channels[channel] { return state }
-                let state = ChannelState(log: ChannelLog(channel: channel, retention: retention))
-                channels[channel] = state
-                channelTotal.add(1, ordering: .relaxed)
-                return state
-            }
+            let found = shard.withLock { $0[channel] }
+            // A new channel's log is restored outside the shard's lock: the store may read.
+            let state =
+                found
+                ?? shard.withLock { [log = openLog(channel)] channels in
+                    if let state = channels[channel] { return state }
+                    let state = ChannelState(log: log)
+                    channels[channel] = state
+                    channelTotal.add(1, ordering: .relaxed)
+                    return state
+                }
             // A sweep may have retired the state between the lookup and the lock: look again.
             let result: T? = state.lock.withLock { locked in
                 locked.retired ? nil : body(&locked)
             }
             if let result { return result }
         }
+    }
+
+    /// A channel's log as the store kept it, or a new one. A store that cannot be read leaves a
+    /// new epoch: whoever resumes is told their position is not recoverable.
+    private func openLog(_ channel: ChannelName) -> ChannelLog {
+        let restored = try? store?.restore(channel, retention: retention)
+        return ChannelLog(channel: channel, retention: retention, restored: restored, now: now())
     }
 
     /// Runs `body` on `channel`'s state if the channel exists; `nil` if not.
@@ -351,6 +437,8 @@ private final class ChannelState: Sendable {
         var subscribers: [ObjectIdentifier: Member] = [:]
         var waiters: [UUID: CheckedContinuation<Void, Never>] = [:]
         var retired = false
+        /// The offset the store was last told it may delete through.
+        var trimmedThrough: UInt64 = 0
 
         func announce(_ event: PresenceEvent) {
             for subscription in subscribers.values where subscription.presenceEvents {

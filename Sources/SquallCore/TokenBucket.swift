@@ -50,7 +50,7 @@ public struct TokenBucket: Sendable {
 
     private func available(_ rate: Rate, now: ContinuousClock.Instant) -> Double {
         let elapsed = max(now - updated, .zero)
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed.inSeconds
         return min(rate.burst, tokens + seconds * rate.perSecond)
     }
 }

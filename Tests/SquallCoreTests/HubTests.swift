@@ -22,22 +22,23 @@ struct HubTests {
     }
 
     @Test("offsets start at 1 and grow by one; every message has a v4 id and its channel's epoch")
-    func offsets() {
+    func offsets() async throws {
         let hub = Hub()
-        let messages = (1...3).map { hub.publish(.text("m\($0)"), to: room) }
+        var messages: [Message] = []
+        for n in 1...3 { messages.append(try await try await hub.publish(.text("m\(n)"), to: room)) }
         #expect(messages.map(\.offset) == [1, 2, 3])
         #expect(Set(messages.map(\.position.epoch)).count == 1)
         #expect(messages.allSatisfy { $0.id.uuidString.dropFirst(14).first == "4" })
-        let other = hub.publish(.text("elsewhere"), to: try! ChannelName("other"))
+        let other = try await hub.publish(.text("elsewhere"), to: try! ChannelName("other"))
         #expect(other.offset == 1 && other.position.epoch != messages[0].position.epoch)
     }
 
     @Test("subscribe from a position replays what came after it, then live, each once")
-    func resume() {
+    func resume() async throws {
         let hub = Hub()
-        let first = hub.publish(.text("a"), to: room)
-        hub.publish(.text("b"), to: room)
-        hub.publish(.text("c"), to: room)
+        let first = try await hub.publish(.text("a"), to: room)
+        try await hub.publish(.text("b"), to: room)
+        try await hub.publish(.text("c"), to: room)
         let recorder = Recorder()
         var replyBeforeReplay = false
         let subscription = hub.subscribe(recorder, to: room, from: first.position, member: member()) { _ in
@@ -45,15 +46,15 @@ struct HubTests {
         }
         #expect(replyBeforeReplay, "onSubscribed runs before the replay")
         #expect(subscription.recovered == true && subscription.replayed == 2 && subscription.position.offset == 3)
-        hub.publish(.text("d"), to: room)
+        try await hub.publish(.text("d"), to: room)
         #expect(recorder.texts == ["b", "c", "d"])
     }
 
     @Test("positions past retention, from another epoch, or beyond the end are not recoverable")
-    func unrecoverable() {
+    func unrecoverable() async throws {
         let hub = Hub(retention: Retention(maxMessages: 2))
-        let first = hub.publish(.text("1"), to: room)
-        for n in 2...4 { hub.publish(.text("\(n)"), to: room) }
+        let first = try await hub.publish(.text("1"), to: room)
+        for n in 2...4 { try await hub.publish(.text("\(n)"), to: room) }
         let epoch = first.position.epoch
         for position in [first.position, StreamPosition(epoch: "other", offset: 4), StreamPosition(epoch: epoch, offset: 9)] {
             #expect(hub.history(room, since: position).recovered == false, "\(position)")
@@ -64,12 +65,12 @@ struct HubTests {
     }
 
     @Test("messages older than the age limit are dropped")
-    func ageRetention() {
+    func ageRetention() async throws {
         let clock = Mutex(Date(timeIntervalSince1970: 1_000_000))
         let hub = Hub(retention: Retention(maxMessages: 100, maxAge: .seconds(60))) { clock.withLock { $0 } }
-        let old = hub.publish(.text("old"), to: room)
+        let old = try await hub.publish(.text("old"), to: room)
         clock.withLock { $0 += 61 }
-        hub.publish(.text("new"), to: room)
+        try await hub.publish(.text("new"), to: room)
         #expect(hub.history(room).messages.compactMap(\.payload.text) == ["new"])
         #expect(hub.history(room, since: StreamPosition(epoch: old.position.epoch, offset: 0)).recovered == false)
     }
@@ -91,28 +92,28 @@ struct HubTests {
     }
 
     @Test("a waiting poll is answered by the next publish; with no publish it answers empty")
-    func poll() async {
+    func poll() async throws {
         let hub = Hub()
         let start = hub.history(room).position
         async let woken = hub.poll(room, since: start, limit: 10, wait: .seconds(30))
         try? await Task.sleep(for: .milliseconds(50))
-        hub.publish(.text("wake"), to: room)
+        try await hub.publish(.text("wake"), to: room)
         #expect(await woken.messages.compactMap(\.payload.text) == ["wake"])
         let idle = await hub.poll(room, since: hub.history(room).position, limit: 10, wait: .milliseconds(50))
         #expect(idle.messages.isEmpty && idle.recovered)
     }
 
     @Test("sweep forgets idle channels; a forgotten channel comes back with a new epoch")
-    func sweep() {
+    func sweep() async throws {
         let clock = Mutex(Date(timeIntervalSince1970: 1_000_000))
         let hub = Hub(retention: Retention(maxMessages: 10, maxAge: .seconds(1))) { clock.withLock { $0 } }
-        let before = hub.publish(.text("x"), to: room)
+        let before = try await hub.publish(.text("x"), to: room)
         let busy = Recorder()
         hub.subscribe(busy, to: try! ChannelName("busy"), member: member())
         clock.withLock { $0 += 5 }
         hub.sweep()
         #expect(hub.channelCount == 1, "only the channel with a subscriber is kept")
-        let after = hub.publish(.text("y"), to: room)
+        let after = try await hub.publish(.text("y"), to: room)
         #expect(after.position.epoch != before.position.epoch && after.offset == 1)
     }
 
@@ -132,9 +133,9 @@ struct HubBoundsTests {
     let room = try! ChannelName("room")
 
     @Test("a read stops at its byte budget, but always returns at least one message")
-    func readBudget() {
+    func readBudget() async throws {
         let hub = Hub()
-        for index in 1...10 { hub.publish(.text(String(repeating: "\(index % 10)", count: 100)), to: room) }
+        for index in 1...10 { try await hub.publish(.text(String(repeating: "\(index % 10)", count: 100)), to: room) }
         let budget = ReadBudget(maxBytes: 250) { $0.payload.count }
         #expect(hub.history(room, limit: 1000, budget: budget).messages.map(\.offset) == [9, 10])
         let start = StreamPosition(epoch: hub.history(room).position.epoch, offset: 0)
@@ -144,7 +145,7 @@ struct HubBoundsTests {
     }
 
     @Test("retention drops the oldest messages past its byte bound, counting every copy made")
-    func retentionBytes() {
+    func retentionBytes() async throws {
         enum Doubled: WireFormat {
             static func encode(_ message: Message) -> ByteBuffer {
                 var bytes = message.payload.bytes
@@ -153,14 +154,14 @@ struct HubBoundsTests {
             }
         }
         let hub = Hub(retention: Retention(maxMessages: 1000, maxBytes: 1000))
-        for _ in 1...5 { hub.publish(.text(String(repeating: "x", count: 200)), to: room) }
+        for _ in 1...5 { try await hub.publish(.text(String(repeating: "x", count: 200)), to: room) }
         #expect(hub.history(room).messages.count == 5, "5 × 200 bytes fit in 1,000")
         for message in hub.history(room).messages { _ = message.encoded(Doubled.self) }
-        hub.publish(.text("y"), to: room)
+        try await hub.publish(.text("y"), to: room)
         // Each old message now costs 600 bytes: only one of them still fits beside the newest.
         #expect(hub.history(room).messages.map(\.offset) == [5, 6])
         let alone = Hub(retention: Retention(maxBytes: 10))
-        alone.publish(.text(String(repeating: "z", count: 100)), to: room)
+        try await alone.publish(.text(String(repeating: "z", count: 100)), to: room)
         #expect(alone.history(room).messages.count == 1, "the newest message is kept even past the bound")
     }
 
@@ -190,9 +191,9 @@ struct HubBoundsTests {
     }
 
     @Test("channel and waiting-poll counts are kept as they change")
-    func counts() async {
+    func counts() async throws {
         let hub = Hub()
-        for index in 0..<200 { hub.publish(.text("m"), to: try! ChannelName("c\(index)")) }
+        for index in 0..<200 { try await hub.publish(.text("m"), to: try! ChannelName("c\(index)")) }
         #expect(hub.channelCount == 200)
         let busy = try! ChannelName("c0")
         let polls = Task { await hub.poll(busy, since: hub.history(busy).position, limit: 10, wait: .seconds(30)) }

@@ -30,12 +30,12 @@ struct JSONEnvelopeTests {
     ]
 
     @Test("text and binary messages, with and without a publisher, encode as JSONEncoder did", arguments: texts)
-    func sameBytesAsJSONEncoder(text: String) throws {
+    func sameBytesAsJSONEncoder(text: String) async throws {
         let hub = Hub()
         let channel = try ChannelName("room:1")
         for payload in [Payload.text(text), Payload.binary(ByteBuffer(string: text))] {
             for publisher in [nil, UUID()] {
-                let message = hub.publish(payload, to: channel, publisher: publisher)
+                let message = try await hub.publish(payload, to: channel, publisher: publisher)
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
                 let isText = payload.kind == .text

@@ -25,6 +25,9 @@ public struct SquallConfiguration: Sendable {
     /// How long each channel's log keeps messages for history and resume.
     /// Default 1,000 messages, 1 hour or 16 MiB, whichever is reached first.
     public var retention: Retention
+    /// Where channel logs are committed and restored from (``LogStore``); `nil` keeps them in
+    /// memory only, forgotten on restart. Default `nil`.
+    public var store: (any LogStore)?
     /// Longest a long poll may wait for a message; a client asking for more gets this, and
     /// `wait` defaults to it. Keep it below the idle timeout of any proxy in front (often
     /// 30–60 s), so that polls are answered and never turned into 504s. Default 25 s.
@@ -73,6 +76,7 @@ public struct SquallConfiguration: Sendable {
         pingInterval: Duration? = .seconds(30),
         closeTimeout: Duration = .seconds(3),
         retention: Retention = Retention(),
+        store: (any LogStore)? = nil,
         longPollWait: Duration = .seconds(25),
         sseHeartbeat: Duration = .seconds(15),
         maxReplyBytes: Int = 1 << 20,
@@ -95,6 +99,7 @@ public struct SquallConfiguration: Sendable {
         self.pingInterval = pingInterval
         self.closeTimeout = closeTimeout
         self.retention = retention
+        self.store = store
         self.longPollWait = longPollWait
         self.sseHeartbeat = sseHeartbeat
         self.maxReplyBytes = maxReplyBytes

@@ -69,6 +69,13 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         )
     }
 
+    /// 503: the store could not commit a publish; the message was not published.
+    public static let storeUnavailable = APIError(
+        .storeUnavailable,
+        message: "the message could not be stored, so it was not published; retry later",
+        headers: [.retryAfter: "1"]
+    )
+
     /// 429: the client published faster than `rate` allows; it may again after `wait`.
     public static func rateLimited(_ rate: PublishRate, wait: Duration) -> APIError {
         let seconds = max(1, wait.components.seconds + (wait.components.attoseconds > 0 ? 1 : 0))

@@ -61,6 +61,8 @@ public enum ErrorCode: Sendable, Hashable, CustomStringConvertible {
     /// 503: the server holds as many connections as it may, in all or from this address
     /// (``ConnectionLimits``).
     case tooManyConnections
+    /// 503: the store could not commit a publish (``StoreError``); nothing was published.
+    case storeUnavailable
     /// An embedder's own code, `snake_case`, with its status.
     case custom(String, status: HTTPResponse.Status)
 
@@ -70,6 +72,7 @@ public enum ErrorCode: Sendable, Hashable, CustomStringConvertible {
         .invalidWebSocketKey, .invalidJSON, .invalidRequest, .missingField, .unknownOp, .notSubscribed, .tooManySubscriptions,
         .unsupportedFrame, .originNotAllowed, .notFound, .methodNotAllowed, .messageTooLarge, .uriTooLong, .webSocketRequired,
         .unsupportedWebSocketVersion, .rateLimited, .requestHeadTooLarge, .internalError, .tooManyConnections,
+        .storeUnavailable,
     ]
 
     /// The code as clients see it.
@@ -100,6 +103,7 @@ public enum ErrorCode: Sendable, Hashable, CustomStringConvertible {
         case .requestHeadTooLarge: "request_head_too_large"
         case .internalError: "internal_error"
         case .tooManyConnections: "too_many_connections"
+        case .storeUnavailable: "store_unavailable"
         case .custom(let code, _): code
         }
     }
@@ -120,7 +124,7 @@ public enum ErrorCode: Sendable, Hashable, CustomStringConvertible {
         case .requestHeadTooLarge: .init(code: 431, reasonPhrase: "Request Header Fields Too Large")
         case .rateLimited: .tooManyRequests
         case .internalError: .internalServerError
-        case .tooManyConnections: .serviceUnavailable
+        case .tooManyConnections, .storeUnavailable: .serviceUnavailable
         case .custom(_, let status): status
         }
     }

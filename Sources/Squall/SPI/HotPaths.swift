@@ -28,10 +28,10 @@ public enum HotPaths {
         },
         Path(name: "Log append (publish, no subscribers)") {
             let hub = Hub()
-            return { _ = hub.publish(smallPayload, to: channel) }
+            return { hub.publish(smallPayload, to: channel) { _ in } }
         },
         Path(name: "JSON envelope encoding") {
-            let message = Hub().publish(smallPayload, to: channel)
+            let message = Message(channel: channel, position: StreamPosition(epoch: "bench", offset: 1), time: Date(), publisher: nil, payload: smallPayload)
             return { _ = JSONEnvelope.encode(message) }
         },
         Path(name: "WebSocket frame encoding") {
@@ -49,7 +49,7 @@ public enum HotPaths {
             for _ in 0..<1000 {
                 hub.subscribe(FrameTaker(), to: channel, member: PresenceMember(id: UUID(), info: nil, transport: "bench"))
             }
-            return { _ = hub.publish(smallPayload, to: channel) }
+            return { hub.publish(smallPayload, to: channel) { _ in } }
         },
     ]
 

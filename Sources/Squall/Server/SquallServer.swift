@@ -52,7 +52,7 @@ public struct SquallServer: Service, CustomStringConvertible {
         self.configuration = configuration
         self.logger = logger
         self.onListening = onListening
-        let hub = Hub(retention: configuration.retention)
+        let hub = Hub(retention: configuration.retention, store: configuration.store)
         self.hub = hub
         let maxInfo = configuration.maxInfo
         let publishRate = configuration.publishRate?.bucketRate

@@ -51,7 +51,8 @@ final class MsgTransport: NonBlockingWebSocketHandler {
             // A bare frame has no reply: a client that has used up its burst is told by the close.
             return connection.close(.publishRateExceeded)
         }
-        hub.publish(message, to: subscriber.channel, publisher: connection.id)
+        // /msg has no acknowledgements: a message the store could not keep is not broadcast.
+        hub.publish(message, to: subscriber.channel, publisher: connection.id) { _ in }
     }
 
     func onCloseNow(_ connection: WebSocketConnection, _ cause: CloseCause) {

@@ -105,7 +105,12 @@ struct PollingTransport: Sendable {
         } else {
             payload = .binary(bytes)
         }
-        let message = hub.publish(payload, to: channel)
+        let message: Message
+        do {
+            message = try await hub.publish(payload, to: channel)
+        } catch {
+            throw APIError.storeUnavailable
+        }
         return Self.json(ProtocolReply.published(message, type: nil), status: .created)
     }
 

@@ -90,8 +90,18 @@ final class WSTransport: NonBlockingWebSocketHandler {
             if let rate = publishRate, let wait = subscriber.takePublishToken(rate.bucketRate) {
                 throw ProtocolError(.rateLimited, message: APIError.rateLimited(rate, wait: wait).message)
             }
-            let message = hub.publish(payload, to: channel, publisher: connection.id)
-            send(ProtocolReply.published(message, ref: request.ref), to: connection)
+            let ref = request.ref
+            // `published` once the message is in the log (with a store: committed), which may
+            // be after later requests of this connection are answered; `ref` tells them apart.
+            hub.publish(payload, to: channel, publisher: connection.id) { [self] result in
+                switch result {
+                case .success(let message):
+                    self.send(ProtocolReply.published(message, ref: ref), to: connection)
+                case .failure:
+                    let error = APIError.storeUnavailable
+                    self.send(ProtocolReply.failure(ref: ref, code: error.code.description, message: error.message), to: connection)
+                }
+            }
         case "history":
             let channel = try channel(of: request, op)
             if let limit = request.limit, limit < 1 {

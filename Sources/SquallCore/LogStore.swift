@@ -1,0 +1,67 @@
+/// Where a ``Hub`` keeps its channels' logs beyond memory: a store that makes every message
+/// durable before anyone sees it, and gives a channel's log back after a restart.
+///
+/// The hub keeps each channel's retained window in memory as always (history, resume and polls
+/// read it there); a store is what that window is restored from and committed to. Without one
+/// (`Hub(store: nil)`, the default) logs live in memory only and a restart forgets them.
+///
+/// Contracts:
+/// - **Order.** The hub calls ``append(_:committed:)`` under the channel's lock, so a channel's
+///   messages arrive in offset order; the store calls `committed` for them in that same order
+///   (messages of different channels may commit together, in one transaction).
+/// - **Acknowledge after commit.** `committed(nil)` means the message survives a crash of the
+///   process (or more, as the store documents); only then does the hub hand it to subscribers
+///   and acknowledge it to its publisher. `committed(error)` means it was not stored: the hub
+///   tells the publisher (`store_unavailable`) and no subscriber ever sees it.
+/// - **Restore.** ``restore(_:)`` returns what an earlier run committed for a channel: its
+///   epoch, its last offset (which the next append continues from, even when retention has
+///   dropped every message) and its newest messages, oldest first. The hub keeps of those what
+///   its ``Retention`` allows.
+/// - **Retention.** ``trim(_:through:)`` says that the hub no longer retains a channel's
+///   messages up to an offset; the store may delete them whenever it likes, in small batches
+///   that do not hold up commits.
+public protocol LogStore: Sendable {
+    /// What was committed for `channel`, or `nil` if nothing ever was. At most
+    /// `retention.maxMessages` messages, none older than `retention.maxAge`.
+    ///
+    /// Called when the hub first opens the channel in this process: once per channel, and again
+    /// only after an idle channel was forgotten. It may block the caller for one read.
+    func restore(_ channel: ChannelName, retention: Retention) throws(StoreError) -> StoredLog?
+
+    /// Stores `message` (its position assigned by the hub: the next offset of its epoch) and
+    /// calls `committed` once it is durable, or with the error that stopped it. Must not block:
+    /// it queues the message for the store's own writer.
+    func append(_ message: Message, committed: @escaping @Sendable (StoreError?) -> Void)
+
+    /// The hub retains none of `channel`'s messages of `epoch` up to `offset` any longer.
+    func trim(_ channel: ChannelName, epoch: String, through offset: UInt64)
+}
+
+/// A channel's log as a ``LogStore`` gives it back.
+public struct StoredLog: Sendable {
+    /// The epoch the channel's positions are in.
+    public let epoch: String
+    /// The offset of the last message committed in that epoch (0 if none).
+    public let lastOffset: UInt64
+    /// The newest committed messages of that epoch, oldest first.
+    public let messages: [Message]
+
+    /// A stored log; `messages` oldest first, all of `epoch`, the last at `lastOffset` or before.
+    public init(epoch: String, lastOffset: UInt64, messages: [Message]) {
+        self.epoch = epoch
+        self.lastOffset = lastOffset
+        self.messages = messages
+    }
+}
+
+/// A store could not do what it was asked: the database is unreachable, full or broken.
+/// Transports answer a publish that fails so with `store_unavailable` (HTTP 503).
+public struct StoreError: Error, Sendable, CustomStringConvertible {
+    /// What the store says went wrong, for logs; not for clients.
+    public let description: String
+
+    /// An error saying `description`.
+    public init(_ description: String) {
+        self.description = description
+    }
+}
