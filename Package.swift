@@ -3,13 +3,15 @@ import PackageDescription
 
 // Squall: a real-time messaging server and Swift library.
 // Targets follow the design's separation: SquallCore knows no sockets, Squall (the server)
-// knows no storage, and the `squall` executable only parses options and runs the server.
+// knows no storage, a store (SquallSQLite) knows no HTTP, and the `squall` executable only
+// parses options, picks the store and runs the server.
 let package = Package(
     name: "squall",
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "SquallCore", targets: ["SquallCore"]),
         .library(name: "Squall", targets: ["Squall"]),
+        .library(name: "SquallSQLite", targets: ["SquallSQLite"]),
         .library(name: "SquallBench", targets: ["SquallBench"]),
         .executable(name: "squall", targets: ["squall"]),
     ],
@@ -27,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections", exact: "1.6.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", exact: "0.2.0"),
         .package(url: "https://github.com/adam-fowler/compress-nio", exact: "1.5.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
     ],
     targets: [
         .target(
@@ -62,6 +65,15 @@ let package = Package(
             exclude: ["Configuration", "WebSocket", "Wire", "HTTP", "Handlers", "Transports", "Server", "SPI"].map { "\($0)/README.md" },
             resources: [.copy("Public")]
         ),
+        // The durable log store on SQLite: SquallCore's LogStore over GRDB, knowing no HTTP.
+        .target(
+            name: "SquallSQLite",
+            dependencies: [
+                "SquallCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         .target(
             name: "SquallBench",
             dependencies: [
@@ -76,6 +88,7 @@ let package = Package(
             name: "squall",
             dependencies: [
                 "Squall",
+                "SquallSQLite",
                 "SquallBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -93,6 +106,10 @@ let package = Package(
         .testTarget(
             name: "SquallCoreTests",
             dependencies: ["SquallCore"]
+        ),
+        .testTarget(
+            name: "SquallSQLiteTests",
+            dependencies: ["SquallSQLite", "SquallCore"]
         ),
         .testTarget(
             name: "SquallTests",

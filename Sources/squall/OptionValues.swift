@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Squall
 import SquallCore
+import SquallSQLite
 
 /// A log level as `--log-level` and `SQUALL_LOG_LEVEL` take it: `trace`, `debug`, `info`,
 /// `notice`, `warning`, `error` or `critical`. (A type of its own rather than a conformance of
@@ -142,3 +143,23 @@ struct OptionalByteCount: ExpressibleByArgument {
         }
     }
 }
+
+/// Where logs are kept, as `--store` takes it: `memory`, or `sqlite:PATH` for a SQLite
+/// database file (created if missing).
+enum StoreOption: ExpressibleByArgument, Equatable {
+    case memory
+    case sqlite(path: String)
+
+    init?(argument: String) {
+        if argument == "memory" {
+            self = .memory
+        } else if argument.hasPrefix("sqlite:"), argument.count > "sqlite:".count {
+            self = .sqlite(path: String(argument.dropFirst("sqlite:".count)))
+        } else {
+            return nil
+        }
+    }
+}
+
+/// `--sqlite-sync`: `normal` (a commit survives the process crashing) or `full` (a power loss too).
+extension SQLiteLogStore.Durability: ExpressibleByArgument {}

@@ -4,6 +4,7 @@ import Logging
 import ServiceLifecycle
 import Squall
 import SquallCore
+import SquallSQLite
 
 /// `squall serve`: runs the server until SIGINT or SIGTERM, then shuts down gracefully
 /// (WebSockets get 1001) and exits 0.
@@ -50,6 +51,22 @@ struct Serve: AsyncParsableCommand {
             "Seconds a closing client may take to finish the close handshake before it is dropped; also bounds shutdown. [default: 3] [env: SQUALL_CLOSE_TIMEOUT]"
     )
     var closeTimeout: Seconds?
+
+    @Option(
+        help: """
+            Where channel logs are kept: memory (forgotten on restart) or sqlite:PATH, a SQLite database file that history, positions \
+            and epochs survive restarts in; a publish is acknowledged once committed. [default: memory] [env: SQUALL_STORE]
+            """
+    )
+    var store: StoreOption?
+
+    @Option(
+        help: """
+            With --store sqlite:PATH, what a commit survives: normal, a crash of the process; full, a power loss too (an fsync per \
+            commit). [default: normal] [env: SQUALL_SQLITE_SYNC]
+            """
+    )
+    var sqliteSync: SQLiteLogStore.Durability?
 
     @Option(help: "Messages each channel keeps for history and resume. [default: 1000] [env: SQUALL_RETENTION_MESSAGES]")
     var retentionMessages: Int?
@@ -193,6 +210,7 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("allowed origin: \(error)")
         }
         let tls = try resolvedTLS(environment)
+        let store = try resolvedStore(environment)
         return SquallConfiguration(
             host: try environment.resolve(host, "SQUALL_HOST", default: defaults.host),
             port: port,
@@ -202,6 +220,7 @@ struct Serve: AsyncParsableCommand {
             pingInterval: ping == .zero ? nil : ping,
             closeTimeout: try environment.resolve(closeTimeout, "SQUALL_CLOSE_TIMEOUT", default: Seconds(defaults.closeTimeout)).duration,
             retention: Retention(maxMessages: retentionMessages, maxAge: retentionAge, maxBytes: retentionBytes),
+            store: store,
             longPollWait: try environment.resolve(longPollWait, "SQUALL_LONG_POLL_WAIT", default: Seconds(defaults.longPollWait)).duration,
             sseHeartbeat: sseHeartbeat,
             maxReplyBytes: maxReplyBytes,
@@ -214,6 +233,21 @@ struct Serve: AsyncParsableCommand {
             publishRate: publishRate,
             tls: tls
         )
+    }
+
+    /// The store `--store` names, opened (a SQLite file is created if missing).
+    private func resolvedStore(_ environment: EnvironmentOptions) throws -> (any LogStore)? {
+        let durability = try environment.resolve(sqliteSync, "SQUALL_SQLITE_SYNC", default: .processCrash)
+        switch try environment.resolve(store, "SQUALL_STORE", default: .memory) {
+        case .memory:
+            return nil
+        case .sqlite(let path):
+            do {
+                return try SQLiteLogStore(path: path, durability: durability)
+            } catch {
+                throw ValidationError(error.description)
+            }
+        }
     }
 
     private func resolvedTLS(_ environment: EnvironmentOptions) throws -> TLSFiles? {

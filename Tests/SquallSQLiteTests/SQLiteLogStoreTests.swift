@@ -1,0 +1,96 @@
+import Foundation
+import GRDB
+import SquallCore
+import SquallSQLite
+import Synchronization
+import Testing
+
+/// A subscriber that keeps the texts it receives.
+private final class Recorder: Subscriber {
+    let texts = Mutex<[String]>([])
+    func receive(_ message: Message) { texts.withLock { $0.append(message.payload.text ?? "") } }
+    func receive(_ event: PresenceEvent) {}
+}
+
+/// A hub on a real SQLite file, and the same file opened again as a restart would.
+@Suite("SQLite log store")
+struct SQLiteLogStoreTests {
+    let room = try! ChannelName("room")
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("squall-\(UUID().uuidString).sqlite").path
+
+    private func member() -> PresenceMember {
+        PresenceMember(id: UUID(), info: nil, transport: "test")
+    }
+
+    @Test func aRestartedHubKeepsHistoryEpochAndOffsets() async throws {
+        let before = Hub(store: try SQLiteLogStore(path: path))
+        var published: [Message] = []
+        for n in 1...3 { published.append(try await before.publish(.text("m\(n)"), to: room)) }
+        try await before.publish(.binary([0, 255, 7]), to: room)
+
+        let after = Hub(store: try SQLiteLogStore(path: path))
+        let history = after.history(room)
+        #expect(history.messages.map(\.position) == published.map(\.position) + [StreamPosition(epoch: published[0].position.epoch, offset: 4)])
+        #expect(history.messages.map(\.id).prefix(3) == published.map(\.id)[...])
+        #expect(history.messages.last?.payload == .binary([0, 255, 7]))
+        let next = try await after.publish(.text("m5"), to: room)
+        #expect(next.position == StreamPosition(epoch: published[0].position.epoch, offset: 5), "offsets continue in the same epoch")
+
+        let recorder = Recorder()
+        let subscription = after.subscribe(recorder, to: room, from: published[0].position, member: member())
+        #expect(subscription.recovered == true && subscription.replayed == 4)
+        #expect(recorder.texts.withLock { $0 } == ["m2", "m3", "", "m5"])
+    }
+
+    @Test func concurrentPublishesAreAllAcknowledgedInOneOrderThatARestartKeeps() async throws {
+        let hub = Hub(store: try SQLiteLogStore(path: path))
+        let recorder = Recorder()
+        hub.subscribe(recorder, to: room, member: member())
+        let offsets = try await withThrowingTaskGroup(of: UInt64.self) { group in
+            for n in 0..<500 { group.addTask { try await hub.publish(.text("\(n)"), to: room).offset } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(offsets.sorted() == Array(1...500), "each acknowledged with its own offset")
+        let delivered = recorder.texts.withLock { $0 }
+        let restored = Hub(store: try SQLiteLogStore(path: path)).history(room).messages
+        #expect(restored.map(\.offset) == Array(1...500))
+        #expect(restored.compactMap(\.payload.text) == delivered, "subscribers saw the committed order")
+    }
+
+    @Test func retentionDeletesRowsTheHubNoLongerKeeps() async throws {
+        let hub = Hub(retention: Retention(maxMessages: 5), store: try SQLiteLogStore(path: path))
+        for n in 1...40 { try await hub.publish(.text("\(n)"), to: room) }
+        let reader = try DatabaseQueue(path: path)
+        var rows = Int.max
+        for _ in 0..<200 where rows > 5 {
+            rows = try await reader.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM messages") ?? 0 }
+            if rows > 5 { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        #expect(rows == 5)
+        let restored = Hub(retention: Retention(maxMessages: 5), store: try SQLiteLogStore(path: path))
+        #expect(restored.history(room).messages.compactMap(\.payload.text) == ["36", "37", "38", "39", "40"])
+        #expect(try await restored.publish(.text("41"), to: room).offset == 41)
+    }
+
+    @Test func aFailedCommitIsRefusedAndStartsANewEpochWithNoGap() async throws {
+        let hub = Hub(store: try SQLiteLogStore(path: path))
+        let first = try await hub.publish(.text("kept"), to: room)
+        let recorder = Recorder()
+        hub.subscribe(recorder, to: room, member: member())
+
+        // Another connection holds the write lock: the store's commit fails at once (SQLITE_BUSY).
+        var unsafe = Configuration()
+        unsafe.allowsUnsafeTransactions = true
+        let blocker = try DatabaseQueue(path: path, configuration: unsafe)
+        try await blocker.writeWithoutTransaction { db in try db.execute(sql: "BEGIN IMMEDIATE") }
+        await #expect(throws: StoreError.self) { try await hub.publish(.text("lost"), to: room) }
+        try await blocker.writeWithoutTransaction { db in try db.execute(sql: "COMMIT") }
+
+        let next = try await hub.publish(.text("after"), to: room)
+        #expect(next.position.epoch != first.position.epoch && next.offset == 1)
+        #expect(recorder.texts.withLock { $0 } == ["after"], "no subscriber saw the message that was not stored")
+        #expect(hub.history(room, since: first.position).recovered == false, "a position of the ended epoch is reported, not papered over")
+        let restored = Hub(store: try SQLiteLogStore(path: path)).history(room)
+        #expect(restored.position == next.position && restored.messages.compactMap(\.payload.text) == ["after"])
+    }
+}
