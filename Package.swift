@@ -79,6 +79,8 @@ let package = Package(
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                // The HTTP publishers of `squall bench publish`.
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 // wss:// targets, to measure TLS handshakes and fan-out over TLS.
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),

@@ -12,14 +12,20 @@ public struct BenchTarget: Sendable, CustomStringConvertible {
     /// TCP port.
     public let port: Int
     /// Path and query sent in the upgrade request.
-    public let path: String
+    public private(set) var path: String
     /// Offer permessage-deflate as browsers do (`permessage-deflate; client_max_window_bits`)
     /// and require the server to accept it. For idle runs: frames are not inflated.
     public var offersDeflate = false
+    /// A subprotocol to ask for (`Sec-WebSocket-Protocol`), e.g. Squall's `squall.v1`.
+    public var subprotocol: String?
     /// The upgrade request up to its key, built once.
-    let upgradeRequestHead: [UInt8]
+    private(set) var upgradeRequestHead: [UInt8]
     /// The upgrade request after its key.
-    var upgradeRequestTail: [UInt8] { offersDeflate ? Self.deflateTail : Self.plainTail }
+    var upgradeRequestTail: [UInt8] {
+        let tail = offersDeflate ? Self.deflateTail : Self.plainTail
+        guard let subprotocol else { return tail }
+        return Array("\r\nSec-WebSocket-Protocol: \(subprotocol)".utf8) + tail
+    }
     private static let plainTail = Array("\r\nSec-WebSocket-Version: 13\r\n\r\n".utf8)
     private static let deflateTail = Array(
         "\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n".utf8
@@ -57,7 +63,22 @@ public struct BenchTarget: Sendable, CustomStringConvertible {
         }
         guard Self.isLoopback(host), let address = try? SocketAddress.makeAddressResolvingHost(host, port: port) else { return nil }
         self.address = address
-        upgradeRequestHead = Array("GET \(path) HTTP/1.1\r\nHost: \(authority)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ".utf8)
+        upgradeRequestHead = Self.requestHead(path: path, authority: String(authority))
+    }
+
+    /// The same server, another path.
+    func at(path: String) -> BenchTarget {
+        var target = self
+        target.path = path
+        target.upgradeRequestHead = Self.requestHead(path: path, authority: authority)
+        return target
+    }
+
+    /// `host:port`, as a `Host` header gives it.
+    var authority: String { "\(host.contains(":") ? "[\(host)]" : host):\(port)" }
+
+    private static func requestHead(path: String, authority: String) -> [UInt8] {
+        Array("GET \(path) HTTP/1.1\r\nHost: \(authority)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ".utf8)
     }
 
     /// The URL.

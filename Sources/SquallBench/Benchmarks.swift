@@ -418,7 +418,7 @@ private final class QuietDelegate: BenchSocketDelegate, Sendable {
 }
 
 /// This process's CPU time (user + system) since creation.
-private struct CPUUsage {
+struct CPUUsage {
     private let start = CPUUsage.now()
 
     func elapsed() -> Double { CPUUsage.now() - start }
@@ -434,4 +434,4 @@ extension Duration {
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
 
-private func format(_ value: Double) -> String { String(format: "%.2f", value) }
+func format(_ value: Double) -> String { String(format: "%.2f", value) }

@@ -8,7 +8,7 @@ import SquallBench
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure a WebSocket broadcast server on this machine (loopback only).",
-        subcommands: [Fanout.self, Latency.self, Handshakes.self, Idle.self]
+        subcommands: [Fanout.self, Latency.self, Handshakes.self, Idle.self, Publish.self]
     )
 
     /// The URL every benchmark takes; loopback only, since load goes nowhere else.
@@ -20,21 +20,31 @@ struct Bench: AsyncParsableCommand {
         var json = false
 
         func report(_ result: some Encodable & CustomStringConvertible) throws {
-            if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = .sortedKeys
-                print(String(decoding: try encoder.encode(result), as: UTF8.self))
-            } else {
-                print(result)
-            }
+            try Bench.report(result, json: json)
         }
 
         func resolve() throws -> BenchTarget {
-            guard let target = BenchTarget(url: url) else {
-                throw ValidationError("--url must be ws:// or wss://HOST:PORT/PATH on this machine: benchmarks send load to 127.0.0.1, localhost or [::1] only")
-            }
-            return target
+            try Bench.resolve(url)
         }
+    }
+
+    /// Prints `result`, as one JSON object when `json`.
+    static func report(_ result: some Encodable & CustomStringConvertible, json: Bool) throws {
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = .sortedKeys
+            print(String(decoding: try encoder.encode(result), as: UTF8.self))
+        } else {
+            print(result)
+        }
+    }
+
+    /// `url` as a target on this machine, or the error that says why not.
+    static func resolve(_ url: String) throws -> BenchTarget {
+        guard let target = BenchTarget(url: url) else {
+            throw ValidationError("--url must be ws:// or wss://HOST:PORT/PATH on this machine: benchmarks send load to 127.0.0.1, localhost or [::1] only")
+        }
+        return target
     }
 
     struct Fanout: AsyncParsableCommand {
@@ -118,6 +128,51 @@ struct Bench: AsyncParsableCommand {
         }
     }
 }
+
+extension Bench {
+    struct Publish: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Acknowledged publishes/s and publish-to-delivery latency against Squall (run it with --publish-rate off).",
+            discussion: """
+                P connections publish M messages of B bytes to one channel over /ws (--url, the \
+                squall.v1 endpoint) or over HTTP (POST /channels/CHANNEL/messages on the same host \
+                and port); one subscriber on /msg/CHANNEL times each delivery.
+                """
+        )
+        @Option(help: "Squall's /ws endpoint; HTTP and /msg are reached on its host and port. 127.0.0.0/8, localhost or [::1] only.")
+        var url = "ws://127.0.0.1:8000/ws"
+        @Flag(help: "Print the result as one JSON object.") var json = false
+        @Option(help: "ws or http.") var transport = PublishTransport.ws
+        @Option(help: "Publishing connections (1–1000).") var publishers = 16
+        @Option(help: "Messages to publish in all (1–10000000).") var messages = 100_000
+        @Option(help: "Bytes per message (20–65536).") var size = 64
+        @Option(help: "Publishes in flight per /ws connection (1–10000); HTTP has one.") var window = 16
+        @Option(help: "The channel to publish to.") var channel = "bench-publish"
+        @Option(help: "Give up after this many seconds (1–600).") var timeout = 120
+        @Option(help: "The server's process id, to report its CPU time per publish (Linux).") var serverPid: Int32?
+
+        func validate() throws {
+            try check(publishers, in: 1...1000, "publishers")
+            try check(messages, in: 1...10_000_000, "messages")
+            try check(size, in: 20...65_536, "size")
+            try check(window, in: 1...10_000, "window")
+            try check(timeout, in: 1...600, "timeout")
+            guard (try? ChannelName(channel)) != nil else { throw ValidationError("--channel is not a valid channel name") }
+        }
+
+        func run() async throws {
+            try Bench.report(
+                try await Benchmarks.publish(
+                    Bench.resolve(url), transport: transport, publishers: publishers, messages: messages, size: size, window: window, channel: channel,
+                    timeout: .seconds(timeout), serverPID: serverPid
+                ),
+                json: json
+            )
+        }
+    }
+}
+
+extension PublishTransport: ExpressibleByArgument {}
 
 private func check(_ value: Int, in range: ClosedRange<Int>, _ name: String) throws {
     guard range.contains(value) else { throw ValidationError("--\(name) must be between \(range.lowerBound) and \(range.upperBound)") }

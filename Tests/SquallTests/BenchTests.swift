@@ -1,4 +1,5 @@
 import Foundation
+import Squall
 import SquallBench
 import Testing
 
@@ -23,6 +24,30 @@ struct BenchTests {
             let result = try await Benchmarks.latency(target, subscribers: 5, rate: 50, duration: .seconds(1))
             #expect(result.expected == 250 && result.delivered == 250)
             #expect(result.p50 <= result.p99 && result.p99 <= result.max && result.max > .zero)
+        }
+    }
+
+    @Test("publish counts every acknowledgement and every delivery, over /ws and HTTP", arguments: PublishTransport.allCases)
+    func publish(transport: PublishTransport) async throws {
+        var configuration = LiveServer.configuration()
+        configuration.publishRate = nil
+        try await LiveServer.run(configuration) { server in
+            let target = try #require(BenchTarget(url: server.url("/ws")))
+            let result = try await Benchmarks.publish(target, transport: transport, publishers: 4, messages: 400, size: 64, window: 8, timeout: .seconds(30))
+            #expect(result.acknowledged == 400 && result.refused == 0 && result.delivered == 400)
+            #expect(result.acknowledgedP50 <= result.acknowledgedP99 && result.deliveredP99 > .zero)
+        }
+    }
+
+    @Test("publish counts the server's refusals instead of retrying them")
+    func publishRefused() async throws {
+        var configuration = LiveServer.configuration()
+        configuration.publishRate = PublishRate(perSecond: 1, burst: 100)
+        try await LiveServer.run(configuration) { server in
+            let target = try #require(BenchTarget(url: server.url("/ws")))
+            let result = try await Benchmarks.publish(target, transport: .ws, publishers: 1, messages: 400, size: 64, window: 400, timeout: .seconds(30))
+            #expect(result.refused >= 299, "a burst of 100 lets at most 101 of 400 through in a second")
+            #expect(result.acknowledged + result.refused == 400 && result.delivered == result.acknowledged)
         }
     }
 

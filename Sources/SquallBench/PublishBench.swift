@@ -1,0 +1,420 @@
+import Foundation
+import Histogram
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// How `squall bench publish` publishes: Squall's channel protocol or its HTTP route.
+public enum PublishTransport: String, Sendable, CaseIterable, Encodable {
+    /// `{"op":"publish"}` on `/ws` (`squall.v1`), up to a window of publishes in flight per
+    /// connection; each is acknowledged by a `published` reply.
+    case ws
+    /// `POST /channels/{channel}/messages` on a keep-alive HTTP/1.1 connection, one request in
+    /// flight per connection (HTTP/1.1 answers in order, and browsers do not pipeline); each
+    /// is acknowledged by its 201.
+    case http
+}
+
+extension Benchmarks {
+    /// Acknowledged publishes: `publishers` connections share `messages` publishes of `size`
+    /// bytes to one channel, as fast as the server acknowledges them (over `/ws` at most
+    /// `window` in flight per connection). One subscriber on `/msg/{channel}` of the same
+    /// server times every message from its send to its delivery; the acknowledgement of each
+    /// is timed from its send too. `target` is the server's `/ws` URL; the HTTP route and
+    /// `/msg` are reached on its host and port.
+    ///
+    /// Against a server that limits publish rates, run it with that limit off: every refusal
+    /// is counted and reported, never retried.
+    public static func publish(
+        _ target: BenchTarget,
+        transport: PublishTransport,
+        publishers: Int,
+        messages: Int,
+        size: Int = 64,
+        window: Int = 16,
+        channel: String = "bench-publish",
+        timeout: Duration = .seconds(60),
+        serverPID: Int32? = nil
+    ) async throws -> PublishResult {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let run = PublishRun(loop: loop, total: messages, size: max(size, 20), window: transport == .http ? 1 : max(window, 1))
+        let subscriberTarget = target.at(path: "/msg/\(channel)")
+        let subscriber = try await connect(subscriberTarget, on: loop, delegate: run.subscriber)
+        var publisherTarget = target
+        publisherTarget.subprotocol = "squall.v1"
+        var sockets: [BenchSocket] = [subscriber]
+        var http: [any Channel] = []
+        defer {
+            loop.execute {
+                for socket in sockets { socket.close() }
+                for channel in http { channel.close(promise: nil) }
+            }
+        }
+        let publishersList: [PublishRun.Publisher]
+        switch transport {
+        case .ws:
+            var list: [PublishRun.Publisher] = []
+            for _ in 0..<publishers {
+                let publisher = PublishRun.Publisher(run: run, transport: .ws, channel: channel, host: target.authority)
+                let socket = try await connect(publisherTarget, on: loop, delegate: publisher)
+                try await loop.submit { publisher.socket = socket }.get()
+                sockets.append(socket)
+                list.append(publisher)
+            }
+            publishersList = list
+        case .http:
+            var list: [PublishRun.Publisher] = []
+            for _ in 0..<publishers {
+                let publisher = PublishRun.Publisher(run: run, transport: .http, channel: channel, host: target.authority)
+                let connection = try await ClientBootstrap(group: loop)
+                    .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                    .channelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                            try channel.pipeline.syncOperations.addHandler(publisher)
+                        }
+                    }
+                    .connect(to: target.address)
+                    .get()
+                http.append(connection)
+                list.append(publisher)
+            }
+            publishersList = list
+        }
+        try await run.warmUp(publishers: publishersList)
+        let usage = CPUUsage()
+        let serverBefore = try serverPID.map(cpuSeconds(of:))
+        let start = ContinuousClock.now
+        try await run.measure(publishers: publishersList, timeout: timeout)
+        let elapsed = ContinuousClock.now - start
+        let serverAfter = try serverPID.map(cpuSeconds(of:))
+        let counts = try await loop.submit { (run.acknowledged, run.refused, run.delivered, run.acknowledgements, run.deliveries) }.get()
+        return PublishResult(
+            transport: transport,
+            publishers: publishers,
+            messages: messages,
+            size: max(size, 20),
+            acknowledged: counts.0,
+            refused: counts.1,
+            delivered: counts.2,
+            seconds: elapsed.seconds,
+            acknowledgedP50: .microseconds(counts.3.valueAtPercentile(50)),
+            acknowledgedP99: .microseconds(counts.3.valueAtPercentile(99)),
+            deliveredP50: .microseconds(counts.4.valueAtPercentile(50)),
+            deliveredP99: .microseconds(counts.4.valueAtPercentile(99)),
+            clientCPUSeconds: usage.elapsed(),
+            serverCPUSeconds: serverAfter.flatMap { after in serverBefore.map { after - $0 } }
+        )
+    }
+}
+
+/// An acknowledged-publish run.
+public struct PublishResult: Sendable, Encodable, CustomStringConvertible {
+    public let transport: PublishTransport
+    public let publishers: Int
+    public let messages: Int
+    public let size: Int
+    /// Publishes the server acknowledged (201, or `published` on `/ws`).
+    public let acknowledged: Int
+    /// Publishes the server answered with an error (a rate limit, `store_unavailable`, …).
+    public let refused: Int
+    /// Messages the subscriber received.
+    public let delivered: Int
+    public let seconds: Double
+    /// From a publish's send to its acknowledgement.
+    public let acknowledgedP50: Duration
+    public let acknowledgedP99: Duration
+    /// From a publish's send to its delivery to the subscriber.
+    public let deliveredP50: Duration
+    public let deliveredP99: Duration
+    public let clientCPUSeconds: Double
+    /// The server's CPU time during the measured run, when its process id was given.
+    public let serverCPUSeconds: Double?
+
+    public var acknowledgedPerSecond: Double { Double(acknowledged) / seconds }
+
+    enum CodingKeys: String, CodingKey {
+        case transport, publishers, messages, size, acknowledged, refused, delivered, seconds, acknowledgedPerSecond
+        case acknowledgedP50Milliseconds, acknowledgedP99Milliseconds, deliveredP50Milliseconds, deliveredP99Milliseconds
+        case clientCPUSeconds, serverCPUSeconds
+    }
+
+    /// Encodes the percentiles in milliseconds.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(transport, forKey: .transport)
+        try container.encode(publishers, forKey: .publishers)
+        try container.encode(messages, forKey: .messages)
+        try container.encode(size, forKey: .size)
+        try container.encode(acknowledged, forKey: .acknowledged)
+        try container.encode(refused, forKey: .refused)
+        try container.encode(delivered, forKey: .delivered)
+        try container.encode(seconds, forKey: .seconds)
+        try container.encode(acknowledgedPerSecond, forKey: .acknowledgedPerSecond)
+        try container.encode(acknowledgedP50.seconds * 1000, forKey: .acknowledgedP50Milliseconds)
+        try container.encode(acknowledgedP99.seconds * 1000, forKey: .acknowledgedP99Milliseconds)
+        try container.encode(deliveredP50.seconds * 1000, forKey: .deliveredP50Milliseconds)
+        try container.encode(deliveredP99.seconds * 1000, forKey: .deliveredP99Milliseconds)
+        try container.encode(clientCPUSeconds, forKey: .clientCPUSeconds)
+        try container.encodeIfPresent(serverCPUSeconds, forKey: .serverCPUSeconds)
+    }
+
+    public var description: String {
+        """
+        publish over \(transport.rawValue): \(publishers) publishers × \(messages) messages of \(size) B
+          acknowledged \(acknowledged)/\(messages) (refused \(refused)) in \(format(seconds)) s = \(Int(acknowledgedPerSecond)) acknowledged/s
+          acknowledgement p50 \(format(acknowledgedP50.seconds * 1000)) ms, p99 \(format(acknowledgedP99.seconds * 1000)) ms
+          delivered \(delivered); publish to delivery p50 \(format(deliveredP50.seconds * 1000)) ms, p99 \(format(deliveredP99.seconds * 1000)) ms
+          client CPU \(format(clientCPUSeconds)) s\(serverCPUSeconds.map { "; server CPU \(format(1e6 * $0 / Double(max(acknowledged, 1)))) µs per publish" } ?? "")
+        """
+    }
+}
+
+/// One run's shared state: what is left to send, the counts and the histograms. Touched only
+/// on `loop`, as are its publishers and subscriber.
+private final class PublishRun: @unchecked Sendable {
+    let loop: any EventLoop
+    let total: Int
+    let size: Int
+    let window: Int
+    private(set) var acknowledged = 0
+    private(set) var refused = 0
+    private(set) var delivered = 0
+    var acknowledgements = Histogram<UInt64>(highestTrackableValue: 60_000_000)
+    var deliveries = Histogram<UInt64>(highestTrackableValue: 60_000_000)
+    private var sent = 0
+    private var measuring = false
+    private var warmUpAnswers = 0
+    private var finished: EventLoopPromise<Void>?
+    lazy var subscriber = Subscriber(run: self)
+
+    init(loop: any EventLoop, total: Int, size: Int, window: Int) {
+        self.loop = loop
+        self.total = total
+        self.size = size
+        self.window = window
+    }
+
+    /// One publish from each publisher, unmeasured, until the subscriber has seen one:
+    /// every connection is open and the subscriber is subscribed.
+    func warmUp(publishers: [Publisher]) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while try await loop.submit({ self.subscriber.warmedUp }).get() == false {
+            guard ContinuousClock.now < deadline else { throw BenchError.warmUpTimedOut }
+            try await loop.submit { for publisher in publishers where publisher.inFlight.isEmpty { publisher.send(warmUp: true) } }.get()
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        // Let the warm-up publishes' answers arrive before counting starts.
+        while try await loop.submit({ publishers.contains { !$0.inFlight.isEmpty } }).get() {
+            guard ContinuousClock.now < deadline else { throw BenchError.warmUpTimedOut }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    /// Sends `total` publishes across `publishers` and waits until each is answered and
+    /// delivered, or `timeout`.
+    func measure(publishers: [Publisher], timeout: Duration) async throws {
+        let done = loop.makePromise(of: Void.self)
+        try await loop.submit {
+            self.finished = done
+            self.measuring = true
+            for publisher in publishers { publisher.pump() }
+        }.get()
+        let timer = loop.scheduleTask(in: TimeAmount(timeout)) { self.finish() }
+        defer { timer.cancel() }
+        try await done.futureResult.get()
+    }
+
+    /// Claims the next publish of the run, if any is left.
+    func claim() -> Bool {
+        guard measuring, sent < total else { return false }
+        sent += 1
+        return true
+    }
+
+    func answered(acknowledged ok: Bool, sentAt: UInt64?) {
+        guard measuring, let sentAt else { return }
+        if ok {
+            acknowledged += 1
+            _ = acknowledgements.record(Self.microseconds(since: sentAt))
+        } else {
+            refused += 1
+        }
+        checkDone()
+    }
+
+    func deliveredMessage(sentAt: UInt64) {
+        guard measuring else { return }
+        delivered += 1
+        _ = deliveries.record(Self.microseconds(since: sentAt))
+        checkDone()
+    }
+
+    private func checkDone() {
+        if acknowledged + refused >= total && delivered >= acknowledged { finish() }
+    }
+
+    private func finish() {
+        guard let finished else { return }
+        self.finished = nil
+        finished.succeed()
+    }
+
+    /// A payload of `size` bytes: `t`, the send time in nanoseconds (19 digits), then padding;
+    /// `w` instead of `t` for warm-up publishes, which are not timed.
+    func payload(sentAt: UInt64, warmUp: Bool) -> [UInt8] {
+        var stamp = Array(String(sentAt).utf8)
+        stamp = Array(repeating: UInt8(ascii: "0"), count: max(0, 19 - stamp.count)) + stamp
+        return [UInt8(ascii: warmUp ? "w" : "t")] + stamp + Array(repeating: UInt8(ascii: "x"), count: size - 20)
+    }
+
+    static func microseconds(since sentAt: UInt64) -> UInt64 {
+        let now = NIODeadline.now().uptimeNanoseconds
+        return now > sentAt ? (now - sentAt) / 1000 : 0
+    }
+
+    /// The subscriber on `/msg/{channel}`: every frame is a message's payload.
+    final class Subscriber: BenchSocketDelegate, @unchecked Sendable {
+        unowned let run: PublishRun
+        private(set) var warmedUp = false
+
+        init(run: PublishRun) {
+            self.run = run
+        }
+
+        func opened(_ socket: BenchSocket) {}
+
+        func received(_ socket: BenchSocket, payload: ByteBufferView) {
+            guard payload.first == UInt8(ascii: "t"), payload.count >= 20 else {
+                warmedUp = true
+                return
+            }
+            var sentAt: UInt64 = 0
+            for byte in payload.dropFirst().prefix(19) { sentAt = sentAt &* 10 &+ UInt64(byte &- 48) }
+            run.deliveredMessage(sentAt: sentAt)
+        }
+
+        func readComplete(_ socket: BenchSocket) {}
+        func closed(_ socket: BenchSocket) {}
+    }
+
+    /// One publishing connection, over `/ws` (a ``BenchSocket`` delegate) or HTTP (a channel
+    /// handler after NIO's HTTP client handlers). Answers come in send order on both.
+    final class Publisher: BenchSocketDelegate, ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = HTTPClientResponsePart
+        typealias OutboundOut = HTTPClientRequestPart
+
+        unowned let run: PublishRun
+        let transport: PublishTransport
+        /// Set once the `/ws` handshake is done.
+        var socket: BenchSocket?
+        /// Send times of the publishes not yet answered, oldest first; `nil` for warm-ups.
+        private(set) var inFlight: [UInt64?] = []
+        private var answeredCount = 0
+        private var context: ChannelHandlerContext?
+        private var status: HTTPResponseStatus?
+        private let channel: String
+        /// The HTTP request's head but for its `Content-Length`, built once.
+        private let httpHead: HTTPRequestHead
+
+        init(run: PublishRun, transport: PublishTransport, channel: String, host: String) {
+            self.run = run
+            self.transport = transport
+            self.channel = channel
+            self.httpHead = HTTPRequestHead(
+                version: .http1_1, method: .POST, uri: "/channels/\(channel)/messages", headers: ["Host": host, "Content-Type": "text/plain"]
+            )
+        }
+
+        /// Sends publishes until the window is full or the run has none left.
+        func pump() {
+            var sentAny = false
+            while inFlight.count - answeredCount < run.window, run.claim() {
+                send(warmUp: false, flush: false)
+                sentAny = true
+            }
+            if sentAny { flush() }
+        }
+
+        func send(warmUp: Bool, flush: Bool = true) {
+            let sentAt = NIODeadline.now().uptimeNanoseconds
+            inFlight.append(warmUp ? nil : sentAt)
+            let payload = run.payload(sentAt: sentAt, warmUp: warmUp)
+            switch transport {
+            case .ws:
+                // The payload is ASCII digits and padding: nothing to escape.
+                let json = #"{"op":"publish","channel":"\#(channel)","data":"\#(String(decoding: payload, as: UTF8.self))"}"#
+                socket?.sendText(Array(json.utf8), flush: false)
+            case .http:
+                guard let context else { return }
+                var head = httpHead
+                head.headers.add(name: "Content-Length", value: String(payload.count))
+                context.write(wrapOutboundOut(.head(head)), promise: nil)
+                context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: payload)))), promise: nil)
+                context.write(wrapOutboundOut(.end(nil)), promise: nil)
+            }
+            if flush { self.flush() }
+        }
+
+        private func flush() {
+            switch transport {
+            case .ws: socket?.context?.flush()
+            case .http: context?.flush()
+            }
+        }
+
+        private func answered(_ ok: Bool) {
+            guard answeredCount < inFlight.count else { return }
+            let sentAt = inFlight[answeredCount]
+            answeredCount += 1
+            if answeredCount == inFlight.count {
+                inFlight.removeAll(keepingCapacity: true)
+                answeredCount = 0
+            }
+            run.answered(acknowledged: ok, sentAt: sentAt)
+        }
+
+        // MARK: /ws
+
+        func opened(_ socket: BenchSocket) {}
+
+        func received(_ socket: BenchSocket, payload: ByteBufferView) {
+            // Replies' keys are sorted: `type` comes last.
+            if payload.ends(with: Self.publishedSuffix) {
+                answered(true)
+            } else if payload.ends(with: Self.errorSuffix) {
+                answered(false)
+            }
+        }
+
+        func readComplete(_ socket: BenchSocket) { pump() }
+        func closed(_ socket: BenchSocket) {}
+
+        private static let publishedSuffix = Array(#""type":"published"}"#.utf8)
+        private static let errorSuffix = Array(#""type":"error"}"#.utf8)
+
+        // MARK: HTTP
+
+        func handlerAdded(context: ChannelHandlerContext) {
+            self.context = context
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .head(let head): status = head.status
+            case .body: break
+            case .end:
+                answered(status == .created)
+                status = nil
+            }
+        }
+
+        func channelReadComplete(context: ChannelHandlerContext) { pump() }
+    }
+}
+
+extension ByteBufferView {
+    fileprivate func ends(with suffix: [UInt8]) -> Bool {
+        count >= suffix.count && self.suffix(suffix.count).elementsEqual(suffix)
+    }
+}
