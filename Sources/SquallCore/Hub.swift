@@ -79,17 +79,26 @@ public final class Hub: Sendable {
 
     private let retention: Retention
     private let store: (any LogStore)?
+    private let idempotency: IdempotencyWindow
     private let now: @Sendable () -> Date
     private let shards: [Shard]
     private let channelTotal = Atomic<Int>(0)
     private let waiterTotal = Atomic<Int>(0)
 
     /// A hub whose logs keep `retention`. `now` is the clock messages are stamped with.
-    /// - Parameter store: where logs are committed and restored from; `nil` (the default)
-    ///   keeps them in memory only.
-    public init(retention: Retention = Retention(), store: (any LogStore)? = nil, now: @escaping @Sendable () -> Date = { Date() }) {
+    /// - Parameters:
+    ///   - store: where logs are committed and restored from; `nil` (the default) keeps them
+    ///     in memory only.
+    ///   - idempotency: how long and how many idempotency keys each channel remembers.
+    public init(
+        retention: Retention = Retention(),
+        store: (any LogStore)? = nil,
+        idempotency: IdempotencyWindow = IdempotencyWindow(),
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) {
         self.retention = retention
         self.store = store
+        self.idempotency = idempotency
         self.now = now
         self.shards = (0..<Self.shardCount).map { _ in Shard() }
     }
@@ -111,37 +120,61 @@ public final class Hub: Sendable {
     /// `acknowledged` with the message; with a store, all of that once the store has committed
     /// it, and `acknowledged` gets the store's error instead if it could not.
     ///
+    /// With an `idempotencyKey` seen on this channel within the ``IdempotencyWindow``, nothing
+    /// is appended: `acknowledged` gets the message the key first published (its payload
+    /// empty), or that publish's outcome once the store gives it.
+    ///
     /// Without a store it all happens before this returns. With one, `acknowledged` runs on the
     /// store's writer thread: it must only queue (a reply to the publisher, a continuation).
     public func publish(
         _ payload: Payload,
         to channel: ChannelName,
         publisher: UUID? = nil,
+        idempotencyKey: IdempotencyKey? = nil,
         acknowledged: @escaping @Sendable (Result<Message, StoreError>) -> Void
     ) {
         let time = now()
         guard let store else {
             let message = withChannel(channel) { state in
+                if let idempotencyKey, case .committed(let first) = state.recent.lookup(idempotencyKey, now: time) { return first }
                 let message = state.log.append(payload, publisher: publisher, now: time)
                 deliver(message, to: &state, now: time)
+                if let idempotencyKey { _ = state.recent.commit(idempotencyKey, message, now: time) }
                 return message
             }
             acknowledged(.success(message))
             return
         }
-        withChannel(channel) { state in
+        let first: Message? = withChannel(channel) { state in
+            if let idempotencyKey {
+                switch state.recent.lookup(idempotencyKey, now: time, retry: acknowledged) {
+                case .committed(let first): return first
+                case .pending: return nil
+                case .unknown: state.recent.begin(idempotencyKey, now: time)
+                }
+            }
             let message = state.log.assign(payload, publisher: publisher, now: time)
             // Under the lock, so that the store queues the channel's messages in offset order.
-            store.append(message) { error in self.committed(message, error: error, acknowledged: acknowledged) }
+            store.append(message, idempotencyKey: idempotencyKey) { error in
+                self.committed(message, idempotencyKey: idempotencyKey, error: error, acknowledged: acknowledged)
+            }
+            return nil
         }
+        if let first { acknowledged(.success(first)) }
     }
 
-    /// ``publish(_:to:publisher:acknowledged:)``, returning the message once it is in the log.
+    /// ``publish(_:to:publisher:idempotencyKey:acknowledged:)``, returning the message once it
+    /// is in the log.
     /// - Throws: the store's error if it could not commit the message.
     @discardableResult
-    public func publish(_ payload: Payload, to channel: ChannelName, publisher: UUID? = nil) async throws(StoreError) -> Message {
+    public func publish(
+        _ payload: Payload,
+        to channel: ChannelName,
+        publisher: UUID? = nil,
+        idempotencyKey: IdempotencyKey? = nil
+    ) async throws(StoreError) -> Message {
         let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Message, StoreError>, Never>) in
-            publish(payload, to: channel, publisher: publisher) { continuation.resume(returning: $0) }
+            publish(payload, to: channel, publisher: publisher, idempotencyKey: idempotencyKey) { continuation.resume(returning: $0) }
         }
         return try result.get()
     }
@@ -149,20 +182,28 @@ public final class Hub: Sendable {
     /// The store's answer for one message, in the channel's offset order: committed, it joins
     /// the log and reaches subscribers; not, the epoch ends (its position and those assigned
     /// after it will never be committed, and a later message must not leave a gap).
-    private func committed(_ message: Message, error: StoreError?, acknowledged: @Sendable (Result<Message, StoreError>) -> Void) {
+    private func committed(
+        _ message: Message,
+        idempotencyKey: IdempotencyKey?,
+        error: StoreError?,
+        acknowledged: @Sendable (Result<Message, StoreError>) -> Void
+    ) {
         let time = now()
-        let outcome: Result<Message, StoreError> = withChannel(message.channel) { state in
+        let (outcome, retries): (Result<Message, StoreError>, [RecentPublishes.Callback]) = withChannel(message.channel) { state in
+            let failure: StoreError
             if let error {
                 if state.log.epoch == message.position.epoch { endEpoch(&state) }
-                return .failure(error)
+                failure = error
+            } else if state.log.commit(message) {
+                deliver(message, to: &state, now: time)
+                return (.success(message), idempotencyKey.map { state.recent.commit($0, message, now: time) } ?? [])
+            } else {
+                failure = StoreError("the channel's epoch ended before this message was committed")
             }
-            guard state.log.commit(message) else {
-                return .failure(StoreError("the channel's epoch ended before this message was committed"))
-            }
-            deliver(message, to: &state, now: time)
-            return .success(message)
+            return (.failure(failure), idempotencyKey.map { state.recent.fail($0) } ?? [])
         }
         acknowledged(outcome)
+        for retry in retries { retry(outcome) }
     }
 
     /// Hands a message that joined the log to the channel's subscribers and waiting polls.
@@ -348,7 +389,10 @@ public final class Hub: Sendable {
             channels = channels.filter { _, state in
                 state.lock.withLock { state in
                     prune(&state, now: time)
-                    let idle = state.log.isEmpty && !state.log.hasUncommitted && state.subscribers.isEmpty && state.waiters.isEmpty
+                    state.recent.forget(now: time)
+                    let idle =
+                        state.log.isEmpty && !state.log.hasUncommitted && state.recent.count == 0 && state.subscribers.isEmpty
+                        && state.waiters.isEmpty
                     if idle { state.retired = true }
                     return !idle
                 }
@@ -395,9 +439,9 @@ public final class Hub: Sendable {
             // A new channel's log is restored outside the shard's lock: the store may read.
             let state =
                 found
-                ?? shard.withLock { [log = openLog(channel)] channels in
+                ?? shard.withLock { [opened = openLog(channel)] channels in
                     if let state = channels[channel] { return state }
-                    let state = ChannelState(log: log)
+                    let state = ChannelState(log: opened.0, recent: opened.1)
                     channels[channel] = state
                     channelTotal.add(1, ordering: .relaxed)
                     return state
@@ -412,9 +456,17 @@ public final class Hub: Sendable {
 
     /// A channel's log as the store kept it, or a new one. A store that cannot be read leaves a
     /// new epoch: whoever resumes is told their position is not recoverable.
-    private func openLog(_ channel: ChannelName) -> ChannelLog {
+    /// The keys of restored messages still within the window come back too.
+    private func openLog(_ channel: ChannelName) -> (ChannelLog, RecentPublishes) {
         let restored = try? store?.restore(channel, retention: retention)
-        return ChannelLog(channel: channel, retention: retention, restored: restored, now: now())
+        let time = now()
+        var recent = RecentPublishes(window: idempotency)
+        for message in restored?.messages ?? [] {
+            guard let key = restored?.idempotencyKeys[message.offset] else { continue }
+            _ = recent.commit(key, message, now: message.time)
+        }
+        recent.forget(now: time)
+        return (ChannelLog(channel: channel, retention: retention, restored: restored, now: time), recent)
     }
 
     /// Runs `body` on `channel`'s state if the channel exists; `nil` if not.
@@ -434,6 +486,7 @@ private final class ChannelState: Sendable {
 
     struct Locked {
         var log: ChannelLog
+        var recent: RecentPublishes
         var subscribers: [ObjectIdentifier: Member] = [:]
         var waiters: [UUID: CheckedContinuation<Void, Never>] = [:]
         var retired = false
@@ -460,7 +513,7 @@ private final class ChannelState: Sendable {
 
     let lock: Mutex<Locked>
 
-    init(log: ChannelLog) {
-        self.lock = Mutex(Locked(log: log))
+    init(log: ChannelLog, recent: RecentPublishes) {
+        self.lock = Mutex(Locked(log: log, recent: recent))
     }
 }

@@ -6,7 +6,7 @@
 /// (`Hub(store: nil)`, the default) logs live in memory only and a restart forgets them.
 ///
 /// Contracts:
-/// - **Order.** The hub calls ``append(_:committed:)`` under the channel's lock, so a channel's
+/// - **Order.** The hub calls ``append(_:idempotencyKey:committed:)`` under the channel's lock, so a channel's
 ///   messages arrive in offset order; the store calls `committed` for them in that same order
 ///   (messages of different channels may commit together, in one transaction).
 /// - **Acknowledge after commit.** `committed(nil)` means the message survives a crash of the
@@ -17,7 +17,9 @@
 ///   epoch, its last offset (which the next append continues from, even when retention has
 ///   dropped every message) and its newest messages, oldest first. The hub keeps of those what
 ///   its ``Retention`` allows.
-/// - **Retention.** ``trim(_:through:)`` says that the hub no longer retains a channel's
+/// - **Idempotency.** A restored log gives back the keys its messages were published under,
+///   so that a retry after a restart is still recognised while its message is retained.
+/// - **Retention.** ``trim(_:epoch:through:)`` says that the hub no longer retains a channel's
 ///   messages up to an offset; the store may delete them whenever it likes, in small batches
 ///   that do not hold up commits.
 public protocol LogStore: Sendable {
@@ -28,10 +30,11 @@ public protocol LogStore: Sendable {
     /// only after an idle channel was forgotten. It may block the caller for one read.
     func restore(_ channel: ChannelName, retention: Retention) throws(StoreError) -> StoredLog?
 
-    /// Stores `message` (its position assigned by the hub: the next offset of its epoch) and
-    /// calls `committed` once it is durable, or with the error that stopped it. Must not block:
-    /// it queues the message for the store's own writer.
-    func append(_ message: Message, committed: @escaping @Sendable (StoreError?) -> Void)
+    /// Stores `message` (its position assigned by the hub: the next offset of its epoch), with
+    /// the idempotency key it was published under if any, and calls `committed` once it is
+    /// durable, or with the error that stopped it. Must not block: it queues the message for
+    /// the store's own writer.
+    func append(_ message: Message, idempotencyKey: IdempotencyKey?, committed: @escaping @Sendable (StoreError?) -> Void)
 
     /// The hub retains none of `channel`'s messages of `epoch` up to `offset` any longer.
     func trim(_ channel: ChannelName, epoch: String, through offset: UInt64)
@@ -45,12 +48,15 @@ public struct StoredLog: Sendable {
     public let lastOffset: UInt64
     /// The newest committed messages of that epoch, oldest first.
     public let messages: [Message]
+    /// The idempotency keys of those of `messages` published with one, by offset.
+    public let idempotencyKeys: [UInt64: IdempotencyKey]
 
     /// A stored log; `messages` oldest first, all of `epoch`, the last at `lastOffset` or before.
-    public init(epoch: String, lastOffset: UInt64, messages: [Message]) {
+    public init(epoch: String, lastOffset: UInt64, messages: [Message], idempotencyKeys: [UInt64: IdempotencyKey] = [:]) {
         self.epoch = epoch
         self.lastOffset = lastOffset
         self.messages = messages
+        self.idempotencyKeys = idempotencyKeys
     }
 }
 

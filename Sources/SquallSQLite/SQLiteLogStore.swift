@@ -19,7 +19,7 @@ import Synchronization
 ///   ``trimBatch`` rows a statement, so deleting never holds up a commit for long; rows of an
 ///   epoch that ended go with the next trim of their channel.
 /// - **Schema.** `channels(name, epoch, last_offset)` and `messages(channel, epoch, seq, id,
-///   time, publisher, binary, payload)`, created if missing.
+///   time, publisher, binary, payload, idempotency_key)`, created if missing.
 public final class SQLiteLogStore: LogStore {
     /// What a committed message survives.
     public enum Durability: String, Sendable, CaseIterable {
@@ -41,6 +41,7 @@ public final class SQLiteLogStore: LogStore {
 
     private struct Pending {
         let message: Message
+        let idempotencyKey: IdempotencyKey?
         let committed: @Sendable (StoreError?) -> Void
     }
 
@@ -72,7 +73,7 @@ public final class SQLiteLogStore: LogStore {
                         CREATE TABLE IF NOT EXISTS messages (
                             channel TEXT NOT NULL, epoch TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL,
                             time REAL NOT NULL, publisher TEXT, binary INTEGER NOT NULL, payload BLOB NOT NULL,
-                            UNIQUE (channel, epoch, seq)
+                            idempotency_key TEXT, UNIQUE (channel, epoch, seq)
                         );
                         """
                 )
@@ -96,21 +97,27 @@ public final class SQLiteLogStore: LogStore {
                 let rows = try Row.fetchAll(
                     db,
                     sql: """
-                        SELECT seq, id, time, publisher, binary, payload FROM messages
+                        SELECT seq, id, time, publisher, binary, payload, idempotency_key FROM messages
                         WHERE channel = ? AND epoch = ? AND time >= ? ORDER BY seq DESC LIMIT ?
                         """,
                     arguments: [channel.rawValue, epoch, cutoff, retention.maxMessages]
                 )
-                let messages = rows.reversed().compactMap { row in Self.message(row, channel: channel, epoch: epoch) }
-                return StoredLog(epoch: epoch, lastOffset: UInt64(clamping: lastOffset), messages: messages)
+                var messages: [Message] = []
+                var keys: [UInt64: IdempotencyKey] = [:]
+                for row in rows.reversed() {
+                    guard let message = Self.message(row, channel: channel, epoch: epoch) else { continue }
+                    messages.append(message)
+                    if let text = row["idempotency_key"] as String?, let key = try? IdempotencyKey(text) { keys[message.offset] = key }
+                }
+                return StoredLog(epoch: epoch, lastOffset: UInt64(clamping: lastOffset), messages: messages, idempotencyKeys: keys)
             }
         } catch {
             throw StoreError("cannot read channel \(channel) from SQLite: \(error)")
         }
     }
 
-    public func append(_ message: Message, committed: @escaping @Sendable (StoreError?) -> Void) {
-        enqueue { $0.appends.append(Pending(message: message, committed: committed)) }
+    public func append(_ message: Message, idempotencyKey: IdempotencyKey?, committed: @escaping @Sendable (StoreError?) -> Void) {
+        enqueue { $0.appends.append(Pending(message: message, idempotencyKey: idempotencyKey, committed: committed)) }
     }
 
     public func trim(_ channel: ChannelName, epoch: String, through offset: UInt64) {
@@ -153,7 +160,7 @@ public final class SQLiteLogStore: LogStore {
         do {
             try pool.write { db in
                 let insert = try db.cachedStatement(
-                    sql: "INSERT INTO messages (channel, epoch, seq, id, time, publisher, binary, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                    sql: "INSERT INTO messages (channel, epoch, seq, id, time, publisher, binary, payload, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 )
                 var heads: [ChannelName: StreamPosition] = [:]
                 for pending in batch {
@@ -161,7 +168,7 @@ public final class SQLiteLogStore: LogStore {
                     try insert.execute(arguments: [
                         message.channel.rawValue, message.position.epoch, Int64(truncatingIfNeeded: message.offset), message.id.uuidString,
                         message.time.timeIntervalSince1970, message.publisher?.uuidString, message.payload.kind == .binary,
-                        Data(message.payload.bytes.readableBytesView),
+                        Data(message.payload.bytes.readableBytesView), pending.idempotencyKey?.rawValue,
                     ])
                     heads[message.channel] = message.position
                 }

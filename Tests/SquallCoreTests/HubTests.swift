@@ -25,7 +25,7 @@ struct HubTests {
     func offsets() async throws {
         let hub = Hub()
         var messages: [Message] = []
-        for n in 1...3 { messages.append(try await try await hub.publish(.text("m\(n)"), to: room)) }
+        for n in 1...3 { messages.append(try await hub.publish(.text("m\(n)"), to: room)) }
         #expect(messages.map(\.offset) == [1, 2, 3])
         #expect(Set(messages.map(\.position.epoch)).count == 1)
         #expect(messages.allSatisfy { $0.id.uuidString.dropFirst(14).first == "4" })

@@ -93,4 +93,31 @@ struct SQLiteLogStoreTests {
         let restored = Hub(store: try SQLiteLogStore(path: path)).history(room)
         #expect(restored.position == next.position && restored.messages.compactMap(\.payload.text) == ["after"])
     }
+
+    @Test func retriesDuringTheCommitGetTheFirstPublishAndARestartStillKnowsItsKey() async throws {
+        let hub = Hub(store: try SQLiteLogStore(path: path))
+        let key = try IdempotencyKey("retry-me")
+        let answers = try await withThrowingTaskGroup(of: Message.self) { group in
+            for _ in 0..<10 { group.addTask { try await hub.publish(.text("once"), to: room, idempotencyKey: key) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(Set(answers.map(\.id)).count == 1 && answers.allSatisfy { $0.offset == 1 })
+        let restarted = Hub(store: try SQLiteLogStore(path: path))
+        let retry = try await restarted.publish(.text("once"), to: room, idempotencyKey: key)
+        #expect(retry.id == answers[0].id && retry.position == answers[0].position)
+        #expect(restarted.history(room).messages.compactMap(\.payload.text) == ["once"])
+    }
+
+    @Test func aPublishWhoseCommitFailedIsAppendedByItsRetry() async throws {
+        let hub = Hub(store: try SQLiteLogStore(path: path))
+        var unsafe = Configuration()
+        unsafe.allowsUnsafeTransactions = true
+        let blocker = try DatabaseQueue(path: path, configuration: unsafe)
+        try await blocker.writeWithoutTransaction { db in try db.execute(sql: "BEGIN IMMEDIATE") }
+        let key = try IdempotencyKey("after-outage")
+        await #expect(throws: StoreError.self) { try await hub.publish(.text("late"), to: room, idempotencyKey: key) }
+        try await blocker.writeWithoutTransaction { db in try db.execute(sql: "COMMIT") }
+        let retry = try await hub.publish(.text("late"), to: room, idempotencyKey: key)
+        #expect(retry.offset == 1 && hub.history(room).messages.compactMap(\.payload.text) == ["late"])
+    }
 }

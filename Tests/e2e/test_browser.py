@@ -261,3 +261,26 @@ def test_a_browsers_favicon_request_is_answered_without_an_error(squall):
         assert response.status == 204
     code, log = server.stop()
     assert not [line for line in log.splitlines() if "favicon" in line and "warning" in line], log
+
+
+@pytest.mark.parametrize("transport", ["websocket", "longpoll"])
+def test_a_publish_retried_with_its_idempotency_key_is_published_once(squall, browser, transport):
+    # Over WebSocket the publish travels on /ws; on the polling transports squall.js POSTs it.
+    server = squall("--log-level", "error")
+    page = browser(f"{server.http}/healthz")
+    result = page.execute_async_script("""
+        const [transport, done] = [arguments[0], arguments[arguments.length - 1]];
+        import('/squall.mjs').then(({ Client }) => {
+          const client = new Client(location.origin, { channel: 'idem', transports: [transport] });
+          client.addEventListener('open', async () => {
+            const first = await client.publish('idem', 'once', { idempotencyKey: 'browser-1' });
+            const retry = await client.publish('idem', 'once', { idempotencyKey: 'browser-1' });
+            const other = await client.publish('idem', 'twice', { idempotencyKey: 'browser-2' });
+            const history = await client.history('idem');
+            client.close();
+            done({ same: first.id === retry.id && first.offset === retry.offset, other: other.offset - first.offset,
+                   history: history.map((m) => m.data), transport: client.transport });
+          });
+        }, (error) => done({ error: String(error) }));
+    """, transport)
+    assert result == {"same": True, "other": 1, "history": ["once", "twice"], "transport": transport}

@@ -54,7 +54,7 @@ struct OriginMiddleware: RouterMiddleware {
         [
             .accessControlAllowOrigin: origin,
             .accessControlAllowMethods: "GET, HEAD, POST, OPTIONS",
-            .accessControlAllowHeaders: "Accept, Content-Type, Last-Event-ID",
+            .accessControlAllowHeaders: "Accept, Content-Type, Idempotency-Key, Last-Event-ID",
             .accessControlMaxAge: "600",
             .vary: "Origin",
         ]

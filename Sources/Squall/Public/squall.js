@@ -108,10 +108,13 @@
   };
 
   /** Publishes to `channel`; resolves with {id, epoch, offset, time}. Strings are text; an
-   *  ArrayBuffer or typed array is binary. */
-  Client.prototype.publish = function (channel, data) {
-    if (this._session && this._session.open && this._session.publish) return this._session.publish(channel, data);
-    return httpPublish(this.url, channel, data);
+   *  ArrayBuffer or typed array is binary. `options.idempotencyKey` (1–255 visible ASCII
+   *  characters): a retry with the same key, on any transport, resolves with the first
+   *  publish instead of publishing again. */
+  Client.prototype.publish = function (channel, data, options) {
+    var key = options && options.idempotencyKey;
+    if (this._session && this._session.open && this._session.publish) return this._session.publish(channel, data, key);
+    return httpPublish(this.url, channel, data, key);
   };
 
   /** Resolves with [{id, info, transport}] for `channel`. */
@@ -300,12 +303,13 @@
     this.request({ op: 'unsubscribe', channel: channel });
   };
 
-  WebSocketSession.prototype.publish = function (channel, data) {
+  WebSocketSession.prototype.publish = function (channel, data, idempotencyKey) {
     var self = this;
     var ref = 'p' + this.nextRef++;
     return new Promise(function (resolve, reject) {
       self.pending[ref] = { resolve: resolve, reject: reject };
       var body = { op: 'publish', channel: channel, ref: ref };
+      if (idempotencyKey) body.idempotency_key = idempotencyKey;
       if (typeof data === 'string') body.data = data;
       else { body.data = toBase64(data); body.encoding = 'base64'; }
       self.request(body);
@@ -496,11 +500,13 @@
     return requestJSON(url, { signal: controller ? controller.signal : undefined });
   }
 
-  function httpPublish(base, channel, data) {
+  function httpPublish(base, channel, data, idempotencyKey) {
     var binary = typeof data !== 'string';
+    var headers = { 'Content-Type': binary ? 'application/octet-stream' : 'text/plain; charset=utf-8' };
+    if (idempotencyKey) headers['Idempotency-Key'] = idempotencyKey;
     return requestJSON(base + '/channels/' + encodeURIComponent(channel) + '/messages', {
       method: 'POST',
-      headers: { 'Content-Type': binary ? 'application/octet-stream' : 'text/plain; charset=utf-8' },
+      headers: headers,
       body: data
     }).then(function (body) {
       return { id: body.id, epoch: body.epoch, offset: body.offset, time: body.time };

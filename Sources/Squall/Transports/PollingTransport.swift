@@ -10,7 +10,7 @@ import SquallCore
 /// | route | what |
 /// |---|---|
 /// | `GET /channels/{name}/messages` | short poll (`wait=0`) and long poll (`wait` ≤ the configured maximum) |
-/// | `POST /channels/{name}/messages` | publish the request body |
+/// | `POST /channels/{name}/messages` | publish the request body (`Idempotency-Key` makes a retry return the first) |
 /// | `GET /channels/{name}/history` | the latest retained messages |
 /// | `GET /channels/{name}/presence` | who is subscribed |
 ///
@@ -82,6 +82,12 @@ struct PollingTransport: Sendable {
     /// text otherwise (it must then be UTF-8). `curl -d` and HTML forms send text.
     @Sendable func publish(_ request: Request, context: SquallRequestContext) async throws -> Response {
         let channel = try APIError.channel(context.parameters.get("name"))
+        let idempotencyKey = try request.headers[Self.idempotencyKeyField].map { text throws(APIError) in
+            guard let key = try? IdempotencyKey(text) else {
+                throw APIError.invalidParameter("Idempotency-Key", "1 to \(IdempotencyKey.maxLength) visible ASCII characters")
+            }
+            return key
+        }
         if let publishes, let rate = configuration.publishRate, let wait = publishes.take(context.remoteAddress) {
             throw APIError.rateLimited(rate, wait: wait)
         }
@@ -107,7 +113,7 @@ struct PollingTransport: Sendable {
         }
         let message: Message
         do {
-            message = try await hub.publish(payload, to: channel)
+            message = try await hub.publish(payload, to: channel, idempotencyKey: idempotencyKey)
         } catch {
             throw APIError.storeUnavailable
         }
@@ -115,6 +121,8 @@ struct PollingTransport: Sendable {
     }
 
     // MARK: - Helpers
+
+    private static let idempotencyKeyField = HTTPField.Name("Idempotency-Key")!  // trap-ok: a valid field name, written here
 
     /// A poll's `since`, `limit` and `wait`, each checked; `wait` defaults to, and is cut to,
     /// `maxWait`.

@@ -31,6 +31,7 @@ struct ProtocolRequest {
     var info: RawJSON?
     var limit: Int?
     var after: String?
+    var idempotencyKey: String?
 
     /// Decodes one request frame.
     /// - Throws: `invalid_json` when the frame is not JSON, `invalid_request` when it is not an
@@ -60,6 +61,7 @@ struct ProtocolRequest {
             case "data": request.data = try string(member, in: frame)
             case "encoding": request.encoding = try string(member, in: frame)
             case "after": request.after = try string(member, in: frame)
+            case "idempotency_key": request.idempotencyKey = try string(member, in: frame)
             case "presence":
                 guard member.kind == .bool else { throw wrongType(member.name) }
                 request.presence = frame.getInteger(at: frame.readerIndex + member.value.lowerBound, as: UInt8.self) == UInt8(ascii: "t")

@@ -90,10 +90,16 @@ final class WSTransport: NonBlockingWebSocketHandler {
             if let rate = publishRate, let wait = subscriber.takePublishToken(rate.bucketRate) {
                 throw ProtocolError(.rateLimited, message: APIError.rateLimited(rate, wait: wait).message)
             }
+            let idempotencyKey = try request.idempotencyKey.map { text throws(ProtocolError) in
+                guard let key = try? IdempotencyKey(text) else {
+                    throw ProtocolError(.invalidParameter("idempotency_key", "1 to \(IdempotencyKey.maxLength) visible ASCII characters"))
+                }
+                return key
+            }
             let ref = request.ref
             // `published` once the message is in the log (with a store: committed), which may
             // be after later requests of this connection are answered; `ref` tells them apart.
-            hub.publish(payload, to: channel, publisher: connection.id) { [self] result in
+            hub.publish(payload, to: channel, publisher: connection.id, idempotencyKey: idempotencyKey) { [self] result in
                 switch result {
                 case .success(let message):
                     self.send(ProtocolReply.published(message, ref: ref), to: connection)

@@ -1,0 +1,127 @@
+import DequeModule
+import Foundation
+
+/// How long and how many idempotency keys a channel remembers (``IdempotencyKey``).
+public struct IdempotencyWindow: Sendable, Hashable {
+    /// How long after a publish a retry with its key returns it instead of appending. Default
+    /// 5 minutes, as Centrifugo's.
+    public var duration: Duration
+    /// Most keys remembered per channel; past it the oldest is forgotten first. Default 4,096:
+    /// with keys of at most 255 bytes, about 1.5 MiB per channel at most.
+    public var maxKeys: Int
+
+    /// A window of `duration` holding at most `maxKeys` keys (at least 1).
+    public init(duration: Duration = .seconds(300), maxKeys: Int = 4096) {
+        self.duration = duration
+        self.maxKeys = max(1, maxKeys)
+    }
+}
+
+/// The idempotency keys one channel has seen within its ``IdempotencyWindow``, and what became
+/// of each publish they named. Not thread-safe: the ``Hub`` keeps it under its channel's lock.
+///
+/// Contracts:
+/// - A key whose publish is committed answers every retry with that message (its position,
+///   id and time; the payload is not kept) until the window passes or the key is the oldest
+///   of too many.
+/// - A key whose publish is still being committed holds its retries' callbacks; they get the
+///   first publish's outcome. Such a key is never forgotten before that outcome.
+/// - A key whose publish failed is forgotten: the next retry appends.
+struct RecentPublishes {
+    /// A retry's answer: the message already committed, or wait for the pending one.
+    enum Lookup {
+        case committed(Message)
+        case pending
+        case unknown
+    }
+
+    typealias Callback = @Sendable (Result<Message, StoreError>) -> Void
+
+    private enum State {
+        case pending([Callback])
+        case committed(Message)
+    }
+
+    private struct Entry {
+        var state: State
+        /// When the key was first seen; also its place in `order`.
+        let since: Date
+    }
+
+    let window: IdempotencyWindow
+    private var entries: [IdempotencyKey: Entry] = [:]
+    /// Keys oldest first, with when each was seen; an element whose entry has a later `since`
+    /// (the key failed and came back) is stale and skipped.
+    private var order: Deque<(key: IdempotencyKey, since: Date)> = []
+
+    init(window: IdempotencyWindow) {
+        self.window = window
+    }
+
+    /// What is known of `key`; a pending retry's `callback` is kept for the outcome.
+    mutating func lookup(_ key: IdempotencyKey, now: Date, retry callback: Callback? = nil) -> Lookup {
+        forget(now: now)
+        switch entries[key]?.state {
+        case .committed(let message):
+            return .committed(message)
+        case .pending(var callbacks):
+            if let callback { callbacks.append(callback) }
+            entries[key]?.state = .pending(callbacks)
+            return .pending
+        case nil:
+            return .unknown
+        }
+    }
+
+    /// `key`'s publish is on its way to the store.
+    mutating func begin(_ key: IdempotencyKey, now: Date) {
+        entries[key] = Entry(state: .pending([]), since: now)
+        order.append((key, now))
+        forget(now: now)
+    }
+
+    /// `key`'s publish is in the log as `message`; returns the retries waiting for it.
+    mutating func commit(_ key: IdempotencyKey, _ message: Message, now: Date) -> [Callback] {
+        let waiting: [Callback]
+        if case .pending(let callbacks)? = entries[key]?.state { waiting = callbacks } else { waiting = [] }
+        if entries[key] == nil {
+            entries[key] = Entry(state: .committed(message.withoutPayload), since: now)
+            order.append((key, now))
+        } else {
+            entries[key]?.state = .committed(message.withoutPayload)
+        }
+        forget(now: now)
+        return waiting
+    }
+
+    /// `key`'s publish failed; returns the retries waiting for it. The key is forgotten.
+    mutating func fail(_ key: IdempotencyKey) -> [Callback] {
+        guard case .pending(let callbacks)? = entries.removeValue(forKey: key)?.state else { return [] }
+        return callbacks
+    }
+
+    /// Keys remembered.
+    var count: Int { entries.count }
+
+    /// Forgets committed keys past the window, and the oldest past `maxKeys`; stops at the
+    /// oldest key still pending.
+    mutating func forget(now: Date) {
+        let cutoff = now.addingTimeInterval(-window.duration.inSeconds)
+        while let (key, since) = order.first {
+            guard let entry = entries[key], entry.since == since else {
+                order.removeFirst()  // stale: the key failed, or came back later
+                continue
+            }
+            guard case .committed = entry.state, since < cutoff || entries.count > window.maxKeys else { return }
+            entries[key] = nil
+            order.removeFirst()
+        }
+    }
+}
+
+extension Message {
+    /// This message's position, id and time without its bytes: what a retry's answer needs.
+    var withoutPayload: Message {
+        Message(channel: channel, position: position, id: id, time: time, publisher: publisher, payload: .text(""))
+    }
+}
