@@ -25,21 +25,18 @@ public enum Benchmarks {
         let subscribers = try await openSockets(subscribers, to: target, on: loop) { driver }
         let publisher = try await connect(target, on: loop, delegate: driver)
         defer { loop.execute { for socket in subscribers + [publisher] { socket.close() } } }
-        let usage = CPUUsage()
-        let serverBefore = try serverPID.map(cpuSeconds(of:))
-        let start = ContinuousClock.now
-        try await driver.run(publisher: publisher, timeout: timeout)
-        let elapsed = ContinuousClock.now - start
-        let serverAfter = try serverPID.map(cpuSeconds(of:))
+        let run = try await Measured.run(serverPID: serverPID) {
+            try await driver.run(publisher: publisher, timeout: timeout)
+        }
         let delivered = try await loop.submit { driver.delivered }.get()
         return FanoutResult(
             subscribers: subscribers.count,
             messages: messages,
             size: size,
             delivered: delivered,
-            seconds: elapsed.seconds,
-            clientCPUSeconds: usage.elapsed(),
-            serverCPUSeconds: serverAfter.flatMap { after in serverBefore.map { after - $0 } }
+            seconds: run.seconds,
+            clientCPUSeconds: run.clientCPUSeconds,
+            serverCPUSeconds: run.serverCPUSeconds
         )
     }
 
@@ -84,26 +81,19 @@ public enum Benchmarks {
     /// `serverPID`, the server's CPU time over the run is reported too: its cost per handshake,
     /// whatever saturates.
     public static func handshakes(_ target: BenchTarget, count: Int, concurrency: Int = 32, serverPID: Int32? = nil) async throws -> HandshakeResult {
-        let usage = CPUUsage()
-        let serverBefore = try serverPID.map(cpuSeconds(of:))
-        let start = ContinuousClock.now
-        if target.secure {
-            try await secureHandshakes(target, count: count, concurrency: concurrency, deadline: start + .seconds(300))
-        } else {
-            let flood = HandshakeFlood(target: target, count: count, concurrency: concurrency, deadline: start + .seconds(300))
-            // The flood blocks its thread; Swift's cooperative pool is not the place for that.
-            try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
-                Thread.detachNewThread { done.resume(with: Result { try flood.run() }) }
+        let deadline = ContinuousClock.now + .seconds(300)
+        let run = try await Measured.run(serverPID: serverPID) {
+            if target.secure {
+                try await secureHandshakes(target, count: count, concurrency: concurrency, deadline: deadline)
+            } else {
+                let flood = HandshakeFlood(target: target, count: count, concurrency: concurrency, deadline: deadline)
+                // The flood blocks its thread; Swift's cooperative pool is not the place for that.
+                try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
+                    Thread.detachNewThread { done.resume(with: Result { try flood.run() }) }
+                }
             }
         }
-        let elapsed = ContinuousClock.now - start
-        let serverAfter = try serverPID.map(cpuSeconds(of:))
-        return HandshakeResult(
-            count: count,
-            seconds: elapsed.seconds,
-            clientCPUSeconds: usage.elapsed(),
-            serverCPUSeconds: serverAfter.flatMap { after in serverBefore.map { after - $0 } }
-        )
+        return HandshakeResult(count: count, seconds: run.seconds, clientCPUSeconds: run.clientCPUSeconds, serverCPUSeconds: run.serverCPUSeconds)
     }
 
     /// `wss://` handshakes, TLS and then WebSocket, on NIO channels: ``HandshakeFlood``'s plain
@@ -415,6 +405,29 @@ private final class QuietDelegate: BenchSocketDelegate, Sendable {
     func received(_ socket: BenchSocket, payload: ByteBufferView) {}
     func readComplete(_ socket: BenchSocket) {}
     func closed(_ socket: BenchSocket) {}
+}
+
+/// What a measured run took: wall time, this process's CPU time and, when its process id was
+/// given, the server's.
+struct Measured {
+    let seconds: Double
+    let clientCPUSeconds: Double
+    let serverCPUSeconds: Double?
+
+    /// Runs `body` and measures it.
+    static func run(serverPID: Int32?, _ body: () async throws -> Void) async throws -> Measured {
+        let usage = CPUUsage()
+        let serverBefore = try serverPID.map(Benchmarks.cpuSeconds(of:))
+        let start = ContinuousClock.now
+        try await body()
+        let elapsed = ContinuousClock.now - start
+        let serverAfter = try serverPID.map(Benchmarks.cpuSeconds(of:))
+        return Measured(
+            seconds: elapsed.seconds,
+            clientCPUSeconds: usage.elapsed(),
+            serverCPUSeconds: serverAfter.flatMap { after in serverBefore.map { after - $0 } }
+        )
+    }
 }
 
 /// This process's CPU time (user + system) since creation.

@@ -82,12 +82,9 @@ extension Benchmarks {
             publishersList = list
         }
         try await run.warmUp(publishers: publishersList)
-        let usage = CPUUsage()
-        let serverBefore = try serverPID.map(cpuSeconds(of:))
-        let start = ContinuousClock.now
-        try await run.measure(publishers: publishersList, timeout: timeout)
-        let elapsed = ContinuousClock.now - start
-        let serverAfter = try serverPID.map(cpuSeconds(of:))
+        let measured = try await Measured.run(serverPID: serverPID) {
+            try await run.measure(publishers: publishersList, timeout: timeout)
+        }
         let counts = try await loop.submit { (run.acknowledged, run.refused, run.delivered, run.acknowledgements, run.deliveries) }.get()
         return PublishResult(
             transport: transport,
@@ -97,13 +94,14 @@ extension Benchmarks {
             acknowledged: counts.0,
             refused: counts.1,
             delivered: counts.2,
-            seconds: elapsed.seconds,
-            acknowledgedP50: .microseconds(counts.3.valueAtPercentile(50)),
-            acknowledgedP99: .microseconds(counts.3.valueAtPercentile(99)),
-            deliveredP50: .microseconds(counts.4.valueAtPercentile(50)),
-            deliveredP99: .microseconds(counts.4.valueAtPercentile(99)),
-            clientCPUSeconds: usage.elapsed(),
-            serverCPUSeconds: serverAfter.flatMap { after in serverBefore.map { after - $0 } }
+            seconds: measured.seconds,
+            acknowledgedPerSecond: Double(counts.0) / measured.seconds,
+            acknowledgedP50Milliseconds: Double(counts.3.valueAtPercentile(50)) / 1000,
+            acknowledgedP99Milliseconds: Double(counts.3.valueAtPercentile(99)) / 1000,
+            deliveredP50Milliseconds: Double(counts.4.valueAtPercentile(50)) / 1000,
+            deliveredP99Milliseconds: Double(counts.4.valueAtPercentile(99)) / 1000,
+            clientCPUSeconds: measured.clientCPUSeconds,
+            serverCPUSeconds: measured.serverCPUSeconds
         )
     }
 }
@@ -121,50 +119,24 @@ public struct PublishResult: Sendable, Encodable, CustomStringConvertible {
     /// Messages the subscriber received.
     public let delivered: Int
     public let seconds: Double
-    /// From a publish's send to its acknowledgement.
-    public let acknowledgedP50: Duration
-    public let acknowledgedP99: Duration
-    /// From a publish's send to its delivery to the subscriber.
-    public let deliveredP50: Duration
-    public let deliveredP99: Duration
+    /// Acknowledged publishes per second of the run.
+    public let acknowledgedPerSecond: Double
+    /// From a publish's send to its acknowledgement, in milliseconds.
+    public let acknowledgedP50Milliseconds: Double
+    public let acknowledgedP99Milliseconds: Double
+    /// From a publish's send to its delivery to the subscriber, in milliseconds.
+    public let deliveredP50Milliseconds: Double
+    public let deliveredP99Milliseconds: Double
     public let clientCPUSeconds: Double
     /// The server's CPU time during the measured run, when its process id was given.
     public let serverCPUSeconds: Double?
-
-    public var acknowledgedPerSecond: Double { Double(acknowledged) / seconds }
-
-    enum CodingKeys: String, CodingKey {
-        case transport, publishers, messages, size, acknowledged, refused, delivered, seconds, acknowledgedPerSecond
-        case acknowledgedP50Milliseconds, acknowledgedP99Milliseconds, deliveredP50Milliseconds, deliveredP99Milliseconds
-        case clientCPUSeconds, serverCPUSeconds
-    }
-
-    /// Encodes the percentiles in milliseconds.
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(transport, forKey: .transport)
-        try container.encode(publishers, forKey: .publishers)
-        try container.encode(messages, forKey: .messages)
-        try container.encode(size, forKey: .size)
-        try container.encode(acknowledged, forKey: .acknowledged)
-        try container.encode(refused, forKey: .refused)
-        try container.encode(delivered, forKey: .delivered)
-        try container.encode(seconds, forKey: .seconds)
-        try container.encode(acknowledgedPerSecond, forKey: .acknowledgedPerSecond)
-        try container.encode(acknowledgedP50.seconds * 1000, forKey: .acknowledgedP50Milliseconds)
-        try container.encode(acknowledgedP99.seconds * 1000, forKey: .acknowledgedP99Milliseconds)
-        try container.encode(deliveredP50.seconds * 1000, forKey: .deliveredP50Milliseconds)
-        try container.encode(deliveredP99.seconds * 1000, forKey: .deliveredP99Milliseconds)
-        try container.encode(clientCPUSeconds, forKey: .clientCPUSeconds)
-        try container.encodeIfPresent(serverCPUSeconds, forKey: .serverCPUSeconds)
-    }
 
     public var description: String {
         """
         publish over \(transport.rawValue): \(publishers) publishers × \(messages) messages of \(size) B
           acknowledged \(acknowledged)/\(messages) (refused \(refused)) in \(format(seconds)) s = \(Int(acknowledgedPerSecond)) acknowledged/s
-          acknowledgement p50 \(format(acknowledgedP50.seconds * 1000)) ms, p99 \(format(acknowledgedP99.seconds * 1000)) ms
-          delivered \(delivered); publish to delivery p50 \(format(deliveredP50.seconds * 1000)) ms, p99 \(format(deliveredP99.seconds * 1000)) ms
+          acknowledgement p50 \(format(acknowledgedP50Milliseconds)) ms, p99 \(format(acknowledgedP99Milliseconds)) ms
+          delivered \(delivered); publish to delivery p50 \(format(deliveredP50Milliseconds)) ms, p99 \(format(deliveredP99Milliseconds)) ms
           client CPU \(format(clientCPUSeconds)) s\(serverCPUSeconds.map { "; server CPU \(format(1e6 * $0 / Double(max(acknowledged, 1)))) µs per publish" } ?? "")
         """
     }

@@ -35,7 +35,7 @@ struct BenchTests {
             let target = try #require(BenchTarget(url: server.url("/ws")))
             let result = try await Benchmarks.publish(target, transport: transport, publishers: 4, messages: 400, size: 64, window: 8, timeout: .seconds(30))
             #expect(result.acknowledged == 400 && result.refused == 0 && result.delivered == 400)
-            #expect(result.acknowledgedP50 <= result.acknowledgedP99 && result.deliveredP99 > .zero)
+            #expect(result.acknowledgedP50Milliseconds <= result.acknowledgedP99Milliseconds && result.deliveredP99Milliseconds > 0)
         }
     }
 
