@@ -7,7 +7,8 @@ import Testing
 /// listens. (A certificate that works is served in Tests/e2e/test_tls.py.)
 @Suite struct TLSAcceptorTests {
     static func acceptor(_ files: TLSFiles) throws {
-        _ = try TLSAcceptor(files, responder: { _, _, _ in }, departures: ClientDepartures(), idleTimeout: .seconds(60))
+        _ = try TLSAcceptor(
+            files, responder: { _, _, _ in }, departures: ClientDepartures(), idleTimeout: .seconds(60), bodyTimeout: .seconds(30), writeTimeout: .seconds(30))
     }
 
     static func scratchFile(_ contents: String) throws -> String {

@@ -9,6 +9,10 @@ import subprocess
 import time
 import urllib.request
 
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
@@ -149,3 +153,64 @@ def test_a_page_over_https_opens_more_than_six_sse_streams_and_every_one_receive
     while len(page.execute_script("return window.got")) < STREAMS and time.monotonic() < deadline:
         time.sleep(0.1)
     assert page.execute_script("return window.got") == {str(n): f"to stream {n}" for n in range(STREAMS)}
+
+
+def h2_connection(server, context, initial_window):
+    """A TLS socket speaking HTTP/2 (ALPN h2) with python-h2, asking for `initial_window` bytes of
+    flow-control window per stream; returns (socket, connection)."""
+    context.set_alpn_protocols(["h2"])
+    raw = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    tls = context.wrap_socket(raw, server_hostname="127.0.0.1")
+    assert tls.selected_alpn_protocol() == "h2"
+    connection = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True))
+    connection.initiate_connection()
+    connection.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: initial_window})
+    tls.sendall(connection.data_to_send())
+    return tls, connection
+
+
+def h2_events_until(tls, connection, done, timeout=10):
+    """Reads h2 events until `done(events so far)` holds or `timeout` passes; returns them all."""
+    events = []
+    deadline = time.monotonic() + timeout
+    while not done(events) and time.monotonic() < deadline:
+        tls.settimeout(max(0.05, deadline - time.monotonic()))
+        try:
+            data = tls.recv(65536)
+        except (socket.timeout, TimeoutError):
+            break
+        if not data:
+            break
+        events += connection.receive_data(data)
+        tls.sendall(connection.data_to_send())
+    return events
+
+
+def test_an_http2_stream_that_stalls_is_reset_and_its_connection_carries_on(secure):
+    server, context = secure("--body-timeout", "1", "--write-timeout", "1")
+    authority = f"127.0.0.1:{server.port}"
+    tls, connection = h2_connection(server, context, initial_window=0)
+    # Stream 1 promises a body and never sends it; stream 3 asks for a reply its window (0) can
+    # never take.
+    connection.send_headers(1, [(":method", "POST"), (":scheme", "https"), (":authority", authority),
+                                (":path", "/channels/stall/messages"), ("content-length", "10")])
+    connection.send_headers(3, [(":method", "GET"), (":scheme", "https"), (":authority", authority),
+                                (":path", "/channels/stall/history")], end_stream=True)
+    tls.sendall(connection.data_to_send())
+
+    def reset(events):
+        return {event.stream_id for event in events if isinstance(event, h2.events.StreamReset)}
+
+    events = h2_events_until(tls, connection, lambda events: reset(events) >= {1, 3})
+    assert reset(events) >= {1, 3}, f"both stalled streams are reset: {events}"
+    assert not any(isinstance(event, h2.events.ConnectionTerminated) for event in events)
+
+    # The same connection serves a stream that reads.
+    connection.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 65535})
+    connection.send_headers(5, [(":method", "GET"), (":scheme", "https"), (":authority", authority),
+                                (":path", "/healthz")], end_stream=True)
+    tls.sendall(connection.data_to_send())
+    events = h2_events_until(tls, connection, lambda events: any(isinstance(e, h2.events.StreamEnded) and e.stream_id == 5 for e in events))
+    statuses = [dict(e.headers).get(b":status") for e in events if isinstance(e, h2.events.ResponseReceived) and e.stream_id == 5]
+    assert statuses == [b"200"]
+    tls.close()

@@ -162,7 +162,10 @@ public struct SquallServer: Service, CustomStringConvertible {
         let served = ServedRouter(router: router.buildResponder(), serverName: "Squall", logger: logger)
         let responder: HTTPChannelHandler.Responder = { request, writer, channel in try await served.respond(to: request, writer: writer, channel: channel) }
         let tls = try configuration.tls.map { files in
-            try TLSAcceptor(files, responder: responder, departures: departures, idleTimeout: configuration.idleTimeout)
+            try TLSAcceptor(
+                files, responder: responder, departures: departures, idleTimeout: configuration.idleTimeout,
+                bodyTimeout: configuration.bodyTimeout, writeTimeout: configuration.writeTimeout
+            )
         }
         return Listener(
             host: configuration.host,

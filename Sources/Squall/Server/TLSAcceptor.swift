@@ -27,7 +27,9 @@ struct TLSAcceptor: Sendable {
         _ files: TLSFiles,
         responder: @escaping HTTPChannelHandler.Responder,
         departures: ClientDepartures,
-        idleTimeout: Duration
+        idleTimeout: Duration,
+        bodyTimeout: Duration,
+        writeTimeout: Duration
     ) throws {
         let chain: [NIOSSLCertificate]
         do {
@@ -57,7 +59,10 @@ struct TLSAcceptor: Sendable {
                 responder: responder,
                 configuration: HTTP2ChannelConfiguration(
                     idleTimeout: idleTimeout,
-                    streamConfiguration: .init(additionalChannelHandlers: [HTTP2StreamDeparture(departures: departures)])
+                    streamConfiguration: .init(additionalChannelHandlers: [
+                        HTTP2StreamDeparture(departures: departures),
+                        HTTP2StreamGuard(bodyTimeout: TimeAmount(bodyTimeout), writeTimeout: TimeAmount(writeTimeout)),
+                    ])
                 )
             ) : nil
     }
