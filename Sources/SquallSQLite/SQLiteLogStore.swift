@@ -15,6 +15,9 @@ import Synchronization
 /// - **Durability.** WAL journal. ``Durability/processCrash`` (`synchronous=NORMAL`, the
 ///   default): a committed message survives the process being killed; a power loss may take
 ///   the last commits. ``Durability/powerLoss`` (`synchronous=FULL`): it survives that too.
+/// - **No gap.** Once a commit fails, no later message of the same channel and epoch is
+///   committed (each fails too): the hub starts a new epoch, and the stored log never holds
+///   offsets after a hole.
 /// - **Retention.** Trims are remembered per channel (the latest only) and run after commits,
 ///   ``trimBatch`` rows a statement, so deleting never holds up a commit for long; rows of an
 ///   epoch that ended go with the next trim of their channel.
@@ -136,6 +139,7 @@ public final class SQLiteLogStore: LogStore {
     // MARK: - The writer
 
     private func runWriter() {
+        var brokenEpochs: [ChannelName: String] = [:]
         while true {
             let (batch, trims) = queue.withLock { queue -> ([Pending], [ChannelName: Trim]) in
                 let batch = Array(queue.appends.prefix(Self.maxBatch))
@@ -150,12 +154,26 @@ public final class SQLiteLogStore: LogStore {
                 wake.wait()
                 continue
             }
-            if !batch.isEmpty { commit(batch) }
+            if !batch.isEmpty { commit(batch, brokenEpochs: &brokenEpochs) }
             if !trims.isEmpty { delete(trims) }
         }
     }
 
-    private func commit(_ batch: [Pending]) {
+    /// Commits `pending`, but for messages of an epoch that lost a commit: those fail too.
+    /// `brokenEpochs` holds, per channel, the epoch whose commit failed: the hub ends that
+    /// epoch, and none of its later messages may be committed, or a restart would find them
+    /// after a gap. One entry per channel at most.
+    private func commit(_ pending: [Pending], brokenEpochs: inout [ChannelName: String]) {
+        var batch: [Pending] = []
+        batch.reserveCapacity(pending.count)
+        for entry in pending {
+            if brokenEpochs[entry.message.channel] == entry.message.position.epoch {
+                entry.committed(StoreError("an earlier message of this channel's epoch was not committed"))
+            } else {
+                batch.append(entry)
+            }
+        }
+        guard !batch.isEmpty else { return }
         var error: StoreError?
         do {
             try pool.write { db in
@@ -184,8 +202,9 @@ public final class SQLiteLogStore: LogStore {
             }
         } catch let failure {
             error = StoreError("SQLite commit failed: \(failure)")
+            for entry in batch { brokenEpochs[entry.message.channel] = entry.message.position.epoch }
         }
-        for pending in batch { pending.committed(error) }
+        for entry in batch { entry.committed(error) }
     }
 
     /// Deletes, per channel, rows up to the trimmed offset and rows of other epochs, a batch at

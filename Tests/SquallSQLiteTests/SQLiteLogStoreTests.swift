@@ -120,4 +120,25 @@ struct SQLiteLogStoreTests {
         let retry = try await hub.publish(.text("late"), to: room, idempotencyKey: key)
         #expect(retry.offset == 1 && hub.history(room).messages.compactMap(\.payload.text) == ["late"])
     }
+
+    @Test func afterAFailedCommitNoLaterMessageOfItsEpochIsStoredSoARestartFindsNoGap() async throws {
+        let store = try SQLiteLogStore(path: path)
+        func message(_ offset: UInt64) -> Message {
+            Message(channel: room, position: StreamPosition(epoch: "e1", offset: offset), time: Date(), publisher: nil, payload: .text("\(offset)"))
+        }
+        func append(_ offset: UInt64, to store: SQLiteLogStore) async -> StoreError? {
+            await withCheckedContinuation { done in store.append(message(offset), idempotencyKey: nil) { done.resume(returning: $0) } }
+        }
+        #expect(await append(1, to: store) == nil)
+        var unsafe = Configuration()
+        unsafe.allowsUnsafeTransactions = true
+        let blocker = try DatabaseQueue(path: path, configuration: unsafe)
+        try await blocker.writeWithoutTransaction { db in try db.execute(sql: "BEGIN IMMEDIATE") }
+        #expect(await append(2, to: store) != nil)
+        try await blocker.writeWithoutTransaction { db in try db.execute(sql: "COMMIT") }
+        #expect(await append(3, to: store) != nil, "offset 3 after the lost 2 would be a gap")
+        let restored = try #require(try SQLiteLogStore(path: path).restore(room, retention: Retention()))
+        #expect(restored.epoch == "e1" && restored.lastOffset == 1 && restored.messages.map(\.offset) == [1])
+    }
 }
+
