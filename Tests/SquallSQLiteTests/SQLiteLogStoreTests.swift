@@ -141,4 +141,3 @@ struct SQLiteLogStoreTests {
         #expect(restored.epoch == "e1" && restored.lastOffset == 1 && restored.messages.map(\.offset) == [1])
     }
 }
-
