@@ -38,6 +38,11 @@ public protocol LogStore: Sendable {
 
     /// The hub retains none of `channel`'s messages of `epoch` up to `offset` any longer.
     func trim(_ channel: ChannelName, epoch: String, through offset: UInt64)
+
+    /// Commits what is queued, calls every `committed` still owed, and stops: a later append
+    /// fails at once. Returns once the store has let go of its resources; calling it again
+    /// returns at once. ``SquallServer`` calls it when it has stopped serving.
+    func close() async
 }
 
 /// A channel's log as a ``LogStore`` gives it back.

@@ -21,6 +21,8 @@ import Synchronization
 /// - **Retention.** Trims are remembered per channel (the latest only) and run after commits,
 ///   ``trimBatch`` rows a statement, so deleting never holds up a commit for long; rows of an
 ///   epoch that ended go with the next trim of their channel.
+/// - **Closing.** ``close()`` commits what is queued, then stops the writer thread and closes
+///   the database; appends after it fail with ``StoreError``.
 /// - **Schema.** `channels(name, epoch, last_offset)` and `messages(channel, epoch, seq, id,
 ///   time, publisher, binary, payload, idempotency_key)`, created if missing.
 public final class SQLiteLogStore: LogStore {
@@ -58,6 +60,12 @@ public final class SQLiteLogStore: LogStore {
         var trims: [ChannelName: Trim] = [:]
         /// Whether the writer sleeps on `wake` and must be woken.
         var idle = false
+        /// ``close()`` was called: appends fail, and the writer stops once the queue is empty.
+        var closing = false
+        /// The writer has stopped.
+        var closed = false
+        /// ``close()`` calls waiting for the writer to stop.
+        var closers: [CheckedContinuation<Void, Never>] = []
     }
 
     /// Opens (creating if needed) the database at `path` and starts its writer thread.
@@ -120,7 +128,24 @@ public final class SQLiteLogStore: LogStore {
     }
 
     public func append(_ message: Message, idempotencyKey: IdempotencyKey?, committed: @escaping @Sendable (StoreError?) -> Void) {
-        enqueue { $0.appends.append(Pending(message: message, idempotencyKey: idempotencyKey, committed: committed)) }
+        let accepted = queue.withLock { queue in
+            guard !queue.closing else { return false }
+            queue.appends.append(Pending(message: message, idempotencyKey: idempotencyKey, committed: committed))
+            return true
+        }
+        guard accepted else { return committed(StoreError("the SQLite store is closed")) }
+        wakeWriter()
+    }
+
+    public func close() async {
+        await withCheckedContinuation { (closer: CheckedContinuation<Void, Never>) in
+            let closed = queue.withLock { queue in
+                queue.closing = true
+                if !queue.closed { queue.closers.append(closer) }
+                return queue.closed
+            }
+            if closed { closer.resume() } else { wakeWriter() }
+        }
     }
 
     public func trim(_ channel: ChannelName, epoch: String, through offset: UInt64) {
@@ -128,8 +153,12 @@ public final class SQLiteLogStore: LogStore {
     }
 
     private func enqueue(_ change: (inout Queue) -> Void) {
+        queue.withLock { change(&$0) }
+        wakeWriter()
+    }
+
+    private func wakeWriter() {
         let wasIdle = queue.withLock { queue in
-            change(&queue)
             defer { queue.idle = false }
             return queue.idle
         }
@@ -141,22 +170,30 @@ public final class SQLiteLogStore: LogStore {
     private func runWriter() {
         var brokenEpochs: [ChannelName: String] = [:]
         while true {
-            let (batch, trims) = queue.withLock { queue -> ([Pending], [ChannelName: Trim]) in
+            let (batch, trims, closing) = queue.withLock { queue -> ([Pending], [ChannelName: Trim], Bool) in
                 let batch = Array(queue.appends.prefix(Self.maxBatch))
                 queue.appends.removeFirst(batch.count)
                 // Trims wait while appends do: acknowledgements come first.
                 let trims = queue.appends.isEmpty ? queue.trims : [:]
                 if queue.appends.isEmpty { queue.trims = [:] }
-                queue.idle = batch.isEmpty && trims.isEmpty
-                return (batch, trims)
+                queue.idle = batch.isEmpty && trims.isEmpty && !queue.closing
+                return (batch, trims, queue.closing)
             }
             if batch.isEmpty && trims.isEmpty {
+                if closing { break }
                 wake.wait()
                 continue
             }
             if !batch.isEmpty { commit(batch, brokenEpochs: &brokenEpochs) }
             if !trims.isEmpty { delete(trims) }
         }
+        try? pool.close()
+        let closers = queue.withLock { queue in
+            queue.closed = true
+            defer { queue.closers = [] }
+            return queue.closers
+        }
+        for closer in closers { closer.resume() }
     }
 
     /// Commits `pending`, but for messages of an epoch that lost a commit: those fail too.

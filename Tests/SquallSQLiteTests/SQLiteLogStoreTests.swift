@@ -140,4 +140,21 @@ struct SQLiteLogStoreTests {
         let restored = try #require(try SQLiteLogStore(path: path).restore(room, retention: Retention()))
         #expect(restored.epoch == "e1" && restored.lastOffset == 1 && restored.messages.map(\.offset) == [1])
     }
+
+    @Test func closeCommitsWhatIsQueuedAndRefusesLaterAppends() async throws {
+        let store = try SQLiteLogStore(path: path)
+        let outcomes = Mutex<[StoreError?]>([])
+        for offset in UInt64(1)...200 {
+            let message = Message(channel: room, position: StreamPosition(epoch: "e1", offset: offset), time: Date(), publisher: nil, payload: .text("m"))
+            store.append(message, idempotencyKey: nil) { error in outcomes.withLock { $0.append(error) } }
+        }
+        await store.close()
+        #expect(outcomes.withLock { $0.count == 200 && $0.allSatisfy { $0 == nil } }, "every queued message was committed before close returned")
+        let late = Message(channel: room, position: StreamPosition(epoch: "e1", offset: 201), time: Date(), publisher: nil, payload: .text("late"))
+        let refused = await withCheckedContinuation { done in store.append(late, idempotencyKey: nil) { done.resume(returning: $0) } }
+        #expect(refused != nil)
+        await store.close()
+        let restored = try #require(try SQLiteLogStore(path: path).restore(room, retention: Retention()))
+        #expect(restored.lastOffset == 200 && restored.messages.count == 200)
+    }
 }

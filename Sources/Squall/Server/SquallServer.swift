@@ -115,7 +115,14 @@ public struct SquallServer: Service, CustomStringConvertible {
                 logger: logger
             )
         )
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            await configuration.store?.close()
+            throw error
+        }
+        // Every connection is closed: commit what is still queued before the process goes.
+        await configuration.store?.close()
     }
 
     private func makeListener() throws -> Listener {
