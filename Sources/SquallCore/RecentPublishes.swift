@@ -6,8 +6,9 @@ public struct IdempotencyWindow: Sendable, Hashable {
     /// How long after a publish a retry with its key returns it instead of appending. Default
     /// 5 minutes, as Centrifugo's.
     public var duration: Duration
-    /// Most keys remembered per channel; past it the oldest is forgotten first. Default 4,096:
-    /// with keys of at most 255 bytes, about 1.5 MiB per channel at most.
+    /// Most committed keys remembered per channel; past it the oldest is forgotten first (keys
+    /// whose publish is still being committed are kept until it is). Default 4,096: with keys
+    /// of at most 255 bytes, about 1.5 MiB per channel at most.
     public var maxKeys: Int
 
     /// A window of `duration` holding at most `maxKeys` keys (at least 1).
@@ -76,8 +77,18 @@ struct RecentPublishes {
     /// `key`'s publish is on its way to the store.
     mutating func begin(_ key: IdempotencyKey, now: Date) {
         entries[key] = Entry(state: .pending([]), since: now)
-        order.append((key, now))
+        remember(key, since: now)
         forget(now: now)
+    }
+
+    /// Appends to `order`, first dropping its stale elements when they are as many as the
+    /// live ones: keys that failed and were retried would otherwise pile up behind an older
+    /// key that the window keeps.
+    private mutating func remember(_ key: IdempotencyKey, since: Date) {
+        if order.count >= 2 * entries.count + 64 {
+            order = Deque(order.filter { entries[$0.key]?.since == $0.since })
+        }
+        order.append((key, since))
     }
 
     /// `key`'s publish is in the log as `message`; returns the retries waiting for it.
@@ -86,7 +97,7 @@ struct RecentPublishes {
         if case .pending(let callbacks)? = entries[key]?.state { waiting = callbacks } else { waiting = [] }
         if entries[key] == nil {
             entries[key] = Entry(state: .committed(message.withoutPayload), since: now)
-            order.append((key, now))
+            remember(key, since: now)
         } else {
             entries[key]?.state = .committed(message.withoutPayload)
         }
