@@ -280,9 +280,13 @@ private final class PublishRun: @unchecked Sendable {
         let transport: PublishTransport
         /// Set once the `/ws` handshake is done.
         var socket: BenchSocket?
-        /// Send times of the publishes not yet answered, oldest first; `nil` for warm-ups.
-        private(set) var inFlight: [UInt64?] = []
-        private var answeredCount = 0
+        /// Send times of the publishes not yet answered, by request number; `nil` for warm-ups.
+        /// HTTP answers in request order; `/ws` replies carry the number as `ref`, since a
+        /// refusal (sent at once) can overtake acknowledgements still waiting for a commit.
+        private(set) var inFlight: [UInt64: UInt64?] = [:]
+        private var nextRequest: UInt64 = 0
+        /// The oldest HTTP request not yet answered.
+        private var nextAnswer: UInt64 = 0
         private var context: ChannelHandlerContext?
         private var status: HTTPResponseStatus?
         private let channel: String
@@ -301,7 +305,7 @@ private final class PublishRun: @unchecked Sendable {
         /// Sends publishes until the window is full or the run has none left.
         func pump() {
             var sentAny = false
-            while inFlight.count - answeredCount < run.window, run.claim() {
+            while inFlight.count < run.window, run.claim() {
                 send(warmUp: false, flush: false)
                 sentAny = true
             }
@@ -310,12 +314,14 @@ private final class PublishRun: @unchecked Sendable {
 
         func send(warmUp: Bool, flush: Bool = true) {
             let sentAt = NIODeadline.now().uptimeNanoseconds
-            inFlight.append(warmUp ? nil : sentAt)
+            let request = nextRequest
+            nextRequest += 1
+            inFlight.updateValue(warmUp ? nil : sentAt, forKey: request)
             let payload = run.payload(sentAt: sentAt, warmUp: warmUp)
             switch transport {
             case .ws:
                 // The payload is ASCII digits and padding: nothing to escape.
-                let json = #"{"op":"publish","channel":"\#(channel)","data":"\#(String(decoding: payload, as: UTF8.self))"}"#
+                let json = #"{"op":"publish","channel":"\#(channel)","data":"\#(String(decoding: payload, as: UTF8.self))","ref":\#(request)}"#
                 socket?.sendText(Array(json.utf8), flush: false)
             case .http:
                 guard let context else { return }
@@ -335,14 +341,8 @@ private final class PublishRun: @unchecked Sendable {
             }
         }
 
-        private func answered(_ ok: Bool) {
-            guard answeredCount < inFlight.count else { return }
-            let sentAt = inFlight[answeredCount]
-            answeredCount += 1
-            if answeredCount == inFlight.count {
-                inFlight.removeAll(keepingCapacity: true)
-                answeredCount = 0
-            }
+        private func answered(_ request: UInt64, _ ok: Bool) {
+            guard let sentAt = inFlight.removeValue(forKey: request) else { return }
             run.answered(acknowledged: ok, sentAt: sentAt)
         }
 
@@ -351,12 +351,11 @@ private final class PublishRun: @unchecked Sendable {
         func opened(_ socket: BenchSocket) {}
 
         func received(_ socket: BenchSocket, payload: ByteBufferView) {
-            // Replies' keys are sorted: `type` comes last.
-            if payload.ends(with: Self.publishedSuffix) {
-                answered(true)
-            } else if payload.ends(with: Self.errorSuffix) {
-                answered(false)
-            }
+            // Replies' keys are sorted: `type` comes last. Within JSON strings a quote is
+            // escaped, so `"ref":` is the key wherever it is found.
+            let ok = payload.ends(with: Self.publishedSuffix)
+            guard ok || payload.ends(with: Self.errorSuffix), let request = payload.integer(after: Self.refKey) else { return }
+            answered(request, ok)
         }
 
         func readComplete(_ socket: BenchSocket) { pump() }
@@ -364,6 +363,7 @@ private final class PublishRun: @unchecked Sendable {
 
         private static let publishedSuffix = Array(#""type":"published"}"#.utf8)
         private static let errorSuffix = Array(#""type":"error"}"#.utf8)
+        private static let refKey = Array(#""ref":"#.utf8)
 
         // MARK: HTTP
 
@@ -376,7 +376,8 @@ private final class PublishRun: @unchecked Sendable {
             case .head(let head): status = head.status
             case .body: break
             case .end:
-                answered(status == .created)
+                answered(nextAnswer, status == .created)
+                nextAnswer += 1
                 status = nil
             }
         }
@@ -388,5 +389,18 @@ private final class PublishRun: @unchecked Sendable {
 extension ByteBufferView {
     fileprivate func ends(with suffix: [UInt8]) -> Bool {
         count >= suffix.count && self.suffix(suffix.count).elementsEqual(suffix)
+    }
+
+    /// The unsigned integer written right after the first `key`, if any.
+    fileprivate func integer(after key: [UInt8]) -> UInt64? {
+        guard let range = firstRange(of: key) else { return nil }
+        var value: UInt64 = 0
+        var digits = 0
+        for byte in self[range.upperBound...] {
+            guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte), digits < 19 else { break }
+            value = value * 10 + UInt64(byte - UInt8(ascii: "0"))
+            digits += 1
+        }
+        return digits > 0 ? value : nil
     }
 }
