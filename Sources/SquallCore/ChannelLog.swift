@@ -96,6 +96,13 @@ struct ChannelLog {
         )
     }
 
+    /// Takes back the position of `message`, the last one assigned, which the store refused
+    /// before queueing it: the next message gets it, so no gap is left.
+    mutating func unassign(_ message: Message) {
+        guard message.position.epoch == epoch, message.offset == assignedOffset else { return }
+        assignedOffset -= 1
+    }
+
     /// Adds an assigned message once it is committed. `false`, and nothing added, if it is not
     /// the next one of this epoch (its epoch was ended by ``restartEpoch()`` since it was assigned).
     mutating func commit(_ message: Message) -> Bool {

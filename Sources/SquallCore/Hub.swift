@@ -145,22 +145,30 @@ public final class Hub: Sendable {
             acknowledged(.success(message))
             return
         }
-        let first: Message? = withChannel(channel) { state in
+        typealias Answer = (outcome: Result<Message, StoreError>, retries: [RecentPublishes.Callback])
+        let answer = withChannel(channel) { state -> Answer? in
             if let idempotencyKey {
                 switch state.recent.lookup(idempotencyKey, now: time, retry: acknowledged) {
-                case .committed(let first): return first
+                case .committed(let first): return (.success(first), [])
                 case .pending: return nil
                 case .unknown: state.recent.begin(idempotencyKey, now: time)
                 }
             }
             let message = state.log.assign(payload, publisher: publisher, now: time)
-            // Under the lock, so that the store queues the channel's messages in offset order.
-            store.append(message, idempotencyKey: idempotencyKey) { error in
-                self.committed(message, idempotencyKey: idempotencyKey, error: error, acknowledged: acknowledged)
+            do throws(StoreError) {
+                // Under the lock, so that the store queues the channel's messages in offset order.
+                try store.append(message, idempotencyKey: idempotencyKey) { error in
+                    self.committed(message, idempotencyKey: idempotencyKey, error: error, acknowledged: acknowledged)
+                }
+                return nil
+            } catch {
+                state.log.unassign(message)
+                return (.failure(error), idempotencyKey.map { state.recent.fail($0) } ?? [])
             }
-            return nil
         }
-        if let first { acknowledged(.success(first)) }
+        guard let (outcome, retries) = answer else { return }
+        acknowledged(outcome)
+        for retry in retries { retry(outcome) }
     }
 
     /// ``publish(_:to:publisher:idempotencyKey:acknowledged:)``, returning the message once it

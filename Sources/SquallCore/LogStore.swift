@@ -33,8 +33,16 @@ public protocol LogStore: Sendable {
     /// Stores `message` (its position assigned by the hub: the next offset of its epoch), with
     /// the idempotency key it was published under if any, and calls `committed` once it is
     /// durable, or with the error that stopped it. Must not block: it queues the message for
-    /// the store's own writer.
-    func append(_ message: Message, idempotencyKey: IdempotencyKey?, committed: @escaping @Sendable (StoreError?) -> Void)
+    /// the store's own writer, and never calls `committed` before it returns (the hub holds the
+    /// channel's lock, which `committed` takes).
+    /// - Throws: at once, when the store cannot take the message (closed, or too much already
+    ///   waiting): nothing was queued, `committed` is never called, and the hub gives the
+    ///   position to the next message, so a refusal leaves no gap and ends no epoch.
+    func append(
+        _ message: Message,
+        idempotencyKey: IdempotencyKey?,
+        committed: @escaping @Sendable (StoreError?) -> Void
+    ) throws(StoreError)
 
     /// The hub retains none of `channel`'s messages of `epoch` up to `offset` any longer.
     func trim(_ channel: ChannelName, epoch: String, through offset: UInt64)

@@ -18,9 +18,12 @@ import Synchronization
 /// - **No gap.** Once a commit fails, no later message of the same channel and epoch is
 ///   committed (each fails too): the hub starts a new epoch, and the stored log never holds
 ///   offsets after a hole.
-/// - **Retention.** Trims are remembered per channel (the latest only) and run after commits,
-///   ``trimBatch`` rows a statement, so deleting never holds up a commit for long; rows of an
-///   epoch that ended go with the next trim of their channel.
+/// - **Retention.** Trims are remembered per channel (the latest only) and run between
+///   commits — when no append waits, and at least every ``trimEvery`` batches under load —
+///   at most ``trimBatch`` rows a transaction, so deleting never holds up a commit for long;
+///   rows of an epoch that ended go with the next trim of their channel.
+/// - **Bounded queue.** Messages waiting for their commit hold at most ``maxQueuedBytes``;
+///   an append past it throws at once, as does one after ``close()``: nothing is queued.
 /// - **Closing.** ``close()`` commits what is queued, then stops the writer thread and closes
 ///   the database; appends after it fail with ``StoreError``.
 /// - **Schema.** `channels(name, epoch, last_offset)` and `messages(channel, epoch, seq, id,
@@ -37,8 +40,15 @@ public final class SQLiteLogStore: LogStore {
 
     /// Most messages committed in one transaction.
     public static let maxBatch = 4096
-    /// Most rows one retention statement deletes.
+    /// Most rows one retention transaction deletes.
     public static let trimBatch = 1000
+    /// Under sustained load, retention runs after every this many commit batches.
+    public static let trimEvery = 16
+    /// What a queued message counts besides its payload: its row's other columns.
+    static let rowOverhead = 128
+
+    /// Most bytes of messages waiting to be committed; past it an append fails at once.
+    public let maxQueuedBytes: Int
 
     private let pool: DatabasePool
     private let queue = Mutex(Queue())
@@ -48,6 +58,8 @@ public final class SQLiteLogStore: LogStore {
         let message: Message
         let idempotencyKey: IdempotencyKey?
         let committed: @Sendable (StoreError?) -> Void
+        /// What it counts against ``maxQueuedBytes``.
+        let size: Int
     }
 
     private struct Trim {
@@ -57,7 +69,16 @@ public final class SQLiteLogStore: LogStore {
 
     private struct Queue {
         var appends: [Pending] = []
+        /// The bytes of `appends`, payloads and a row's worth each.
+        var queuedBytes = 0
         var trims: [ChannelName: Trim] = [:]
+        /// Commit batches since trims last ran.
+        var batchesSinceTrim = 0
+        /// Per channel, the epoch whose commit failed: the hub ends that epoch, so none of its
+        /// later messages may be committed (a restart would find them after a gap) and a
+        /// restore must not bring it back. Cleared once the channel commits in another epoch;
+        /// one entry per channel at most.
+        var brokenEpochs: [ChannelName: String] = [:]
         /// Whether the writer sleeps on `wake` and must be woken.
         var idle = false
         /// ``close()`` was called: appends fail, and the writer stops once the queue is empty.
@@ -69,8 +90,12 @@ public final class SQLiteLogStore: LogStore {
     }
 
     /// Opens (creating if needed) the database at `path` and starts its writer thread.
+    /// - Parameter maxQueuedBytes: most bytes of messages waiting for their commit (default
+    ///   64 MiB); an append past it fails with ``StoreError`` (`store_unavailable`), so a disk
+    ///   slower than the publishers bounds memory instead of growing it.
     /// - Throws: ``StoreError`` if the file cannot be opened or its schema created.
-    public init(path: String, durability: Durability = .processCrash) throws(StoreError) {
+    public init(path: String, durability: Durability = .processCrash, maxQueuedBytes: Int = 64 << 20) throws(StoreError) {
+        self.maxQueuedBytes = maxQueuedBytes
         var configuration = Configuration()
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = \(durability == .powerLoss ? "FULL" : "NORMAL")")
@@ -97,43 +122,61 @@ public final class SQLiteLogStore: LogStore {
         thread.start()
     }
 
+    /// The messages come back as the unbroken run of offsets that ends at the last one: a row
+    /// that is too old or does not decode ends the run, since a log with a hole in it would
+    /// resume clients from the wrong place.
     public func restore(_ channel: ChannelName, retention: Retention) throws(StoreError) -> StoredLog? {
         let cutoff = Date().timeIntervalSince1970 - retention.maxAge.inSeconds
+        let broken = queue.withLock { $0.brokenEpochs[channel] }
         do {
             return try pool.read { db -> StoredLog? in
                 guard let head = try Row.fetchOne(db, sql: "SELECT epoch, last_offset FROM channels WHERE name = ?", arguments: [channel.rawValue])
                 else { return nil }
                 let epoch: String = head["epoch"]
-                let lastOffset: Int64 = head["last_offset"]
+                // The hub ended this epoch when its commit failed: the channel starts afresh.
+                guard epoch != broken else { return nil }
+                let lastOffset = UInt64(clamping: head["last_offset"] as Int64)
                 let rows = try Row.fetchAll(
                     db,
                     sql: """
                         SELECT seq, id, time, publisher, binary, payload, idempotency_key FROM messages
-                        WHERE channel = ? AND epoch = ? AND time >= ? ORDER BY seq DESC LIMIT ?
+                        WHERE channel = ? AND epoch = ? ORDER BY seq DESC LIMIT ?
                         """,
-                    arguments: [channel.rawValue, epoch, cutoff, retention.maxMessages]
+                    arguments: [channel.rawValue, epoch, retention.maxMessages]
                 )
-                var messages: [Message] = []
+                var newestFirst: [Message] = []
                 var keys: [UInt64: IdempotencyKey] = [:]
-                for row in rows.reversed() {
-                    guard let message = Self.message(row, channel: channel, epoch: epoch) else { continue }
-                    messages.append(message)
+                for row in rows {
+                    guard let message = Self.message(row, channel: channel, epoch: epoch),
+                        UInt64(newestFirst.count) <= lastOffset, message.offset == lastOffset - UInt64(newestFirst.count),
+                        message.time.timeIntervalSince1970 >= cutoff
+                    else { break }
+                    newestFirst.append(message)
                     if let text = row["idempotency_key"] as String?, let key = try? IdempotencyKey(text) { keys[message.offset] = key }
                 }
-                return StoredLog(epoch: epoch, lastOffset: UInt64(clamping: lastOffset), messages: messages, idempotencyKeys: keys)
+                return StoredLog(epoch: epoch, lastOffset: lastOffset, messages: newestFirst.reversed(), idempotencyKeys: keys)
             }
         } catch {
             throw StoreError("cannot read channel \(channel) from SQLite: \(error)")
         }
     }
 
-    public func append(_ message: Message, idempotencyKey: IdempotencyKey?, committed: @escaping @Sendable (StoreError?) -> Void) {
-        let accepted = queue.withLock { queue in
-            guard !queue.closing else { return false }
-            queue.appends.append(Pending(message: message, idempotencyKey: idempotencyKey, committed: committed))
-            return true
+    public func append(
+        _ message: Message,
+        idempotencyKey: IdempotencyKey?,
+        committed: @escaping @Sendable (StoreError?) -> Void
+    ) throws(StoreError) {
+        let size = message.payload.bytes.readableBytes + Self.rowOverhead
+        let refusal: StoreError? = queue.withLock { queue in
+            if queue.closing { return StoreError("the SQLite store is closed") }
+            if queue.queuedBytes + size > maxQueuedBytes, !queue.appends.isEmpty {
+                return StoreError("the SQLite store has \(queue.queuedBytes) bytes waiting to be committed, its limit")
+            }
+            queue.appends.append(Pending(message: message, idempotencyKey: idempotencyKey, committed: committed, size: size))
+            queue.queuedBytes += size
+            return nil
         }
-        guard accepted else { return committed(StoreError("the SQLite store is closed")) }
+        if let refusal { throw refusal }
         wakeWriter()
     }
 
@@ -168,14 +211,20 @@ public final class SQLiteLogStore: LogStore {
     // MARK: - The writer
 
     private func runWriter() {
-        var brokenEpochs: [ChannelName: String] = [:]
         while true {
             let (batch, trims, closing) = queue.withLock { queue -> ([Pending], [ChannelName: Trim], Bool) in
                 let batch = Array(queue.appends.prefix(Self.maxBatch))
                 queue.appends.removeFirst(batch.count)
-                // Trims wait while appends do: acknowledgements come first.
-                let trims = queue.appends.isEmpty ? queue.trims : [:]
-                if queue.appends.isEmpty { queue.trims = [:] }
+                queue.queuedBytes -= batch.reduce(0) { $0 + $1.size }
+                // Trims wait while appends do, acknowledgements first, but not forever: under
+                // load they run every `trimEvery` batches, or the file would only grow.
+                if !batch.isEmpty { queue.batchesSinceTrim += 1 }
+                let trimNow = queue.appends.isEmpty || queue.batchesSinceTrim >= Self.trimEvery
+                let trims = trimNow ? queue.trims : [:]
+                if trimNow {
+                    queue.trims = [:]
+                    queue.batchesSinceTrim = 0
+                }
                 queue.idle = batch.isEmpty && trims.isEmpty && !queue.closing
                 return (batch, trims, queue.closing)
             }
@@ -184,7 +233,7 @@ public final class SQLiteLogStore: LogStore {
                 wake.wait()
                 continue
             }
-            if !batch.isEmpty { commit(batch, brokenEpochs: &brokenEpochs) }
+            if !batch.isEmpty { commit(batch) }
             if !trims.isEmpty { delete(trims) }
         }
         try? pool.close()
@@ -196,11 +245,10 @@ public final class SQLiteLogStore: LogStore {
         for closer in closers { closer.resume() }
     }
 
-    /// Commits `pending`, but for messages of an epoch that lost a commit: those fail too.
-    /// `brokenEpochs` holds, per channel, the epoch whose commit failed: the hub ends that
-    /// epoch, and none of its later messages may be committed, or a restart would find them
-    /// after a gap. One entry per channel at most.
-    private func commit(_ pending: [Pending], brokenEpochs: inout [ChannelName: String]) {
+    /// Commits `pending`, but for messages of an epoch that lost a commit: those fail too
+    /// (`Queue.brokenEpochs`).
+    private func commit(_ pending: [Pending]) {
+        let brokenEpochs = queue.withLock { $0.brokenEpochs }
         var batch: [Pending] = []
         batch.reserveCapacity(pending.count)
         for entry in pending {
@@ -213,7 +261,7 @@ public final class SQLiteLogStore: LogStore {
         guard !batch.isEmpty else { return }
         var error: StoreError?
         do {
-            try pool.write { db in
+            let heads = try pool.write { db -> [ChannelName: StreamPosition] in
                 let insert = try db.cachedStatement(
                     sql: "INSERT INTO messages (channel, epoch, seq, id, time, publisher, binary, payload, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 )
@@ -236,34 +284,52 @@ public final class SQLiteLogStore: LogStore {
                 for (channel, position) in heads {
                     try head.execute(arguments: [channel.rawValue, position.epoch, Int64(truncatingIfNeeded: position.offset)])
                 }
+                return heads
+            }
+            if !brokenEpochs.isEmpty {
+                queue.withLock { queue in
+                    for (channel, position) in heads where queue.brokenEpochs[channel].map({ $0 != position.epoch }) == true {
+                        queue.brokenEpochs[channel] = nil
+                    }
+                }
             }
         } catch let failure {
             error = StoreError("SQLite commit failed: \(failure)")
-            for entry in batch { brokenEpochs[entry.message.channel] = entry.message.position.epoch }
+            queue.withLock { queue in
+                for entry in batch { queue.brokenEpochs[entry.message.channel] = entry.message.position.epoch }
+            }
         }
         for entry in batch { entry.committed(error) }
     }
 
-    /// Deletes, per channel, rows up to the trimmed offset and rows of other epochs, a batch at
-    /// a time; a channel with more left is trimmed again on a later pass.
+    /// Deletes, per channel, rows up to the trimmed offset and rows of other epochs: at most
+    /// ``trimBatch`` rows in one transaction; channels with more left are trimmed on a later
+    /// pass. A failed pass is dropped: the hub trims again as retention moves on.
     private func delete(_ trims: [ChannelName: Trim]) {
-        for (channel, trim) in trims {
-            let deleted = try? pool.write { db -> Int in
+        let unfinished = try? pool.write { db -> [ChannelName: Trim] in
+            var budget = Self.trimBatch
+            var unfinished: [ChannelName: Trim] = [:]
+            for (channel, trim) in trims {
+                guard budget > 0 else {
+                    unfinished[channel] = trim
+                    continue
+                }
                 try db.execute(
                     sql: """
                         DELETE FROM messages WHERE rowid IN (
                             SELECT rowid FROM messages WHERE channel = ? AND (epoch <> ? OR seq <= ?) LIMIT ?
                         )
                         """,
-                    arguments: [channel.rawValue, trim.epoch, Int64(truncatingIfNeeded: trim.offset), Self.trimBatch]
+                    arguments: [channel.rawValue, trim.epoch, Int64(truncatingIfNeeded: trim.offset), budget]
                 )
-                return db.changesCount
+                budget -= db.changesCount
+                if budget == 0 { unfinished[channel] = trim }
             }
-            if deleted == Self.trimBatch {
-                queue.withLock { queue in
-                    if queue.trims[channel] == nil { queue.trims[channel] = trim }
-                }
-            }
+            return unfinished
+        }
+        guard let unfinished, !unfinished.isEmpty else { return }
+        queue.withLock { queue in
+            for (channel, trim) in unfinished where queue.trims[channel] == nil { queue.trims[channel] = trim }
         }
     }
 

@@ -127,7 +127,13 @@ struct SQLiteLogStoreTests {
             Message(channel: room, position: StreamPosition(epoch: "e1", offset: offset), time: Date(), publisher: nil, payload: .text("\(offset)"))
         }
         func append(_ offset: UInt64, to store: SQLiteLogStore) async -> StoreError? {
-            await withCheckedContinuation { done in store.append(message(offset), idempotencyKey: nil) { done.resume(returning: $0) } }
+            await withCheckedContinuation { done in
+                do throws(StoreError) {
+                    try store.append(message(offset), idempotencyKey: nil) { done.resume(returning: $0) }
+                } catch {
+                    done.resume(returning: error)
+                }
+            }
         }
         #expect(await append(1, to: store) == nil)
         var unsafe = Configuration()
@@ -137,6 +143,7 @@ struct SQLiteLogStoreTests {
         #expect(await append(2, to: store) != nil)
         try await blocker.writeWithoutTransaction { db in try db.execute(sql: "COMMIT") }
         #expect(await append(3, to: store) != nil, "offset 3 after the lost 2 would be a gap")
+        #expect(try store.restore(room, retention: Retention()) == nil, "the ended epoch does not come back in this process")
         let restored = try #require(try SQLiteLogStore(path: path).restore(room, retention: Retention()))
         #expect(restored.epoch == "e1" && restored.lastOffset == 1 && restored.messages.map(\.offset) == [1])
     }
@@ -146,15 +153,58 @@ struct SQLiteLogStoreTests {
         let outcomes = Mutex<[StoreError?]>([])
         for offset in UInt64(1)...200 {
             let message = Message(channel: room, position: StreamPosition(epoch: "e1", offset: offset), time: Date(), publisher: nil, payload: .text("m"))
-            store.append(message, idempotencyKey: nil) { error in outcomes.withLock { $0.append(error) } }
+            try store.append(message, idempotencyKey: nil) { error in outcomes.withLock { $0.append(error) } }
         }
         await store.close()
         #expect(outcomes.withLock { $0.count == 200 && $0.allSatisfy { $0 == nil } }, "every queued message was committed before close returned")
         let late = Message(channel: room, position: StreamPosition(epoch: "e1", offset: 201), time: Date(), publisher: nil, payload: .text("late"))
-        let refused = await withCheckedContinuation { done in store.append(late, idempotencyKey: nil) { done.resume(returning: $0) } }
-        #expect(refused != nil)
+        #expect(throws: StoreError.self, "refused at once, nothing queued") { try store.append(late, idempotencyKey: nil) { _ in } }
         await store.close()
         let restored = try #require(try SQLiteLogStore(path: path).restore(room, retention: Retention()))
         #expect(restored.lastOffset == 200 && restored.messages.count == 200)
+    }
+
+    @Test func aPublishAfterTheStoreClosedIsRefusedWithoutHoldingUpTheHub() async throws {
+        let store = try SQLiteLogStore(path: path)
+        let hub = Hub(store: store)
+        try await hub.publish(.text("before"), to: room)
+        await store.close()
+        await #expect(throws: StoreError.self) { try await hub.publish(.text("after"), to: room) }
+        let history = hub.history(room)
+        #expect(history.messages.compactMap(\.payload.text) == ["before"], "a refusal keeps the epoch and its history")
+    }
+
+    @Test func aFullQueueRefusesAppendsAtOnceAndCommitsWhatItTook() async throws {
+        let store = try SQLiteLogStore(path: path, maxQueuedBytes: 8 << 10)
+        let outcomes = Mutex<[StoreError?]>([])
+        let payload = String(repeating: "x", count: 1024)
+        // Appends do not wait: 500 in a row outrun the writer, whose queue holds about seven.
+        // As the hub does, a refused message's offset goes to the next one.
+        var next: UInt64 = 1
+        var refused = 0
+        for _ in 0..<500 {
+            let message = Message(channel: room, position: StreamPosition(epoch: "q", offset: next), time: Date(), publisher: nil, payload: .text(payload))
+            do {
+                try store.append(message, idempotencyKey: nil) { error in outcomes.withLock { $0.append(error) } }
+                next += 1
+            } catch {
+                refused += 1
+            }
+        }
+        for _ in 0..<500 where outcomes.withLock({ $0.count }) < 500 - refused { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(refused > 0 && refused < 500, "some appends found the queue full: \(refused) refused")
+        #expect(outcomes.withLock { $0.count == 500 - refused && $0.allSatisfy { $0 == nil } }, "every accepted append is committed")
+        await store.close()
+        let restored = try #require(try SQLiteLogStore(path: path).restore(room, retention: Retention(maxMessages: 1000)))
+        #expect(restored.lastOffset == next - 1 && restored.messages.map(\.offset) == Array(1..<next), "no gap")
+    }
+
+    @Test func aRestoreBringsBackOnlyTheUnbrokenRunOfOffsetsEndingAtTheLast() async throws {
+        let hub = Hub(store: try SQLiteLogStore(path: path))
+        for n in 1...5 { try await hub.publish(.text("\(n)"), to: room) }
+        let writer = try DatabaseQueue(path: path)
+        try await writer.write { db in try db.execute(sql: "DELETE FROM messages WHERE seq = 3") }
+        let restored = try #require(try SQLiteLogStore(path: path).restore(room, retention: Retention()))
+        #expect(restored.lastOffset == 5 && restored.messages.compactMap(\.payload.text) == ["4", "5"])
     }
 }
