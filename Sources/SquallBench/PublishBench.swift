@@ -391,16 +391,26 @@ extension ByteBufferView {
         count >= suffix.count && self.suffix(suffix.count).elementsEqual(suffix)
     }
 
-    /// The unsigned integer written right after the first `key`, if any.
+    /// The unsigned integer written right after the first `key`, if any. A plain scan over the
+    /// bytes: the generic `firstRange(of:)` made the generator, not the server, the bottleneck.
     fileprivate func integer(after key: [UInt8]) -> UInt64? {
-        guard let range = firstRange(of: key) else { return nil }
-        var value: UInt64 = 0
-        var digits = 0
-        for byte in self[range.upperBound...] {
-            guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte), digits < 19 else { break }
-            value = value * 10 + UInt64(byte - UInt8(ascii: "0"))
-            digits += 1
-        }
-        return digits > 0 ? value : nil
+        withContiguousStorageIfAvailable { bytes -> UInt64? in
+            guard bytes.count > key.count else { return nil }
+            var start = 0
+            search: while start <= bytes.count - key.count {
+                for offset in 0..<key.count where bytes[start + offset] != key[offset] {
+                    start += 1
+                    continue search
+                }
+                var value: UInt64 = 0
+                var index = start + key.count
+                while index < bytes.count, index - start - key.count < 19, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) {
+                    value = value * 10 + UInt64(bytes[index] - UInt8(ascii: "0"))
+                    index += 1
+                }
+                return index > start + key.count ? value : nil
+            }
+            return nil
+        } ?? nil
     }
 }

@@ -269,8 +269,8 @@ public final class SQLiteLogStore: LogStore {
                 for pending in batch {
                     let message = pending.message
                     try insert.execute(arguments: [
-                        message.channel.rawValue, message.position.epoch, Int64(truncatingIfNeeded: message.offset), message.id.uuidString,
-                        message.time.timeIntervalSince1970, message.publisher?.uuidString, message.payload.kind == .binary,
+                        message.channel.rawValue, message.position.epoch, Int64(truncatingIfNeeded: message.offset), message.id.text,
+                        message.time.timeIntervalSince1970, message.publisher?.text, message.payload.kind == .binary,
                         Data(message.payload.bytes.readableBytesView), pending.idempotencyKey?.rawValue,
                     ])
                     heads[message.channel] = message.position

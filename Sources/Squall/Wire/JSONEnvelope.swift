@@ -38,12 +38,12 @@ enum JSONEnvelope: WireFormat {
         out.writeStaticString(#","epoch":"#)
         JSONText.writeString(message.position.epoch, into: &out)
         out.writeStaticString(#","id":""#)
-        out.writeString(message.id.uuidString)
+        out.writeString(message.id.text)
         out.writeStaticString(#"","offset":"#)
         out.writeString(String(message.offset))
         if let publisher = message.publisher {
             out.writeStaticString(#","publisher":""#)
-            out.writeString(publisher.uuidString)
+            out.writeString(publisher.text)
             out.writeStaticString("\"")
         }
         out.writeStaticString(#","time":"#)

@@ -8,7 +8,7 @@ import SquallCore
 enum ProtocolReply {
     static func welcome(client: UUID, protocol name: String) -> ByteBuffer {
         var object = JSONText.Object()
-        object.string("client", client.uuidString)
+        object.string("client", client.text)
         object.string("protocol", name)
         object.string("type", "welcome")
         return object.finish()
@@ -39,7 +39,7 @@ enum ProtocolReply {
         var object = JSONText.Object()
         object.string("channel", message.channel.rawValue)
         object.string("epoch", message.position.epoch)
-        object.string("id", message.id.uuidString)
+        object.string("id", message.id.text)
         object.integer("offset", message.offset)
         object.raw("ref", ref)
         object.integer("time", message.unixMilliseconds)
