@@ -40,7 +40,19 @@ extension WebSocketConnection: WebSocketMessageSink {
             logHookFailed(error)
             throw error
         }
-        return false
+        defer { readingHeld = false }
+        return readingHeld
+    }
+
+    /// From a non-blocking message hook: read no more from the client once this message is
+    /// handled, until ``resumeReading()``. What is already read is still handed over.
+    func holdReading() {
+        readingHeld = true
+    }
+
+    /// Reads from the client again after ``holdReading()``; from any thread.
+    func resumeReading() {
+        socket.pipeline.fireUserInboundEventTriggered(WebSocketFrameHandler.ResumeReading())
     }
 
     func ended(_ cause: CloseCause) {

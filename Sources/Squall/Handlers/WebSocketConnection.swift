@@ -43,6 +43,9 @@ public final class WebSocketConnection: Sendable, Identifiable, Hashable, Custom
     /// The error the open hook threw when it ran on the event loop: it is the end cause, and no
     /// message reaches the hooks. Only touched on the connection's event loop (hence unsafe).
     nonisolated(unsafe) var openFailure: (any Error)?
+    /// A transport asked, during the message hook, that the socket not be read for now
+    /// (``holdReading()``). Only touched on the connection's event loop (hence unsafe).
+    nonisolated(unsafe) var readingHeld = false
     /// The TCP connection.
     let socket: any Channel
     let writer: FrameWriter

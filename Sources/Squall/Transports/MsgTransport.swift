@@ -52,7 +52,10 @@ final class MsgTransport: NonBlockingWebSocketHandler {
             return connection.close(.publishRateExceeded)
         }
         // /msg has no acknowledgements: a message the store could not keep is not broadcast.
-        hub.publish(message, to: subscriber.channel, publisher: connection.id) { _ in }
+        if subscriber.pending.begin() { connection.holdReading() }
+        hub.publish(message, to: subscriber.channel, publisher: connection.id) { _ in
+            if subscriber.pending.end() { connection.resumeReading() }
+        }
     }
 
     func onCloseNow(_ connection: WebSocketConnection, _ cause: CloseCause) {
@@ -67,6 +70,8 @@ final class MsgSubscriber: Subscriber {
     let channel: ChannelName
     /// This connection's publishes so far, against the publish rate.
     let publishes: Mutex<TokenBucket>
+    /// Its publishes waiting for their commit.
+    let pending = PendingPublishes()
 
     init(connection: WebSocketConnection, channel: ChannelName, publishRate: TokenBucket.Rate?) {
         self.connection = connection

@@ -99,7 +99,9 @@ final class WSTransport: NonBlockingWebSocketHandler {
             let ref = request.ref
             // `published` once the message is in the log (with a store: committed), which may
             // be after later requests of this connection are answered; `ref` tells them apart.
+            if subscriber.pending.begin() { connection.holdReading() }
             hub.publish(payload, to: channel, publisher: connection.id, idempotencyKey: idempotencyKey) { [self] result in
+                if subscriber.pending.end() { connection.resumeReading() }
                 switch result {
                 case .success(let message):
                     self.send(ProtocolReply.published(message, ref: ref), to: connection)
@@ -167,6 +169,8 @@ final class WSSubscriber: Subscriber {
     let channels = Mutex<Set<ChannelName>>([])
     /// This connection's publishes so far, against the publish rate.
     private let publishes: Mutex<TokenBucket>
+    /// Its publishes waiting for their commit.
+    let pending = PendingPublishes()
 
     init(connection: WebSocketConnection, publishRate: TokenBucket.Rate?) {
         self.connection = connection
