@@ -6,6 +6,8 @@
 public struct IdempotencyKey: Hashable, Sendable, CustomStringConvertible {
     /// Longest key accepted, in bytes.
     public static let maxLength = 255
+    /// What a key must be, as error messages say it.
+    public static let requirement = "1 to \(maxLength) visible ASCII characters"
 
     /// The key.
     public let rawValue: String
@@ -25,5 +27,5 @@ public struct IdempotencyKey: Hashable, Sendable, CustomStringConvertible {
 
 /// A string that is not an ``IdempotencyKey``.
 public struct IdempotencyKeyError: Error, Hashable, Sendable, CustomStringConvertible {
-    public var description: String { "an idempotency key is 1 to \(IdempotencyKey.maxLength) visible ASCII characters" }
+    public var description: String { "an idempotency key is \(IdempotencyKey.requirement)" }
 }

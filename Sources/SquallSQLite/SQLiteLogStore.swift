@@ -87,6 +87,12 @@ public final class SQLiteLogStore: LogStore {
         var closed = false
         /// ``close()`` calls waiting for the writer to stop.
         var closers: [CheckedContinuation<Void, Never>] = []
+
+        /// Whether the writer sleeps, and must be woken; it is awake from here on.
+        mutating func takeIdle() -> Bool {
+            defer { idle = false }
+            return idle
+        }
     }
 
     /// Opens (creating if needed) the database at `path` and starts its writer thread.
@@ -167,27 +173,26 @@ public final class SQLiteLogStore: LogStore {
         committed: @escaping @Sendable (StoreError?) -> Void
     ) throws(StoreError) {
         let size = message.payload.bytes.readableBytes + Self.rowOverhead
-        let refusal: StoreError? = queue.withLock { queue in
-            if queue.closing { return StoreError("the SQLite store is closed") }
+        let outcome: Result<Bool, StoreError> = queue.withLock { queue in
+            if queue.closing { return .failure(StoreError("the SQLite store is closed")) }
             if queue.queuedBytes + size > maxQueuedBytes, !queue.appends.isEmpty {
-                return StoreError("the SQLite store has \(queue.queuedBytes) bytes waiting to be committed, its limit")
+                return .failure(StoreError("the SQLite store has \(queue.queuedBytes) bytes waiting to be committed, its limit"))
             }
             queue.appends.append(Pending(message: message, idempotencyKey: idempotencyKey, committed: committed, size: size))
             queue.queuedBytes += size
-            return nil
+            return .success(queue.takeIdle())
         }
-        if let refusal { throw refusal }
-        wakeWriter()
+        if try outcome.get() { wake.signal() }
     }
 
     public func close() async {
         await withCheckedContinuation { (closer: CheckedContinuation<Void, Never>) in
-            let closed = queue.withLock { queue in
+            let (closed, wasIdle) = queue.withLock { queue in
                 queue.closing = true
                 if !queue.closed { queue.closers.append(closer) }
-                return queue.closed
+                return (queue.closed, queue.takeIdle())
             }
-            if closed { closer.resume() } else { wakeWriter() }
+            if closed { closer.resume() } else if wasIdle { wake.signal() }
         }
     }
 
@@ -195,15 +200,11 @@ public final class SQLiteLogStore: LogStore {
         enqueue { $0.trims[channel] = Trim(epoch: epoch, offset: offset) }
     }
 
+    /// Changes the queue and wakes the writer if it sleeps, under one lock.
     private func enqueue(_ change: (inout Queue) -> Void) {
-        queue.withLock { change(&$0) }
-        wakeWriter()
-    }
-
-    private func wakeWriter() {
         let wasIdle = queue.withLock { queue in
-            defer { queue.idle = false }
-            return queue.idle
+            change(&queue)
+            return queue.takeIdle()
         }
         if wasIdle { wake.signal() }
     }
@@ -213,8 +214,14 @@ public final class SQLiteLogStore: LogStore {
     private func runWriter() {
         while true {
             let (batch, trims, closing) = queue.withLock { queue -> ([Pending], [ChannelName: Trim], Bool) in
-                let batch = Array(queue.appends.prefix(Self.maxBatch))
-                queue.appends.removeFirst(batch.count)
+                let batch: [Pending]
+                if queue.appends.count <= Self.maxBatch {
+                    batch = queue.appends
+                    queue.appends = []
+                } else {
+                    batch = Array(queue.appends.prefix(Self.maxBatch))
+                    queue.appends.removeFirst(batch.count)
+                }
                 queue.queuedBytes -= batch.reduce(0) { $0 + $1.size }
                 // Trims wait while appends do, acknowledgements first, but not forever: under
                 // load they run every `trimEvery` batches, or the file would only grow.

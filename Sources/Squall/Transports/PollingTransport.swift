@@ -84,7 +84,7 @@ struct PollingTransport: Sendable {
         let channel = try APIError.channel(context.parameters.get("name"))
         let idempotencyKey = try request.headers[Self.idempotencyKeyField].map { text throws(APIError) in
             guard let key = try? IdempotencyKey(text) else {
-                throw APIError.invalidParameter("Idempotency-Key", "1 to \(IdempotencyKey.maxLength) visible ASCII characters")
+                throw APIError.invalidParameter("Idempotency-Key", IdempotencyKey.requirement)
             }
             return key
         }

@@ -92,7 +92,7 @@ final class WSTransport: NonBlockingWebSocketHandler {
             }
             let idempotencyKey = try request.idempotencyKey.map { text throws(ProtocolError) in
                 guard let key = try? IdempotencyKey(text) else {
-                    throw ProtocolError(.invalidParameter("idempotency_key", "1 to \(IdempotencyKey.maxLength) visible ASCII characters"))
+                    throw ProtocolError(.invalidParameter("idempotency_key", IdempotencyKey.requirement))
                 }
                 return key
             }
