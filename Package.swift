@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "SquallCore", targets: ["SquallCore"]),
         .library(name: "Squall", targets: ["Squall"]),
         .library(name: "SquallSQLite", targets: ["SquallSQLite"]),
+        .library(name: "SquallPostgres", targets: ["SquallPostgres"]),
         .library(name: "SquallBench", targets: ["SquallBench"]),
         .executable(name: "squall", targets: ["squall"]),
     ],
@@ -30,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", exact: "0.2.0"),
         .package(url: "https://github.com/adam-fowler/compress-nio", exact: "1.5.0"),
         .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", exact: "1.33.2"),
     ],
     targets: [
         .target(
@@ -74,6 +76,19 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
+        // Many nodes as one on PostgreSQL: positions assigned in the database, fan-out between
+        // nodes by LISTEN/NOTIFY; a LogStore and LogBroker knowing no HTTP.
+        .target(
+            name: "SquallPostgres",
+            dependencies: [
+                "SquallCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "SquallBench",
             dependencies: [
@@ -91,6 +106,7 @@ let package = Package(
             dependencies: [
                 "Squall",
                 "SquallSQLite",
+                "SquallPostgres",
                 "SquallBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -112,6 +128,10 @@ let package = Package(
         .testTarget(
             name: "SquallSQLiteTests",
             dependencies: ["SquallSQLite", "SquallCore"]
+        ),
+        .testTarget(
+            name: "SquallPostgresTests",
+            dependencies: ["SquallPostgres", "SquallCore"]
         ),
         .testTarget(
             name: "SquallTests",

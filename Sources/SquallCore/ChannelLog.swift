@@ -108,10 +108,16 @@ struct ChannelLog {
     mutating func commit(_ message: Message) -> Bool {
         guard message.position.epoch == epoch, message.offset == lastOffset + 1 else { return false }
         lastOffset = message.offset
+        assignedOffset = max(assignedOffset, lastOffset)
         message.retain(in: ledger)
         entries.append(message)
         prune(now: message.time)
         return true
+    }
+
+    /// Whether `position` is at or before this log's end, in its epoch.
+    func holds(_ position: StreamPosition) -> Bool {
+        position.epoch == epoch && position.offset <= lastOffset
     }
 
     /// Ends the epoch: the log starts again, empty, in a new one. For when a store failed to

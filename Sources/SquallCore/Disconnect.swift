@@ -93,6 +93,12 @@ extension Disconnect {
         Disconnect(code: 4010, reason: "position not recoverable; current \(current)")
     }
 
+    /// 4011: the channel's log started again from the shared store's (this node fell behind past
+    /// what the store retains, or opened the channel while the store was unreachable), so the
+    /// client may have missed messages. It should reconnect and resume from its last position,
+    /// which tells it whether that is recoverable.
+    public static let logRestarted = Disconnect(code: 4011, reason: "channel log restarted; resume from your last position")
+
     /// Every code Squall itself sends, each with an example of its disconnect.
     public static let registry: [Disconnect] = [
         .normal, .shutdown,
@@ -100,6 +106,6 @@ extension Disconnect {
         .unexpectedContinuation, .unknownOpcode, .invalidFrameLength, .fragmentedControlFrame, .controlFrameTooLong,
         .invalidCloseFrame, .invalidCloseCode,
         .invalidUTF8, .invalidCompressedData, .invalidCloseReason, .slowConsumer, .publishRateExceeded, .messageTooBig, .serverError, .cannotInflate,
-        .positionNotRecoverable(current: StreamPosition(epoch: "epoch", offset: 0)),
+        .positionNotRecoverable(current: StreamPosition(epoch: "epoch", offset: 0)), .logRestarted,
     ]
 }

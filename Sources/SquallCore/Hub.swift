@@ -13,6 +13,12 @@ public protocol Subscriber: AnyObject, Sendable {
     func receive(_ message: Message)
     /// Someone joined or left a channel this subscriber watches presence on.
     func receive(_ event: PresenceEvent)
+    /// The channel's log started again from a shared store's (this node had fallen behind
+    /// past what the store retains, or opened the channel while the store was unreachable),
+    /// so this subscriber may have missed messages: it is no longer subscribed, and should tell
+    /// its client, which resumes and learns whether its position is recoverable. `current` is
+    /// the log's position now.
+    func lost(_ channel: ChannelName, current: StreamPosition)
 }
 
 /// What a client learns when it subscribes.
@@ -79,6 +85,7 @@ public final class Hub: Sendable {
 
     private let retention: Retention
     private let store: (any LogStore)?
+    private let shared: (any SharedLogStore)?
     private let idempotency: IdempotencyWindow
     private let now: @Sendable () -> Date
     private let shards: [Shard]
@@ -98,10 +105,32 @@ public final class Hub: Sendable {
     ) {
         self.retention = retention
         self.store = store
+        self.shared = nil
         self.idempotency = idempotency
         self.now = now
         self.shards = (0..<Self.shardCount).map { _ in Shard() }
     }
+
+    /// A hub that is one node of several sharing `store`: positions come from the store, and
+    /// messages published on other nodes reach this hub's subscribers through it, in the same
+    /// order (``SharedLogStore``).
+    public init(
+        retention: Retention = Retention(),
+        shared store: any SharedLogStore,
+        idempotency: IdempotencyWindow = IdempotencyWindow(),
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) {
+        self.retention = retention
+        self.store = nil
+        self.shared = store
+        self.idempotency = idempotency
+        self.now = now
+        self.shards = (0..<Self.shardCount).map { _ in Shard() }
+        store.follow(self)
+    }
+
+    /// Most messages one catch-up read asks a shared store for.
+    static let catchUpPage = 500
 
     /// One part of the channel table, behind its own lock.
     private final class Shard: Sendable {
@@ -134,6 +163,33 @@ public final class Hub: Sendable {
         acknowledged: @escaping @Sendable (Result<Message, StoreError>) -> Void
     ) {
         let time = now()
+        typealias Answer = (outcome: Result<Message, StoreError>, retries: [RecentPublishes.Callback])
+        if let shared {
+            let answer = withChannel(channel) { state -> Answer? in
+                if let idempotencyKey {
+                    switch state.recent.lookup(idempotencyKey, now: time, retry: acknowledged) {
+                    case .committed(let first): return (.success(first), [])
+                    case .pending: return nil
+                    case .unknown: state.recent.begin(idempotencyKey, now: time)
+                    }
+                }
+                let draft = Draft(channel: channel, time: time, publisher: publisher, payload: payload)
+                do throws(StoreError) {
+                    // Under the lock, so that this node's publishes reach the store in order.
+                    try shared.append(draft, idempotencyKey: idempotencyKey) { result in
+                        self.sequenced(result, on: channel, idempotencyKey: idempotencyKey, acknowledged: acknowledged)
+                    }
+                    state.awaitingCommit += 1
+                    return nil
+                } catch {
+                    return (.failure(error), idempotencyKey.map { state.recent.fail($0) } ?? [])
+                }
+            }
+            guard let (outcome, retries) = answer else { return }
+            acknowledged(outcome)
+            for retry in retries { retry(outcome) }
+            return
+        }
         guard let store else {
             let message = withChannel(channel) { state in
                 if let idempotencyKey, case .committed(let first) = state.recent.lookup(idempotencyKey, now: time) { return first }
@@ -145,7 +201,6 @@ public final class Hub: Sendable {
             acknowledged(.success(message))
             return
         }
-        typealias Answer = (outcome: Result<Message, StoreError>, retries: [RecentPublishes.Callback])
         let answer = withChannel(channel) { state -> Answer? in
             if let idempotencyKey {
                 switch state.recent.lookup(idempotencyKey, now: time, retry: acknowledged) {
@@ -214,6 +269,120 @@ public final class Hub: Sendable {
         for retry in retries { retry(outcome) }
     }
 
+    /// A shared store's answer for one of this node's publishes. A new message joins the log
+    /// here if it is the next one; if messages from other nodes come before it, a catch-up read
+    /// brings them and it in order. The publisher is answered either way: it is committed.
+    private func sequenced(
+        _ result: Result<Appended, StoreError>,
+        on channel: ChannelName,
+        idempotencyKey: IdempotencyKey?,
+        acknowledged: @Sendable (Result<Message, StoreError>) -> Void
+    ) {
+        let time = now()
+        let outcome = result.map(\.message)
+        let (retries, behind): ([RecentPublishes.Callback], Bool) =
+            withExistingChannel(channel) { state in
+                state.awaitingCommit -= 1
+                guard case .success(let appended) = result else {
+                    return (idempotencyKey.map { state.recent.fail($0) } ?? [], false)
+                }
+                let behind =
+                    appended.isNew
+                    ? !ingest(appended.message, into: &state, now: time)
+                    : !state.log.holds(appended.message.position)
+                return (idempotencyKey.map { state.recent.commit($0, appended.message, now: time) } ?? [], behind)
+            } ?? ([], false)
+        if behind { catchUp(channel) }
+        acknowledged(outcome)
+        for retry in retries { retry(outcome) }
+    }
+
+    /// Adds a message a shared store positioned to the log if it is the next one, and hands it
+    /// to subscribers. `false` if the log lacks messages before it (or is in another epoch).
+    private func ingest(_ message: Message, into state: inout ChannelState.Locked, now time: Date) -> Bool {
+        guard message.position.epoch == state.log.epoch, message.offset <= state.log.lastOffset + 1 else { return false }
+        if state.log.commit(message) { deliver(message, to: &state, now: time) }
+        return true
+    }
+
+    /// Reads what `channel`'s log lacks from the shared store, one read at a time per channel;
+    /// a request while one runs makes it read again when it is done.
+    private func catchUp(_ channel: ChannelName) {
+        guard let shared else { return }
+        let start: StreamPosition?? = withExistingChannel(channel) { state in
+            guard !state.catchingUp else {
+                state.catchUpAgain = true
+                return nil
+            }
+            state.catchingUp = true
+            return state.log.position
+        }
+        guard let start = start ?? nil else { return }
+        Task { await self.readMissing(channel, from: start, in: shared) }
+    }
+
+    private func readMissing(_ channel: ChannelName, from start: StreamPosition, in shared: any SharedLogStore) async {
+        var position = start
+        var failures = 0
+        while true {
+            let result: CatchUp
+            do throws(StoreError) {
+                result = try await shared.read(channel, after: position, limit: Self.catchUpPage, retention: retention)
+                failures = 0
+            } catch {
+                // A few quick retries; after that the next notification, publish or
+                // resynchronize() (the store's link came back) tries again.
+                failures += 1
+                let next: StreamPosition?? = withExistingChannel(channel) { state in
+                    guard failures < 4 else {
+                        state.catchingUp = false
+                        return nil
+                    }
+                    return state.log.position
+                }
+                guard let next = next ?? nil else { return }
+                try? await Task.sleep(for: .milliseconds(50 << failures))
+                position = next
+                continue
+            }
+            let time = now()
+            let next: StreamPosition?? = withExistingChannel(channel) { state in
+                var more = state.catchUpAgain
+                state.catchUpAgain = false
+                switch result {
+                case .messages(let messages):
+                    for message in messages where !ingest(message, into: &state, now: time) {
+                        more = true  // the log moved meanwhile (another epoch): read again
+                        break
+                    }
+                    more = more || messages.count >= Self.catchUpPage
+                case .restart(let stored):
+                    restart(&state, from: stored, now: time)
+                }
+                guard more else {
+                    state.catchingUp = false
+                    return nil
+                }
+                return state.log.position
+            }
+            guard let next = next ?? nil else { return }
+            position = next
+        }
+    }
+
+    /// The shared store no longer has every message after this log's position: the log starts
+    /// again from what the store has. Subscribers that followed the old log would miss messages
+    /// without knowing, so each is told (``Subscriber/lost(_:current:)``) and unsubscribed;
+    /// parked polls wake to find their position unrecoverable.
+    private func restart(_ state: inout ChannelState.Locked, from stored: StoredLog, now time: Date) {
+        state.log = ChannelLog(channel: state.log.channel, retention: retention, restored: stored, now: time)
+        state.trimmedThrough = state.log.droppedThrough
+        let current = state.log.position
+        for member in state.subscribers.values { member.subscriber.lost(state.log.channel, current: current) }
+        state.subscribers.removeAll()
+        wakeWaiters(&state)
+    }
+
     /// Hands a message that joined the log to the channel's subscribers and waiting polls.
     private func deliver(_ message: Message, to state: inout ChannelState.Locked, now time: Date) {
         for subscription in state.subscribers.values {
@@ -242,9 +411,10 @@ public final class Hub: Sendable {
     /// Holds the log to its retention, and tells the store what it may delete.
     private func prune(_ state: inout ChannelState.Locked, now time: Date) {
         state.log.prune(now: time)
-        guard let store, state.log.droppedThrough > state.trimmedThrough else { return }
+        guard store != nil || shared != nil, state.log.droppedThrough > state.trimmedThrough else { return }
         state.trimmedThrough = state.log.droppedThrough
-        store.trim(state.log.channel, epoch: state.log.epoch, through: state.trimmedThrough)
+        store?.trim(state.log.channel, epoch: state.log.epoch, through: state.trimmedThrough)
+        shared?.trim(state.log.channel, epoch: state.log.epoch, through: state.trimmedThrough)
     }
 
     /// Subscribes `subscriber` to `channel`.
@@ -399,8 +569,8 @@ public final class Hub: Sendable {
                     prune(&state, now: time)
                     state.recent.forget(now: time)
                     let idle =
-                        state.log.isEmpty && !state.log.hasUncommitted && state.recent.count == 0 && state.subscribers.isEmpty
-                        && state.waiters.isEmpty
+                        state.log.isEmpty && !state.log.hasUncommitted && state.awaitingCommit == 0 && state.recent.count == 0
+                        && state.subscribers.isEmpty && state.waiters.isEmpty
                     if idle { state.retired = true }
                     return !idle
                 }
@@ -463,10 +633,12 @@ public final class Hub: Sendable {
     }
 
     /// A channel's log as the store kept it, or a new one. A store that cannot be read leaves a
-    /// new epoch: whoever resumes is told their position is not recoverable.
+    /// new epoch: whoever resumes is told their position is not recoverable. (A shared store's
+    /// log then starts again from the store's once the channel next catches up: on the next
+    /// publish or notification, or when the store's link comes back.)
     /// The keys of restored messages still within the window come back too.
     private func openLog(_ channel: ChannelName) -> (ChannelLog, RecentPublishes) {
-        let restored = try? store?.restore(channel, retention: retention)
+        let restored = shared.map { shared in try? shared.open(channel, retention: retention) } ?? (try? store?.restore(channel, retention: retention))
         let time = now()
         var recent = RecentPublishes(window: idempotency)
         for message in restored?.messages ?? [] {
@@ -498,6 +670,11 @@ private final class ChannelState: Sendable {
         var subscribers: [ObjectIdentifier: Member] = [:]
         var waiters: [UUID: CheckedContinuation<Void, Never>] = [:]
         var retired = false
+        /// This node's publishes a shared store has not answered yet.
+        var awaitingCommit = 0
+        /// A catch-up read from a shared store is under way, and whether to read again after it.
+        var catchingUp = false
+        var catchUpAgain = false
         /// The offset the store was last told it may delete through.
         var trimmedThrough: UInt64 = 0
 
@@ -523,5 +700,25 @@ private final class ChannelState: Sendable {
 
     init(log: ChannelLog, recent: RecentPublishes) {
         self.lock = Mutex(Locked(log: log, recent: recent))
+    }
+}
+
+extension Hub: LogFollower {
+    /// Called by a shared store: `channel`'s log reached `position` on some node. If this hub
+    /// holds the channel and is behind, it reads what it lacks.
+    public func advanced(_ channel: ChannelName, to position: StreamPosition) {
+        let behind =
+            withExistingChannel(channel) { state in
+                position.epoch != state.log.epoch || position.offset > state.log.lastOffset
+            } ?? false
+        if behind { catchUp(channel) }
+    }
+
+    /// Called by a shared store whose notifications may have been lost: every channel this hub
+    /// holds reads what it lacks.
+    public func resynchronize() {
+        for shard in shards {
+            for channel in shard.withLock({ Array($0.keys) }) { catchUp(channel) }
+        }
     }
 }

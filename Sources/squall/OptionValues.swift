@@ -144,17 +144,21 @@ struct OptionalByteCount: ExpressibleByArgument {
     }
 }
 
-/// Where logs are kept, as `--store` takes it: `memory`, or `sqlite:PATH` for a SQLite
-/// database file (created if missing).
+/// Where logs are kept, as `--store` takes it: `memory`, `sqlite:PATH` for a SQLite
+/// database file (created if missing), or a `postgres://` URL for a PostgreSQL database that
+/// several nodes share.
 enum StoreOption: ExpressibleByArgument, Equatable {
     case memory
     case sqlite(path: String)
+    case postgres(url: String)
 
     init?(argument: String) {
         if argument == "memory" {
             self = .memory
         } else if argument.hasPrefix("sqlite:"), argument.count > "sqlite:".count {
             self = .sqlite(path: String(argument.dropFirst("sqlite:".count)))
+        } else if argument.hasPrefix("postgres://") || argument.hasPrefix("postgresql://") {
+            self = .postgres(url: argument)
         } else {
             return nil
         }

@@ -4,6 +4,7 @@ import Logging
 import ServiceLifecycle
 import Squall
 import SquallCore
+import SquallPostgres
 import SquallSQLite
 
 /// `squall serve`: runs the server until SIGINT or SIGTERM, then shuts down gracefully
@@ -54,8 +55,9 @@ struct Serve: AsyncParsableCommand {
 
     @Option(
         help: """
-            Where channel logs are kept: memory (forgotten on restart) or sqlite:PATH, a SQLite database file that history, positions \
-            and epochs survive restarts in; a publish is acknowledged once committed. [default: memory] [env: SQUALL_STORE]
+            Where channel logs are kept: memory (forgotten on restart); sqlite:PATH, a SQLite database file that history, positions \
+            and epochs survive restarts in; or postgres://USER@HOST[:PORT]/DB, a PostgreSQL database that several nodes share as one \
+            system. With a database a publish is acknowledged once committed. [default: memory] [env: SQUALL_STORE]
             """
     )
     var store: StoreOption?
@@ -210,7 +212,7 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("allowed origin: \(error)")
         }
         let tls = try resolvedTLS(environment)
-        let store = try resolvedStore(environment)
+        let (store, sharedStore) = try resolvedStore(environment)
         return SquallConfiguration(
             host: try environment.resolve(host, "SQUALL_HOST", default: defaults.host),
             port: port,
@@ -221,6 +223,7 @@ struct Serve: AsyncParsableCommand {
             closeTimeout: try environment.resolve(closeTimeout, "SQUALL_CLOSE_TIMEOUT", default: Seconds(defaults.closeTimeout)).duration,
             retention: Retention(maxMessages: retentionMessages, maxAge: retentionAge, maxBytes: retentionBytes),
             store: store,
+            sharedStore: sharedStore,
             longPollWait: try environment.resolve(longPollWait, "SQUALL_LONG_POLL_WAIT", default: Seconds(defaults.longPollWait)).duration,
             sseHeartbeat: sseHeartbeat,
             maxReplyBytes: maxReplyBytes,
@@ -236,17 +239,22 @@ struct Serve: AsyncParsableCommand {
     }
 
     /// The store `--store` names, opened (a SQLite file is created if missing).
-    private func resolvedStore(_ environment: EnvironmentOptions) throws -> (any LogStore)? {
+    /// The store `--store` names, opened: a SQLite file is created if missing; a PostgreSQL
+    /// database must be reachable, and gets Squall's tables if it lacks them.
+    private func resolvedStore(_ environment: EnvironmentOptions) throws -> ((any LogStore)?, (any SharedLogStore)?) {
         let durability = try environment.resolve(sqliteSync, "SQUALL_SQLITE_SYNC", default: .processCrash)
-        switch try environment.resolve(store, "SQUALL_STORE", default: .memory) {
-        case .memory:
-            return nil
-        case .sqlite(let path):
-            do {
-                return try SQLiteLogStore(path: path, durability: durability)
-            } catch {
-                throw ValidationError(error.description)
+        let choice = try environment.resolve(store, "SQUALL_STORE", default: StoreOption.memory)
+        do throws(StoreError) {
+            switch choice {
+            case .memory:
+                return (nil, nil)
+            case .sqlite(let path):
+                return (try SQLiteLogStore(path: path, durability: durability), nil)
+            case .postgres(let url):
+                return (nil, try PostgresLogStore(address: PostgresAddress(url)))
             }
+        } catch {
+            throw ValidationError(error.description)
         }
     }
 

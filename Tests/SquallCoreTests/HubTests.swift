@@ -10,6 +10,8 @@ final class Recorder: Subscriber {
     let events = Mutex<[PresenceEvent]>([])
     func receive(_ message: Message) { messages.withLock { $0.append(message) } }
     func receive(_ event: PresenceEvent) { events.withLock { $0.append(event) } }
+    let lost = Mutex<[StreamPosition]>([])
+    func lost(_ channel: ChannelName, current: StreamPosition) { lost.withLock { $0.append(current) } }
     var texts: [String] { messages.withLock { $0.compactMap(\.payload.text) } }
 }
 
@@ -170,6 +172,7 @@ struct HubBoundsTests {
         final class Quiet: Subscriber {
             func receive(_ message: Message) {}
             func receive(_ event: PresenceEvent) {}
+            func lost(_ channel: ChannelName, current: StreamPosition) {}
         }
         let hub = Hub()
         let subscribers = (0..<25).map { _ in Quiet() }

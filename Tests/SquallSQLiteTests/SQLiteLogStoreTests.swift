@@ -10,6 +10,7 @@ private final class Recorder: Subscriber {
     let texts = Mutex<[String]>([])
     func receive(_ message: Message) { texts.withLock { $0.append(message.payload.text ?? "") } }
     func receive(_ event: PresenceEvent) {}
+    func lost(_ channel: ChannelName, current: StreamPosition) {}
 }
 
 /// A hub on a real SQLite file, and the same file opened again as a restart would.

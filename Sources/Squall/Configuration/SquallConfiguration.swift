@@ -28,6 +28,9 @@ public struct SquallConfiguration: Sendable {
     /// Where channel logs are committed and restored from (``LogStore``); `nil` keeps them in
     /// memory only, forgotten on restart. Default `nil`.
     public var store: (any LogStore)?
+    /// A store several nodes share (``SharedLogStore``, e.g. PostgreSQL): this server is then
+    /// one node of them, and ``store`` is not used. Default `nil`.
+    public var sharedStore: (any SharedLogStore)?
     /// Longest a long poll may wait for a message; a client asking for more gets this, and
     /// `wait` defaults to it. Keep it below the idle timeout of any proxy in front (often
     /// 30–60 s), so that polls are answered and never turned into 504s. Default 25 s.
@@ -77,6 +80,7 @@ public struct SquallConfiguration: Sendable {
         closeTimeout: Duration = .seconds(3),
         retention: Retention = Retention(),
         store: (any LogStore)? = nil,
+        sharedStore: (any SharedLogStore)? = nil,
         longPollWait: Duration = .seconds(25),
         sseHeartbeat: Duration = .seconds(15),
         maxReplyBytes: Int = 1 << 20,
@@ -100,6 +104,7 @@ public struct SquallConfiguration: Sendable {
         self.closeTimeout = closeTimeout
         self.retention = retention
         self.store = store
+        self.sharedStore = sharedStore
         self.longPollWait = longPollWait
         self.sseHeartbeat = sseHeartbeat
         self.maxReplyBytes = maxReplyBytes

@@ -75,4 +75,6 @@ private final class FrameTaker: Subscriber {
     }
 
     func receive(_ event: PresenceEvent) {}
+
+    func lost(_ channel: ChannelName, current: StreamPosition) {}
 }

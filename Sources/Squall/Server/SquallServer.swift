@@ -52,7 +52,9 @@ public struct SquallServer: Service, CustomStringConvertible {
         self.configuration = configuration
         self.logger = logger
         self.onListening = onListening
-        let hub = Hub(retention: configuration.retention, store: configuration.store)
+        let hub =
+            configuration.sharedStore.map { Hub(retention: configuration.retention, shared: $0) }
+            ?? Hub(retention: configuration.retention, store: configuration.store)
         self.hub = hub
         let maxInfo = configuration.maxInfo
         let publishRate = configuration.publishRate?.bucketRate
@@ -118,11 +120,16 @@ public struct SquallServer: Service, CustomStringConvertible {
         do {
             try await group.run()
         } catch {
-            await configuration.store?.close()
+            await closeStores()
             throw error
         }
         // Every connection is closed: commit what is still queued before the process goes.
+        await closeStores()
+    }
+
+    private func closeStores() async {
         await configuration.store?.close()
+        await configuration.sharedStore?.close()
     }
 
     private func makeListener() throws -> Listener {

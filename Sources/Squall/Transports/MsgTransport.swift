@@ -84,4 +84,8 @@ final class MsgSubscriber: Subscriber {
     }
 
     func receive(_ event: PresenceEvent) {}
+
+    func lost(_ channel: ChannelName, current: StreamPosition) {
+        connection.close(.positionNotRecoverable(current: current))
+    }
 }

@@ -156,6 +156,10 @@ final class SSESubscriber: Subscriber {
         queue(.text(utf8: SSE.event(change.type, data: change.json)))
     }
 
+    func lost(_ channel: ChannelName, current: StreamPosition) {
+        outbox.close(.logRestarted)
+    }
+
     /// A stream whose outbox overflows is cut off after the close timeout: its client stopped
     /// reading, so even the final `close` event may never get through. A browser's EventSource
     /// then reconnects with `Last-Event-ID` and resumes from the log.

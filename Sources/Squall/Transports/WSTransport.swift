@@ -189,4 +189,8 @@ final class WSSubscriber: Subscriber {
     func receive(_ event: PresenceEvent) {
         connection.writeMessage(.text(utf8: ProtocolReply.presenceChange(event).json))
     }
+
+    func lost(_ channel: ChannelName, current: StreamPosition) {
+        connection.close(.logRestarted)
+    }
 }

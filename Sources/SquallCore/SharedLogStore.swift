@@ -1,0 +1,122 @@
+import Foundation
+
+/// A log store that several nodes share, such as one PostgreSQL database: the store, not the
+/// hub, gives each message its position, and it tells every node's hub when a channel's log grew.
+///
+/// Where a ``LogStore`` serves one hub, which assigns positions itself, a shared store is also
+/// a broker: a message published on any node is appended once, in the database, and reaches
+/// every node's subscribers from there, in that one order.
+///
+/// Contracts:
+/// - **Positions come from the store.** ``append(_:idempotencyKey:committed:)`` takes a message
+///   without one; `committed` gets the position the store gave it. Offsets grow by one per
+///   message in a channel's epoch, across all nodes, and survive any node's restart.
+/// - **One way in.** The hub adds a message to its log only in offset order: its own commits
+///   when they are next, and everything else by ``read(_:after:limit:retention:)`` — the
+///   catch-up read it makes when a commit or a notification shows its log is behind. A lost
+///   notification therefore costs latency, never a message.
+/// - **Notifications carry positions, not payloads.** ``follow(_:)`` hands the store the hub to
+///   tell; the store calls ``LogFollower/advanced(_:to:)`` when a channel's log grew (on any node),
+///   and ``LogFollower/resynchronize()`` when it may have missed some (its link to the database
+///   came back), so that every open channel reads what it missed.
+/// - **Acknowledge after commit.** As for ``LogStore``: `committed(.success)` only once the message
+///   is durable; `.failure` means no node will ever see it.
+/// - **Idempotency.** A key the store already holds for the channel (published on any node within
+///   `IdempotencyWindow/duration`) appends nothing: `committed` gets the first message's
+///   position, with ``Appended/isNew`` false.
+public protocol SharedLogStore: Sendable {
+    /// The channel's log as the store has it: its epoch, its last offset and its newest
+    /// messages (at most `retention.maxMessages`, none older than `retention.maxAge`), oldest
+    /// first. A channel the store has never seen is created, so that its epoch is the same on
+    /// every node. Blocks the caller for one read.
+    func open(_ channel: ChannelName, retention: Retention) throws(StoreError) -> StoredLog
+
+    /// Stores a message on `channel` and calls `committed` with the position it was given, or with
+    /// the error that stopped it. Must not block, and never calls `committed` before it returns.
+    /// - Throws: at once, when the store cannot take the message (closed, or too much already
+    ///   waiting): `committed` is never called.
+    func append(
+        _ draft: Draft,
+        idempotencyKey: IdempotencyKey?,
+        committed: @escaping @Sendable (Result<Appended, StoreError>) -> Void
+    ) throws(StoreError)
+
+    /// Up to `limit` messages of `channel` after `position`, oldest first, or — when the store no
+    /// longer has every message after it (another epoch, or past retention) — the log to start
+    /// again from, as ``open(_:retention:)`` gives it.
+    func read(
+        _ channel: ChannelName,
+        after position: StreamPosition,
+        limit: Int,
+        retention: Retention
+    ) async throws(StoreError) -> CatchUp
+
+    /// This node no longer retains `channel`'s messages of `epoch` up to `offset`.
+    func trim(_ channel: ChannelName, epoch: String, through offset: UInt64)
+
+    /// Starts telling `follower` when channels' logs grow. Called once, by the hub that uses the
+    /// store; the store holds the follower weakly.
+    func follow(_ follower: any LogFollower)
+
+    /// Commits what is queued, calls every `committed` still owed, and stops.
+    func close() async
+}
+
+/// A message before the store gives it a position.
+public struct Draft: Sendable {
+    /// The channel it goes to.
+    public let channel: ChannelName
+    /// Its id (UUID v4).
+    public let id: UUID
+    /// When it was published.
+    public let time: Date
+    /// The connection that published it, if any.
+    public let publisher: UUID?
+    /// What was published.
+    public let payload: Payload
+
+    /// A draft.
+    public init(channel: ChannelName, id: UUID = .random(), time: Date, publisher: UUID?, payload: Payload) {
+        self.channel = channel
+        self.id = id
+        self.time = time
+        self.publisher = publisher
+        self.payload = payload
+    }
+
+    /// The message it becomes at `position`.
+    public func message(at position: StreamPosition) -> Message {
+        Message(channel: channel, position: position, id: id, time: time, publisher: publisher, payload: payload)
+    }
+}
+
+/// What a ``SharedLogStore`` did with a draft.
+public struct Appended: Sendable {
+    /// The message at the position it was given; for a key already held, at the first one's.
+    public let message: Message
+    /// `false` when an idempotency key matched an earlier message and nothing was appended: then
+    /// ``message`` carries the retry's payload, not the first one's.
+    public let isNew: Bool
+
+    /// An outcome.
+    public init(message: Message, isNew: Bool) {
+        self.message = message
+        self.isNew = isNew
+    }
+}
+
+/// What a catch-up read found.
+public enum CatchUp: Sendable {
+    /// The messages after the position asked for, oldest first (none if it is the last).
+    case messages([Message])
+    /// Not every message after that position is there any more: the log to start again from.
+    case restart(StoredLog)
+}
+
+/// Whoever a ``SharedLogStore`` tells about logs that grew: a ``Hub``.
+public protocol LogFollower: AnyObject, Sendable {
+    /// `channel`'s log reached `position`, on some node.
+    func advanced(_ channel: ChannelName, to position: StreamPosition)
+    /// Notifications may have been missed: every open channel should read what it lacks.
+    func resynchronize()
+}

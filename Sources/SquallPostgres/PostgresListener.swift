@@ -1,0 +1,108 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import PostgresNIO
+import SquallCore
+
+/// The node's ear on the database: a connection that `LISTEN`s on `squall` and tells the
+/// follower (the hub) each position a notification carries.
+///
+/// Contracts: notifications carry `EPOCH OFFSET CHANNEL` (PostgresSchema), never payloads.
+/// When the connection is lost it is made again, retrying every ``retryDelay``; once `LISTEN`
+/// holds again the follower is told to ``LogFollower/resynchronize()``, because notifications
+/// sent while it was gone are lost for good (PostgreSQL keeps none for absent listeners).
+final class PostgresListener: Sendable {
+    /// The notification channel every node listens on and every append notifies.
+    static let channel = "squall"
+    /// How long to wait before connecting again.
+    static let retryDelay = TimeAmount.milliseconds(500)
+
+    private struct State {
+        weak var follower: (any LogFollower)?
+        var connection: PostgresConnection?
+        var stopped = false
+    }
+
+    private let loop: any EventLoop
+    private let configuration: PostgresConnection.Configuration
+    private let logger: Logger
+    private let state = NIOLockedValueBox(State())
+
+    init(loop: any EventLoop, configuration: PostgresConnection.Configuration, logger: Logger) {
+        self.loop = loop
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Starts listening for `follower`, held weakly.
+    func start(for follower: any LogFollower) {
+        state.withLockedValue { $0.follower = follower }
+        loop.execute { self.connect() }
+    }
+
+    /// Stops listening and closes the connection.
+    func stop() -> EventLoopFuture<Void> {
+        let connection = state.withLockedValue { state -> PostgresConnection? in
+            state.stopped = true
+            return state.connection
+        }
+        return connection?.close().recover { _ in } ?? loop.makeSucceededVoidFuture()
+    }
+
+    private func connect() {
+        guard !state.withLockedValue({ $0.stopped }) else { return }
+        PostgresConnection.connect(on: loop, configuration: configuration, id: 0, logger: logger).whenComplete { result in
+            switch result {
+            case .failure(let error):
+                self.logger.debug("cannot listen on PostgreSQL yet", metadata: ["error": "\(StoreError(postgres: error, doing: "connect"))"])
+                self.retry()
+            case .success(let connection):
+                self.listen(on: connection)
+            }
+        }
+    }
+
+    private func listen(on connection: PostgresConnection) {
+        let stopped = state.withLockedValue { state in
+            state.connection = connection
+            return state.stopped
+        }
+        guard !stopped else {
+            connection.close(promise: nil)
+            return
+        }
+        connection.addListener(channel: Self.channel) { [weak self] _, notification in
+            self?.notified(notification.payload)
+        }
+        connection.closeFuture.whenComplete { _ in
+            self.state.withLockedValue { $0.connection = nil }
+            self.retry()
+        }
+        connection.query("LISTEN squall", logger: logger).whenComplete { result in
+            switch result {
+            case .success:
+                self.state.withLockedValue { $0.follower }?.resynchronize()
+            case .failure:
+                connection.close(promise: nil)
+            }
+        }
+    }
+
+    private func retry() {
+        guard !state.withLockedValue({ $0.stopped }) else { return }
+        loop.scheduleTask(in: Self.retryDelay) { self.connect() }
+    }
+
+    /// `EPOCH OFFSET CHANNEL`; anything else is ignored.
+    private func notified(_ payload: String) {
+        let parts = payload.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count == 3, let offset = UInt64(parts[1]), let channel = try? ChannelName(String(parts[2])) else { return }
+        state.withLockedValue { $0.follower }?.advanced(channel, to: StreamPosition(epoch: String(parts[0]), offset: offset))
+    }
+}
+
+extension PostgresConnection {
+    fileprivate func close(promise: EventLoopPromise<Void>?) {
+        close().whenComplete { _ in promise?.succeed() }
+    }
+}

@@ -1,0 +1,416 @@
+import DequeModule
+import Dispatch
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import PostgresNIO
+import SquallCore
+import Synchronization
+
+/// Channel logs in one PostgreSQL database that several `squall` nodes share: a
+/// ``SharedLogStore`` whose positions are given out by the database, so a channel has one order
+/// and one epoch on every node, surviving any node's restart.
+///
+/// Contracts:
+/// - **Group commit.** Appends queue; one writer sends whatever has queued (up to
+///   ``maxBatch`` messages) as one call of `squall_append` — one transaction — and answers
+///   them all when it commits. One batch is in flight at a time, so a node's messages on a
+///   channel keep the order they were published in.
+/// - **Fan-out by position.** Each batch notifies `squall` with each channel's new position;
+///   every node's ``PostgresListener`` passes it to its hub, which reads what it lacks
+///   (``read(_:after:limit:retention:)``). Payloads never travel in notifications (whose limit is
+///   8,000 bytes).
+/// - **Outage.** A node that cannot reach the database keeps its sockets: appends fail with
+///   ``StoreError`` (`store_unavailable`), reads fail and are retried by the hub, and each
+///   connection is made again on its next use. When the listener is back, the hub reads what
+///   every open channel missed.
+/// - **Bounded.** At most `maxQueuedBytes` of messages wait for the writer; an append past it is
+///   refused at once. ``open(_:retention:)`` waits at most ``openTimeout`` for the database.
+/// - **Retention.** Trims are collected per channel and sent as one `DELETE` between batches —
+///   when the writer is idle, and at least every 16 batches.
+///
+/// Each store runs its connections on one event loop thread of its own, never the server's,
+/// so the blocking ``open(_:retention:)`` cannot hold up the replies it waits for.
+public final class PostgresLogStore: SharedLogStore {
+    /// Most messages one `squall_append` call carries.
+    public static let maxBatch = 1000
+    /// Longest ``open(_:retention:)`` waits for the database.
+    public static let openTimeout = TimeAmount.seconds(3)
+
+    private struct Pending {
+        let draft: Draft
+        let key: IdempotencyKey?
+        let committed: @Sendable (Result<Appended, StoreError>) -> Void
+        var cost: Int { draft.payload.count + 256 }
+    }
+
+    private struct Queue {
+        var items = Deque<Pending>()
+        var bytes = 0
+        var writing = false
+        var closed = false
+        var trims: [ChannelName: UInt64] = [:]
+        var batchesSinceTrim = 0
+        var drained: [CheckedContinuation<Void, Never>] = []
+    }
+
+    /// Where the database is.
+    public let address: PostgresAddress
+    private let group: MultiThreadedEventLoopGroup
+    private let loop: any EventLoop
+    private let writer: PostgresLink
+    private let reader: PostgresLink
+    private let listener: PostgresListener
+    private let window: Double
+    private let maxQueuedBytes: Int
+    private let logger: Logger
+    private let queue = Mutex(Queue())
+
+    /// Connects to the database at `address` and creates or updates Squall's tables there.
+    /// - Parameters:
+    ///   - idempotency: how long a key is recognised across nodes (its `duration`).
+    ///   - maxQueuedBytes: most bytes of messages waiting for the writer (default 64 MiB).
+    /// - Throws: ``StoreError`` if the database cannot be reached or its schema created.
+    public init(
+        address: PostgresAddress,
+        idempotency: IdempotencyWindow = IdempotencyWindow(),
+        maxQueuedBytes: Int = 64 << 20,
+        logger: Logger = Logger(label: "squall.postgres")
+    ) throws(StoreError) {
+        let configuration = try address.configuration()
+        self.address = address
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        self.loop = group.next()
+        self.writer = PostgresLink(loop: loop, configuration: configuration, logger: logger)
+        self.reader = PostgresLink(loop: loop, configuration: configuration, logger: logger)
+        self.listener = PostgresListener(loop: loop, configuration: configuration, logger: logger)
+        self.window = idempotency.duration.inSeconds
+        self.maxQueuedBytes = maxQueuedBytes
+        self.logger = logger
+        do throws(StoreError) {
+            try wait(for: migrate(), doing: "set up Squall's tables at \(address)")
+        } catch {
+            try? group.syncShutdownGracefully()
+            throw error
+        }
+    }
+
+    /// Runs the schema's statements in one transaction, under an advisory lock, so that nodes
+    /// starting together do not trip over each other's `CREATE OR REPLACE`.
+    private func migrate() -> EventLoopFuture<Void> {
+        writer.connection().flatMap { [logger, loop] connection in
+            let steps: [PostgresQuery] =
+                ["BEGIN", "SELECT pg_advisory_xact_lock(\(PostgresSchema.migrationLock))"]
+                + PostgresSchema.statements.map { PostgresQuery(unsafeSQL: $0) } + ["COMMIT"]
+            var done = loop.makeSucceededVoidFuture()
+            for step in steps {
+                done = done.flatMap { connection.query(step, logger: logger).map { _ in } }
+            }
+            return done.flatMapError { error in
+                connection.query("ROLLBACK", logger: logger).flatMapThrowing { _ in throw error }
+            }
+        }
+    }
+
+    // MARK: - SharedLogStore
+
+    public func follow(_ follower: any LogFollower) {
+        listener.start(for: follower)
+    }
+
+    /// Creates the channel's row if it has none (with a new epoch), then reads its position and
+    /// newest messages: the unbroken run of offsets that ends at the last one.
+    public func open(_ channel: ChannelName, retention: Retention) throws(StoreError) -> StoredLog {
+        try wait(for: stored(channel, retention: retention), doing: "open channel \(channel)")
+    }
+
+    public func append(
+        _ draft: Draft,
+        idempotencyKey: IdempotencyKey?,
+        committed: @escaping @Sendable (Result<Appended, StoreError>) -> Void
+    ) throws(StoreError) {
+        let pending = Pending(draft: draft, key: idempotencyKey, committed: committed)
+        let wake = try queue.withLock { queue throws(StoreError) -> Bool in
+            guard !queue.closed else { throw StoreError("the store is closed") }
+            guard queue.bytes + pending.cost <= maxQueuedBytes else {
+                throw StoreError("too many messages are waiting for PostgreSQL (\(queue.bytes) bytes)")
+            }
+            queue.items.append(pending)
+            queue.bytes += pending.cost
+            defer { queue.writing = true }
+            return !queue.writing
+        }
+        if wake { loop.execute { self.writeNext() } }
+    }
+
+    public func read(
+        _ channel: ChannelName,
+        after position: StreamPosition,
+        limit: Int,
+        retention: Retention
+    ) async throws(StoreError) -> CatchUp {
+        let name = channel.rawValue
+        let after = Int64(clamping: position.offset)
+        let found = reader.query(
+            """
+            SELECT c.epoch, c.last_offset, m."offset", m.id, m.time, m.publisher, m.is_binary, m.payload
+            FROM squall_channels c LEFT JOIN LATERAL (
+                SELECT * FROM squall_messages WHERE channel = c.name AND "offset" > \(after) ORDER BY "offset" LIMIT \(limit)
+            ) m ON true
+            WHERE c.name = \(name)
+            """
+        )
+        .flatMapThrowing { result -> CatchUp? in
+            // nil: not every message after `position` is here (no row, another epoch, a log
+            // behind it, or retention took what came next): start again from the store's log.
+            var messages: [Message] = []
+            for row in result.rows {
+                let (epoch, last, offset, id, time, publisher, binary, payload) = try row.decode(
+                    (String, Int64, Int64?, UUID?, Double?, UUID?, Bool?, ByteBuffer?).self
+                )
+                guard epoch == position.epoch, UInt64(clamping: last) >= position.offset else { return nil }
+                guard let offset, let id, let time, let binary, let payload else {
+                    return UInt64(clamping: last) == position.offset ? .messages([]) : nil
+                }
+                guard UInt64(clamping: offset) == position.offset + UInt64(messages.count) + 1 else { return nil }
+                messages.append(
+                    Message(
+                        channel: channel,
+                        position: StreamPosition(epoch: epoch, offset: UInt64(clamping: offset)),
+                        id: id,
+                        time: Date(timeIntervalSince1970: time),
+                        publisher: publisher,
+                        payload: binary ? .binary(payload) : .text(utf8: payload)
+                    )
+                )
+            }
+            return messages.isEmpty ? nil : .messages(messages)
+        }
+        .flatMap { [self] caughtUp -> EventLoopFuture<CatchUp> in
+            caughtUp.map { loop.makeSucceededFuture($0) } ?? stored(channel, retention: retention).map { .restart($0) }
+        }
+        do {
+            return try await found.get()
+        } catch {
+            throw StoreError(postgres: error, doing: "read channel \(channel)")
+        }
+    }
+
+    public func trim(_ channel: ChannelName, epoch: String, through offset: UInt64) {
+        let wake = queue.withLock { queue -> Bool in
+            guard !queue.closed else { return false }
+            queue.trims[channel] = max(queue.trims[channel] ?? 0, offset)
+            defer { queue.writing = true }
+            return !queue.writing
+        }
+        if wake { loop.execute { self.writeNext() } }
+    }
+
+    public func close() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let idle = queue.withLock { queue -> Bool in
+                queue.closed = true
+                guard queue.writing else { return true }
+                queue.drained.append(continuation)
+                return false
+            }
+            if idle { continuation.resume() }
+        }
+        _ = try? await listener.stop().and(writer.close()).and(reader.close()).get()
+        try? await group.shutdownGracefully()
+    }
+
+    // MARK: - Writer
+
+    private enum Work {
+        case append([Pending])
+        case trim([ChannelName: UInt64])
+        case idle([CheckedContinuation<Void, Never>])
+    }
+
+    /// Sends the next batch or trim; runs on `loop`, one at a time.
+    private func writeNext() {
+        let work = queue.withLock { queue -> Work in
+            if !queue.trims.isEmpty, queue.items.isEmpty || queue.batchesSinceTrim >= 16 {
+                defer {
+                    queue.trims = [:]
+                    queue.batchesSinceTrim = 0
+                }
+                return .trim(queue.trims)
+            }
+            guard !queue.items.isEmpty else {
+                queue.writing = false
+                defer { queue.drained = [] }
+                return .idle(queue.drained)
+            }
+            let count = min(queue.items.count, Self.maxBatch)
+            let batch = Array(queue.items.prefix(count))
+            queue.items.removeFirst(count)
+            queue.bytes -= batch.reduce(0) { $0 + $1.cost }
+            queue.batchesSinceTrim += 1
+            return .append(batch)
+        }
+        switch work {
+        case .idle(let waiting):
+            for continuation in waiting { continuation.resume() }
+        case .trim(let trims):
+            let channels = trims.keys.map(\.rawValue)
+            let offsets = trims.keys.map { Int64(clamping: trims[$0] ?? 0) }
+            writer.query(
+                """
+                DELETE FROM squall_messages m USING unnest(\(channels)::text[], \(offsets)::bigint[]) AS t (channel, through)
+                WHERE m.channel = t.channel AND m."offset" <= t.through
+                """
+            )
+            .whenComplete { [self] result in
+                if case .failure(let error) = result {
+                    // The rows stay until the channel's next trim, which covers them (`<=`).
+                    logger.warning("PostgreSQL trim failed", metadata: ["error": "\(StoreError(postgres: error, doing: "trim"))"])
+                }
+                writeNext()
+            }
+        case .append(let batch):
+            writer.query(appendQuery(batch)).whenComplete { [self] result in
+                answer(batch, result)
+                writeNext()
+            }
+        }
+    }
+
+    private func appendQuery(_ batch: [Pending]) -> PostgresQuery {
+        let channels = batch.map(\.draft.channel.rawValue)
+        let ids = batch.map(\.draft.id)
+        let times = batch.map(\.draft.time.timeIntervalSince1970)
+        let publishers = batch.map { $0.draft.publisher?.text ?? "" }
+        let binary = batch.map { $0.draft.payload.kind == .binary }
+        let payloads = batch.map(\.draft.payload.bytes)
+        let keys = batch.map { $0.key?.rawValue ?? "" }
+        return """
+            SELECT ord, epoch, "offset", fresh FROM squall_append(\(channels), \(ids), \(times), \(publishers), \
+            \(binary), \(payloads), \(keys), \(window))
+            """
+    }
+
+    /// Answers every message of a batch: the position the database gave it, or the error.
+    private func answer(_ batch: [Pending], _ result: Result<PostgresQueryResult, any Error>) {
+        var positions: [Int: (StreamPosition, Bool)] = [:]
+        var failure: StoreError?
+        switch result {
+        case .success(let rows):
+            do {
+                for row in rows.rows {
+                    let (ord, epoch, offset, fresh) = try row.decode((Int64, String, Int64, Bool).self)
+                    positions[Int(clamping: ord) - 1] = (StreamPosition(epoch: epoch, offset: UInt64(clamping: offset)), fresh)
+                }
+            } catch {
+                failure = StoreError(postgres: error, doing: "append")
+            }
+        case .failure(let error):
+            failure = StoreError(postgres: error, doing: "append")
+        }
+        for (index, pending) in batch.enumerated() {
+            if let failure {
+                pending.committed(.failure(failure))
+            } else if let (position, fresh) = positions[index] {
+                pending.committed(.success(Appended(message: pending.draft.message(at: position), isNew: fresh)))
+            } else {
+                pending.committed(.failure(StoreError("PostgreSQL gave no position for a message")))
+            }
+        }
+    }
+
+    // MARK: - Reads
+
+    /// The channel's log as ``open(_:retention:)`` describes it.
+    private func stored(_ channel: ChannelName, retention: Retention) -> EventLoopFuture<StoredLog> {
+        let name = channel.rawValue
+        let epoch = Self.makeEpoch()
+        let cutoff = Date().timeIntervalSince1970 - retention.maxAge.inSeconds
+        let limit = retention.maxMessages
+        return reader.query(
+            """
+            INSERT INTO squall_channels (name, epoch, last_offset) VALUES (\(name), \(epoch), 0) ON CONFLICT (name) DO NOTHING
+            """
+        )
+        .flatMap { [reader] _ in
+            reader.query(
+                """
+                SELECT c.epoch, c.last_offset, m."offset", m.id, m.time, m.publisher, m.is_binary, m.payload, m.idempotency_key
+                FROM squall_channels c LEFT JOIN LATERAL (
+                    SELECT * FROM squall_messages WHERE channel = c.name AND time >= \(cutoff) ORDER BY "offset" DESC LIMIT \(limit)
+                ) m ON true
+                WHERE c.name = \(name)
+                """
+            )
+        }
+        .flatMapThrowing { result -> StoredLog in
+            var epoch = ""
+            var last: UInt64 = 0
+            var newestFirst: [Message] = []
+            var keys: [UInt64: IdempotencyKey] = [:]
+            for row in result.rows {
+                let (rowEpoch, rowLast, offset, id, time, publisher, binary, payload, key) = try row.decode(
+                    (String, Int64, Int64?, UUID?, Double?, UUID?, Bool?, ByteBuffer?, String?).self
+                )
+                epoch = rowEpoch
+                last = UInt64(clamping: rowLast)
+                guard let offset, let id, let time, let binary, let payload else { break }
+                let position = StreamPosition(epoch: rowEpoch, offset: UInt64(clamping: offset))
+                // Only the unbroken run that ends at the last offset: a hole would resume a
+                // client from the wrong place.
+                guard position.offset == (newestFirst.last?.offset ?? last + 1) - 1 else { break }
+                newestFirst.append(
+                    Message(
+                        channel: channel,
+                        position: position,
+                        id: id,
+                        time: Date(timeIntervalSince1970: time),
+                        publisher: publisher,
+                        payload: binary ? .binary(payload) : .text(utf8: payload)
+                    )
+                )
+                if let key, let parsed = try? IdempotencyKey(key) { keys[position.offset] = parsed }
+            }
+            guard !epoch.isEmpty else { throw StoreError("channel \(channel) has no row after it was created") }
+            return StoredLog(epoch: epoch, lastOffset: last, messages: newestFirst.reversed(), idempotencyKeys: keys)
+        }
+    }
+
+    /// Waits for `future`, at most ``openTimeout``, from a thread that is not the store's own.
+    ///
+    /// It blocks its caller, which may be a server's event loop thread (a channel opened by a
+    /// WebSocket subscribe): hence the semaphore rather than `EventLoopFuture.wait()`, which
+    /// refuses any event loop thread. The store's own thread is refused, since it is the one
+    /// that would complete the future.
+    private func wait<Value: Sendable>(for future: EventLoopFuture<Value>, doing what: String) throws(StoreError) -> Value {
+        guard !loop.inEventLoop else { throw StoreError("cannot \(what) from the store's own thread") }
+        let outcome = NIOLockedValueBox<Result<Value, any Error>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        let settle: @Sendable (Result<Value, any Error>) -> Void = { result in
+            let first = outcome.withLockedValue { outcome in
+                guard outcome == nil else { return false }
+                outcome = result
+                return true
+            }
+            if first { done.signal() }
+        }
+        let timeout = loop.scheduleTask(in: Self.openTimeout) { settle(.failure(StoreError("timed out"))) }
+        future.whenComplete(settle)
+        done.wait()
+        timeout.cancel()
+        switch outcome.withLockedValue({ $0 }) {
+        case .success(let value): return value
+        case .failure(let error): throw StoreError(postgres: error, doing: what)
+        case nil: throw StoreError("cannot \(what)")
+        }
+    }
+
+    /// A short random epoch: 8 base-36 characters.
+    private static func makeEpoch() -> String {
+        let alphabet = Array("0123456789abcdefghijklmnopqrstuvwxyz")
+        var generator = SystemRandomNumberGenerator()
+        return String((0..<8).map { _ in alphabet[Int(generator.next(upperBound: UInt(alphabet.count)))] })
+    }
+}

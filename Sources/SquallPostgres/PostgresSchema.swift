@@ -1,0 +1,84 @@
+/// The tables and the append function a PostgreSQL database holds for Squall, created (or
+/// brought up to date) by every node when it starts, one node at a time.
+///
+/// - `squall_channels`: each channel's epoch and last offset. Appends lock a channel's row, so
+///   offsets are given out in one order across all nodes.
+/// - `squall_messages`: the retained messages, by channel and offset, with the idempotency key
+///   each was published under.
+/// - `squall_append(...)`: appends one batch (arrays, one element per message; `''` for no
+///   publisher or key) in one transaction: it creates channels it has not seen, locks their rows
+///   in name order (so that two nodes' batches cannot deadlock), answers keys already held
+///   within the window with the first message's position, gives the rest the next offsets, and
+///   notifies `squall` with `EPOCH OFFSET CHANNEL` for each channel: a position, never a payload.
+enum PostgresSchema {
+    /// A number no other program's advisory lock is likely to use: "SQUA".
+    static let migrationLock: Int64 = 0x5351_5541
+
+    /// The statements, in order.
+    static let statements: [String] = [
+        """
+        CREATE TABLE IF NOT EXISTS squall_channels (
+            name text PRIMARY KEY,
+            epoch text NOT NULL,
+            last_offset bigint NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS squall_messages (
+            channel text NOT NULL,
+            "offset" bigint NOT NULL,
+            epoch text NOT NULL,
+            id uuid NOT NULL,
+            time double precision NOT NULL,
+            publisher uuid,
+            is_binary boolean NOT NULL,
+            payload bytea NOT NULL,
+            idempotency_key text,
+            PRIMARY KEY (channel, "offset")
+        )
+        """,
+        """
+        CREATE INDEX IF NOT EXISTS squall_messages_idempotency ON squall_messages (channel, idempotency_key) WHERE idempotency_key IS NOT NULL
+        """,
+        """
+        CREATE OR REPLACE FUNCTION squall_append(
+            p_channels text[], p_ids uuid[], p_times double precision[], p_publishers text[],
+            p_binary boolean[], p_payloads bytea[], p_keys text[], p_window double precision
+        ) RETURNS TABLE (ord bigint, epoch text, "offset" bigint, fresh boolean) LANGUAGE plpgsql AS $$
+        #variable_conflict use_column
+        BEGIN
+            INSERT INTO squall_channels AS c (name, epoch, last_offset)
+                SELECT DISTINCT u, substr(md5(random()::text || clock_timestamp()::text), 1, 8), 0 FROM unnest(p_channels) AS u
+                ON CONFLICT (name) DO NOTHING;
+            PERFORM 1 FROM squall_channels c WHERE c.name = ANY (p_channels) ORDER BY c.name FOR UPDATE;
+            RETURN QUERY
+            WITH b AS (
+                SELECT u.channel, u.id, u.time, NULLIF(u.publisher, '')::uuid AS publisher, u.is_binary, u.payload,
+                    NULLIF(u.key, '') AS key, u.ord
+                FROM unnest(p_channels, p_ids, p_times, p_publishers, p_binary, p_payloads, p_keys)
+                    WITH ORDINALITY AS u (channel, id, time, publisher, is_binary, payload, key, ord)
+            ), seen AS (
+                SELECT DISTINCT ON (b.ord) b.ord, m.epoch, m."offset"
+                FROM b JOIN squall_channels c ON c.name = b.channel
+                JOIN squall_messages m ON m.channel = b.channel AND m.epoch = c.epoch AND m.idempotency_key = b.key AND m.time > b.time - p_window
+                WHERE b.key IS NOT NULL
+                ORDER BY b.ord, m."offset"
+            ), fresh AS (
+                SELECT b.*, c.epoch, c.last_offset + row_number() OVER (PARTITION BY b.channel ORDER BY b.ord) AS "offset"
+                FROM b JOIN squall_channels c ON c.name = b.channel
+                WHERE NOT EXISTS (SELECT 1 FROM seen WHERE seen.ord = b.ord)
+            ), inserted AS (
+                INSERT INTO squall_messages (channel, "offset", epoch, id, time, publisher, is_binary, payload, idempotency_key)
+                    SELECT f.channel, f."offset", f.epoch, f.id, f.time, f.publisher, f.is_binary, f.payload, f.key FROM fresh f
+            ), advanced AS (
+                UPDATE squall_channels c SET last_offset = x.last FROM (SELECT f.channel, max(f."offset") AS last FROM fresh f GROUP BY f.channel) x
+                WHERE c.name = x.channel
+            )
+            SELECT f.ord, f.epoch, f."offset", true FROM fresh f
+            UNION ALL SELECT s.ord, s.epoch, s."offset", false FROM seen s;
+            PERFORM pg_notify('squall', c.epoch || ' ' || c.last_offset || ' ' || c.name) FROM squall_channels c WHERE c.name = ANY (p_channels);
+        END
+        $$
+        """,
+    ]
+}
