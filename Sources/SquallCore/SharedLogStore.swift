@@ -83,19 +83,15 @@ public struct Draft: Sendable {
         self.publisher = publisher
         self.payload = payload
     }
-
-    /// The message it becomes at `position`.
-    public func message(at position: StreamPosition) -> Message {
-        Message(channel: channel, position: position, id: id, time: time, publisher: publisher, payload: payload)
-    }
 }
 
 /// What a ``SharedLogStore`` did with a draft.
 public struct Appended: Sendable {
-    /// The message at the position it was given; for a key already held, at the first one's.
+    /// The message at the position it was given; for a key already held, the first one's
+    /// position, id and time.
     public let message: Message
     /// `false` when an idempotency key matched an earlier message and nothing was appended: then
-    /// ``message`` carries the retry's payload, not the first one's.
+    /// ``message`` carries the retry's payload, which may not be the first one's.
     public let isNew: Bool
 
     /// An outcome.

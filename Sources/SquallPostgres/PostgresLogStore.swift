@@ -92,7 +92,8 @@ public final class PostgresLogStore: SharedLogStore {
         do throws(StoreError) {
             try wait(for: migrate(), doing: "set up Squall's tables at \(address)")
         } catch {
-            try? group.syncShutdownGracefully()
+            _ = try? wait(for: writer.close(), doing: "close")
+            group.shutdownGracefully { _ in }
             throw error
         }
     }
@@ -123,7 +124,8 @@ public final class PostgresLogStore: SharedLogStore {
     /// Creates the channel's row if it has none (with a new epoch), then reads its position and
     /// newest messages: the unbroken run of offsets that ends at the last one.
     public func open(_ channel: ChannelName, retention: Retention) throws(StoreError) -> StoredLog {
-        try wait(for: stored(channel, retention: retention), doing: "open channel \(channel)")
+        guard !queue.withLock(\.closed) else { throw StoreError("the store is closed") }
+        return try wait(for: stored(channel, retention: retention), doing: "open channel \(channel)")
     }
 
     public func append(
@@ -151,6 +153,7 @@ public final class PostgresLogStore: SharedLogStore {
         limit: Int,
         retention: Retention
     ) async throws(StoreError) -> CatchUp {
+        guard !queue.withLock(\.closed) else { throw StoreError("the store is closed") }
         let name = channel.rawValue
         let after = Int64(clamping: position.offset)
         let found = reader.query(
@@ -288,21 +291,21 @@ public final class PostgresLogStore: SharedLogStore {
         let payloads = batch.map(\.draft.payload.bytes)
         let keys = batch.map { $0.key?.rawValue ?? "" }
         return """
-            SELECT ord, epoch, "offset", fresh FROM squall_append(\(channels), \(ids), \(times), \(publishers), \
+            SELECT ord, epoch, "offset", message_id, message_time, fresh FROM squall_append(\(channels), \(ids), \(times), \(publishers), \
             \(binary), \(payloads), \(keys), \(window))
             """
     }
 
     /// Answers every message of a batch: the position the database gave it, or the error.
     private func answer(_ batch: [Pending], _ result: Result<PostgresQueryResult, any Error>) {
-        var positions: [Int: (StreamPosition, Bool)] = [:]
+        var positions: [Int: (position: StreamPosition, id: UUID, time: Double, fresh: Bool)] = [:]
         var failure: StoreError?
         switch result {
         case .success(let rows):
             do {
                 for row in rows.rows {
-                    let (ord, epoch, offset, fresh) = try row.decode((Int64, String, Int64, Bool).self)
-                    positions[Int(clamping: ord) - 1] = (StreamPosition(epoch: epoch, offset: UInt64(clamping: offset)), fresh)
+                    let (ord, epoch, offset, id, time, fresh) = try row.decode((Int64, String, Int64, UUID, Double, Bool).self)
+                    positions[Int(clamping: ord) - 1] = (StreamPosition(epoch: epoch, offset: UInt64(clamping: offset)), id, time, fresh)
                 }
             } catch {
                 failure = StoreError(postgres: error, doing: "append")
@@ -313,8 +316,18 @@ public final class PostgresLogStore: SharedLogStore {
         for (index, pending) in batch.enumerated() {
             if let failure {
                 pending.committed(.failure(failure))
-            } else if let (position, fresh) = positions[index] {
-                pending.committed(.success(Appended(message: pending.draft.message(at: position), isNew: fresh)))
+            } else if let answer = positions[index] {
+                // A key already held answers with the first message's id, time and position.
+                let draft = pending.draft
+                let message = Message(
+                    channel: draft.channel,
+                    position: answer.position,
+                    id: answer.id,
+                    time: answer.fresh ? draft.time : Date(timeIntervalSince1970: answer.time),
+                    publisher: draft.publisher,
+                    payload: draft.payload
+                )
+                pending.committed(.success(Appended(message: message, isNew: answer.fresh)))
             } else {
                 pending.committed(.failure(StoreError("PostgreSQL gave no position for a message")))
             }

@@ -1,5 +1,6 @@
 /// The tables and the append function a PostgreSQL database holds for Squall, created (or
-/// brought up to date) by every node when it starts, one node at a time.
+/// brought up to date) by every node when it starts, one node at a time: the function is
+/// dropped and created again, so a node brings the one its version needs.
 ///
 /// - `squall_channels`: each channel's epoch and last offset. Appends lock a channel's row, so
 ///   offsets are given out in one order across all nodes.
@@ -41,10 +42,13 @@ enum PostgresSchema {
         CREATE INDEX IF NOT EXISTS squall_messages_idempotency ON squall_messages (channel, idempotency_key) WHERE idempotency_key IS NOT NULL
         """,
         """
-        CREATE OR REPLACE FUNCTION squall_append(
+        DROP FUNCTION IF EXISTS squall_append(text[], uuid[], double precision[], text[], boolean[], bytea[], text[], double precision)
+        """,
+        """
+        CREATE FUNCTION squall_append(
             p_channels text[], p_ids uuid[], p_times double precision[], p_publishers text[],
             p_binary boolean[], p_payloads bytea[], p_keys text[], p_window double precision
-        ) RETURNS TABLE (ord bigint, epoch text, "offset" bigint, fresh boolean) LANGUAGE plpgsql AS $$
+        ) RETURNS TABLE (ord bigint, epoch text, "offset" bigint, message_id uuid, message_time double precision, fresh boolean) LANGUAGE plpgsql AS $$
         #variable_conflict use_column
         BEGIN
             INSERT INTO squall_channels AS c (name, epoch, last_offset)
@@ -58,7 +62,7 @@ enum PostgresSchema {
                 FROM unnest(p_channels, p_ids, p_times, p_publishers, p_binary, p_payloads, p_keys)
                     WITH ORDINALITY AS u (channel, id, time, publisher, is_binary, payload, key, ord)
             ), seen AS (
-                SELECT DISTINCT ON (b.ord) b.ord, m.epoch, m."offset"
+                SELECT DISTINCT ON (b.ord) b.ord, m.epoch, m."offset", m.id, m.time
                 FROM b JOIN squall_channels c ON c.name = b.channel
                 JOIN squall_messages m ON m.channel = b.channel AND m.epoch = c.epoch AND m.idempotency_key = b.key AND m.time > b.time - p_window
                 WHERE b.key IS NOT NULL
@@ -74,8 +78,8 @@ enum PostgresSchema {
                 UPDATE squall_channels c SET last_offset = x.last FROM (SELECT f.channel, max(f."offset") AS last FROM fresh f GROUP BY f.channel) x
                 WHERE c.name = x.channel
             )
-            SELECT f.ord, f.epoch, f."offset", true FROM fresh f
-            UNION ALL SELECT s.ord, s.epoch, s."offset", false FROM seen s;
+            SELECT f.ord, f.epoch, f."offset", f.id, f.time, true FROM fresh f
+            UNION ALL SELECT s.ord, s.epoch, s."offset", s.id, s.time, false FROM seen s;
             PERFORM pg_notify('squall', c.epoch || ' ' || c.last_offset || ' ' || c.name) FROM squall_channels c WHERE c.name = ANY (p_channels);
         END
         $$
