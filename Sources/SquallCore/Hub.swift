@@ -385,7 +385,7 @@ public final class Hub: Sendable {
 
     /// Hands a message that joined the log to the channel's subscribers and waiting polls.
     private func deliver(_ message: Message, to state: inout ChannelState.Locked, now time: Date) {
-        for subscription in state.subscribers.values {
+        for subscription in state.subscribers.values where message.offset > subscription.after {
             subscription.subscriber.receive(message)
         }
         // Fan-out made the message's copies: hold the log to its byte bound now.
@@ -437,28 +437,41 @@ public final class Hub: Sendable {
         onSubscribed: (Subscription) -> Void = { _ in }
     ) -> Subscription {
         let time = now()
-        return withChannel(channel) { state in
+        let (subscription, behind) = withChannel(channel) { state -> (Subscription, Bool) in
             prune(&state, now: time)
             var replay: [Message] = []
             var recovered: Bool?
-            if let position {
+            var after: UInt64 = 0
+            if let position, state.isAhead(position) {
+                // Another node served this client further: this node is behind, not the client.
+                // It catches up, and the subscriber gets only what comes after its position.
+                recovered = true
+                after = position.offset
+            } else if let position {
                 recovered = state.log.canResume(from: position)
                 if recovered == true {
                     replay = state.log.messages(after: position.offset, limit: .max, budget: .unlimited)
                 }
             }
-            let subscription = Subscription(channel: channel, position: state.log.position, recovered: recovered, replayed: replay.count)
+            let subscription = Subscription(
+                channel: channel,
+                position: after > 0 ? position ?? state.log.position : state.log.position,
+                recovered: recovered,
+                replayed: replay.count
+            )
             onSubscribed(subscription)
             for message in replay { subscriber.receive(message) }
             if !replay.isEmpty { prune(&state, now: time) }  // the replay made copies
             let key = ObjectIdentifier(subscriber)
             let isNew = state.subscribers[key] == nil
-            state.subscribers[key] = .init(subscriber: subscriber, member: member, presenceEvents: presenceEvents)
+            state.subscribers[key] = .init(subscriber: subscriber, member: member, presenceEvents: presenceEvents, after: after)
             if isNew {
                 state.announce(.join(channel, member))
             }
-            return subscription
+            return (subscription, after > 0)
         }
+        if behind { catchUp(channel) }
+        return subscription
     }
 
     /// Removes `subscriber` from `channel`, announcing its leave.
@@ -480,13 +493,15 @@ public final class Hub: Sendable {
     ///     that fit.
     public func history(_ channel: ChannelName, since position: StreamPosition? = nil, limit: Int = .max, budget: ReadBudget = .unlimited) -> History {
         let time = now()
-        return withChannel(channel) { state in
+        let (history, behind) = withChannel(channel) { state in
             prune(&state, now: time)
             let history = state.read(channel, since: position, limit: limit, budget: budget)
             // The read made copies (its budget's encodings): hold the log to its bound again.
             prune(&state, now: time)
-            return history
+            return (history, position.map { state.isAhead($0) } ?? false)
         }
+        if behind { catchUp(channel) }
+        return history
     }
 
     /// Who is subscribed to `channel`, ordered by id.
@@ -528,12 +543,13 @@ public final class Hub: Sendable {
         let time = now()
         // Nothing there yet: park. waitForAppend checks the log again under the lock before it
         // parks, so an append between this read and the parking is not missed.
-        let (ready, start): (History?, StreamPosition) = withChannel(channel) { state in
+        let (ready, start, behind): (History?, StreamPosition, Bool) = withChannel(channel) { state in
             prune(&state, now: time)
             let start = position ?? state.log.startPosition
             let history = state.read(channel, since: start, limit: limit, budget: budget)
-            return (history.messages.isEmpty && history.recovered && wait > .zero ? nil : history, start)
+            return (history.messages.isEmpty && history.recovered && wait > .zero ? nil : history, start, state.isAhead(start))
         }
+        if behind { catchUp(channel) }
         if let ready { return ready }
         let ticket = UUID.random()
         await withTaskGroup(of: Void.self) { group in
@@ -592,7 +608,7 @@ public final class Hub: Sendable {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let parked = withChannel(channel) { state in
-                    guard state.log.epoch == position.epoch, state.log.lastOffset == position.offset, !Task.isCancelled else { return false }
+                    guard state.log.epoch == position.epoch, state.log.lastOffset <= position.offset, !Task.isCancelled else { return false }
                     state.waiters[ticket] = continuation
                     waiterTotal.add(1, ordering: .relaxed)
                     return true
@@ -619,7 +635,7 @@ public final class Hub: Sendable {
                 found
                 ?? shard.withLock { [opened = openLog(channel)] channels in
                     if let state = channels[channel] { return state }
-                    let state = ChannelState(log: opened.0, recent: opened.1)
+                    let state = ChannelState(log: opened.0, recent: opened.1, followsStore: shared != nil)
                     channels[channel] = state
                     channelTotal.add(1, ordering: .relaxed)
                     return state
@@ -662,6 +678,8 @@ private final class ChannelState: Sendable {
         let subscriber: any Subscriber
         let member: PresenceMember
         let presenceEvents: Bool
+        /// Messages up to this offset are not handed to it: it had them from another node.
+        var after: UInt64 = 0
     }
 
     struct Locked {
@@ -684,9 +702,21 @@ private final class ChannelState: Sendable {
             }
         }
 
+        /// Whether `position` is past this log's end in its epoch: with a shared store, a
+        /// position another node gave out before this one heard of it (no sticky sessions).
+        /// Without one, such a position is simply not recoverable.
+        let followsStore: Bool
+
+        func isAhead(_ position: StreamPosition) -> Bool {
+            followsStore && position.epoch == log.epoch && position.offset > log.lastOffset
+        }
+
         func read(_ channel: ChannelName, since position: StreamPosition?, limit: Int, budget: ReadBudget) -> History {
             guard let position else {
                 return History(channel: channel, messages: log.latest(limit, budget: budget), position: log.position, recovered: true)
+            }
+            if isAhead(position) {
+                return History(channel: channel, messages: [], position: position, recovered: true)
             }
             guard log.canResume(from: position) else {
                 return History(channel: channel, messages: [], position: log.position, recovered: false)
@@ -698,8 +728,8 @@ private final class ChannelState: Sendable {
 
     let lock: Mutex<Locked>
 
-    init(log: ChannelLog, recent: RecentPublishes) {
-        self.lock = Mutex(Locked(log: log, recent: recent))
+    init(log: ChannelLog, recent: RecentPublishes, followsStore: Bool) {
+        self.lock = Mutex(Locked(log: log, recent: recent, followsStore: followsStore))
     }
 }
 

@@ -117,7 +117,33 @@ struct PostgresLogStoreTests {
         let onA = Recorder()
         a.subscribe(onA, to: room, member: member())
         let epoch = a.history(room).position.epoch
+        // A hears another node's publish: its listener is up (and past the resynchronize()
+        // every new listener does).
+        let (other, otherStore) = try node()
+        try await other.publish(.text("m1"), to: room)
+        try await eventually { onA.messages.withLock(\.count) == 1 }
         // Rows written straight into the tables, as by a node whose notification was lost.
+        try psql(
+            """
+            INSERT INTO squall_messages (channel, "offset", epoch, id, time, is_binary, payload)
+                SELECT '\(room.rawValue)', n, '\(epoch)', gen_random_uuid(), extract(epoch FROM now()), false, convert_to('m' || n, 'UTF8')
+                FROM generate_series(2, 4) AS n;
+            UPDATE squall_channels SET last_offset = 4 WHERE name = '\(room.rawValue)';
+            """
+        )
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(onA.messages.withLock(\.count) == 1, "nothing told A")
+        a.resynchronize()
+        try await eventually { onA.messages.withLock(\.count) == 4 }
+        #expect(onA.texts == ["m1", "m2", "m3", "m4"])
+        #expect(onA.offsets == [1, 2, 3, 4])
+        await otherStore.close()
+        await storeA.close()
+    }
+
+    @Test func aPositionAnotherNodeGaveOutResumesOnANodeThatHasNotHeardOfItYet() async throws {
+        let (b, storeB) = try node()
+        let epoch = b.history(room).position.epoch
         try psql(
             """
             INSERT INTO squall_messages (channel, "offset", epoch, id, time, is_binary, payload)
@@ -126,13 +152,18 @@ struct PostgresLogStoreTests {
             UPDATE squall_channels SET last_offset = 3 WHERE name = '\(room.rawValue)';
             """
         )
-        try await Task.sleep(for: .milliseconds(200))
-        #expect(onA.messages.withLock(\.count) == 0, "nothing told A")
-        a.resynchronize()
-        try await eventually { onA.messages.withLock(\.count) == 3 }
-        #expect(onA.texts == ["m1", "m2", "m3"])
-        #expect(onA.offsets == [1, 2, 3])
-        await storeA.close()
+        // A client that read up to 2 on another node polls B, which knows of nothing yet.
+        let page = await b.poll(room, since: StreamPosition(epoch: epoch, offset: 2), limit: 10, wait: .seconds(5))
+        #expect(page.recovered)
+        #expect(page.messages.map { $0.payload.text } == ["m3"])
+        // A subscriber resuming there gets what follows its position, nothing before.
+        let late = Recorder()
+        let subscription = b.subscribe(late, to: room, from: StreamPosition(epoch: epoch, offset: 3), member: member())
+        #expect(subscription.recovered == true)
+        try await b.publish(.text("m4"), to: room)
+        try await eventually { late.messages.withLock(\.count) == 1 }
+        #expect(late.texts == ["m4"])
+        await storeB.close()
     }
 
     @Test func aBadAddressIsRefusedWithAClearError() {
