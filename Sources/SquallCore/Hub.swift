@@ -378,7 +378,10 @@ public final class Hub: Sendable {
         state.log = ChannelLog(channel: state.log.channel, retention: retention, restored: stored, now: time)
         state.trimmedThrough = state.log.droppedThrough
         let current = state.log.position
-        for member in state.subscribers.values { member.subscriber.lost(state.log.channel, current: current) }
+        for member in state.subscribers.values {
+            member.subscriber.lost(state.log.channel, current: current)
+            shared?.announce(.leave(state.log.channel, member.member))
+        }
         state.subscribers.removeAll()
         wakeWaiters(&state)
     }
@@ -467,6 +470,7 @@ public final class Hub: Sendable {
             state.subscribers[key] = .init(subscriber: subscriber, member: member, presenceEvents: presenceEvents, after: after)
             if isNew {
                 state.announce(.join(channel, member))
+                shared?.announce(.join(channel, member))
             }
             return (subscription, after > 0)
         }
@@ -482,6 +486,7 @@ public final class Hub: Sendable {
         return withExistingChannel(channel) { state in
             guard let removed = state.subscribers.removeValue(forKey: key) else { return false }
             state.announce(.leave(channel, removed.member))
+            shared?.announce(.leave(channel, removed.member))
             return true
         } ?? false
     }
@@ -506,7 +511,10 @@ public final class Hub: Sendable {
 
     /// Who is subscribed to `channel`, ordered by id.
     public func presence(_ channel: ChannelName) -> [PresenceMember] {
-        let members = withExistingChannel(channel) { state in state.subscribers.values.map(\.member) } ?? []
+        let members =
+            withExistingChannel(channel) { state in
+                state.subscribers.values.map(\.member) + state.remote.values.map(\.member)
+            } ?? []
         return members.sorted { $0.id.uuidString < $1.id.uuidString }
     }
 
@@ -638,6 +646,7 @@ public final class Hub: Sendable {
                     let state = ChannelState(log: opened.0, recent: opened.1, followsStore: shared != nil)
                     channels[channel] = state
                     channelTotal.add(1, ordering: .relaxed)
+                    if shared != nil { Task { await self.loadMembers(of: channel) } }
                     return state
                 }
             // A sweep may have retired the state between the lookup and the lock: look again.
@@ -665,6 +674,18 @@ public final class Hub: Sendable {
         return (ChannelLog(channel: channel, retention: retention, restored: restored, now: time), recent)
     }
 
+    /// Adds a newly opened channel's members on other nodes. Read once the channel is in the
+    /// table, so that a join announced meanwhile arrives either in the read or as a notification.
+    private func loadMembers(of channel: ChannelName) async {
+        guard let members = try? await shared?.members(channel) else { return }
+        _ = withExistingChannel(channel) { state in
+            for remote in members where state.remote[remote.member.id] == nil {
+                state.remote[remote.member.id] = remote
+                state.announce(.join(channel, remote.member))
+            }
+        }
+    }
+
     /// Runs `body` on `channel`'s state if the channel exists; `nil` if not.
     private func withExistingChannel<T>(_ channel: ChannelName, _ body: (inout ChannelState.Locked) -> T) -> T? {
         guard let state = shard(channel).withLock({ $0[channel] }) else { return nil }
@@ -686,6 +707,8 @@ private final class ChannelState: Sendable {
         var log: ChannelLog
         var recent: RecentPublishes
         var subscribers: [ObjectIdentifier: Member] = [:]
+        /// With a shared store: the channel's members on other nodes, by id.
+        var remote: [UUID: NodeMember] = [:]
         var waiters: [UUID: CheckedContinuation<Void, Never>] = [:]
         var retired = false
         /// This node's publishes a shared store has not answered yet.
@@ -742,6 +765,37 @@ extension Hub: LogFollower {
                 position.epoch != state.log.epoch || position.offset > state.log.lastOffset
             } ?? false
         if behind { catchUp(channel) }
+    }
+
+    /// Called by a shared store: `member` joined `channel` on another node.
+    public func joined(_ channel: ChannelName, _ member: PresenceMember, on node: UUID) {
+        _ = withExistingChannel(channel) { state in
+            guard state.remote.updateValue(NodeMember(node: node, member: member), forKey: member.id) == nil else { return }
+            state.announce(.join(channel, member))
+        }
+    }
+
+    /// Called by a shared store: the member `client` left `channel` on another node.
+    public func left(_ channel: ChannelName, client: UUID, on node: UUID) {
+        _ = withExistingChannel(channel) { state in
+            guard state.remote[client]?.node == node, let gone = state.remote.removeValue(forKey: client) else { return }
+            state.announce(.leave(channel, gone.member))
+        }
+    }
+
+    /// Called by a shared store: members on nodes not in `nodes` are gone (the node died or
+    /// lost the database), and leave every channel here.
+    public func nodesAlive(_ nodes: Set<UUID>) {
+        for shard in shards {
+            for channel in shard.withLock({ Array($0.keys) }) {
+                _ = withExistingChannel(channel) { state in
+                    for (id, remote) in state.remote where !nodes.contains(remote.node) {
+                        state.remote.removeValue(forKey: id)
+                        state.announce(.leave(channel, remote.member))
+                    }
+                }
+            }
+        }
     }
 
     /// Called by a shared store whose notifications may have been lost: every channel this hub

@@ -21,6 +21,11 @@ import Foundation
 ///   came back), so that every open channel reads what it missed.
 /// - **Acknowledge after commit.** As for ``LogStore``: `committed(.success)` only once the message
 ///   is durable; `.failure` means no node will ever see it.
+/// - **Presence spans nodes.** The hub tells the store who joins and leaves on this node
+///   (``announce(_:)``); the store tells every other node's hub (``LogFollower/joined(_:_:on:)``,
+///   ``LogFollower/left(_:client:on:)``), gives the members on other nodes when a channel opens
+///   (``members(_:)``), and says which nodes are alive (``LogFollower/nodesAlive(_:)``) so that
+///   a node that died drops out of presence.
 /// - **Idempotency.** A key the store already holds for the channel (published on any node within
 ///   `IdempotencyWindow/duration`) appends nothing: `committed` gets the first message's
 ///   position, with ``Appended/isNew`` false.
@@ -30,6 +35,16 @@ public protocol SharedLogStore: Sendable {
     /// first. A channel the store has never seen is created, so that its epoch is the same on
     /// every node. Blocks the caller for one read.
     func open(_ channel: ChannelName, retention: Retention) throws(StoreError) -> StoredLog
+
+    /// This node's id in the store (a random UUID per process), which presence is kept under.
+    var node: UUID { get }
+
+    /// Who is subscribed to `channel` on other live nodes.
+    func members(_ channel: ChannelName) async throws(StoreError) -> [NodeMember]
+
+    /// Someone joined or left a channel on this node. Must not block; a failure to record it is
+    /// the store's to log.
+    func announce(_ event: PresenceEvent)
 
     /// Stores a message on `channel` and calls `committed` with the position it was given, or with
     /// the error that stopped it. Must not block, and never calls `committed` before it returns.
@@ -109,8 +124,28 @@ public enum CatchUp: Sendable {
     case restart(StoredLog)
 }
 
-/// Whoever a ``SharedLogStore`` tells about logs that grew: a ``Hub``.
+/// A subscriber on another node, as presence lists it.
+public struct NodeMember: Sendable, Hashable {
+    /// The node it is connected to.
+    public let node: UUID
+    /// The member.
+    public let member: PresenceMember
+
+    /// A member on `node`.
+    public init(node: UUID, member: PresenceMember) {
+        self.node = node
+        self.member = member
+    }
+}
+
+/// Whoever a ``SharedLogStore`` tells about logs that grew and presence on other nodes: a ``Hub``.
 public protocol LogFollower: AnyObject, Sendable {
+    /// `member` joined `channel` on another node, `node`.
+    func joined(_ channel: ChannelName, _ member: PresenceMember, on node: UUID)
+    /// The member with id `client` left `channel` on `node`.
+    func left(_ channel: ChannelName, client: UUID, on node: UUID)
+    /// These nodes are alive: members on any other node are gone.
+    func nodesAlive(_ nodes: Set<UUID>)
     /// `channel`'s log reached `position`, on some node.
     func advanced(_ channel: ChannelName, to position: StreamPosition)
     /// Notifications may have been missed: every open channel should read what it lacks.

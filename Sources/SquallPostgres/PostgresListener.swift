@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -14,11 +15,14 @@ import SquallCore
 final class PostgresListener: Sendable {
     /// The notification channel every node listens on and every append notifies.
     static let channel = "squall"
+    /// The one presence changes notify.
+    static let presenceChannel = "squall_presence"
     /// How long to wait before connecting again.
     static let retryDelay = TimeAmount.milliseconds(500)
 
     private struct State {
         weak var follower: (any LogFollower)?
+        var node: UUID?
         var connection: PostgresConnection?
         var stopped = false
     }
@@ -35,8 +39,11 @@ final class PostgresListener: Sendable {
     }
 
     /// Starts listening for `follower`, held weakly.
-    func start(for follower: any LogFollower) {
-        state.withLockedValue { $0.follower = follower }
+    func start(for follower: any LogFollower, node: UUID) {
+        state.withLockedValue { state in
+            state.follower = follower
+            state.node = node
+        }
         loop.execute { self.connect() }
     }
 
@@ -74,11 +81,17 @@ final class PostgresListener: Sendable {
         connection.addListener(channel: Self.channel) { [weak self] _, notification in
             self?.notified(notification.payload)
         }
+        connection.addListener(channel: Self.presenceChannel) { [weak self] _, notification in
+            self?.presenceChanged(notification.payload)
+        }
         connection.closeFuture.whenComplete { _ in
             self.state.withLockedValue { $0.connection = nil }
             self.retry()
         }
-        connection.query("LISTEN squall", logger: logger).whenComplete { result in
+        connection.query("LISTEN squall", logger: logger).flatMap { _ in
+            connection.query("LISTEN squall_presence", logger: self.logger)
+        }
+        .whenComplete { result in
             switch result {
             case .success:
                 self.state.withLockedValue { $0.follower }?.resynchronize()
@@ -98,6 +111,28 @@ final class PostgresListener: Sendable {
         let parts = payload.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
         guard parts.count == 3, let offset = UInt64(parts[1]), let channel = try? ChannelName(String(parts[2])) else { return }
         state.withLockedValue { $0.follower }?.advanced(channel, to: StreamPosition(epoch: String(parts[0]), offset: offset))
+    }
+}
+
+extension PostgresListener {
+    /// `J NODE CHANNEL CLIENT TRANSPORT INFO` or `L NODE CHANNEL CLIENT`, from another node;
+    /// this node's own, and anything else, are ignored.
+    private func presenceChanged(_ payload: String) {
+        let parts = payload.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: false)
+        guard parts.count >= 4, let node = UUID(uuidString: String(parts[1])), let channel = try? ChannelName(String(parts[2])),
+            let client = UUID(uuidString: String(parts[3]))
+        else { return }
+        let (follower, me) = state.withLockedValue { ($0.follower, $0.node) }
+        guard node != me, let follower else { return }
+        switch parts[0] {
+        case "J" where parts.count == 6:
+            let info = parts[5].isEmpty ? nil : PostgresLogStore.info(String(parts[5]))
+            follower.joined(channel, PresenceMember(id: client, info: info, transport: String(parts[4])), on: node)
+        case "L":
+            follower.left(channel, client: client, on: node)
+        default:
+            return
+        }
     }
 }
 

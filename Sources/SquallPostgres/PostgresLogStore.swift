@@ -52,12 +52,20 @@ public final class PostgresLogStore: SharedLogStore {
         var writing = false
         var closed = false
         var trims: [ChannelName: UInt64] = [:]
+        var presence: [PresenceEvent] = []
         var batchesSinceTrim = 0
         var drained: [CheckedContinuation<Void, Never>] = []
     }
 
+    /// How often a node says it is alive.
+    public static let heartbeat = TimeAmount.seconds(2)
+    /// How long after its last heartbeat a node, and everyone subscribed through it, drops out
+    /// of presence on the other nodes.
+    public static let nodeTimeout = 10.0
+
     /// Where the database is.
     public let address: PostgresAddress
+    public let node = UUID.random()
     private let group: MultiThreadedEventLoopGroup
     private let loop: any EventLoop
     private let writer: PostgresLink
@@ -118,7 +126,80 @@ public final class PostgresLogStore: SharedLogStore {
     // MARK: - SharedLogStore
 
     public func follow(_ follower: any LogFollower) {
-        listener.start(for: follower)
+        listener.start(for: follower, node: node)
+        beat(for: follower)
+    }
+
+    /// Says this node is alive, then tells `follower` which nodes are; again every
+    /// ``heartbeat`` until the store closes. Rows of nodes gone for a minute are deleted.
+    private func beat(for follower: any LogFollower) {
+        let node = self.node
+        let timeout = Self.nodeTimeout
+        reader.query(
+            """
+            INSERT INTO squall_nodes (id, seen) VALUES (\(node), extract(epoch FROM clock_timestamp()))
+            ON CONFLICT (id) DO UPDATE SET seen = EXCLUDED.seen
+            """
+        )
+        .flatMap { [reader] _ in
+            reader.query("SELECT id FROM squall_nodes WHERE seen >= extract(epoch FROM clock_timestamp()) - \(timeout)")
+        }
+        .flatMapThrowing { result -> Set<UUID> in
+            try Set(result.rows.map { try $0.decode(UUID.self) })
+        }
+        .flatMap { [reader] alive -> EventLoopFuture<Set<UUID>> in
+            reader.query(
+                """
+                WITH gone AS (DELETE FROM squall_nodes WHERE seen < extract(epoch FROM clock_timestamp()) - 60 RETURNING id)
+                DELETE FROM squall_presence WHERE node IN (SELECT id FROM gone)
+                """
+            )
+            .map { _ in alive }
+        }
+        .whenComplete { [weak follower, self] result in
+            if case .success(let alive) = result { follower?.nodesAlive(alive) }
+            guard !queue.withLock(\.closed), let follower else { return }
+            loop.scheduleTask(in: Self.heartbeat) { self.beat(for: follower) }
+        }
+    }
+
+    public func members(_ channel: ChannelName) async throws(StoreError) -> [NodeMember] {
+        guard !queue.withLock(\.closed) else { throw StoreError("the store is closed") }
+        let name = channel.rawValue
+        let node = self.node
+        let timeout = Self.nodeTimeout
+        let found = reader.query(
+            """
+            SELECT p.node, p.client, p.transport, p.info FROM squall_presence p JOIN squall_nodes n ON n.id = p.node
+            WHERE p.channel = \(name) AND p.node <> \(node) AND n.seen >= extract(epoch FROM clock_timestamp()) - \(timeout)
+            """
+        )
+        .flatMapThrowing { result in
+            try result.rows.map { row in
+                let (node, client, transport, info) = try row.decode((UUID, UUID, String, String?).self)
+                return NodeMember(node: node, member: PresenceMember(id: client, info: info.flatMap(Self.info), transport: transport))
+            }
+        }
+        do {
+            return try await found.get()
+        } catch {
+            throw StoreError(postgres: error, doing: "read who is in \(channel)")
+        }
+    }
+
+    /// A member's info as another node recorded it (it validated it when the client sent it).
+    static func info(_ text: String) -> RawJSON? {
+        try? RawJSON(validating: ByteBuffer(string: text), limits: RawJSON.Limits(maxBytes: 1 << 20, maxDepth: 64))
+    }
+
+    public func announce(_ event: PresenceEvent) {
+        let wake = queue.withLock { queue -> Bool in
+            guard !queue.closed else { return false }
+            queue.presence.append(event)
+            defer { queue.writing = true }
+            return !queue.writing
+        }
+        if wake { loop.execute { self.writeNext() } }
     }
 
     /// Creates the channel's row if it has none (with a new epoch), then reads its position and
@@ -229,6 +310,7 @@ public final class PostgresLogStore: SharedLogStore {
 
     private enum Work {
         case append([Pending])
+        case presence([PresenceEvent])
         case trim([ChannelName: UInt64])
         case idle([CheckedContinuation<Void, Never>])
     }
@@ -242,6 +324,10 @@ public final class PostgresLogStore: SharedLogStore {
                     queue.batchesSinceTrim = 0
                 }
                 return .trim(queue.trims)
+            }
+            if !queue.presence.isEmpty {
+                defer { queue.presence = [] }
+                return .presence(queue.presence)
             }
             guard !queue.items.isEmpty else {
                 queue.writing = false
@@ -274,12 +360,40 @@ public final class PostgresLogStore: SharedLogStore {
                 }
                 writeNext()
             }
+        case .presence(let events):
+            writer.query(presenceQuery(events)).whenComplete { [self] result in
+                if case .failure(let error) = result {
+                    logger.warning("PostgreSQL presence change failed", metadata: ["error": "\(StoreError(postgres: error, doing: "record presence"))"])
+                }
+                writeNext()
+            }
         case .append(let batch):
             writer.query(appendQuery(batch)).whenComplete { [self] result in
                 answer(batch, result)
                 writeNext()
             }
         }
+    }
+
+    private func presenceQuery(_ events: [PresenceEvent]) -> PostgresQuery {
+        var joins: [Bool] = []
+        var channels: [String] = []
+        var clients: [UUID] = []
+        var transports: [String] = []
+        var infos: [String] = []
+        for event in events {
+            let (join, channel, member) =
+                switch event {
+                case .join(let channel, let member): (true, channel, member)
+                case .leave(let channel, let member): (false, channel, member)
+                }
+            joins.append(join)
+            channels.append(channel.rawValue)
+            clients.append(member.id)
+            transports.append(member.transport)
+            infos.append(member.info.map { String(buffer: $0.bytes) } ?? "")
+        }
+        return "SELECT squall_presence_change(\(node), \(joins), \(channels), \(clients), \(transports), \(infos))"
     }
 
     private func appendQuery(_ batch: [Pending]) -> PostgresQuery {

@@ -11,12 +11,55 @@
 ///   in name order (so that two nodes' batches cannot deadlock), answers keys already held
 ///   within the window with the first message's position, gives the rest the next offsets, and
 ///   notifies `squall` with `EPOCH OFFSET CHANNEL` for each channel: a position, never a payload.
+/// - `squall_nodes`: each live node's id and when it last said so (``PostgresLogStore/heartbeat``).
+/// - `squall_presence`: who is subscribed where, by node; `squall_presence_change(...)` records
+///   joins and leaves and notifies `squall_presence` with `J NODE CHANNEL CLIENT TRANSPORT INFO`
+///   or `L NODE CHANNEL CLIENT` (an info over 7,000 bytes, past NOTIFY's 8,000, travels
+///   only in the table: other nodes see it when they next open the channel).
 enum PostgresSchema {
     /// A number no other program's advisory lock is likely to use: "SQUA".
     static let migrationLock: Int64 = 0x5351_5541
 
     /// The statements, in order.
     static let statements: [String] = [
+        """
+        CREATE TABLE IF NOT EXISTS squall_nodes (
+            id uuid PRIMARY KEY,
+            seen double precision NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS squall_presence (
+            channel text NOT NULL,
+            client uuid NOT NULL,
+            node uuid NOT NULL,
+            transport text NOT NULL,
+            info text,
+            PRIMARY KEY (channel, client, node)
+        )
+        """,
+        """
+        CREATE OR REPLACE FUNCTION squall_presence_change(
+            p_node uuid, p_joins boolean[], p_channels text[], p_clients uuid[], p_transports text[], p_infos text[]
+        ) RETURNS void LANGUAGE plpgsql AS $$
+        DECLARE
+            i integer;
+        BEGIN
+            FOR i IN 1 .. coalesce(array_length(p_joins, 1), 0) LOOP
+                IF p_joins[i] THEN
+                    INSERT INTO squall_presence (channel, client, node, transport, info)
+                        VALUES (p_channels[i], p_clients[i], p_node, p_transports[i], NULLIF(p_infos[i], ''))
+                        ON CONFLICT DO NOTHING;
+                    PERFORM pg_notify('squall_presence', 'J ' || p_node || ' ' || p_channels[i] || ' ' || p_clients[i] || ' '
+                        || p_transports[i] || ' ' || CASE WHEN octet_length(p_infos[i]) <= 7000 THEN p_infos[i] ELSE '' END);
+                ELSE
+                    DELETE FROM squall_presence WHERE channel = p_channels[i] AND client = p_clients[i] AND node = p_node;
+                    PERFORM pg_notify('squall_presence', 'L ' || p_node || ' ' || p_channels[i] || ' ' || p_clients[i]);
+                END IF;
+            END LOOP;
+        END
+        $$
+        """,
         """
         CREATE TABLE IF NOT EXISTS squall_channels (
             name text PRIMARY KEY,

@@ -11,9 +11,10 @@ private let databaseURL = ProcessInfo.processInfo.environment["SQUALL_TEST_POSTG
 /// A subscriber that keeps what it receives, in order.
 private final class Recorder: Subscriber {
     let messages = Mutex<[Message]>([])
+    let events = Mutex<[PresenceEvent]>([])
     let lost = Mutex(0)
     func receive(_ message: Message) { messages.withLock { $0.append(message) } }
-    func receive(_ event: PresenceEvent) {}
+    func receive(_ event: PresenceEvent) { events.withLock { $0.append(event) } }
     func lost(_ channel: ChannelName, current: StreamPosition) { lost.withLock { $0 += 1 } }
     var texts: [String] { messages.withLock { $0.map { $0.payload.text ?? "" } } }
     var offsets: [UInt64] { messages.withLock { $0.map(\.offset) } }
@@ -163,6 +164,27 @@ struct PostgresLogStoreTests {
         try await b.publish(.text("m4"), to: room)
         try await eventually { late.messages.withLock(\.count) == 1 }
         #expect(late.texts == ["m4"])
+        await storeB.close()
+    }
+
+    @Test func presenceSpansNodesWithJoinAndLeaveEvents() async throws {
+        let (a, storeA) = try node()
+        let (b, storeB) = try node()
+        let watcher = Recorder()
+        b.subscribe(watcher, to: room, member: member(), presenceEvents: true)
+        let alice = PresenceMember(id: UUID(), info: .name("alice"), transport: "test")
+        let onA = Recorder()
+        a.subscribe(onA, to: room, member: alice)
+        try await eventually { b.presence(room).contains(alice) }
+        #expect(b.presence(room).count == 2)
+        try await eventually { a.presence(room).count == 2 }
+        #expect(a.presence(room).count == 2, "A learned of B's member when it opened the channel")
+        a.unsubscribe(onA, from: room)
+        try await eventually { !b.presence(room).contains(alice) }
+        let seen = watcher.events.withLock { $0 }
+        #expect(seen.contains(.join(room, alice)))
+        #expect(seen.contains(.leave(room, alice)))
+        await storeA.close()
         await storeB.close()
     }
 

@@ -260,3 +260,42 @@ def test_an_idempotent_retry_on_another_node_appends_once(squall):
     retry = keyed(b, "pay")
     assert (retry["epoch"], retry["offset"], retry["id"]) == (first["epoch"], first["offset"], first["id"])
     assert [m["data"] for m in poll(a, room)["messages"]] == ["pay"]
+
+
+async def test_presence_spans_nodes_and_a_dead_node_drops_out_within_its_timeout(squall):
+    a, b = nodes(squall)
+    room = channel_name("presence")
+
+    def members(server):
+        with urllib.request.urlopen(f"{server.http}/channels/{room}/presence", timeout=5) as response:
+            return sorted(client["info"]["name"] for client in json.load(response)["clients"])
+
+    async with connect(f"{b.ws}/ws", subprotocols=["squall.v1"]) as watcher:
+        json.loads(await watcher.recv())
+        await watcher.send(json.dumps({"op": "subscribe", "channel": room, "presence": True, "info": {"name": "bob"}, "ref": 1}))
+        events = []
+
+        async def until(event, timeout):
+            while event not in events:
+                reply = json.loads(await asyncio.wait_for(watcher.recv(), timeout))
+                if reply["type"] in ("join", "leave"):
+                    events.append((reply["type"], reply["client"]["info"]["name"]))
+
+        await until(("join", "bob"), 10)
+        async with connect(f"{a.ws}/ws", subprotocols=["squall.v1"]) as ws:
+            json.loads(await ws.recv())
+            await ws.send(json.dumps({"op": "subscribe", "channel": room, "info": {"name": "alice"}, "ref": 1}))
+            await until(("join", "alice"), 10)
+            assert members(b) == ["alice", "bob"]
+            deadline = time.monotonic() + 10
+            while members(a) != ["alice", "bob"] and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert members(a) == ["alice", "bob"]
+
+            # A dies without a word: alice leaves B's presence once A misses its heartbeats
+            # (PostgresLogStore.nodeTimeout, 10 s, plus a heartbeat of 2 s).
+            started = time.monotonic()
+            a.stop(signal.SIGKILL)
+            await until(("leave", "alice"), 20)
+            assert time.monotonic() - started < 15
+            assert members(b) == ["bob"]
