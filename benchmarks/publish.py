@@ -1,13 +1,20 @@
 #!/usr/bin/env python3
 """Acknowledged publishes per store, in one command:
 
-    python3 benchmarks/publish.py            # memory and SQLite, over /ws and HTTP, 3 runs each
+    python3 benchmarks/publish.py            # memory, SQLite and PostgreSQL, over /ws and HTTP, 3 runs each
     python3 benchmarks/publish.py --quick    # smaller counts, for trying the script
 
 For each store (`--store memory`, `--store sqlite:FILE` in a fresh directory) Squall serves on
 core 0 with `--publish-rate off`; `squall bench publish` (release build) runs on core 1: 16
 connections publish 100,000 messages of 64 bytes, acknowledged one by one, over /ws (16 in
-flight per connection) and over HTTP (one request in flight per connection). Medians go to
+flight per connection) and over HTTP (one request in flight per connection).
+
+PostgreSQL (`--store postgres://…`, the server scripts/postgres starts unless `--postgres URL`
+names one, commits fsynced) runs two nodes of one system, unpinned (node, node, database and
+client share this machine's cores), with 8 publishes in flight per /ws connection:
+"two nodes" has publishers on both and the subscriber on the second; "node 1 → node 2" has
+publishers on the first only, so every delivery timed crossed from one node to the other.
+Medians go to
 benchmarks/results/DATE-publish.json and a Markdown table to stdout. Everything binds
 127.0.0.1; every run is bounded in count and time.
 """
@@ -21,6 +28,8 @@ from pathlib import Path
 
 from compare import ROOT, bench, free_port, wait_listening
 
+POSTGRES_KEYS = ["acknowledgedPerSecond", "acknowledgedP50Milliseconds", "acknowledgedP99Milliseconds",
+                 "deliveredP50Milliseconds", "deliveredP99Milliseconds"]
 KEYS = ["acknowledgedPerSecond", "acknowledgedP50Milliseconds", "acknowledgedP99Milliseconds",
         "deliveredP50Milliseconds", "deliveredP99Milliseconds", "serverMicrosecondsPerPublish"]
 
@@ -55,15 +64,46 @@ def measure(squall, store, transport, runs, messages):
     return {key: statistics.median(r[key] for r in results) for key in KEYS}
 
 
+def measure_postgres(squall, database, transport, runs, messages, cross_only):
+    ports = [free_port(), free_port()]
+    servers = [subprocess.Popen([str(squall), "serve", "--port", str(port), "--log-level", "error", "--publish-rate", "off",
+                                 "--store", database], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for port in ports]
+    try:
+        for port, server in zip(ports, servers):
+            wait_listening(port, server)
+        urls = [f"ws://127.0.0.1:{port}/ws" for port in ports]
+        publish_at = urls[:1] if cross_only else urls
+        results = []
+        for run in range(runs):
+            arguments = [argument for url in publish_at[1:] for argument in ("--url", url)]
+            result = bench(squall, publish_at[0], "publish", *arguments, "--subscriber-url", urls[1], "--transport", transport,
+                           "--publishers", "16", "--messages", str(messages), "--size", "64", "--window", "8",
+                           "--channel", f"pg-{transport}-{'cross' if cross_only else 'both'}-{run}-{free_port()}")
+            if result["acknowledged"] != messages or result["delivered"] != messages:
+                raise RuntimeError(f"postgres over {transport}: {result['acknowledged']} acknowledged, {result['delivered']} delivered")
+            results.append(result)
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=30)
+    return {key: statistics.median(r[key] for r in results) for key in POSTGRES_KEYS}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--postgres", help="a PostgreSQL URL (default: the server scripts/postgres starts)")
     options = parser.parse_args()
     messages = 10_000 if options.quick else 100_000
     squall = release_binary()
     table = {f"{store} over {transport}": measure(squall, store, transport, options.runs, messages)
              for store in ["memory", "sqlite"] for transport in ["ws", "http"]}
+    database = options.postgres or subprocess.run(["bash", str(ROOT / "scripts/postgres")], check=True,
+                                                  capture_output=True, text=True).stdout.strip()
+    for transport in ["ws", "http"]:
+        table[f"postgres, two nodes, over {transport}"] = measure_postgres(squall, database, transport, options.runs, messages, False)
+    table["postgres, node 1 → node 2, over ws"] = measure_postgres(squall, database, "ws", options.runs, messages, True)
     results = ROOT / "benchmarks" / "results"
     results.mkdir(exist_ok=True)
     (results / f"{datetime.now(timezone.utc):%Y-%m-%d}-publish.json").write_text(json.dumps(table, indent=2) + "\n")
@@ -72,7 +112,8 @@ def main():
     for name, row in table.items():
         print(f"| {name} | {row['acknowledgedPerSecond']:,.0f} | {row['acknowledgedP50Milliseconds']:.2f} / "
               f"{row['acknowledgedP99Milliseconds']:.2f} ms | {row['deliveredP50Milliseconds']:.2f} / "
-              f"{row['deliveredP99Milliseconds']:.2f} ms | {row['serverMicrosecondsPerPublish']:.1f} µs |")
+              f"{row['deliveredP99Milliseconds']:.2f} ms | "
+              + (f"{row['serverMicrosecondsPerPublish']:.1f} µs |" if "serverMicrosecondsPerPublish" in row else "(two processes) |"))
 
 
 if __name__ == "__main__":

@@ -23,10 +23,17 @@ extension Benchmarks {
     /// is timed from its send too. `target` is the server's `/ws` URL; the HTTP route and
     /// `/msg` are reached on its host and port.
     ///
+    /// Several nodes of one system (``SquallPostgres``): `moreTargets` are other nodes' `/ws`
+    /// URLs, and the publishers take turns among `target` and them; the subscriber is on
+    /// `subscriberTarget`'s `/msg` (default `target`), so that a message published on one node
+    /// is timed to its delivery on another.
+    ///
     /// Against a server that limits publish rates, run it with that limit off: every refusal
     /// is counted and reported, never retried.
     public static func publish(
         _ target: BenchTarget,
+        moreTargets: [BenchTarget] = [],
+        subscriberTarget: BenchTarget? = nil,
         transport: PublishTransport,
         publishers: Int,
         messages: Int,
@@ -38,10 +45,8 @@ extension Benchmarks {
     ) async throws -> PublishResult {
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         let run = PublishRun(loop: loop, total: messages, size: max(size, 20), window: transport == .http ? 1 : max(window, 1))
-        let subscriberTarget = target.at(path: "/msg/\(channel)")
-        let subscriber = try await connect(subscriberTarget, on: loop, delegate: run.subscriber)
-        var publisherTarget = target
-        publisherTarget.subprotocol = "squall.v1"
+        let subscriber = try await connect((subscriberTarget ?? target).at(path: "/msg/\(channel)"), on: loop, delegate: run.subscriber)
+        let targets = [target] + moreTargets
         var sockets: [BenchSocket] = [subscriber]
         var http: [any Channel] = []
         defer {
@@ -54,8 +59,10 @@ extension Benchmarks {
         switch transport {
         case .ws:
             var list: [PublishRun.Publisher] = []
-            for _ in 0..<publishers {
-                let publisher = PublishRun.Publisher(run: run, transport: .ws, channel: channel, host: target.authority)
+            for index in 0..<publishers {
+                var publisherTarget = targets[index % targets.count]
+                publisherTarget.subprotocol = "squall.v1"
+                let publisher = PublishRun.Publisher(run: run, transport: .ws, channel: channel, host: publisherTarget.authority)
                 let socket = try await connect(publisherTarget, on: loop, delegate: publisher)
                 try await loop.submit { publisher.socket = socket }.get()
                 sockets.append(socket)
@@ -64,8 +71,9 @@ extension Benchmarks {
             publishersList = list
         case .http:
             var list: [PublishRun.Publisher] = []
-            for _ in 0..<publishers {
-                let publisher = PublishRun.Publisher(run: run, transport: .http, channel: channel, host: target.authority)
+            for index in 0..<publishers {
+                let publisherTarget = targets[index % targets.count]
+                let publisher = PublishRun.Publisher(run: run, transport: .http, channel: channel, host: publisherTarget.authority)
                 let connection = try await ClientBootstrap(group: loop)
                     .channelOption(.socketOption(.tcp_nodelay), value: 1)
                     .channelInitializer { channel in
@@ -74,7 +82,7 @@ extension Benchmarks {
                             try channel.pipeline.syncOperations.addHandler(publisher)
                         }
                     }
-                    .connect(to: target.address)
+                    .connect(to: publisherTarget.address)
                     .get()
                 http.append(connection)
                 list.append(publisher)

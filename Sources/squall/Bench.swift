@@ -139,8 +139,15 @@ extension Bench {
                 and port); one subscriber on /msg/CHANNEL times each delivery.
                 """
         )
-        @Option(help: "Squall's /ws endpoint; HTTP and /msg are reached on its host and port. 127.0.0.0/8, localhost or [::1] only.")
-        var url = "ws://127.0.0.1:8000/ws"
+        @Option(
+            help: """
+                Squall's /ws endpoint; HTTP and /msg are reached on its host and port. 127.0.0.0/8, localhost or [::1] only. \
+                Repeat it for several nodes of one system: publishers take turns among them.
+                """
+        )
+        var url: [String] = []
+        @Option(help: "The node whose /msg the subscriber times deliveries on. [default: the first --url]")
+        var subscriberUrl: String?
         @Flag(help: "Print the result as one JSON object.") var json = false
         @Option(help: "ws or http.") var transport = PublishTransport.ws
         @Option(help: "Publishing connections (1–1000).") var publishers = 16
@@ -161,9 +168,13 @@ extension Bench {
         }
 
         func run() async throws {
+            let urls = url.isEmpty ? ["ws://127.0.0.1:8000/ws"] : url
+            let targets = try urls.map { try Bench.resolve($0) }
+            guard let first = targets.first else { throw ValidationError("--url names no node") }
             try Bench.report(
                 try await Benchmarks.publish(
-                    Bench.resolve(url), transport: transport, publishers: publishers, messages: messages, size: size, window: window, channel: channel,
+                    first, moreTargets: Array(targets.dropFirst()), subscriberTarget: try subscriberUrl.map { try Bench.resolve($0) },
+                    transport: transport, publishers: publishers, messages: messages, size: size, window: window, channel: channel,
                     timeout: .seconds(timeout), serverPID: serverPid
                 ),
                 json: json
