@@ -97,36 +97,41 @@ public final class Hub: Sendable {
     ///   - store: where logs are committed and restored from; `nil` (the default) keeps them
     ///     in memory only.
     ///   - idempotency: how long and how many idempotency keys each channel remembers.
-    public init(
+    public convenience init(
         retention: Retention = Retention(),
         store: (any LogStore)? = nil,
         idempotency: IdempotencyWindow = IdempotencyWindow(),
         now: @escaping @Sendable () -> Date = { Date() }
     ) {
-        self.retention = retention
-        self.store = store
-        self.shared = nil
-        self.idempotency = idempotency
-        self.now = now
-        self.shards = (0..<Self.shardCount).map { _ in Shard() }
+        self.init(retention: retention, store: store, shared: nil, idempotency: idempotency, now: now)
     }
 
     /// A hub that is one node of several sharing `store`: positions come from the store, and
     /// messages published on other nodes reach this hub's subscribers through it, in the same
     /// order (``SharedLogStore``).
-    public init(
+    public convenience init(
         retention: Retention = Retention(),
         shared store: any SharedLogStore,
         idempotency: IdempotencyWindow = IdempotencyWindow(),
         now: @escaping @Sendable () -> Date = { Date() }
     ) {
+        self.init(retention: retention, store: nil, shared: store, idempotency: idempotency, now: now)
+        store.follow(self)
+    }
+
+    private init(
+        retention: Retention,
+        store: (any LogStore)?,
+        shared: (any SharedLogStore)?,
+        idempotency: IdempotencyWindow,
+        now: @escaping @Sendable () -> Date
+    ) {
         self.retention = retention
-        self.store = nil
-        self.shared = store
+        self.store = store
+        self.shared = shared
         self.idempotency = idempotency
         self.now = now
         self.shards = (0..<Self.shardCount).map { _ in Shard() }
-        store.follow(self)
     }
 
     /// Most messages one catch-up read asks a shared store for.
@@ -166,12 +171,10 @@ public final class Hub: Sendable {
         typealias Answer = (outcome: Result<Message, StoreError>, retries: [RecentPublishes.Callback])
         if let shared {
             let answer = withChannel(channel) { state -> Answer? in
-                if let idempotencyKey {
-                    switch state.recent.lookup(idempotencyKey, now: time, retry: acknowledged) {
-                    case .committed(let first): return (.success(first), [])
-                    case .pending: return nil
-                    case .unknown: state.recent.begin(idempotencyKey, now: time)
-                    }
+                switch state.recent.begin(idempotencyKey, now: time, retry: acknowledged) {
+                case .answered(let first): return (.success(first), [])
+                case .waiting: return nil
+                case .proceed: break
                 }
                 let draft = Draft(channel: channel, time: time, publisher: publisher, payload: payload)
                 do throws(StoreError) {
@@ -202,12 +205,10 @@ public final class Hub: Sendable {
             return
         }
         let answer = withChannel(channel) { state -> Answer? in
-            if let idempotencyKey {
-                switch state.recent.lookup(idempotencyKey, now: time, retry: acknowledged) {
-                case .committed(let first): return (.success(first), [])
-                case .pending: return nil
-                case .unknown: state.recent.begin(idempotencyKey, now: time)
-                }
+            switch state.recent.begin(idempotencyKey, now: time, retry: acknowledged) {
+            case .answered(let first): return (.success(first), [])
+            case .waiting: return nil
+            case .proceed: break
             }
             let message = state.log.assign(payload, publisher: publisher, now: time)
             do throws(StoreError) {
@@ -271,37 +272,57 @@ public final class Hub: Sendable {
 
     /// A shared store's answer for one of this node's publishes. A new message joins the log
     /// here if it is the next one; if messages from other nodes come before it, a catch-up read
-    /// brings them and it in order. The publisher is answered either way: it is committed.
+    /// brings them and it in order, and the publisher is answered once it is in the log (so a
+    /// publisher subscribed to the channel gets the `message` before its acknowledgement).
     private func sequenced(
         _ result: Result<Appended, StoreError>,
         on channel: ChannelName,
         idempotencyKey: IdempotencyKey?,
-        acknowledged: @Sendable (Result<Message, StoreError>) -> Void
+        acknowledged: @escaping @Sendable (Result<Message, StoreError>) -> Void
     ) {
         let time = now()
-        let outcome = result.map(\.message)
-        let (retries, behind): ([RecentPublishes.Callback], Bool) =
+        let (ready, behind): ([Acknowledgement], Bool) =
             withExistingChannel(channel) { state in
                 state.awaitingCommit -= 1
                 guard case .success(let appended) = result else {
-                    return (idempotencyKey.map { state.recent.fail($0) } ?? [], false)
+                    let retries = idempotencyKey.map { state.recent.fail($0) } ?? []
+                    let outcome = result.map(\.message)
+                    return ([{ for answer in [acknowledged] + retries { answer(outcome) } }], false)
                 }
-                let behind =
-                    appended.isNew
-                    ? !ingest(appended.message, into: &state, now: time)
-                    : !state.log.holds(appended.message.position)
-                return (idempotencyKey.map { state.recent.commit($0, appended.message, now: time) } ?? [], behind)
-            } ?? ([], false)
+                let message = appended.message
+                let retries = idempotencyKey.map { state.recent.commit($0, message, now: time) } ?? []
+                let acknowledge: Acknowledgement = { for answer in [acknowledged] + retries { answer(.success(message)) } }
+                var ready: [Acknowledgement] = []
+                if appended.isNew ? ingest(message, into: &state, now: time, ready: &ready) : state.log.holds(message.position) {
+                    return (ready + [acknowledge], false)
+                }
+                if message.position.epoch == state.log.epoch {
+                    state.acknowledgeOnJoin[message.offset, default: []].append(acknowledge)
+                    return (ready, true)
+                }
+                return (ready + [acknowledge], true)  // another epoch: the log starts again
+            } ?? ([{ acknowledged(result.map(\.message)) }], false)
         if behind { catchUp(channel) }
-        acknowledged(outcome)
-        for retry in retries { retry(outcome) }
+        for acknowledge in ready { acknowledge() }
     }
 
+    /// An answer to a publisher, run once the channel's lock is let go.
+    private typealias Acknowledgement = @Sendable () -> Void
+
     /// Adds a message a shared store positioned to the log if it is the next one, and hands it
-    /// to subscribers. `false` if the log lacks messages before it (or is in another epoch).
-    private func ingest(_ message: Message, into state: inout ChannelState.Locked, now time: Date) -> Bool {
+    /// to subscribers; the acknowledgements that waited for it go to `ready`. `false` if the log
+    /// lacks messages before it (or is in another epoch).
+    private func ingest(
+        _ message: Message,
+        into state: inout ChannelState.Locked,
+        now time: Date,
+        ready: inout [Acknowledgement]
+    ) -> Bool {
         guard message.position.epoch == state.log.epoch, message.offset <= state.log.lastOffset + 1 else { return false }
-        if state.log.commit(message) { deliver(message, to: &state, now: time) }
+        if state.log.commit(message) {
+            deliver(message, to: &state, now: time)
+            if let waiting = state.acknowledgeOnJoin.removeValue(forKey: message.offset) { ready += waiting }
+        }
         return true
     }
 
@@ -330,34 +351,28 @@ public final class Hub: Sendable {
                 result = try await shared.read(channel, after: position, limit: Self.catchUpPage, retention: retention)
                 failures = 0
             } catch {
-                // A few quick retries; after that the next notification, publish or
-                // resynchronize() (the store's link came back) tries again.
+                // Again, sooner at first, then every second while the channel is open: a
+                // publisher may be waiting for its acknowledgement.
                 failures += 1
-                let next: StreamPosition?? = withExistingChannel(channel) { state in
-                    guard failures < 4 else {
-                        state.catchingUp = false
-                        return nil
-                    }
-                    return state.log.position
-                }
-                guard let next = next ?? nil else { return }
-                try? await Task.sleep(for: .milliseconds(50 << failures))
+                try? await Task.sleep(for: .milliseconds(50 << min(failures, 4)))
+                guard let next = withExistingChannel(channel, { $0.log.position }) else { return }
                 position = next
                 continue
             }
             let time = now()
+            var ready: [Acknowledgement] = []
             let next: StreamPosition?? = withExistingChannel(channel) { state in
                 var more = state.catchUpAgain
                 state.catchUpAgain = false
                 switch result {
                 case .messages(let messages):
-                    for message in messages where !ingest(message, into: &state, now: time) {
+                    for message in messages where !ingest(message, into: &state, now: time, ready: &ready) {
                         more = true  // the log moved meanwhile (another epoch): read again
                         break
                     }
                     more = more || messages.count >= Self.catchUpPage
                 case .restart(let stored):
-                    restart(&state, from: stored, now: time)
+                    ready += restart(&state, from: stored, now: time)
                 }
                 guard more else {
                     state.catchingUp = false
@@ -365,6 +380,7 @@ public final class Hub: Sendable {
                 }
                 return state.log.position
             }
+            for acknowledge in ready { acknowledge() }
             guard let next = next ?? nil else { return }
             position = next
         }
@@ -374,9 +390,12 @@ public final class Hub: Sendable {
     /// again from what the store has. Subscribers that followed the old log would miss messages
     /// without knowing, so each is told (``Subscriber/lost(_:current:)``) and unsubscribed;
     /// parked polls wake to find their position unrecoverable.
-    private func restart(_ state: inout ChannelState.Locked, from stored: StoredLog, now time: Date) {
+    /// Returns the acknowledgements that waited for messages of the old log: they are
+    /// committed, so their publishers are answered.
+    private func restart(_ state: inout ChannelState.Locked, from stored: StoredLog, now time: Date) -> [Acknowledgement] {
         state.log = ChannelLog(channel: state.log.channel, retention: retention, restored: stored, now: time)
-        state.trimmedThrough = state.log.droppedThrough
+        let waiting = state.acknowledgeOnJoin.values.flatMap { $0 }
+        state.acknowledgeOnJoin = [:]
         let current = state.log.position
         for member in state.subscribers.values {
             member.subscriber.lost(state.log.channel, current: current)
@@ -384,6 +403,7 @@ public final class Hub: Sendable {
         }
         state.subscribers.removeAll()
         wakeWaiters(&state)
+        return waiting
     }
 
     /// Hands a message that joined the log to the channel's subscribers and waiting polls.
@@ -414,10 +434,11 @@ public final class Hub: Sendable {
     /// Holds the log to its retention, and tells the store what it may delete.
     private func prune(_ state: inout ChannelState.Locked, now time: Date) {
         state.log.prune(now: time)
-        guard store != nil || shared != nil, state.log.droppedThrough > state.trimmedThrough else { return }
+        // A shared store keeps its own retention: one node's window (its byte bound counts its
+        // own copies) must not decide what the other nodes can still read.
+        guard let store, state.log.droppedThrough > state.trimmedThrough else { return }
         state.trimmedThrough = state.log.droppedThrough
-        store?.trim(state.log.channel, epoch: state.log.epoch, through: state.trimmedThrough)
-        shared?.trim(state.log.channel, epoch: state.log.epoch, through: state.trimmedThrough)
+        store.trim(state.log.channel, epoch: state.log.epoch, through: state.trimmedThrough)
     }
 
     /// Subscribes `subscriber` to `channel`.
@@ -593,8 +614,8 @@ public final class Hub: Sendable {
                     prune(&state, now: time)
                     state.recent.forget(now: time)
                     let idle =
-                        state.log.isEmpty && !state.log.hasUncommitted && state.awaitingCommit == 0 && state.recent.count == 0
-                        && state.subscribers.isEmpty && state.waiters.isEmpty
+                        state.log.isEmpty && !state.log.hasUncommitted && state.awaitingCommit == 0 && !state.catchingUp
+                        && state.acknowledgeOnJoin.isEmpty && state.recent.count == 0 && state.subscribers.isEmpty && state.waiters.isEmpty
                     if idle { state.retired = true }
                     return !idle
                 }
@@ -674,11 +695,20 @@ public final class Hub: Sendable {
         return (ChannelLog(channel: channel, retention: retention, restored: restored, now: time), recent)
     }
 
-    /// Adds a newly opened channel's members on other nodes. Read once the channel is in the
-    /// table, so that a join announced meanwhile arrives either in the read or as a notification.
-    private func loadMembers(of channel: ChannelName) async {
+    /// Reads a channel's members on other nodes: after it opens, adding them (read once the
+    /// channel is in the table, so that a join announced meanwhile arrives either in the read
+    /// or as a notification); after notifications may have been lost, `replacing` what was
+    /// known, with join and leave events for the difference.
+    private func loadMembers(of channel: ChannelName, replacing: Bool = false) async {
         guard let members = try? await shared?.members(channel) else { return }
         _ = withExistingChannel(channel) { state in
+            let loaded = Set(members.map(\.member.id))
+            if replacing {
+                for (id, gone) in state.remote where !loaded.contains(id) {
+                    state.remote.removeValue(forKey: id)
+                    state.announce(.leave(channel, gone.member))
+                }
+            }
             for remote in members where state.remote[remote.member.id] == nil {
                 state.remote[remote.member.id] = remote
                 state.announce(.join(channel, remote.member))
@@ -713,6 +743,8 @@ private final class ChannelState: Sendable {
         var retired = false
         /// This node's publishes a shared store has not answered yet.
         var awaitingCommit = 0
+        /// This node's publishes committed ahead of the log, answered when they join it.
+        var acknowledgeOnJoin: [UInt64: [@Sendable () -> Void]] = [:]
         /// A catch-up read from a shared store is under way, and whether to read again after it.
         var catchingUp = false
         var catchUpAgain = false
@@ -800,9 +832,16 @@ extension Hub: LogFollower {
 
     /// Called by a shared store whose notifications may have been lost: every channel this hub
     /// holds reads what it lacks.
+    /// Presence is put right both ways: this node records its own members again (another node
+    /// may have deleted them as a dead node's), and reads the other nodes' afresh.
     public func resynchronize() {
         for shard in shards {
-            for channel in shard.withLock({ Array($0.keys) }) { catchUp(channel) }
+            for channel in shard.withLock({ Array($0.keys) }) {
+                catchUp(channel)
+                let members = withExistingChannel(channel) { state in state.subscribers.values.map(\.member) } ?? []
+                for member in members { shared?.announce(.join(channel, member)) }
+                Task { await self.loadMembers(of: channel, replacing: true) }
+            }
         }
     }
 }

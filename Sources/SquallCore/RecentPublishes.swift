@@ -74,6 +74,28 @@ struct RecentPublishes {
         }
     }
 
+    /// How a publish to the store starts.
+    enum Start {
+        /// The key's publish is committed: the answer is its message.
+        case answered(Message)
+        /// The key's publish is being committed: `callback` gets its outcome.
+        case waiting
+        /// No key, or a new one (now pending): the publish goes ahead.
+        case proceed
+    }
+
+    /// A publish under `key`, if it has one, to a store: answered, waiting or going ahead.
+    mutating func begin(_ key: IdempotencyKey?, now: Date, retry callback: @escaping Callback) -> Start {
+        guard let key else { return .proceed }
+        switch lookup(key, now: now, retry: callback) {
+        case .committed(let message): return .answered(message)
+        case .pending: return .waiting
+        case .unknown:
+            begin(key, now: now)
+            return .proceed
+        }
+    }
+
     /// `key`'s publish is on its way to the store.
     mutating func begin(_ key: IdempotencyKey, now: Date) {
         entries[key] = Entry(state: .pending([]), since: now)

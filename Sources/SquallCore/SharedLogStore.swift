@@ -19,6 +19,8 @@ import Foundation
 ///   tell; the store calls ``LogFollower/advanced(_:to:)`` when a channel's log grew (on any node),
 ///   and ``LogFollower/resynchronize()`` when it may have missed some (its link to the database
 ///   came back), so that every open channel reads what it missed.
+/// - **Retention is the store's.** It deletes by count and age across all nodes, never because
+///   one node's window let a message go (a node's byte bound counts its own copies).
 /// - **Acknowledge after commit.** As for ``LogStore``: `committed(.success)` only once the message
 ///   is durable; `.failure` means no node will ever see it.
 /// - **Presence spans nodes.** The hub tells the store who joins and leaves on this node
@@ -65,9 +67,6 @@ public protocol SharedLogStore: Sendable {
         limit: Int,
         retention: Retention
     ) async throws(StoreError) -> CatchUp
-
-    /// This node no longer retains `channel`'s messages of `epoch` up to `offset`.
-    func trim(_ channel: ChannelName, epoch: String, through offset: UInt64)
 
     /// Starts telling `follower` when channels' logs grow. Called once, by the hub that uses the
     /// store; the store holds the follower weakly.

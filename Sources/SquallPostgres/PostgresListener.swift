@@ -101,6 +101,24 @@ final class PostgresListener: Sendable {
         }
     }
 
+    /// Proves the connection with a query: one that fails, or is not answered within
+    /// ``probeTimeout``, is closed, so that it is made again (a connection that died without
+    /// a FIN would otherwise look open for ever, and its notifications be lost unnoticed).
+    func probe() {
+        guard let connection = state.withLockedValue({ $0.connection }) else { return }
+        let answered = NIOLockedValueBox(false)
+        connection.query("SELECT 1", logger: logger).whenComplete { result in
+            answered.withLockedValue { $0 = true }
+            if case .failure = result { connection.close(promise: nil) }
+        }
+        loop.scheduleTask(in: Self.probeTimeout) {
+            if !answered.withLockedValue({ $0 }) { connection.close(promise: nil) }
+        }
+    }
+
+    /// How long a probe may wait for its answer.
+    static let probeTimeout = TimeAmount.seconds(5)
+
     private func retry() {
         guard !state.withLockedValue({ $0.stopped }) else { return }
         loop.scheduleTask(in: Self.retryDelay) { self.connect() }

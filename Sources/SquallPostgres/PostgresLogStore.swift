@@ -28,14 +28,20 @@ import Synchronization
 ///   every open channel missed.
 /// - **Bounded.** At most `maxQueuedBytes` of messages wait for the writer; an append past it is
 ///   refused at once. ``open(_:retention:)`` waits at most ``openTimeout`` for the database.
-/// - **Retention.** Trims are collected per channel and sent as one `DELETE` between batches —
-///   when the writer is idle, and at least every 16 batches.
+/// - **Retention is the database's**, by the count and age given at init, whichever node
+///   appended: the channels appended to are trimmed in one `DELETE` between batches (when the
+///   writer is idle, and at least every 16 batches), and messages past their age on channels
+///   nobody appends to any more go on the heartbeat, every minute, 10,000 at a time.
 ///
 /// Each store runs its connections on one event loop thread of its own, never the server's,
 /// so the blocking ``open(_:retention:)`` cannot hold up the replies it waits for.
 public final class PostgresLogStore: SharedLogStore {
     /// Most messages one `squall_append` call carries.
     public static let maxBatch = 1000
+    /// Most payload bytes one catch-up read brings (at least one message); more takes more reads.
+    public static let maxReadBytes = 4 << 20
+    /// Most presence changes waiting for the writer; past it, the oldest are dropped (and logged).
+    public static let maxQueuedPresence = 65_536
     /// Longest ``open(_:retention:)`` waits for the database.
     public static let openTimeout = TimeAmount.seconds(3)
 
@@ -51,7 +57,8 @@ public final class PostgresLogStore: SharedLogStore {
         var bytes = 0
         var writing = false
         var closed = false
-        var trims: [ChannelName: UInt64] = [:]
+        /// Channels appended to since their last trim.
+        var trims: Set<ChannelName> = []
         var presence: [PresenceEvent] = []
         var batchesSinceTrim = 0
         var drained: [CheckedContinuation<Void, Never>] = []
@@ -70,7 +77,9 @@ public final class PostgresLogStore: SharedLogStore {
     private let loop: any EventLoop
     private let writer: PostgresLink
     private let reader: PostgresLink
+    private let opener: PostgresLink
     private let listener: PostgresListener
+    private let retention: Retention
     private let window: Double
     private let maxQueuedBytes: Int
     private let logger: Logger
@@ -78,11 +87,14 @@ public final class PostgresLogStore: SharedLogStore {
 
     /// Connects to the database at `address` and creates or updates Squall's tables there.
     /// - Parameters:
+    ///   - retention: what the database keeps of each channel, by count and age (its byte
+    ///     bound is each node's, in memory). Give every node the same.
     ///   - idempotency: how long a key is recognised across nodes (its `duration`).
     ///   - maxQueuedBytes: most bytes of messages waiting for the writer (default 64 MiB).
     /// - Throws: ``StoreError`` if the database cannot be reached or its schema created.
     public init(
         address: PostgresAddress,
+        retention: Retention = Retention(),
         idempotency: IdempotencyWindow = IdempotencyWindow(),
         maxQueuedBytes: Int = 64 << 20,
         logger: Logger = Logger(label: "squall.postgres")
@@ -93,7 +105,9 @@ public final class PostgresLogStore: SharedLogStore {
         self.loop = group.next()
         self.writer = PostgresLink(loop: loop, configuration: configuration, logger: logger)
         self.reader = PostgresLink(loop: loop, configuration: configuration, logger: logger)
+        self.opener = PostgresLink(loop: loop, configuration: configuration, logger: logger)
         self.listener = PostgresListener(loop: loop, configuration: configuration, logger: logger)
+        self.retention = retention
         self.window = idempotency.duration.inSeconds
         self.maxQueuedBytes = maxQueuedBytes
         self.logger = logger
@@ -130,36 +144,51 @@ public final class PostgresLogStore: SharedLogStore {
         beat(for: follower)
     }
 
-    /// Says this node is alive, then tells `follower` which nodes are; again every
-    /// ``heartbeat`` until the store closes. Rows of nodes gone for a minute are deleted.
-    private func beat(for follower: any LogFollower) {
+    /// Says this node is alive, then tells `follower` which nodes are, and asks the listener to
+    /// prove its connection (a dead one is made again, and the follower resynchronized); again
+    /// every ``heartbeat`` until the store closes. Every 30th beat also deletes messages past
+    /// their age, and the rows of nodes gone for a minute.
+    private func beat(for follower: any LogFollower, count: Int = 0) {
         let node = self.node
         let timeout = Self.nodeTimeout
-        reader.query(
+        let cutoff = Date().timeIntervalSince1970 - retention.maxAge.inSeconds
+        listener.probe()
+        var done = opener.query(
             """
             INSERT INTO squall_nodes (id, seen) VALUES (\(node), extract(epoch FROM clock_timestamp()))
             ON CONFLICT (id) DO UPDATE SET seen = EXCLUDED.seen
             """
         )
-        .flatMap { [reader] _ in
-            reader.query("SELECT id FROM squall_nodes WHERE seen >= extract(epoch FROM clock_timestamp()) - \(timeout)")
+        .flatMap { [opener] _ in
+            opener.query("SELECT id FROM squall_nodes WHERE seen >= extract(epoch FROM clock_timestamp()) - \(timeout)")
         }
         .flatMapThrowing { result -> Set<UUID> in
             try Set(result.rows.map { try $0.decode(UUID.self) })
         }
-        .flatMap { [reader] alive -> EventLoopFuture<Set<UUID>> in
-            reader.query(
-                """
-                WITH gone AS (DELETE FROM squall_nodes WHERE seen < extract(epoch FROM clock_timestamp()) - 60 RETURNING id)
-                DELETE FROM squall_presence WHERE node IN (SELECT id FROM gone)
-                """
-            )
-            .map { _ in alive }
+        if count % 30 == 0 {
+            done = done.flatMap { [opener] alive in
+                opener.query(
+                    """
+                    WITH gone AS (DELETE FROM squall_nodes WHERE seen < extract(epoch FROM clock_timestamp()) - 60 RETURNING id)
+                    DELETE FROM squall_presence WHERE node IN (SELECT id FROM gone)
+                    """
+                )
+                .flatMap { _ in
+                    opener.query(
+                        """
+                        DELETE FROM squall_messages WHERE ctid = ANY (ARRAY(SELECT ctid FROM squall_messages WHERE time < \(cutoff) LIMIT 10000))
+                        """
+                    )
+                }
+                .map { _ in alive }
+            }
         }
-        .whenComplete { [weak follower, self] result in
+        done.whenComplete { [weak follower, self] result in
             if case .success(let alive) = result { follower?.nodesAlive(alive) }
-            guard !queue.withLock(\.closed), let follower else { return }
-            loop.scheduleTask(in: Self.heartbeat) { self.beat(for: follower) }
+            guard !queue.withLock(\.closed), follower != nil else { return }
+            loop.scheduleTask(in: Self.heartbeat) { [weak follower] in
+                if let follower { self.beat(for: follower, count: count + 1) }
+            }
         }
     }
 
@@ -168,7 +197,7 @@ public final class PostgresLogStore: SharedLogStore {
         let name = channel.rawValue
         let node = self.node
         let timeout = Self.nodeTimeout
-        let found = reader.query(
+        let found = opener.query(
             """
             SELECT p.node, p.client, p.transport, p.info FROM squall_presence p JOIN squall_nodes n ON n.id = p.node
             WHERE p.channel = \(name) AND p.node <> \(node) AND n.seen >= extract(epoch FROM clock_timestamp()) - \(timeout)
@@ -195,6 +224,10 @@ public final class PostgresLogStore: SharedLogStore {
     public func announce(_ event: PresenceEvent) {
         let wake = queue.withLock { queue -> Bool in
             guard !queue.closed else { return false }
+            if queue.presence.count >= Self.maxQueuedPresence {
+                queue.presence.removeFirst(queue.presence.count / 2)
+                logger.warning("PostgreSQL presence changes dropped: the database is not keeping up")
+            }
             queue.presence.append(event)
             defer { queue.writing = true }
             return !queue.writing
@@ -241,9 +274,14 @@ public final class PostgresLogStore: SharedLogStore {
             """
             SELECT c.epoch, c.last_offset, m."offset", m.id, m.time, m.publisher, m.is_binary, m.payload
             FROM squall_channels c LEFT JOIN LATERAL (
-                SELECT * FROM squall_messages WHERE channel = c.name AND "offset" > \(after) ORDER BY "offset" LIMIT \(limit)
+                SELECT * FROM (
+                    SELECT *, sum(octet_length(payload)) OVER (ORDER BY "offset") AS running FROM (
+                        SELECT * FROM squall_messages WHERE channel = c.name AND "offset" > \(after) ORDER BY "offset" LIMIT \(limit)
+                    ) next
+                ) counted WHERE running - octet_length(payload) < \(Self.maxReadBytes)
             ) m ON true
             WHERE c.name = \(name)
+            ORDER BY m."offset"
             """
         )
         .flatMapThrowing { result -> CatchUp? in
@@ -282,16 +320,6 @@ public final class PostgresLogStore: SharedLogStore {
         }
     }
 
-    public func trim(_ channel: ChannelName, epoch: String, through offset: UInt64) {
-        let wake = queue.withLock { queue -> Bool in
-            guard !queue.closed else { return false }
-            queue.trims[channel] = max(queue.trims[channel] ?? 0, offset)
-            defer { queue.writing = true }
-            return !queue.writing
-        }
-        if wake { loop.execute { self.writeNext() } }
-    }
-
     public func close() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let idle = queue.withLock { queue -> Bool in
@@ -302,7 +330,7 @@ public final class PostgresLogStore: SharedLogStore {
             }
             if idle { continuation.resume() }
         }
-        _ = try? await listener.stop().and(writer.close()).and(reader.close()).get()
+        _ = try? await listener.stop().and(writer.close()).and(reader.close()).and(opener.close()).get()
         try? await group.shutdownGracefully()
     }
 
@@ -311,7 +339,7 @@ public final class PostgresLogStore: SharedLogStore {
     private enum Work {
         case append([Pending])
         case presence([PresenceEvent])
-        case trim([ChannelName: UInt64])
+        case trim(Set<ChannelName>)
         case idle([CheckedContinuation<Void, Never>])
     }
 
@@ -320,7 +348,7 @@ public final class PostgresLogStore: SharedLogStore {
         let work = queue.withLock { queue -> Work in
             if !queue.trims.isEmpty, queue.items.isEmpty || queue.batchesSinceTrim >= 16 {
                 defer {
-                    queue.trims = [:]
+                    queue.trims = []
                     queue.batchesSinceTrim = 0
                 }
                 return .trim(queue.trims)
@@ -345,17 +373,19 @@ public final class PostgresLogStore: SharedLogStore {
         case .idle(let waiting):
             for continuation in waiting { continuation.resume() }
         case .trim(let trims):
-            let channels = trims.keys.map(\.rawValue)
-            let offsets = trims.keys.map { Int64(clamping: trims[$0] ?? 0) }
+            let channels = trims.map(\.rawValue)
+            let keep = Int64(retention.maxMessages)
+            let cutoff = Date().timeIntervalSince1970 - retention.maxAge.inSeconds
             writer.query(
                 """
-                DELETE FROM squall_messages m USING unnest(\(channels)::text[], \(offsets)::bigint[]) AS t (channel, through)
-                WHERE m.channel = t.channel AND m."offset" <= t.through
+                DELETE FROM squall_messages m USING squall_channels c
+                WHERE c.name = ANY (\(channels)::text[]) AND m.channel = c.name
+                    AND (m."offset" <= c.last_offset - \(keep) OR m.time < \(cutoff))
                 """
             )
             .whenComplete { [self] result in
                 if case .failure(let error) = result {
-                    // The rows stay until the channel's next trim, which covers them (`<=`).
+                    // The rows stay until the channel's next trim, which covers them.
                     logger.warning("PostgreSQL trim failed", metadata: ["error": "\(StoreError(postgres: error, doing: "trim"))"])
                 }
                 writeNext()
@@ -369,8 +399,51 @@ public final class PostgresLogStore: SharedLogStore {
             }
         case .append(let batch):
             writer.query(appendQuery(batch)).whenComplete { [self] result in
-                answer(batch, result)
-                writeNext()
+                guard case .failure(let error) = result, (error as? PSQLError)?.serverInfo == nil else {
+                    answer(batch, result)
+                    writeNext()
+                    return
+                }
+                // The connection failed, not the server: the transaction may have committed
+                // before the answer was lost. Ask which of the batch's messages are there.
+                writer.query(
+                    """
+                    SELECT id, epoch, "offset" FROM squall_messages WHERE id = ANY (\(batch.map(\.draft.id)))
+                    """
+                )
+                .whenComplete { [self] lookup in
+                    answer(batch, committedOf: lookup, failure: StoreError(postgres: error, doing: "append"))
+                    writeNext()
+                }
+            }
+        }
+    }
+
+    /// Answers a batch whose commit's outcome was lost: the messages the database has are
+    /// committed, the others failed — all of them if the database cannot be asked either. (A
+    /// keyed message that matched an earlier one is not there under its own id, so it shows as
+    /// failed; a retry with its key finds the first.)
+    private func answer(
+        _ batch: [Pending],
+        committedOf lookup: Result<PostgresQueryResult, any Error>,
+        failure: StoreError
+    ) {
+        var found: [UUID: StreamPosition] = [:]
+        if case .success(let rows) = lookup {
+            for row in rows.rows {
+                guard let (id, epoch, offset) = try? row.decode((UUID, String, Int64).self) else { continue }
+                found[id] = StreamPosition(epoch: epoch, offset: UInt64(clamping: offset))
+            }
+        }
+        for pending in batch {
+            let draft = pending.draft
+            if let position = found[draft.id] {
+                let message = Message(
+                    channel: draft.channel, position: position, id: draft.id, time: draft.time, publisher: draft.publisher, payload: draft.payload
+                )
+                pending.committed(.success(Appended(message: message, isNew: true)))
+            } else {
+                pending.committed(.failure(failure))
             }
         }
     }
@@ -427,6 +500,11 @@ public final class PostgresLogStore: SharedLogStore {
         case .failure(let error):
             failure = StoreError(postgres: error, doing: "append")
         }
+        if failure == nil {
+            queue.withLock { queue in
+                for pending in batch { queue.trims.insert(pending.draft.channel) }
+            }
+        }
         for (index, pending) in batch.enumerated() {
             if let failure {
                 pending.committed(.failure(failure))
@@ -456,19 +534,26 @@ public final class PostgresLogStore: SharedLogStore {
         let epoch = Self.makeEpoch()
         let cutoff = Date().timeIntervalSince1970 - retention.maxAge.inSeconds
         let limit = retention.maxMessages
-        return reader.query(
+        let maxBytes = retention.maxBytes
+        return opener.query(
             """
             INSERT INTO squall_channels (name, epoch, last_offset) VALUES (\(name), \(epoch), 0) ON CONFLICT (name) DO NOTHING
             """
         )
-        .flatMap { [reader] _ in
-            reader.query(
+        .flatMap { [opener] _ in
+            // Newest first, while their payloads fit in the retention's byte bound (at least one).
+            opener.query(
                 """
                 SELECT c.epoch, c.last_offset, m."offset", m.id, m.time, m.publisher, m.is_binary, m.payload, m.idempotency_key
                 FROM squall_channels c LEFT JOIN LATERAL (
-                    SELECT * FROM squall_messages WHERE channel = c.name AND time >= \(cutoff) ORDER BY "offset" DESC LIMIT \(limit)
+                    SELECT * FROM (
+                        SELECT *, sum(octet_length(payload)) OVER (ORDER BY "offset" DESC) AS running FROM (
+                            SELECT * FROM squall_messages WHERE channel = c.name AND time >= \(cutoff) ORDER BY "offset" DESC LIMIT \(limit)
+                        ) newest
+                    ) counted WHERE running - octet_length(payload) < \(maxBytes)
                 ) m ON true
                 WHERE c.name = \(name)
+                ORDER BY m."offset" DESC
                 """
             )
         }
@@ -523,10 +608,12 @@ public final class PostgresLogStore: SharedLogStore {
             }
             if first { done.signal() }
         }
-        let timeout = loop.scheduleTask(in: Self.openTimeout) { settle(.failure(StoreError("timed out"))) }
         future.whenComplete(settle)
-        done.wait()
-        timeout.cancel()
+        // A wall-clock bound, not one scheduled on `loop`: a loop shut down by close() would
+        // drop it, and this thread would wait forever.
+        if done.wait(timeout: .now() + .nanoseconds(Int(Self.openTimeout.nanoseconds))) == .timedOut {
+            settle(.failure(StoreError("timed out")))
+        }
         switch outcome.withLockedValue({ $0 }) {
         case .success(let value): return value
         case .failure(let error): throw StoreError(postgres: error, doing: what)

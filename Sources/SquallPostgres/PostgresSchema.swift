@@ -95,7 +95,8 @@ enum PostgresSchema {
         #variable_conflict use_column
         BEGIN
             INSERT INTO squall_channels AS c (name, epoch, last_offset)
-                SELECT DISTINCT u, substr(md5(random()::text || clock_timestamp()::text), 1, 8), 0 FROM unnest(p_channels) AS u
+                SELECT u, substr(md5(random()::text || clock_timestamp()::text), 1, 8), 0
+                FROM (SELECT DISTINCT u FROM unnest(p_channels) AS u) AS d ORDER BY u
                 ON CONFLICT (name) DO NOTHING;
             PERFORM 1 FROM squall_channels c WHERE c.name = ANY (p_channels) ORDER BY c.name FOR UPDATE;
             RETURN QUERY

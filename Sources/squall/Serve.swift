@@ -212,7 +212,8 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("allowed origin: \(error)")
         }
         let tls = try resolvedTLS(environment)
-        let (store, sharedStore) = try resolvedStore(environment)
+        let retention = Retention(maxMessages: retentionMessages, maxAge: retentionAge, maxBytes: retentionBytes)
+        let (store, sharedStore) = try resolvedStore(environment, retention: retention)
         return SquallConfiguration(
             host: try environment.resolve(host, "SQUALL_HOST", default: defaults.host),
             port: port,
@@ -221,7 +222,7 @@ struct Serve: AsyncParsableCommand {
             deflate: deflate.options,
             pingInterval: ping == .zero ? nil : ping,
             closeTimeout: try environment.resolve(closeTimeout, "SQUALL_CLOSE_TIMEOUT", default: Seconds(defaults.closeTimeout)).duration,
-            retention: Retention(maxMessages: retentionMessages, maxAge: retentionAge, maxBytes: retentionBytes),
+            retention: retention,
             store: store,
             sharedStore: sharedStore,
             longPollWait: try environment.resolve(longPollWait, "SQUALL_LONG_POLL_WAIT", default: Seconds(defaults.longPollWait)).duration,
@@ -238,10 +239,9 @@ struct Serve: AsyncParsableCommand {
         )
     }
 
-    /// The store `--store` names, opened (a SQLite file is created if missing).
     /// The store `--store` names, opened: a SQLite file is created if missing; a PostgreSQL
     /// database must be reachable, and gets Squall's tables if it lacks them.
-    private func resolvedStore(_ environment: EnvironmentOptions) throws -> ((any LogStore)?, (any SharedLogStore)?) {
+    private func resolvedStore(_ environment: EnvironmentOptions, retention: Retention) throws -> ((any LogStore)?, (any SharedLogStore)?) {
         let durability = try environment.resolve(sqliteSync, "SQUALL_SQLITE_SYNC", default: .processCrash)
         let choice = try environment.resolve(store, "SQUALL_STORE", default: StoreOption.memory)
         do throws(StoreError) {
@@ -251,7 +251,7 @@ struct Serve: AsyncParsableCommand {
             case .sqlite(let path):
                 return (try SQLiteLogStore(path: path, durability: durability), nil)
             case .postgres(let url):
-                return (nil, try PostgresLogStore(address: PostgresAddress(url)))
+                return (nil, try PostgresLogStore(address: PostgresAddress(url), retention: retention))
             }
         } catch {
             throw ValidationError(error.description)

@@ -142,6 +142,30 @@ struct PostgresLogStoreTests {
         await storeA.close()
     }
 
+    @Test func aNodeThatFellBehindWhatTheDatabaseRetainsTellsItsSubscribers() async throws {
+        let (a, storeA) = try node()
+        let onA = Recorder()
+        a.subscribe(onA, to: room, member: member())
+        let epoch = a.history(room).position.epoch
+        // Offsets 1–4 published and already trimmed by other nodes; 5–7 retained.
+        try psql(
+            """
+            INSERT INTO squall_messages (channel, "offset", epoch, id, time, is_binary, payload)
+                SELECT '\(room.rawValue)', n, '\(epoch)', gen_random_uuid(), extract(epoch FROM now()), false, convert_to('m' || n, 'UTF8')
+                FROM generate_series(5, 7) AS n;
+            UPDATE squall_channels SET last_offset = 7 WHERE name = '\(room.rawValue)';
+            """
+        )
+        a.resynchronize()
+        try await eventually { onA.lost.withLock { $0 } == 1 }
+        #expect(onA.lost.withLock { $0 } == 1, "told it may have missed messages")
+        #expect(onA.messages.withLock(\.count) == 0, "not handed 5–7 as if nothing came before")
+        let history = a.history(room)
+        #expect(history.messages.map(\.offset) == [5, 6, 7])
+        #expect(a.history(room, since: StreamPosition(epoch: epoch, offset: 2)).recovered == false)
+        await storeA.close()
+    }
+
     @Test func aPositionAnotherNodeGaveOutResumesOnANodeThatHasNotHeardOfItYet() async throws {
         let (b, storeB) = try node()
         let epoch = b.history(room).position.epoch
