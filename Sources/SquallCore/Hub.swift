@@ -376,6 +376,7 @@ public final class Hub: Sendable {
                 }
                 guard more else {
                     state.catchingUp = false
+                    dropSubscribersAhead(&state)
                     return nil
                 }
                 return state.log.position
@@ -383,6 +384,19 @@ public final class Hub: Sendable {
             for acknowledge in ready { acknowledge() }
             guard let next = next ?? nil else { return }
             position = next
+        }
+    }
+
+    /// Caught up with the store: a subscriber that resumed from a position still ahead of the
+    /// log was given one the store never had (made up, or lost with the database's tail). It
+    /// would wait for offsets that mean other messages, so it is told, as for a restart.
+    private func dropSubscribersAhead(_ state: inout ChannelState.Locked) {
+        let current = state.log.position
+        for (key, member) in state.subscribers where member.after > current.offset {
+            state.subscribers.removeValue(forKey: key)
+            member.subscriber.lost(state.log.channel, current: current)
+            state.announce(.leave(state.log.channel, member.member))
+            shared?.announce(.leave(state.log.channel, member.member))
         }
     }
 

@@ -212,6 +212,18 @@ struct PostgresLogStoreTests {
         await storeB.close()
     }
 
+    @Test func aPositionTheDatabaseNeverHadIsToldOnceTheNodeHasCaughtUp() async throws {
+        let (a, storeA) = try node()
+        let first = try await a.publish(.text("m1"), to: room)
+        let dreamer = Recorder()
+        let subscription = a.subscribe(dreamer, to: room, from: StreamPosition(epoch: first.position.epoch, offset: 99), member: member())
+        #expect(subscription.recovered == true, "it may be another node's, until the node has caught up")
+        try await eventually { dreamer.lost.withLock { $0 } == 1 }
+        #expect(dreamer.lost.withLock { $0 } == 1)
+        #expect(a.presence(room).isEmpty)
+        await storeA.close()
+    }
+
     @Test func aBadAddressIsRefusedWithAClearError() {
         #expect(throws: StoreError.self) { try PostgresAddress("mysql://x@y/z") }
         #expect(throws: StoreError.self) { try PostgresAddress("postgres://127.0.0.1/db") }
