@@ -11,7 +11,7 @@ flight per connection) and over HTTP (one request in flight per connection).
 
 PostgreSQL (`--store postgres://…`, the server scripts/postgres starts unless `--postgres URL`
 names one, commits fsynced) runs two nodes of one system, unpinned (node, node, database and
-client share this machine's cores), with 8 publishes in flight per /ws connection:
+client share this machine's cores), with 12 publishes in flight per /ws connection:
 "two nodes" has publishers on both and the subscriber on the second; "node 1 → node 2" has
 publishers on the first only, so every delivery timed crossed from one node to the other.
 Medians go to
@@ -77,7 +77,7 @@ def measure_postgres(squall, database, transport, runs, messages, cross_only):
         for run in range(runs):
             arguments = [argument for url in publish_at[1:] for argument in ("--url", url)]
             result = bench(squall, publish_at[0], "publish", *arguments, "--subscriber-url", urls[1], "--transport", transport,
-                           "--publishers", "16", "--messages", str(messages), "--size", "64", "--window", "8",
+                           "--publishers", "16", "--messages", str(messages), "--size", "64", "--window", "12",
                            "--channel", f"pg-{transport}-{'cross' if cross_only else 'both'}-{run}-{free_port()}")
             if result["acknowledged"] != messages or result["delivered"] != messages:
                 raise RuntimeError(f"postgres over {transport}: {result['acknowledged']} acknowledged, {result['delivered']} delivered")
@@ -94,19 +94,25 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--postgres", help="a PostgreSQL URL (default: the server scripts/postgres starts)")
+    parser.add_argument("--stores", default="memory,sqlite,postgres",
+                        help="which to measure, comma-separated; rows already in the day's results file are kept")
     options = parser.parse_args()
+    stores = options.stores.split(",")
     messages = 10_000 if options.quick else 100_000
     squall = release_binary()
     table = {f"{store} over {transport}": measure(squall, store, transport, options.runs, messages)
-             for store in ["memory", "sqlite"] for transport in ["ws", "http"]}
-    database = options.postgres or subprocess.run(["bash", str(ROOT / "scripts/postgres")], check=True,
-                                                  capture_output=True, text=True).stdout.strip()
-    for transport in ["ws", "http"]:
-        table[f"postgres, two nodes, over {transport}"] = measure_postgres(squall, database, transport, options.runs, messages, False)
-    table["postgres, node 1 → node 2, over ws"] = measure_postgres(squall, database, "ws", options.runs, messages, True)
+             for store in ["memory", "sqlite"] if store in stores for transport in ["ws", "http"]}
+    if "postgres" in stores:
+        database = options.postgres or subprocess.run(["bash", str(ROOT / "scripts/postgres")], check=True,
+                                                      capture_output=True, text=True).stdout.strip()
+        for transport in ["ws", "http"]:
+            table[f"postgres, two nodes, over {transport}"] = measure_postgres(squall, database, transport, options.runs, messages, False)
+        table["postgres, node 1 → node 2, over ws"] = measure_postgres(squall, database, "ws", options.runs, messages, True)
     results = ROOT / "benchmarks" / "results"
     results.mkdir(exist_ok=True)
-    (results / f"{datetime.now(timezone.utc):%Y-%m-%d}-publish.json").write_text(json.dumps(table, indent=2) + "\n")
+    path = results / f"{datetime.now(timezone.utc):%Y-%m-%d}-publish.json"
+    kept = json.loads(path.read_text()) if path.exists() else {}
+    path.write_text(json.dumps({**kept, **table}, indent=2) + "\n")
     print("| store, route | acknowledged/s | ack p50 / p99 | publish → delivery p50 / p99 | server CPU per publish |")
     print("|---|---|---|---|---|")
     for name, row in table.items():
