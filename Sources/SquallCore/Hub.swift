@@ -829,13 +829,14 @@ extension Hub: LogFollower {
         }
     }
 
-    /// Called by a shared store: members on nodes not in `nodes` are gone (the node died or
-    /// lost the database), and leave every channel here.
-    public func nodesAlive(_ nodes: Set<UUID>) {
+    /// Called by a shared store: these nodes stopped saying they are alive (they died or lost
+    /// the database); their members leave every channel here.
+    public func nodesGone(_ nodes: Set<UUID>) {
+        guard !nodes.isEmpty else { return }
         for shard in shards {
             for channel in shard.withLock({ Array($0.keys) }) {
                 _ = withExistingChannel(channel) { state in
-                    for (id, remote) in state.remote where !nodes.contains(remote.node) {
+                    for (id, remote) in state.remote where nodes.contains(remote.node) {
                         state.remote.removeValue(forKey: id)
                         state.announce(.leave(channel, remote.member))
                     }

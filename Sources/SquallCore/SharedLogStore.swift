@@ -26,7 +26,7 @@ import Foundation
 /// - **Presence spans nodes.** The hub tells the store who joins and leaves on this node
 ///   (``announce(_:)``); the store tells every other node's hub (``LogFollower/joined(_:_:on:)``,
 ///   ``LogFollower/left(_:client:on:)``), gives the members on other nodes when a channel opens
-///   (``members(_:)``), and says which nodes are alive (``LogFollower/nodesAlive(_:)``) so that
+///   (``members(_:)``), and says which nodes stopped saying they are alive (``LogFollower/nodesGone(_:)``) so that
 ///   a node that died drops out of presence.
 /// - **Idempotency.** A key the store already holds for the channel (published on any node within
 ///   `IdempotencyWindow/duration`) appends nothing: `committed` gets the first message's
@@ -143,8 +143,9 @@ public protocol LogFollower: AnyObject, Sendable {
     func joined(_ channel: ChannelName, _ member: PresenceMember, on node: UUID)
     /// The member with id `client` left `channel` on `node`.
     func left(_ channel: ChannelName, client: UUID, on node: UUID)
-    /// These nodes are alive: members on any other node are gone.
-    func nodesAlive(_ nodes: Set<UUID>)
+    /// These nodes stopped saying they are alive: their members are gone. (A node not heard of
+    /// yet is not gone: its members may be announced before its first heartbeat lands.)
+    func nodesGone(_ nodes: Set<UUID>)
     /// `channel`'s log reached `position`, on some node.
     func advanced(_ channel: ChannelName, to position: StreamPosition)
     /// Notifications may have been missed: every open channel should read what it lacks.

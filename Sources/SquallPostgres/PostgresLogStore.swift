@@ -144,9 +144,9 @@ public final class PostgresLogStore: SharedLogStore {
         beat(for: follower)
     }
 
-    /// Says this node is alive, then tells `follower` which nodes are, and asks the listener to
-    /// prove its connection (a dead one is made again, and the follower resynchronized); again
-    /// every ``heartbeat`` until the store closes. Every 30th beat also deletes messages past
+    /// Says this node is alive, then tells `follower` which nodes have stopped saying so, and
+    /// asks the listener to prove its connection (a dead one is made again, and the follower
+    /// resynchronized); again every ``heartbeat`` until the store closes. Every 30th beat also deletes messages past
     /// their age, and the rows of nodes gone for a minute.
     private func beat(for follower: any LogFollower, count: Int = 0) {
         let node = self.node
@@ -160,13 +160,13 @@ public final class PostgresLogStore: SharedLogStore {
             """
         )
         .flatMap { [opener] _ in
-            opener.query("SELECT id FROM squall_nodes WHERE seen >= extract(epoch FROM clock_timestamp()) - \(timeout)")
+            opener.query("SELECT id FROM squall_nodes WHERE seen < extract(epoch FROM clock_timestamp()) - \(timeout)")
         }
         .flatMapThrowing { result -> Set<UUID> in
             try Set(result.rows.map { try $0.decode(UUID.self) })
         }
         if count % 30 == 0 {
-            done = done.flatMap { [opener] alive in
+            done = done.flatMap { [opener] gone in
                 opener.query(
                     """
                     WITH gone AS (DELETE FROM squall_nodes WHERE seen < extract(epoch FROM clock_timestamp()) - 60 RETURNING id)
@@ -180,11 +180,11 @@ public final class PostgresLogStore: SharedLogStore {
                         """
                     )
                 }
-                .map { _ in alive }
+                .map { _ in gone }
             }
         }
         done.whenComplete { [weak follower, self] result in
-            if case .success(let alive) = result { follower?.nodesAlive(alive) }
+            if case .success(let gone) = result { follower?.nodesGone(gone) }
             guard !queue.withLock(\.closed), follower != nil else { return }
             loop.scheduleTask(in: Self.heartbeat) { [weak follower] in
                 if let follower { self.beat(for: follower, count: count + 1) }

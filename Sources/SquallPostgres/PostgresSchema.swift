@@ -1,6 +1,7 @@
 /// The tables and the append function a PostgreSQL database holds for Squall, created (or
-/// brought up to date) by every node when it starts, one node at a time: the function is
-/// dropped and created again, so a node brings the one its version needs.
+/// brought up to date) by every node when it starts, one node at a time. Functions are
+/// replaced in place (`CREATE OR REPLACE`), so nodes already running keep calling them while
+/// another starts.
 ///
 /// - `squall_channels`: each channel's epoch and last offset. Appends lock a channel's row, so
 ///   offsets are given out in one order across all nodes.
@@ -85,10 +86,7 @@ enum PostgresSchema {
         CREATE INDEX IF NOT EXISTS squall_messages_idempotency ON squall_messages (channel, idempotency_key) WHERE idempotency_key IS NOT NULL
         """,
         """
-        DROP FUNCTION IF EXISTS squall_append(text[], uuid[], double precision[], text[], boolean[], bytea[], text[], double precision)
-        """,
-        """
-        CREATE FUNCTION squall_append(
+        CREATE OR REPLACE FUNCTION squall_append(
             p_channels text[], p_ids uuid[], p_times double precision[], p_publishers text[],
             p_binary boolean[], p_payloads bytea[], p_keys text[], p_window double precision
         ) RETURNS TABLE (ord bigint, epoch text, "offset" bigint, message_id uuid, message_time double precision, fresh boolean) LANGUAGE plpgsql AS $$
