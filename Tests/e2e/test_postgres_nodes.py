@@ -63,6 +63,29 @@ async def ws_collect(server, channel, count, since=None, timeout=30):
     return got
 
 
+async def msg_collect(server, channel, count, timeout=30):
+    """A plain socket on /msg/{channel}: bare frames, so the order is checked by text."""
+    got = []
+    async with connect(f"{server.ws}/msg/{channel}") as ws:
+        deadline = time.monotonic() + timeout
+        while len(got) < count and time.monotonic() < deadline:
+            got.append(await asyncio.wait_for(ws.recv(), deadline - time.monotonic()))
+    return got
+
+
+def short_poll_collect(server, channel, count, start, timeout=30):
+    got = []
+    since = start
+    deadline = time.monotonic() + timeout
+    while len(got) < count and time.monotonic() < deadline:
+        page = poll(server, channel, since, wait=0)
+        assert page["recovered"] is True
+        got += [(m["offset"], m["data"]) for m in page["messages"]]
+        since = f"{page['epoch']}:{page['offset']}"
+        time.sleep(0.05)
+    return got
+
+
 def sse_collect(server, channel, count, timeout=30):
     got = []
     request = urllib.request.Request(f"{server.http}/channels/{channel}/events")
@@ -91,6 +114,7 @@ def long_poll_collect(server, channel, count, start, timeout=30):
 
 
 def test_two_nodes_deliver_one_order_on_every_transport(squall):
+    # /ws on both nodes, SSE, long and short polls, and a plain /msg socket, publishers on both.
     a, b = nodes(squall)
     room = channel_name("order")
     start = poll(a, room)
@@ -105,6 +129,8 @@ def test_two_nodes_deliver_one_order_on_every_transport(squall):
         threading.Thread(target=run, args=("ws on b", lambda: asyncio.run(ws_collect(b, room, 100)))),
         threading.Thread(target=run, args=("sse on a", sse_collect, a, room, 100)),
         threading.Thread(target=run, args=("long poll on b", long_poll_collect, b, room, 100, position)),
+        threading.Thread(target=run, args=("short poll on a", short_poll_collect, a, room, 100, position)),
+        threading.Thread(target=run, args=("msg on b", lambda: asyncio.run(msg_collect(b, room, 100)))),
     ]
     for reader in readers:
         reader.start()
@@ -123,6 +149,7 @@ def test_two_nodes_deliver_one_order_on_every_transport(squall):
     expected = results["ws on a"]
     assert [offset for offset, _ in expected] == list(range(1, 101))
     assert sorted(text for _, text in expected) == sorted([f"a{n}" for n in range(50)] + [f"b{n}" for n in range(50)])
+    assert results.pop("msg on b") == [text for _, text in expected]
     for name, got in results.items():
         assert got == expected, name
 
