@@ -284,3 +284,36 @@ def test_a_publish_retried_with_its_idempotency_key_is_published_once(squall, br
         }, (error) => done({ error: String(error) }));
     """, transport)
     assert result == {"same": True, "other": 1, "history": ["once", "twice"], "transport": transport}
+
+
+def test_a_publish_made_while_the_network_is_down_is_sent_again_and_published_once(squall, browser):
+    server = squall("--log-level", "error")
+    proxy = CuttableProxy(server.port)
+    try:
+        page = browser(f"http://127.0.0.1:{proxy.port}/healthz")
+        page.execute_async_script("""
+            const done = arguments[arguments.length - 1];
+            import('/squall.mjs').then(({ Client }) => {
+              window.client = new Client(location.origin, { channel: 'retry', transports: ['websocket'] });
+              client.addEventListener('open', () => done(true));
+            });
+        """)
+        proxy.cut()
+        wait_until(page, lambda d: d.execute_script("return client.readyState") != 1, message="page noticed the drop")
+        page.execute_script("""
+            window.outcome = null;
+            client.publish('retry', 'sent while offline').then(
+              (ack) => { window.outcome = { offset: ack.offset }; },
+              (error) => { window.outcome = { error: String(error) }; });
+        """)
+        time.sleep(1.5)  # the first tries fail: nothing listens
+        assert page.execute_script("return window.outcome") is None, "gave up while the network was down"
+        proxy.restore()
+        wait_until(page, lambda d: d.execute_script("return window.outcome"), 30, "the publish never settled")
+        outcome = page.execute_script("return window.outcome")
+        assert "offset" in outcome, outcome
+        with urllib.request.urlopen(f"{server.http}/channels/retry/history", timeout=5) as response:
+            history = json.load(response)
+        assert [m["data"] for m in history["messages"]] == ["sent while offline"]
+    finally:
+        proxy.close()

@@ -27,7 +27,8 @@
     openTimeout: 5000,        // ms a transport may take to open before the next is tried
     stableAfter: 3000,        // ms a transport must stay up to count as working
     shortPollInterval: 1000,  // ms between short polls
-    longPollWait: 25          // s a long poll may wait
+    longPollWait: 25,         // s a long poll may wait
+    publishRetries: 5         // times a publish whose answer was lost is sent again
   };
 
   function Client(url, options) {
@@ -108,11 +109,25 @@
   };
 
   /** Publishes to `channel`; resolves with {id, epoch, offset, time}. Strings are text; an
-   *  ArrayBuffer or typed array is binary. `options.idempotencyKey` (1–255 visible ASCII
-   *  characters): a retry with the same key, on any transport, resolves with the first
-   *  publish instead of publishing again. */
+   *  ArrayBuffer or typed array is binary. Every publish carries an idempotency key —
+   *  `options.idempotencyKey` (1–255 visible ASCII characters), or one made up — so that one
+   *  whose answer was lost (the connection dropped, the server went away, its store was briefly
+   *  unavailable) is sent again, over whatever transport is up, up to `publishRetries` times
+   *  with backoff, and published once. A refusal of the request itself is not retried. */
   Client.prototype.publish = function (channel, data, options) {
-    var key = options && options.idempotencyKey;
+    var self = this;
+    var key = (options && options.idempotencyKey) || newIdempotencyKey();
+    function attempt(tries) {
+      return self._publishOnce(channel, data, key).catch(function (error) {
+        if (tries >= self.options.publishRetries || self._closedByUser || !isRetryable(error)) throw error;
+        return new Promise(function (resolve) { setTimeout(resolve, Math.min(4000, 250 * Math.pow(2, tries))); })
+          .then(function () { return attempt(tries + 1); });
+      });
+    }
+    return attempt(0);
+  };
+
+  Client.prototype._publishOnce = function (channel, data, key) {
     if (this._session && this._session.open && this._session.publish) return this._session.publish(channel, data, key);
     return httpPublish(this.url, channel, data, key);
   };
@@ -498,6 +513,25 @@
 
   function getJSON(url, controller) {
     return requestJSON(url, { signal: controller ? controller.signal : undefined });
+  }
+
+  /** A key no other publish will have: a v4 UUID where the browser makes them (secure
+   *  contexts), else 128 random bits in hex. */
+  function newIdempotencyKey() {
+    var crypto = global.crypto;
+    if (crypto && crypto.randomUUID) return 'sq-' + crypto.randomUUID();
+    var hex = '';
+    for (var i = 0; i < 32; i++) hex += Math.floor(Math.random() * 16).toString(16);
+    return 'sq-' + hex;
+  }
+
+  /** Whether a failed publish may have been lost on the way rather than refused: a dropped
+   *  connection, a network error, a proxy's own error page (not JSON), a 502/503/504, or the
+   *  store unavailable. */
+  function isRetryable(error) {
+    if (error instanceof TypeError || error instanceof SyntaxError) return true;
+    var text = String(error && error.message || error);
+    return /^connection lost|^store_unavailable|^50[234]$/.test(text);
   }
 
   function httpPublish(base, channel, data, idempotencyKey) {
