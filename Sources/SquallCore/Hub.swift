@@ -377,6 +377,8 @@ public final class Hub: Sendable {
                 guard more else {
                     state.catchingUp = false
                     dropSubscribersAhead(&state)
+                    for waiter in state.caughtUpWaiters.values { waiter.resume() }
+                    state.caughtUpWaiters = [:]
                     return nil
                 }
                 return state.log.position
@@ -592,8 +594,19 @@ public final class Hub: Sendable {
             let history = state.read(channel, since: start, limit: limit, budget: budget)
             return (history.messages.isEmpty && history.recovered && wait > .zero ? nil : history, start, state.isAhead(start))
         }
-        if behind { catchUp(channel) }
-        if let ready { return ready }
+        if behind {
+            // Past this node's log: another node's position (this node catches up first), or
+            // one the store never had, which is told as such once this node has caught up.
+            if await caughtUp(channel, within: Self.catchUpWait) {
+                let (settled, stillAhead, current) = withChannel(channel) { state in
+                    (state.read(channel, since: start, limit: limit, budget: budget), state.isAhead(start), state.log.position)
+                }
+                if stillAhead { return History(channel: channel, messages: [], position: current, recovered: false) }
+                if !settled.messages.isEmpty || wait == .zero { return settled }
+            }
+        } else if let ready {
+            return ready
+        }
         let ticket = UUID.random()
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.waitForAppend(to: channel, after: start, ticket: ticket) }
@@ -629,7 +642,8 @@ public final class Hub: Sendable {
                     state.recent.forget(now: time)
                     let idle =
                         state.log.isEmpty && !state.log.hasUncommitted && state.awaitingCommit == 0 && !state.catchingUp
-                        && state.acknowledgeOnJoin.isEmpty && state.recent.count == 0 && state.subscribers.isEmpty && state.waiters.isEmpty
+                        && state.acknowledgeOnJoin.isEmpty && state.caughtUpWaiters.isEmpty && state.recent.count == 0 && state.subscribers.isEmpty
+                        && state.waiters.isEmpty
                     if idle { state.retired = true }
                     return !idle
                 }
@@ -646,6 +660,42 @@ public final class Hub: Sendable {
     public var channelCount: Int { channelTotal.load(ordering: .relaxed) }
 
     // MARK: - Channels
+
+    /// Longest a poll from a position past this node's log waits for the node to catch up
+    /// before it is answered as usual.
+    static let catchUpWait = Duration.seconds(2)
+
+    /// Starts a catch-up of `channel` and waits for it to finish, at most `limit`: `true` if it
+    /// did, having read the store after this call began.
+    private func caughtUp(_ channel: ChannelName, within limit: Duration) async -> Bool {
+        let ticket = UUID.random()
+        return await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await withTaskCancellationHandler {
+                    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                        let registered =
+                            self.withExistingChannel(channel) { state in
+                                guard !Task.isCancelled else { return false }
+                                state.caughtUpWaiters[ticket] = continuation
+                                return true
+                            } ?? false
+                        if registered { self.catchUp(channel) } else { continuation.resume() }
+                    }
+                } onCancel: {
+                    let waiter = self.withExistingChannel(channel) { state in state.caughtUpWaiters.removeValue(forKey: ticket) }
+                    waiter??.resume()
+                }
+                return !Task.isCancelled
+            }
+            group.addTask {
+                try? await Task.sleep(for: limit)
+                return false
+            }
+            let finished = await group.next() ?? false
+            group.cancelAll()
+            return finished
+        }
+    }
 
     private func waitForAppend(to channel: ChannelName, after position: StreamPosition, ticket: UUID) async {
         await withTaskCancellationHandler {
@@ -759,6 +809,8 @@ private final class ChannelState: Sendable {
         var awaitingCommit = 0
         /// This node's publishes committed ahead of the log, answered when they join it.
         var acknowledgeOnJoin: [UInt64: [@Sendable () -> Void]] = [:]
+        /// Polls waiting for the next catch-up to finish.
+        var caughtUpWaiters: [UUID: CheckedContinuation<Void, Never>] = [:]
         /// A catch-up read from a shared store is under way, and whether to read again after it.
         var catchingUp = false
         var catchUpAgain = false

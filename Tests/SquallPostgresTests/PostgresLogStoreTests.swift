@@ -221,6 +221,10 @@ struct PostgresLogStoreTests {
         try await eventually { dreamer.lost.withLock { $0 } == 1 }
         #expect(dreamer.lost.withLock { $0 } == 1)
         #expect(a.presence(room).isEmpty)
+        // A poll from there is told too, once the node has read the database.
+        let page = await a.poll(room, since: StreamPosition(epoch: first.position.epoch, offset: 99), limit: 10, wait: .seconds(20))
+        #expect(page.recovered == false)
+        #expect(page.position == first.position)
         await storeA.close()
     }
 
