@@ -764,8 +764,12 @@ public final class Hub: Sendable {
     /// or as a notification); after notifications may have been lost, `replacing` what was
     /// known, with join and leave events for the difference.
     private func loadMembers(of channel: ChannelName, replacing: Bool = false) async {
-        guard let members = try? await shared?.members(channel) else { return }
+        guard withExistingChannel(channel, { state in state.loadingMembers += 1 }) != nil else { return }
+        let members = (try? await shared?.members(channel)) ?? nil
         _ = withExistingChannel(channel) { state in
+            state.loadingMembers -= 1
+            defer { if state.loadingMembers == 0 { state.leftWhileLoading = [] } }
+            guard let members = members?.filter({ !state.leftWhileLoading.contains($0.member.id) }) else { return }
             let loaded = Set(members.map(\.member.id))
             if replacing {
                 for (id, gone) in state.remote where !loaded.contains(id) {
@@ -801,6 +805,10 @@ private final class ChannelState: Sendable {
         var log: ChannelLog
         var recent: RecentPublishes
         var subscribers: [ObjectIdentifier: Member] = [:]
+        /// Reads of the other nodes' members under way, and who left meanwhile (so that a read
+        /// made before a leave does not bring the member back).
+        var loadingMembers = 0
+        var leftWhileLoading: Set<UUID> = []
         /// With a shared store: the channel's members on other nodes, by id.
         var remote: [UUID: NodeMember] = [:]
         var waiters: [UUID: CheckedContinuation<Void, Never>] = [:]
@@ -876,6 +884,8 @@ extension Hub: LogFollower {
     /// Called by a shared store: the member `client` left `channel` on another node.
     public func left(_ channel: ChannelName, client: UUID, on node: UUID) {
         _ = withExistingChannel(channel) { state in
+            // A read of the members under way may have been made before this leave.
+            if state.loadingMembers > 0 { state.leftWhileLoading.insert(client) }
             guard state.remote[client]?.node == node, let gone = state.remote.removeValue(forKey: client) else { return }
             state.announce(.leave(channel, gone.member))
         }
