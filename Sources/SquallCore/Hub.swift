@@ -351,11 +351,19 @@ public final class Hub: Sendable {
                 result = try await shared.read(channel, after: position, limit: Self.catchUpPage, retention: retention)
                 failures = 0
             } catch {
-                // Again, sooner at first, then every second while the channel is open: a
-                // publisher may be waiting for its acknowledgement.
+                // Again, sooner at first, then every 0.8 s.
                 failures += 1
                 try? await Task.sleep(for: .milliseconds(50 << min(failures, 4)))
-                guard let next = withExistingChannel(channel, { $0.log.position }) else { return }
+                // Only while someone waits for it; otherwise the next notification, publish or
+                // resynchronize() (the store's link came back) starts it again.
+                let next: StreamPosition?? = withExistingChannel(channel) { state in
+                    guard failures < 4 || !state.acknowledgeOnJoin.isEmpty || !state.caughtUpWaiters.isEmpty else {
+                        state.catchingUp = false
+                        return nil
+                    }
+                    return state.log.position
+                }
+                guard let next = next ?? nil else { return }
                 position = next
                 continue
             }
@@ -365,12 +373,12 @@ public final class Hub: Sendable {
                 var more = state.catchUpAgain
                 state.catchUpAgain = false
                 switch result {
-                case .messages(let messages):
+                case .messages(let messages, let following):
                     for message in messages where !ingest(message, into: &state, now: time, ready: &ready) {
                         more = true  // the log moved meanwhile (another epoch): read again
                         break
                     }
-                    more = more || messages.count >= Self.catchUpPage
+                    more = more || following
                 case .restart(let stored):
                     ready += restart(&state, from: stored, now: time)
                 }
@@ -768,11 +776,16 @@ public final class Hub: Sendable {
         let members = (try? await shared?.members(channel)) ?? nil
         _ = withExistingChannel(channel) { state in
             state.loadingMembers -= 1
-            defer { if state.loadingMembers == 0 { state.leftWhileLoading = [] } }
+            defer {
+                if state.loadingMembers == 0 {
+                    state.leftWhileLoading = []
+                    state.joinedWhileLoading = []
+                }
+            }
             guard let members = members?.filter({ !state.leftWhileLoading.contains($0.member.id) }) else { return }
             let loaded = Set(members.map(\.member.id))
             if replacing {
-                for (id, gone) in state.remote where !loaded.contains(id) {
+                for (id, gone) in state.remote where !loaded.contains(id) && !state.joinedWhileLoading.contains(id) {
                     state.remote.removeValue(forKey: id)
                     state.announce(.leave(channel, gone.member))
                 }
@@ -805,10 +818,11 @@ private final class ChannelState: Sendable {
         var log: ChannelLog
         var recent: RecentPublishes
         var subscribers: [ObjectIdentifier: Member] = [:]
-        /// Reads of the other nodes' members under way, and who left meanwhile (so that a read
-        /// made before a leave does not bring the member back).
+        /// Reads of the other nodes' members under way, and who left or joined meanwhile (so
+        /// that a read made before a leave or a join does not undo it).
         var loadingMembers = 0
         var leftWhileLoading: Set<UUID> = []
+        var joinedWhileLoading: Set<UUID> = []
         /// With a shared store: the channel's members on other nodes, by id.
         var remote: [UUID: NodeMember] = [:]
         var waiters: [UUID: CheckedContinuation<Void, Never>] = [:]
@@ -876,6 +890,10 @@ extension Hub: LogFollower {
     /// Called by a shared store: `member` joined `channel` on another node.
     public func joined(_ channel: ChannelName, _ member: PresenceMember, on node: UUID) {
         _ = withExistingChannel(channel) { state in
+            if state.loadingMembers > 0 {
+                state.leftWhileLoading.remove(member.id)
+                state.joinedWhileLoading.insert(member.id)
+            }
             guard state.remote.updateValue(NodeMember(node: node, member: member), forKey: member.id) == nil else { return }
             state.announce(.join(channel, member))
         }
@@ -885,7 +903,10 @@ extension Hub: LogFollower {
     public func left(_ channel: ChannelName, client: UUID, on node: UUID) {
         _ = withExistingChannel(channel) { state in
             // A read of the members under way may have been made before this leave.
-            if state.loadingMembers > 0 { state.leftWhileLoading.insert(client) }
+            if state.loadingMembers > 0 {
+                state.leftWhileLoading.insert(client)
+                state.joinedWhileLoading.remove(client)
+            }
             guard state.remote[client]?.node == node, let gone = state.remote.removeValue(forKey: client) else { return }
             state.announce(.leave(channel, gone.member))
         }

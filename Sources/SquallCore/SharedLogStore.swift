@@ -117,8 +117,9 @@ public struct Appended: Sendable {
 
 /// What a catch-up read found.
 public enum CatchUp: Sendable {
-    /// The messages after the position asked for, oldest first (none if it is the last).
-    case messages([Message])
+    /// The messages after the position asked for, oldest first (none if it is the last), and
+    /// whether more follow them (the read stopped at its count or byte bound).
+    case messages([Message], more: Bool)
     /// Not every message after that position is there any more: the log to start again from.
     case restart(StoredLog)
 }

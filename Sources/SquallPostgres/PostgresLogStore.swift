@@ -31,7 +31,9 @@ import Synchronization
 /// - **Retention is the database's**, by the count and age given at init, whichever node
 ///   appended: the channels appended to are trimmed in one `DELETE` between batches (when the
 ///   writer is idle, and at least every 16 batches), and messages past their age on channels
-///   nobody appends to any more go on the heartbeat, every minute, 10,000 at a time.
+///   nobody appends to any more go on the heartbeat, every minute. A trim only ever deletes a
+///   prefix of a log (through the newest message past its age), since nodes' clocks differ and
+///   a hole would end every node's catch-up there.
 ///
 /// Each store runs its connections on one event loop thread of its own, never the server's,
 /// so the blocking ``open(_:retention:)`` cannot hold up the replies it waits for.
@@ -84,6 +86,8 @@ public final class PostgresLogStore: SharedLogStore {
     private let maxQueuedBytes: Int
     private let logger: Logger
     private let queue = Mutex(Queue())
+    /// When the last heartbeat that landed was sent.
+    private let heartbeats = NIOLockedValueBox(NIODeadline.now())
 
     /// Connects to the database at `address` and creates or updates Squall's tables there.
     /// - Parameters:
@@ -176,15 +180,27 @@ public final class PostgresLogStore: SharedLogStore {
                 .flatMap { _ in
                     opener.query(
                         """
-                        DELETE FROM squall_messages WHERE ctid = ANY (ARRAY(SELECT ctid FROM squall_messages WHERE time < \(cutoff) LIMIT 10000))
+                        DELETE FROM squall_messages m
+                        USING (SELECT channel, max("offset") AS through FROM squall_messages WHERE time < \(cutoff) GROUP BY channel) old
+                        WHERE m.channel = old.channel AND m."offset" <= old.through
                         """
                     )
                 }
                 .map { _ in gone }
             }
         }
+        let started = NIODeadline.now()
         done.whenComplete { [weak follower, self] result in
-            if case .success(let gone) = result { follower?.nodesGone(gone) }
+            if case .success(let gone) = result {
+                follower?.nodesGone(gone)
+                // Beats that failed or came late for as long as other nodes wait: they have
+                // taken this node's members out of presence; announce them again.
+                let late = heartbeats.withLockedValue { last in
+                    defer { last = started }
+                    return started - last > .seconds(Int64(Self.nodeTimeout))
+                }
+                if late { follower?.resynchronize() }
+            }
             guard !queue.withLock(\.closed), follower != nil else { return }
             loop.scheduleTask(in: Self.heartbeat) { [weak follower] in
                 if let follower { self.beat(for: follower, count: count + 1) }
@@ -288,13 +304,15 @@ public final class PostgresLogStore: SharedLogStore {
             // nil: not every message after `position` is here (no row, another epoch, a log
             // behind it, or retention took what came next): start again from the store's log.
             var messages: [Message] = []
+            var head: UInt64 = 0
             for row in result.rows {
                 let (epoch, last, offset, id, time, publisher, binary, payload) = try row.decode(
                     (String, Int64, Int64?, UUID?, Double?, UUID?, Bool?, ByteBuffer?).self
                 )
                 guard epoch == position.epoch, UInt64(clamping: last) >= position.offset else { return nil }
+                head = UInt64(clamping: last)
                 guard let offset, let id, let time, let binary, let payload else {
-                    return UInt64(clamping: last) == position.offset ? .messages([]) : nil
+                    return head == position.offset ? .messages([], more: false) : nil
                 }
                 guard UInt64(clamping: offset) == position.offset + UInt64(messages.count) + 1 else { return nil }
                 messages.append(
@@ -308,7 +326,8 @@ public final class PostgresLogStore: SharedLogStore {
                     )
                 )
             }
-            return messages.isEmpty ? nil : .messages(messages)
+            guard let newest = messages.last else { return nil }
+            return .messages(messages, more: newest.offset < head)
         }
         .flatMap { [self] caughtUp -> EventLoopFuture<CatchUp> in
             caughtUp.map { loop.makeSucceededFuture($0) } ?? stored(channel, retention: retention).map { .restart($0) }
@@ -380,7 +399,10 @@ public final class PostgresLogStore: SharedLogStore {
                 """
                 DELETE FROM squall_messages m USING squall_channels c
                 WHERE c.name = ANY (\(channels)::text[]) AND m.channel = c.name
-                    AND (m."offset" <= c.last_offset - \(keep) OR m.time < \(cutoff))
+                    AND m."offset" <= greatest(
+                        c.last_offset - \(keep),
+                        (SELECT max(o."offset") FROM squall_messages o WHERE o.channel = c.name AND o.time < \(cutoff))
+                    )
                 """
             )
             .whenComplete { [self] result in
@@ -406,11 +428,20 @@ public final class PostgresLogStore: SharedLogStore {
                 }
                 // The connection failed, not the server: the transaction may have committed
                 // before the answer was lost. Ask which of the batch's messages are there.
+                // Taking the channels' row locks first waits for that transaction, if it still
+                // runs, to end; the lookup then sees what it did.
                 writer.query(
                     """
-                    SELECT id, epoch, "offset" FROM squall_messages WHERE id = ANY (\(batch.map(\.draft.id)))
+                    SELECT 1 FROM squall_channels WHERE name = ANY (\(batch.map(\.draft.channel.rawValue))) ORDER BY name FOR UPDATE
                     """
                 )
+                .flatMap { [writer] _ in
+                    writer.query(
+                        """
+                        SELECT id, epoch, "offset" FROM squall_messages WHERE id = ANY (\(batch.map(\.draft.id)))
+                        """
+                    )
+                }
                 .whenComplete { [self] lookup in
                     answer(batch, committedOf: lookup, failure: StoreError(postgres: error, doing: "append"))
                     writeNext()

@@ -142,6 +142,27 @@ struct PostgresLogStoreTests {
         await storeA.close()
     }
 
+    @Test func aCatchUpLongerThanOneReadsByteBoundReadsOnToTheEnd() async throws {
+        let (a, storeA) = try node()
+        let onA = Recorder()
+        a.subscribe(onA, to: room, member: member())
+        let epoch = a.history(room).position.epoch
+        // 10 MiB behind: more than one read's 4 MiB (PostgresLogStore.maxReadBytes).
+        try psql(
+            """
+            INSERT INTO squall_messages (channel, "offset", epoch, id, time, is_binary, payload)
+                SELECT '\(room.rawValue)', n, '\(epoch)', gen_random_uuid(), extract(epoch FROM now()), true, convert_to(repeat('x', 1048576), 'UTF8')
+                FROM generate_series(1, 10) AS n;
+            UPDATE squall_channels SET last_offset = 10 WHERE name = '\(room.rawValue)';
+            """
+        )
+        a.resynchronize()
+        try await eventually { onA.messages.withLock(\.count) == 10 }
+        #expect(onA.offsets == Array(1...10))
+        #expect(onA.lost.withLock { $0 } == 0)
+        await storeA.close()
+    }
+
     @Test func aNodeThatFellBehindWhatTheDatabaseRetainsTellsItsSubscribers() async throws {
         let (a, storeA) = try node()
         let onA = Recorder()

@@ -502,12 +502,27 @@
   // ---- HTTP and encoding helpers -------------------------------------------------------------
 
   /** fetch, then the JSON body; a non-2xx answer rejects with the server's error code. */
+  /** Resolves with the JSON body. Rejects with an Error whose `status` is the HTTP status and
+   *  whose message is Squall's error code (or the status, for a page that is not Squall's),
+   *  or, when no answer came at all, with one whose `network` is true. */
   function requestJSON(url, init) {
     return fetch(url, Object.assign({ cache: 'no-store' }, init)).then(function (response) {
-      return response.json().then(function (body) {
-        if (!response.ok) throw new Error((body.error && body.error.code) || response.status);
+      return response.text().then(function (text) {
+        var body = null;
+        try { body = JSON.parse(text); } catch (notJSON) { /* a proxy's page, say */ }
+        if (!response.ok) {
+          var error = new Error((body && body.error && body.error.code) || String(response.status));
+          error.status = response.status;
+          throw error;
+        }
+        if (body === null) throw new Error('the answer is not JSON');
         return body;
       });
+    }, function (failure) {
+      var error = new Error('network error: ' + (failure && failure.message));
+      error.network = true;
+      error.cause = failure;
+      throw error;
     });
   }
 
@@ -526,12 +541,12 @@
   }
 
   /** Whether a failed publish may have been lost on the way rather than refused: a dropped
-   *  connection, a network error, a proxy's own error page (not JSON), a 502/503/504, or the
-   *  store unavailable. */
+   *  connection, no answer at all, a 502/503/504 (a proxy with no server behind it, or the
+   *  store unavailable). Any other answer is a refusal of the request itself. */
   function isRetryable(error) {
-    if (error instanceof TypeError || error instanceof SyntaxError) return true;
-    var text = String(error && error.message || error);
-    return /^connection lost|^store_unavailable|^50[234]$/.test(text);
+    if (!error) return false;
+    if (error.network || error.status === 502 || error.status === 503 || error.status === 504) return true;
+    return /^connection lost|^store_unavailable/.test(String(error.message));
   }
 
   function httpPublish(base, channel, data, idempotencyKey) {
