@@ -42,6 +42,25 @@ struct PostgresLogStoreTests {
         PresenceMember(id: UUID(), info: nil, transport: "test")
     }
 
+    /// Rows written straight into the tables, with no notification: as by a node whose
+    /// notification was lost. `payload` is SQL, of `n` the offset; the channel's last offset
+    /// becomes the range's end.
+    private func appendSilently(
+        offsets: ClosedRange<Int>,
+        epoch: String,
+        payload: String = "convert_to('m' || n, 'UTF8')",
+        binary: Bool = false
+    ) throws {
+        try psql(
+            """
+            INSERT INTO squall_messages (channel, "offset", epoch, id, time, is_binary, payload)
+                SELECT '\(room.rawValue)', n, '\(epoch)', gen_random_uuid(), extract(epoch FROM now()), \(binary), \(payload)
+                FROM generate_series(\(offsets.lowerBound), \(offsets.upperBound)) AS n;
+            UPDATE squall_channels SET last_offset = \(offsets.upperBound) WHERE name = '\(room.rawValue)';
+            """
+        )
+    }
+
     /// Runs SQL with Debian's psql, as an operator would.
     private func psql(_ sql: String) throws {
         let process = Process()
@@ -123,15 +142,7 @@ struct PostgresLogStoreTests {
         let (other, otherStore) = try node()
         try await other.publish(.text("m1"), to: room)
         try await eventually { onA.messages.withLock(\.count) == 1 }
-        // Rows written straight into the tables, as by a node whose notification was lost.
-        try psql(
-            """
-            INSERT INTO squall_messages (channel, "offset", epoch, id, time, is_binary, payload)
-                SELECT '\(room.rawValue)', n, '\(epoch)', gen_random_uuid(), extract(epoch FROM now()), false, convert_to('m' || n, 'UTF8')
-                FROM generate_series(2, 4) AS n;
-            UPDATE squall_channels SET last_offset = 4 WHERE name = '\(room.rawValue)';
-            """
-        )
+        try appendSilently(offsets: 2...4, epoch: epoch)
         try await Task.sleep(for: .milliseconds(200))
         #expect(onA.messages.withLock(\.count) == 1, "nothing told A")
         a.resynchronize()
@@ -148,14 +159,7 @@ struct PostgresLogStoreTests {
         a.subscribe(onA, to: room, member: member())
         let epoch = a.history(room).position.epoch
         // 10 MiB behind: more than one read's 4 MiB (PostgresLogStore.maxReadBytes).
-        try psql(
-            """
-            INSERT INTO squall_messages (channel, "offset", epoch, id, time, is_binary, payload)
-                SELECT '\(room.rawValue)', n, '\(epoch)', gen_random_uuid(), extract(epoch FROM now()), true, convert_to(repeat('x', 1048576), 'UTF8')
-                FROM generate_series(1, 10) AS n;
-            UPDATE squall_channels SET last_offset = 10 WHERE name = '\(room.rawValue)';
-            """
-        )
+        try appendSilently(offsets: 1...10, epoch: epoch, payload: "convert_to(repeat('x', 1048576), 'UTF8')", binary: true)
         a.resynchronize()
         try await eventually { onA.messages.withLock(\.count) == 10 }
         #expect(onA.offsets == Array(1...10))
@@ -169,14 +173,7 @@ struct PostgresLogStoreTests {
         a.subscribe(onA, to: room, member: member())
         let epoch = a.history(room).position.epoch
         // Offsets 1–4 published and already trimmed by other nodes; 5–7 retained.
-        try psql(
-            """
-            INSERT INTO squall_messages (channel, "offset", epoch, id, time, is_binary, payload)
-                SELECT '\(room.rawValue)', n, '\(epoch)', gen_random_uuid(), extract(epoch FROM now()), false, convert_to('m' || n, 'UTF8')
-                FROM generate_series(5, 7) AS n;
-            UPDATE squall_channels SET last_offset = 7 WHERE name = '\(room.rawValue)';
-            """
-        )
+        try appendSilently(offsets: 5...7, epoch: epoch)
         a.resynchronize()
         try await eventually { onA.lost.withLock { $0 } == 1 }
         #expect(onA.lost.withLock { $0 } == 1, "told it may have missed messages")
@@ -190,14 +187,7 @@ struct PostgresLogStoreTests {
     @Test func aPositionAnotherNodeGaveOutResumesOnANodeThatHasNotHeardOfItYet() async throws {
         let (b, storeB) = try node()
         let epoch = b.history(room).position.epoch
-        try psql(
-            """
-            INSERT INTO squall_messages (channel, "offset", epoch, id, time, is_binary, payload)
-                SELECT '\(room.rawValue)', n, '\(epoch)', gen_random_uuid(), extract(epoch FROM now()), false, convert_to('m' || n, 'UTF8')
-                FROM generate_series(1, 3) AS n;
-            UPDATE squall_channels SET last_offset = 3 WHERE name = '\(room.rawValue)';
-            """
-        )
+        try appendSilently(offsets: 1...3, epoch: epoch)
         // A client that read up to 2 on another node polls B, which knows of nothing yet.
         let page = await b.poll(room, since: StreamPosition(epoch: epoch, offset: 2), limit: 10, wait: .seconds(5))
         #expect(page.recovered)

@@ -73,19 +73,6 @@ async def msg_collect(server, channel, count, timeout=30):
     return got
 
 
-def short_poll_collect(server, channel, count, start, timeout=30):
-    got = []
-    since = start
-    deadline = time.monotonic() + timeout
-    while len(got) < count and time.monotonic() < deadline:
-        page = poll(server, channel, since, wait=0)
-        assert page["recovered"] is True
-        got += [(m["offset"], m["data"]) for m in page["messages"]]
-        since = f"{page['epoch']}:{page['offset']}"
-        time.sleep(0.05)
-    return got
-
-
 def sse_collect(server, channel, count, timeout=30):
     got = []
     request = urllib.request.Request(f"{server.http}/channels/{channel}/events")
@@ -101,15 +88,18 @@ def sse_collect(server, channel, count, timeout=30):
     return got
 
 
-def long_poll_collect(server, channel, count, start, timeout=30):
+def poll_collect(server, channel, count, start, wait, timeout=30):
+    """Long polls (`wait` > 0) or short polls from `start` until `count` messages came."""
     got = []
     since = start
     deadline = time.monotonic() + timeout
     while len(got) < count and time.monotonic() < deadline:
-        page = poll(server, channel, since, wait=5)
+        page = poll(server, channel, since, wait=wait)
         assert page["recovered"] is True
         got += [(m["offset"], m["data"]) for m in page["messages"]]
         since = f"{page['epoch']}:{page['offset']}"
+        if not wait:
+            time.sleep(0.05)
     return got
 
 
@@ -128,8 +118,8 @@ def test_two_nodes_deliver_one_order_on_every_transport(squall):
         threading.Thread(target=run, args=("ws on a", lambda: asyncio.run(ws_collect(a, room, 100)))),
         threading.Thread(target=run, args=("ws on b", lambda: asyncio.run(ws_collect(b, room, 100)))),
         threading.Thread(target=run, args=("sse on a", sse_collect, a, room, 100)),
-        threading.Thread(target=run, args=("long poll on b", long_poll_collect, b, room, 100, position)),
-        threading.Thread(target=run, args=("short poll on a", short_poll_collect, a, room, 100, position)),
+        threading.Thread(target=run, args=("long poll on b", poll_collect, b, room, 100, position, 5)),
+        threading.Thread(target=run, args=("short poll on a", poll_collect, a, room, 100, position, 0)),
         threading.Thread(target=run, args=("msg on b", lambda: asyncio.run(msg_collect(b, room, 100)))),
     ]
     for reader in readers:
