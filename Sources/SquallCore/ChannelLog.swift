@@ -51,7 +51,7 @@ struct ChannelLog {
     init(channel: ChannelName, retention: Retention, restored: StoredLog? = nil, now: Date = Date()) {
         self.channel = channel
         self.retention = retention
-        self.epoch = restored?.epoch ?? Self.makeEpoch()
+        self.epoch = restored?.epoch ?? StreamPosition.newEpoch()
         guard let restored else { return }
         lastOffset = restored.lastOffset
         assignedOffset = restored.lastOffset
@@ -124,7 +124,7 @@ struct ChannelLog {
     /// commit messages that were given positions, so that no later message leaves a gap.
     mutating func restartEpoch() {
         while let first = entries.popFirst() { first.release(from: ledger) }
-        epoch = Self.makeEpoch()
+        epoch = StreamPosition.newEpoch()
         lastOffset = 0
         assignedOffset = 0
         droppedThrough = 0
@@ -180,13 +180,6 @@ struct ChannelLog {
             taken.append(message)
         }
         return taken.reversed()
-    }
-
-    /// A short random epoch: 8 base-36 characters.
-    private static func makeEpoch() -> String {
-        let alphabet = Array("0123456789abcdefghijklmnopqrstuvwxyz")
-        var generator = SystemRandomNumberGenerator()
-        return String((0..<8).map { _ in alphabet[Int(generator.next(upperBound: UInt(alphabet.count)))] })
     }
 }
 

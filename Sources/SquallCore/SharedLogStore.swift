@@ -97,6 +97,12 @@ public struct Draft: Sendable {
         self.publisher = publisher
         self.payload = payload
     }
+
+    /// The message it became at `position`; `id` and `time` are the draft's unless given (an
+    /// idempotency key answers with the first message's).
+    public func message(at position: StreamPosition, id: UUID? = nil, time: Date? = nil) -> Message {
+        Message(channel: channel, position: position, id: id ?? self.id, time: time ?? self.time, publisher: publisher, payload: payload)
+    }
 }
 
 /// What a ``SharedLogStore`` did with a draft.

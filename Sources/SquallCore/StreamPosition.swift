@@ -30,4 +30,12 @@ public struct StreamPosition: Hashable, Sendable, CustomStringConvertible {
 
     /// `EPOCH:OFFSET`.
     public var description: String { "\(epoch):\(offset)" }
+
+    /// A new epoch: 8 random base-36 characters, for a log that starts afresh (in memory, or a
+    /// channel a shared store has not seen).
+    public static func newEpoch() -> String {
+        let alphabet = Array("0123456789abcdefghijklmnopqrstuvwxyz")
+        var generator = SystemRandomNumberGenerator()
+        return String((0..<8).map { _ in alphabet[Int(generator.next(upperBound: UInt(alphabet.count)))] })
+    }
 }

@@ -316,14 +316,7 @@ public final class PostgresLogStore: SharedLogStore {
                 }
                 guard UInt64(clamping: offset) == position.offset + UInt64(messages.count) + 1 else { return nil }
                 messages.append(
-                    Message(
-                        channel: channel,
-                        position: StreamPosition(epoch: epoch, offset: UInt64(clamping: offset)),
-                        id: id,
-                        time: Date(timeIntervalSince1970: time),
-                        publisher: publisher,
-                        payload: binary ? .binary(payload) : .text(utf8: payload)
-                    )
+                    Self.message(channel, StreamPosition(epoch: epoch, offset: UInt64(clamping: offset)), id, time, publisher, binary, payload)
                 )
             }
             guard let newest = messages.last else { return nil }
@@ -469,10 +462,7 @@ public final class PostgresLogStore: SharedLogStore {
         for pending in batch {
             let draft = pending.draft
             if let position = found[draft.id] {
-                let message = Message(
-                    channel: draft.channel, position: position, id: draft.id, time: draft.time, publisher: draft.publisher, payload: draft.payload
-                )
-                pending.committed(.success(Appended(message: message, isNew: true)))
+                pending.committed(.success(Appended(message: draft.message(at: position), isNew: true)))
             } else {
                 pending.committed(.failure(failure))
             }
@@ -542,13 +532,10 @@ public final class PostgresLogStore: SharedLogStore {
             } else if let answer = positions[index] {
                 // A key already held answers with the first message's id, time and position.
                 let draft = pending.draft
-                let message = Message(
-                    channel: draft.channel,
-                    position: answer.position,
+                let message = draft.message(
+                    at: answer.position,
                     id: answer.id,
-                    time: answer.fresh ? draft.time : Date(timeIntervalSince1970: answer.time),
-                    publisher: draft.publisher,
-                    payload: draft.payload
+                    time: answer.fresh ? draft.time : Date(timeIntervalSince1970: answer.time)
                 )
                 pending.committed(.success(Appended(message: message, isNew: answer.fresh)))
             } else {
@@ -562,7 +549,7 @@ public final class PostgresLogStore: SharedLogStore {
     /// The channel's log as ``open(_:retention:)`` describes it.
     private func stored(_ channel: ChannelName, retention: Retention) -> EventLoopFuture<StoredLog> {
         let name = channel.rawValue
-        let epoch = Self.makeEpoch()
+        let epoch = StreamPosition.newEpoch()
         let cutoff = Date().timeIntervalSince1970 - retention.maxAge.inSeconds
         let limit = retention.maxMessages
         let maxBytes = retention.maxBytes
@@ -604,21 +591,33 @@ public final class PostgresLogStore: SharedLogStore {
                 // Only the unbroken run that ends at the last offset: a hole would resume a
                 // client from the wrong place.
                 guard position.offset == (newestFirst.last?.offset ?? last + 1) - 1 else { break }
-                newestFirst.append(
-                    Message(
-                        channel: channel,
-                        position: position,
-                        id: id,
-                        time: Date(timeIntervalSince1970: time),
-                        publisher: publisher,
-                        payload: binary ? .binary(payload) : .text(utf8: payload)
-                    )
-                )
+                newestFirst.append(Self.message(channel, position, id, time, publisher, binary, payload))
                 if let key, let parsed = try? IdempotencyKey(key) { keys[position.offset] = parsed }
             }
             guard !epoch.isEmpty else { throw StoreError("channel \(channel) has no row after it was created") }
             return StoredLog(epoch: epoch, lastOffset: last, messages: newestFirst.reversed(), idempotencyKeys: keys)
         }
+    }
+
+    /// A message as a row of `squall_messages` holds it (its text was valid UTF-8 when
+    /// published).
+    private static func message(
+        _ channel: ChannelName,
+        _ position: StreamPosition,
+        _ id: UUID,
+        _ time: Double,
+        _ publisher: UUID?,
+        _ binary: Bool,
+        _ payload: ByteBuffer
+    ) -> Message {
+        Message(
+            channel: channel,
+            position: position,
+            id: id,
+            time: Date(timeIntervalSince1970: time),
+            publisher: publisher,
+            payload: binary ? .binary(payload) : .text(utf8: payload)
+        )
     }
 
     /// Waits for `future`, at most ``openTimeout``, from a thread that is not the store's own.
@@ -650,12 +649,5 @@ public final class PostgresLogStore: SharedLogStore {
         case .failure(let error): throw StoreError(postgres: error, doing: what)
         case nil: throw StoreError("cannot \(what)")
         }
-    }
-
-    /// A short random epoch: 8 base-36 characters.
-    private static func makeEpoch() -> String {
-        let alphabet = Array("0123456789abcdefghijklmnopqrstuvwxyz")
-        var generator = SystemRandomNumberGenerator()
-        return String((0..<8).map { _ in alphabet[Int(generator.next(upperBound: UInt(alphabet.count)))] })
     }
 }
