@@ -1,25 +1,6 @@
 import DequeModule
 import Foundation
 
-/// How long a channel's log keeps messages. Whichever bound is hit first applies.
-public struct Retention: Sendable, Hashable {
-    /// Most messages kept per channel (at least 1). Default 1,000.
-    public var maxMessages: Int
-    /// Oldest message kept. Default 1 hour.
-    public var maxAge: Duration
-    /// Most bytes kept per channel: every retained message's payload and each wire-format copy
-    /// made of it (JSON envelope, frames, SSE event, compressed variants), counted as they are
-    /// made. Default 16 MiB.
-    public var maxBytes: Int
-
-    /// Retention with the given bounds; `maxMessages` below 1 is taken as 1.
-    public init(maxMessages: Int = 1000, maxAge: Duration = .seconds(3600), maxBytes: Int = 16 << 20) {
-        self.maxMessages = max(1, maxMessages)
-        self.maxAge = maxAge
-        self.maxBytes = maxBytes
-    }
-}
-
 /// The append-only log of one channel, kept in memory.
 ///
 /// Contracts: offsets start at 1 and grow by one per append within the log's epoch; messages are
@@ -34,10 +15,35 @@ public struct Retention: Sendable, Hashable {
 /// With a ``LogStore`` an append is two steps: ``assign(_:publisher:now:)`` gives the message its
 /// position, ``commit(_:)`` adds it once the store has made it durable. Positions, reads and
 /// resume see committed messages only; assigned ones wait in the store's queue, in offset order.
+///
+/// A log a durable store held nothing for is **unpublished**: it has no epoch until its first
+/// message, and hands out ``StreamPosition/unpublished(at:)``, which continues into that first
+/// epoch (``isFirst``) for ``Retention/metaTTL``. A memory log always has an epoch, made when it
+/// is, and vouches for no unpublished position: it forgets everything on restart.
 struct ChannelLog {
+    /// Where a position stands in this log.
+    enum Standing: Equatable {
+        /// Every message after `offset` is here: a reader continues after it.
+        case resumable(after: UInt64)
+        /// Past this log's end, or in an epoch it has not reached yet: with a shared store, a
+        /// position another node gave out before this one heard of it (no sticky sessions).
+        case ahead
+        /// Not every message after it is here (another epoch, older than retention), or the
+        /// log cannot vouch for it.
+        case lost
+    }
+
     let channel: ChannelName
-    private(set) var epoch: String
     let retention: Retention
+    /// The epoch; empty while the log is unpublished.
+    private(set) var epoch: String
+    /// The epoch began at the channel's first message, from an unpublished log: a position given
+    /// out while the channel was unpublished continues into it.
+    private(set) var isFirst: Bool
+    /// A durable store backs the log: unpublished positions are vouched for.
+    let isDurable: Bool
+    /// A store several nodes share backs the log: positions past its end are another node's.
+    let followsStore: Bool
     /// The offset of the last committed message (0 before any).
     private(set) var lastOffset: UInt64 = 0
     /// The offset of the last message given a position, committed or not.
@@ -47,15 +53,28 @@ struct ChannelLog {
     private var entries = Deque<Message>()
     private let ledger = RetentionLedger()
 
-    /// An empty log in a new epoch, or the log a store kept, held to `retention`.
-    init(channel: ChannelName, retention: Retention, restored: StoredLog? = nil, now: Date = Date()) {
+    /// An empty log in memory only, in a new epoch.
+    init(channel: ChannelName, retention: Retention) {
         self.channel = channel
         self.retention = retention
-        self.epoch = restored?.epoch ?? StreamPosition.newEpoch()
-        guard let restored else { return }
-        lastOffset = restored.lastOffset
-        assignedOffset = restored.lastOffset
-        for message in restored.messages where message.position.epoch == epoch && message.offset <= lastOffset {
+        self.epoch = StreamPosition.newEpoch()
+        self.isFirst = false
+        self.isDurable = false
+        self.followsStore = false
+    }
+
+    /// The log a durable store kept, held to `retention`, or an unpublished one if it kept none.
+    init(channel: ChannelName, retention: Retention, stored: StoredLog?, followsStore: Bool, now: Date) {
+        self.channel = channel
+        self.retention = retention
+        self.epoch = stored?.epoch ?? ""
+        self.isFirst = stored?.isFirst ?? false
+        self.isDurable = true
+        self.followsStore = followsStore
+        guard let stored else { return }
+        lastOffset = stored.lastOffset
+        assignedOffset = stored.lastOffset
+        for message in stored.messages where message.position.epoch == epoch && message.offset <= lastOffset {
             guard entries.last.map({ $0.offset < message.offset }) ?? true else { continue }
             message.retain(in: ledger)
             entries.append(message)
@@ -64,18 +83,56 @@ struct ChannelLog {
         prune(now: now)
     }
 
-    /// The position of the last message committed (offset 0 before any).
-    var position: StreamPosition { StreamPosition(epoch: epoch, offset: lastOffset) }
+    /// Nothing was ever published to the channel, as far as its store knows.
+    var isUnpublished: Bool { epoch.isEmpty }
+
+    /// The position of the last message committed (offset 0 before any), as given out at `now`.
+    func position(now: Date) -> StreamPosition {
+        isUnpublished ? .unpublished(at: now) : StreamPosition(epoch: epoch, offset: lastOffset)
+    }
 
     /// The position just before the oldest retained message: reading from it returns them all.
-    var startPosition: StreamPosition {
-        StreamPosition(epoch: epoch, offset: (entries.first?.offset ?? lastOffset + 1) - 1)
+    func startPosition(now: Date) -> StreamPosition {
+        isUnpublished ? .unpublished(at: now) : StreamPosition(epoch: epoch, offset: (entries.first?.offset ?? lastOffset + 1) - 1)
     }
 
     var isEmpty: Bool { entries.isEmpty }
 
     /// Whether messages were given positions that are not committed yet.
     var hasUncommitted: Bool { assignedOffset > lastOffset }
+
+    /// Where `position` stands, at `now`.
+    func standing(of position: StreamPosition, now: Date) -> Standing {
+        if let issued = position.unpublishedAt {
+            // No life of the channel began and was forgotten since `issued` if it is younger
+            // than the meta TTL: its first epoch, if it has one yet, is the one to continue into.
+            guard isDurable, now.timeIntervalSince(issued) <= retention.metaTTL.inSeconds else { return .lost }
+            guard !isUnpublished else { return .resumable(after: 0) }
+            return isFirst && droppedThrough == 0 ? .resumable(after: 0) : .lost
+        }
+        guard !isUnpublished else { return followsStore ? .ahead : .lost }
+        guard position.epoch == epoch else { return .lost }
+        guard position.offset <= lastOffset else { return followsStore ? .ahead : .lost }
+        let firstRetained = entries.first?.offset ?? (lastOffset + 1)
+        return position.offset + 1 >= firstRetained ? .resumable(after: position.offset) : .lost
+    }
+
+    /// A read of this log from `position` (the latest messages without one), as history and
+    /// polls return it.
+    func read(since position: StreamPosition?, limit: Int, budget: ReadBudget, now: Date) -> History {
+        guard let position else {
+            return History(channel: channel, messages: latest(limit, budget: budget), position: self.position(now: now), recovered: true)
+        }
+        switch standing(of: position, now: now) {
+        case .ahead:
+            return History(channel: channel, messages: [], position: position, recovered: true)
+        case .lost:
+            return History(channel: channel, messages: [], position: self.position(now: now), recovered: false)
+        case .resumable(let after):
+            let messages = messages(after: after, limit: limit, budget: budget)
+            return History(channel: channel, messages: messages, position: messages.last?.position ?? self.position(now: now), recovered: true)
+        }
+    }
 
     /// Appends a message that needs no store: ``assign(_:publisher:now:)`` and ``commit(_:)`` at once.
     mutating func append(_ payload: Payload, publisher: UUID?, now: Date) -> Message {
@@ -84,8 +141,13 @@ struct ChannelLog {
         return message
     }
 
-    /// A message with the next position of this epoch, not yet in the log.
+    /// A message with the next position of this epoch, not yet in the log. An unpublished log
+    /// begins its first epoch here.
     mutating func assign(_ payload: Payload, publisher: UUID?, now: Date) -> Message {
+        if isUnpublished {
+            epoch = StreamPosition.newEpoch()
+            isFirst = true
+        }
         assignedOffset += 1
         return Message(
             channel: channel,
@@ -103,10 +165,20 @@ struct ChannelLog {
         assignedOffset -= 1
     }
 
-    /// Adds an assigned message once it is committed. `false`, and nothing added, if it is not
-    /// the next one of this epoch (its epoch was ended by ``restartEpoch()`` since it was assigned).
+    /// Whether `message` is the next one: the next offset of this epoch, or, for an unpublished
+    /// log, offset 1 of the epoch a shared store began.
+    func isNext(_ message: Message) -> Bool {
+        isUnpublished ? message.offset == 1 : message.position.epoch == epoch && message.offset == lastOffset + 1
+    }
+
+    /// Adds a message once it is committed. `false`, and nothing added, if it is not the next
+    /// one (its epoch was ended by ``restartEpoch()`` since it was assigned).
     mutating func commit(_ message: Message) -> Bool {
-        guard message.position.epoch == epoch, message.offset == lastOffset + 1 else { return false }
+        guard isNext(message) else { return false }
+        if isUnpublished {
+            epoch = message.position.epoch
+            isFirst = true
+        }
         lastOffset = message.offset
         assignedOffset = max(assignedOffset, lastOffset)
         message.retain(in: ledger)
@@ -121,10 +193,12 @@ struct ChannelLog {
     }
 
     /// Ends the epoch: the log starts again, empty, in a new one. For when a store failed to
-    /// commit messages that were given positions, so that no later message leaves a gap.
+    /// commit messages that were given positions, so that no later message leaves a gap. The new
+    /// epoch is not a first one: an unpublished position may have missed the old one.
     mutating func restartEpoch() {
         while let first = entries.popFirst() { first.release(from: ledger) }
         epoch = StreamPosition.newEpoch()
+        isFirst = false
         lastOffset = 0
         assignedOffset = 0
         droppedThrough = 0
@@ -147,15 +221,7 @@ struct ChannelLog {
         }
     }
 
-    /// Whether every message after `position` is still here.
-    func canResume(from position: StreamPosition) -> Bool {
-        guard position.epoch == epoch, position.offset <= lastOffset else { return false }
-        let firstRetained = entries.first?.offset ?? (lastOffset + 1)
-        return position.offset + 1 >= firstRetained
-    }
-
-    /// Up to `limit` messages after `offset`, oldest first, as many as `budget` allows. The
-    /// caller checked `canResume`.
+    /// Up to `limit` messages after `offset`, oldest first, as many as `budget` allows.
     func messages(after offset: UInt64, limit: Int, budget: ReadBudget) -> [Message] {
         guard let first = entries.first?.offset, offset < lastOffset else { return [] }
         let start = Int(max(offset + 1, first) - first)
@@ -181,22 +247,4 @@ struct ChannelLog {
         }
         return taken.reversed()
     }
-}
-
-/// How much one read of a log may return: messages are taken while their cost, summed, stays
-/// within `maxBytes` — and always at least one, so that no message is out of reach.
-public struct ReadBudget: Sendable {
-    /// Most bytes, as `cost` counts them.
-    public var maxBytes: Int
-    /// What one message costs the reply (its encoded size, or an estimate).
-    public var cost: @Sendable (Message) -> Int
-
-    /// A budget of `maxBytes` as `cost` counts.
-    public init(maxBytes: Int, cost: @escaping @Sendable (Message) -> Int) {
-        self.maxBytes = maxBytes
-        self.cost = cost
-    }
-
-    /// No bound.
-    public static let unlimited = ReadBudget(maxBytes: .max) { _ in 0 }
 }

@@ -84,6 +84,8 @@ extension Disconnect {
     public static let serverError = Disconnect(code: 1011, reason: "internal server error")
     /// 1011: no decompressor could be had for a compressed message.
     public static let cannotInflate = Disconnect(code: 1011, reason: "cannot inflate now")
+    /// 1011: the channel's log could not be read from the store in time; the client may retry.
+    public static let storeUnavailable = Disconnect(code: 1011, reason: "store unavailable; retry later")
 
     // MARK: 4000–4999: Squall's own
 
@@ -94,7 +96,7 @@ extension Disconnect {
     }
 
     /// 4011: the channel's log started again from the shared store's (this node fell behind past
-    /// what the store retains, or opened the channel while the store was unreachable), so the
+    /// what the store retains, or the store forgot the channel after its meta TTL), so the
     /// client may have missed messages. It should reconnect and resume from its last position,
     /// which tells it whether that is recoverable.
     public static let logRestarted = Disconnect(code: 4011, reason: "channel log restarted; resume from your last position")
@@ -106,6 +108,7 @@ extension Disconnect {
         .unexpectedContinuation, .unknownOpcode, .invalidFrameLength, .fragmentedControlFrame, .controlFrameTooLong,
         .invalidCloseFrame, .invalidCloseCode,
         .invalidUTF8, .invalidCompressedData, .invalidCloseReason, .slowConsumer, .publishRateExceeded, .messageTooBig, .serverError, .cannotInflate,
+        .storeUnavailable,
         .positionNotRecoverable(current: StreamPosition(epoch: "epoch", offset: 0)), .logRestarted,
     ]
 }

@@ -1,9 +1,9 @@
-/// Where a ``Hub`` keeps its channels' logs beyond memory: a store that makes every message
-/// durable before anyone sees it, and gives a channel's log back after a restart.
+/// Where a ``Hub`` keeps its channels' logs beyond memory, on one node: a store that makes every
+/// message durable before anyone sees it, and gives a channel's log back after a restart.
 ///
 /// The hub keeps each channel's retained window in memory as always (history, resume and polls
 /// read it there); a store is what that window is restored from and committed to. Without one
-/// (`Hub(store: nil)`, the default) logs live in memory only and a restart forgets them.
+/// (``LogStorage/memory``, the default) logs live in memory only and a restart forgets them.
 ///
 /// Contracts:
 /// - **Order.** The hub calls ``append(_:idempotencyKey:committed:)`` under the channel's lock, so a channel's
@@ -13,22 +13,24 @@
 ///   process (or more, as the store documents); only then does the hub hand it to subscribers
 ///   and acknowledge it to its publisher. `committed(error)` means it was not stored: the hub
 ///   tells the publisher (`store_unavailable`) and no subscriber ever sees it.
-/// - **Restore.** ``restore(_:)`` returns what an earlier run committed for a channel: its
-///   epoch, its last offset (which the next append continues from, even when retention has
-///   dropped every message) and its newest messages, oldest first. The hub keeps of those what
-///   its ``Retention`` allows.
+/// - **Restore without holding a thread.** ``restore(_:retention:)`` returns what an earlier
+///   run committed for some channels, reading on the store's own threads while its caller is
+///   suspended: each channel's epoch, its last offset (which the next append continues from,
+///   even when retention has dropped every message) and its newest messages, oldest first. A
+///   channel it holds nothing for is absent from the answer: its log is unpublished.
 /// - **Idempotency.** A restored log gives back the keys its messages were published under,
 ///   so that a retry after a restart is still recognised while its message is retained.
 /// - **Retention.** ``trim(_:epoch:through:)`` says that the hub no longer retains a channel's
 ///   messages up to an offset; the store may delete them whenever it likes, in small batches
-///   that do not hold up commits.
+///   that do not hold up commits. The store also deletes, by itself and whether or not a
+///   channel is open, messages past ``Retention/maxAge`` and channels whose last message is
+///   older than ``Retention/metaTTL``, rows and all: a channel nobody publishes to leaves
+///   nothing behind.
 public protocol LogStore: Sendable {
-    /// What was committed for `channel`, or `nil` if nothing ever was. At most
-    /// `retention.maxMessages` messages, none older than `retention.maxAge`.
-    ///
-    /// Called when the hub first opens the channel in this process: once per channel, and again
-    /// only after an idle channel was forgotten. It may block the caller for one read.
-    func restore(_ channel: ChannelName, retention: Retention) throws(StoreError) -> StoredLog?
+    /// What was committed for `channels`: each one's log (at most `retention.maxMessages`
+    /// messages, none older than `retention.maxAge`), or none for a channel the store holds
+    /// nothing for. Never creates anything.
+    func restore(_ channels: [ChannelName], retention: Retention) async throws(StoreError) -> [ChannelName: StoredLog]
 
     /// Stores `message` (its position assigned by the hub: the next offset of its epoch), with
     /// the idempotency key it was published under if any, and calls `committed` once it is
@@ -51,36 +53,4 @@ public protocol LogStore: Sendable {
     /// fails at once. Returns once the store has let go of its resources; calling it again
     /// returns at once. ``SquallServer`` calls it when it has stopped serving.
     func close() async
-}
-
-/// A channel's log as a ``LogStore`` gives it back.
-public struct StoredLog: Sendable {
-    /// The epoch the channel's positions are in.
-    public let epoch: String
-    /// The offset of the last message committed in that epoch (0 if none).
-    public let lastOffset: UInt64
-    /// The newest committed messages of that epoch, oldest first.
-    public let messages: [Message]
-    /// The idempotency keys of those of `messages` published with one, by offset.
-    public let idempotencyKeys: [UInt64: IdempotencyKey]
-
-    /// A stored log; `messages` oldest first, all of `epoch`, the last at `lastOffset` or before.
-    public init(epoch: String, lastOffset: UInt64, messages: [Message], idempotencyKeys: [UInt64: IdempotencyKey] = [:]) {
-        self.epoch = epoch
-        self.lastOffset = lastOffset
-        self.messages = messages
-        self.idempotencyKeys = idempotencyKeys
-    }
-}
-
-/// A store could not do what it was asked: the database is unreachable, full or broken.
-/// Transports answer a publish that fails so with `store_unavailable` (HTTP 503).
-public struct StoreError: Error, Sendable, CustomStringConvertible {
-    /// What the store says went wrong, for logs; not for clients.
-    public let description: String
-
-    /// An error saying `description`.
-    public init(_ description: String) {
-        self.description = description
-    }
 }

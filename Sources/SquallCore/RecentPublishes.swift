@@ -23,20 +23,15 @@ public struct IdempotencyWindow: Sendable, Hashable {
 ///
 /// Contracts:
 /// - A key whose publish is committed answers every retry with that message (its position,
-///   id and time; the payload is not kept) until the window passes or the key is the oldest
-///   of too many.
+///   id and time; the payload is not kept, only its ``PayloadFingerprint``) until the window
+///   passes or the key is the oldest of too many.
 /// - A key whose publish is still being committed holds its retries' callbacks; they get the
 ///   first publish's outcome. Such a key is never forgotten before that outcome.
 /// - A key whose publish failed is forgotten: the next retry appends.
+/// - A key used again with another payload is **reused**: that publish is refused, and the
+///   first one's outcome stands.
 struct RecentPublishes {
-    /// A retry's answer: the message already committed, or wait for the pending one.
-    enum Lookup {
-        case committed(Message)
-        case pending
-        case unknown
-    }
-
-    typealias Callback = @Sendable (Result<Message, StoreError>) -> Void
+    typealias Callback = @Sendable (Result<Message, PublishError>) -> Void
 
     private enum State {
         case pending([Callback])
@@ -45,6 +40,8 @@ struct RecentPublishes {
 
     private struct Entry {
         var state: State
+        /// The first publish's payload, to tell a retry from a reuse.
+        let fingerprint: PayloadFingerprint
         /// When the key was first seen; also its place in `order`.
         let since: Date
     }
@@ -59,22 +56,17 @@ struct RecentPublishes {
         self.window = window
     }
 
-    /// What is known of `key`; a pending retry's `callback` is kept for the outcome.
-    mutating func lookup(_ key: IdempotencyKey, now: Date, retry callback: Callback? = nil) -> Lookup {
-        forget(now: now)
-        switch entries[key]?.state {
-        case .committed(let message):
-            return .committed(message)
-        case .pending(var callbacks):
-            if let callback { callbacks.append(callback) }
-            entries[key]?.state = .pending(callbacks)
-            return .pending
-        case nil:
-            return .unknown
+    /// The keys of `stored`'s messages still within the window, as a store gave them back.
+    init(window: IdempotencyWindow, restoring stored: StoredLog?, now: Date) {
+        self.window = window
+        for message in stored?.messages ?? [] {
+            guard let key = stored?.idempotencyKeys[message.offset] else { continue }
+            _ = commit(key, message, now: message.time)
         }
+        forget(now: now)
     }
 
-    /// How a publish to the store starts.
+    /// How a publish starts.
     enum Start {
         /// The key's publish is committed: the answer is its message.
         case answered(Message)
@@ -82,25 +74,35 @@ struct RecentPublishes {
         case waiting
         /// No key, or a new one (now pending): the publish goes ahead.
         case proceed
+        /// The key named a publish of another payload: this one is refused.
+        case reused
     }
 
-    /// A publish under `key`, if it has one, to a store: answered, waiting or going ahead.
-    mutating func begin(_ key: IdempotencyKey?, now: Date, retry callback: @escaping Callback) -> Start {
+    /// A publish of `fingerprint` under `key`, if it has one: answered, waiting, refused or
+    /// going ahead. A retry waiting for the pending publish keeps `callback` for its outcome.
+    mutating func begin(
+        _ key: IdempotencyKey?,
+        _ fingerprint: @autoclosure () -> PayloadFingerprint,
+        now: Date,
+        retry callback: @escaping Callback
+    ) -> Start {
         guard let key else { return .proceed }
-        switch lookup(key, now: now, retry: callback) {
-        case .committed(let message): return .answered(message)
-        case .pending: return .waiting
-        case .unknown:
-            begin(key, now: now)
+        forget(now: now)
+        guard let entry = entries[key] else {
+            entries[key] = Entry(state: .pending([]), fingerprint: fingerprint(), since: now)
+            remember(key, since: now)
+            forget(now: now)
             return .proceed
         }
-    }
-
-    /// `key`'s publish is on its way to the store.
-    mutating func begin(_ key: IdempotencyKey, now: Date) {
-        entries[key] = Entry(state: .pending([]), since: now)
-        remember(key, since: now)
-        forget(now: now)
+        guard entry.fingerprint == fingerprint() else { return .reused }
+        switch entry.state {
+        case .committed(let message):
+            return .answered(message)
+        case .pending(var callbacks):
+            callbacks.append(callback)
+            entries[key]?.state = .pending(callbacks)
+            return .waiting
+        }
     }
 
     /// Appends to `order`, first dropping its stale elements when they are as many as the
@@ -113,12 +115,13 @@ struct RecentPublishes {
         order.append((key, since))
     }
 
-    /// `key`'s publish is in the log as `message`; returns the retries waiting for it.
+    /// `key`'s publish is in the log as `message`; returns the retries waiting for it. (A key
+    /// not seen yet — one a store gave back with its message — is remembered from here.)
     mutating func commit(_ key: IdempotencyKey, _ message: Message, now: Date) -> [Callback] {
         let waiting: [Callback]
         if case .pending(let callbacks)? = entries[key]?.state { waiting = callbacks } else { waiting = [] }
         if entries[key] == nil {
-            entries[key] = Entry(state: .committed(message.withoutPayload), since: now)
+            entries[key] = Entry(state: .committed(message.withoutPayload), fingerprint: message.payload.fingerprint, since: now)
             remember(key, since: now)
         } else {
             entries[key]?.state = .committed(message.withoutPayload)

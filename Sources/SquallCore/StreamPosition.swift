@@ -1,3 +1,5 @@
+import Foundation
+
 /// A place in a channel's log: the offset of the last message seen, within an epoch.
 ///
 /// Offsets grow by one per message in a channel, starting at 1; offset 0 is "before the first
@@ -5,6 +7,12 @@
 /// log after a restart, or after an idle channel was forgotten), because offsets from an older
 /// epoch say nothing about the new log. Written as text it is `EPOCH:OFFSET`, e.g. `k3x9q2:41`,
 /// the form used in HTTP `since=` parameters and SSE event ids.
+///
+/// A channel a durable store holds nothing for (nothing was ever published to it, or it was
+/// forgotten after ``Retention/metaTTL``) has no epoch yet: its position is
+/// ``unpublished(at:)``, `~SECONDS:0`, which says when the node that gave it out knew the
+/// channel to be empty. Such a position resumes into the channel's first epoch while it is
+/// younger than the meta TTL: no life of the channel can have begun and been forgotten since.
 public struct StreamPosition: Hashable, Sendable, CustomStringConvertible {
     /// The log's epoch.
     public var epoch: String
@@ -31,8 +39,20 @@ public struct StreamPosition: Hashable, Sendable, CustomStringConvertible {
     /// `EPOCH:OFFSET`.
     public var description: String { "\(epoch):\(offset)" }
 
-    /// A new epoch: 8 random base-36 characters, for a log that starts afresh (in memory, or a
-    /// channel a shared store has not seen).
+    /// The position of a channel nothing has been published to, as known at `time`.
+    public static func unpublished(at time: Date) -> StreamPosition {
+        let seconds = Int64(exactly: time.timeIntervalSince1970.rounded(.down)) ?? 0  // trap-ok: `exactly:` gives nil, never traps
+        return StreamPosition(epoch: "~\(seconds)", offset: 0)
+    }
+
+    /// For a position given out while its channel was unpublished (``unpublished(at:)``): when.
+    public var unpublishedAt: Date? {
+        guard offset == 0, epoch.first == "~", let seconds = Int64(epoch.dropFirst()), seconds >= 0 else { return nil }
+        return Date(timeIntervalSince1970: Double(seconds))
+    }
+
+    /// A new epoch: 8 random base-36 characters, for a log that starts afresh (in memory, or at
+    /// a channel's first message in a store that held nothing for it).
     public static func newEpoch() -> String {
         let alphabet = Array("0123456789abcdefghijklmnopqrstuvwxyz")
         var generator = SystemRandomNumberGenerator()

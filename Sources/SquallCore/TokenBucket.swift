@@ -39,7 +39,7 @@ public struct TokenBucket: Sendable {
     }
 
     /// How long from `now` until a token is there (zero when one is).
-    public func wait(_ rate: Rate, now: ContinuousClock.Instant = .now) -> Duration {
+    public func waitTime(_ rate: Rate, now: ContinuousClock.Instant = .now) -> Duration {
         let missing = 1 - available(rate, now: now)
         guard missing > 0 else { return .zero }
         return .seconds(missing / rate.perSecond)

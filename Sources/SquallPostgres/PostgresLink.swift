@@ -13,7 +13,7 @@ final class PostgresLink: Sendable {
         case open(PostgresConnection)
     }
 
-    private let loop: any EventLoop
+    let loop: any EventLoop
     private let configuration: PostgresConnection.Configuration
     private let logger: Logger
     private let state: NIOLoopBoundBox<State>

@@ -5,13 +5,15 @@ import NIOCore
 import PostgresNIO
 import SquallCore
 
-/// The node's ear on the database: a connection that `LISTEN`s on `squall` and tells the
-/// follower (the hub) each position a notification carries.
+/// The node's ear on the database: a connection that `LISTEN`s on `squall` and
+/// `squall_presence`, and tells the hub each position and each other node's presence change a
+/// notification carries.
 ///
 /// Contracts: notifications carry `EPOCH OFFSET CHANNEL` (PostgresSchema), never payloads.
 /// When the connection is lost it is made again, retrying every ``retryDelay``; once `LISTEN`
-/// holds again the follower is told to ``LogFollower/resynchronize()``, because notifications
-/// sent while it was gone are lost for good (PostgreSQL keeps none for absent listeners).
+/// holds again the hub is told to ``LogFollower/resynchronize()`` and
+/// ``PresenceFollower/resynchronizePresence()``, because notifications sent while it was gone
+/// are lost for good (PostgreSQL keeps none for absent listeners).
 final class PostgresListener: Sendable {
     /// The notification channel every node listens on and every append notifies.
     static let channel = "squall"
@@ -21,30 +23,46 @@ final class PostgresListener: Sendable {
     static let retryDelay = TimeAmount.milliseconds(500)
 
     private struct State {
-        weak var follower: (any LogFollower)?
-        var node: UUID?
+        weak var logs: (any LogFollower)?
+        weak var presence: (any PresenceFollower)?
+        var started = false
         var connection: PostgresConnection?
         var stopped = false
     }
+
+    /// This node: its own presence notifications are not news to it.
+    private let node: UUID
 
     private let loop: any EventLoop
     private let configuration: PostgresConnection.Configuration
     private let logger: Logger
     private let state = NIOLockedValueBox(State())
 
-    init(loop: any EventLoop, configuration: PostgresConnection.Configuration, logger: Logger) {
+    init(node: UUID, loop: any EventLoop, configuration: PostgresConnection.Configuration, logger: Logger) {
+        self.node = node
         self.loop = loop
         self.configuration = configuration
         self.logger = logger
     }
 
-    /// Starts listening for `follower`, held weakly.
-    func start(for follower: any LogFollower, node: UUID) {
+    /// Tells `follower`, held weakly, of positions; listening starts with the first follower.
+    func start(for follower: any LogFollower) {
+        if start({ $0.logs = follower }) { loop.execute { self.connect() } }
+    }
+
+    /// Tells `follower`, held weakly, of other nodes' presence; listening starts with the first
+    /// follower.
+    func start(for follower: any PresenceFollower) {
+        if start({ $0.presence = follower }) { loop.execute { self.connect() } }
+    }
+
+    /// Records a follower; `true` if listening should start now.
+    private func start(_ record: (inout State) -> Void) -> Bool {
         state.withLockedValue { state in
-            state.follower = follower
-            state.node = node
+            record(&state)
+            defer { state.started = true }
+            return !state.started
         }
-        loop.execute { self.connect() }
     }
 
     /// Stops listening and closes the connection.
@@ -94,7 +112,9 @@ final class PostgresListener: Sendable {
         .whenComplete { result in
             switch result {
             case .success:
-                self.state.withLockedValue { $0.follower }?.resynchronize()
+                let (logs, presence) = self.state.withLockedValue { ($0.logs, $0.presence) }
+                logs?.resynchronize()
+                presence?.resynchronizePresence()
             case .failure:
                 connection.close(promise: nil)
             }
@@ -128,7 +148,7 @@ final class PostgresListener: Sendable {
     private func notified(_ payload: String) {
         let parts = payload.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
         guard parts.count == 3, let offset = UInt64(parts[1]), let channel = try? ChannelName(String(parts[2])) else { return }
-        state.withLockedValue { $0.follower }?.advanced(channel, to: StreamPosition(epoch: String(parts[0]), offset: offset))
+        state.withLockedValue { $0.logs }?.advanced(channel, to: StreamPosition(epoch: String(parts[0]), offset: offset))
     }
 }
 
@@ -140,11 +160,10 @@ extension PostgresListener {
         guard parts.count >= 4, let node = UUID(uuidString: String(parts[1])), let channel = try? ChannelName(String(parts[2])),
             let client = UUID(uuidString: String(parts[3]))
         else { return }
-        let (follower, me) = state.withLockedValue { ($0.follower, $0.node) }
-        guard node != me, let follower else { return }
+        guard node != self.node, let follower = state.withLockedValue({ $0.presence }) else { return }
         switch parts[0] {
         case "J" where parts.count == 6:
-            let info = parts[5].isEmpty ? nil : PostgresLogStore.info(String(parts[5]))
+            let info = parts[5].isEmpty ? nil : PostgresQueries.info(String(parts[5]))
             follower.joined(channel, PresenceMember(id: client, info: info, transport: String(parts[4])), on: node)
         case "L":
             follower.left(channel, client: client, on: node)

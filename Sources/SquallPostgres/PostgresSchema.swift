@@ -3,14 +3,17 @@
 /// replaced in place (`CREATE OR REPLACE`), so nodes already running keep calling them while
 /// another starts.
 ///
-/// - `squall_channels`: each channel's epoch and last offset. Appends lock a channel's row, so
-///   offsets are given out in one order across all nodes.
+/// - `squall_channels`: each channel's epoch, last offset and when its last message was
+///   published (`updated`, which the meta TTL counts from). A row is made by a channel's first
+///   append, never by a read. Appends lock a channel's row, so offsets are given out in one
+///   order across all nodes.
 /// - `squall_messages`: the retained messages, by channel and offset, with the idempotency key
-///   each was published under.
+///   each was published under; indexed by time, so that deleting by age reads what it deletes.
 /// - `squall_append(...)`: appends one batch (arrays, one element per message; `''` for no
-///   publisher or key) in one transaction: it creates channels it has not seen, locks their rows
-///   in name order (so that two nodes' batches cannot deadlock), answers keys already held
-///   within the window with the first message's position, gives the rest the next offsets, and
+///   publisher or key) in one transaction: it creates channels it has not seen and locks their
+///   rows, in name order (so that two nodes' batches cannot deadlock), answers keys already held
+///   within the window with the first message's position — `fresh` false for a retry of the
+///   same payload, NULL for a key used for another — gives the rest the next offsets, and
 ///   notifies `squall` with `EPOCH OFFSET CHANNEL` for each channel: a position, never a payload.
 /// - `squall_nodes`: each live node's id and when it last said so (``PostgresLogStore/heartbeat``).
 /// - `squall_presence`: who is subscribed where, by node; `squall_presence_change(...)` records
@@ -68,6 +71,19 @@ enum PostgresSchema {
             last_offset bigint NOT NULL
         )
         """,
+        // Changes to tables already there are made only when missing, checked in the catalog
+        // first: ALTER TABLE and CREATE INDEX lock the table even when there is nothing to do,
+        // and every running node's appends would wait for a starting one.
+        """
+        DO $$ BEGIN
+            IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_name = 'squall_channels' AND column_name = 'updated') THEN
+                ALTER TABLE squall_channels ADD COLUMN updated double precision NOT NULL DEFAULT extract(epoch FROM clock_timestamp());
+            END IF;
+            IF to_regclass('squall_channels_updated') IS NULL THEN
+                CREATE INDEX squall_channels_updated ON squall_channels (updated);
+            END IF;
+        END $$
+        """,
         """
         CREATE TABLE IF NOT EXISTS squall_messages (
             channel text NOT NULL,
@@ -83,7 +99,14 @@ enum PostgresSchema {
         )
         """,
         """
-        CREATE INDEX IF NOT EXISTS squall_messages_idempotency ON squall_messages (channel, idempotency_key) WHERE idempotency_key IS NOT NULL
+        DO $$ BEGIN
+            IF to_regclass('squall_messages_idempotency') IS NULL THEN
+                CREATE INDEX squall_messages_idempotency ON squall_messages (channel, idempotency_key) WHERE idempotency_key IS NOT NULL;
+            END IF;
+            IF to_regclass('squall_messages_time') IS NULL THEN
+                CREATE INDEX squall_messages_time ON squall_messages (time);
+            END IF;
+        END $$
         """,
         """
         CREATE OR REPLACE FUNCTION squall_append(
@@ -92,11 +115,11 @@ enum PostgresSchema {
         ) RETURNS TABLE (ord bigint, epoch text, "offset" bigint, message_id uuid, message_time double precision, fresh boolean) LANGUAGE plpgsql AS $$
         #variable_conflict use_column
         BEGIN
-            INSERT INTO squall_channels AS c (name, epoch, last_offset)
-                SELECT u, substr(md5(random()::text || clock_timestamp()::text), 1, 8), 0
+            -- Made or locked, in name order; a row the janitor has not deleted yet is kept alive.
+            INSERT INTO squall_channels AS c (name, epoch, last_offset, updated)
+                SELECT u, substr(md5(random()::text || clock_timestamp()::text), 1, 8), 0, extract(epoch FROM clock_timestamp())
                 FROM (SELECT DISTINCT u FROM unnest(p_channels) AS u) AS d ORDER BY u
-                ON CONFLICT (name) DO NOTHING;
-            PERFORM 1 FROM squall_channels c WHERE c.name = ANY (p_channels) ORDER BY c.name FOR UPDATE;
+                ON CONFLICT (name) DO UPDATE SET updated = greatest(c.updated, EXCLUDED.updated);
             RETURN QUERY
             WITH b AS (
                 SELECT u.channel, u.id, u.time, NULLIF(u.publisher, '')::uuid AS publisher, u.is_binary, u.payload,
@@ -104,7 +127,8 @@ enum PostgresSchema {
                 FROM unnest(p_channels, p_ids, p_times, p_publishers, p_binary, p_payloads, p_keys)
                     WITH ORDINALITY AS u (channel, id, time, publisher, is_binary, payload, key, ord)
             ), seen AS (
-                SELECT DISTINCT ON (b.ord) b.ord, m.epoch, m."offset", m.id, m.time
+                SELECT DISTINCT ON (b.ord) b.ord, m.epoch, m."offset", m.id, m.time,
+                    CASE WHEN m.payload = b.payload AND m.is_binary = b.is_binary THEN false END AS fresh
                 FROM b JOIN squall_channels c ON c.name = b.channel
                 JOIN squall_messages m ON m.channel = b.channel AND m.epoch = c.epoch AND m.idempotency_key = b.key AND m.time > b.time - p_window
                 WHERE b.key IS NOT NULL
@@ -117,11 +141,12 @@ enum PostgresSchema {
                 INSERT INTO squall_messages (channel, "offset", epoch, id, time, publisher, is_binary, payload, idempotency_key)
                     SELECT f.channel, f."offset", f.epoch, f.id, f.time, f.publisher, f.is_binary, f.payload, f.key FROM fresh f
             ), advanced AS (
-                UPDATE squall_channels c SET last_offset = x.last FROM (SELECT f.channel, max(f."offset") AS last FROM fresh f GROUP BY f.channel) x
+                UPDATE squall_channels c SET last_offset = x.last, updated = greatest(c.updated, x.newest)
+                FROM (SELECT f.channel, max(f."offset") AS last, max(f.time) AS newest FROM fresh f GROUP BY f.channel) x
                 WHERE c.name = x.channel
             )
             SELECT f.ord, f.epoch, f."offset", f.id, f.time, true FROM fresh f
-            UNION ALL SELECT s.ord, s.epoch, s."offset", s.id, s.time, false FROM seen s;
+            UNION ALL SELECT s.ord, s.epoch, s."offset", s.id, s.time, s.fresh FROM seen s;
             PERFORM pg_notify('squall', c.epoch || ' ' || c.last_offset || ' ' || c.name) FROM squall_channels c WHERE c.name = ANY (p_channels);
         END
         $$

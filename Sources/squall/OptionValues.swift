@@ -106,18 +106,18 @@ struct EnvironmentOptions {
     }
 }
 
-/// A publish rate as `--publish-rate` takes it — `N/s`, `N/min` or `N/h` — or `off`.
-struct PublishRateOption: ExpressibleByArgument {
-    let rate: PublishRate?
+/// A rate as `--publish-rate` and `--subscribe-rate` take it — `N/s`, `N/min` or `N/h` — or `off`.
+struct RateLimitOption: ExpressibleByArgument {
+    let rate: RateLimit?
 
-    init(_ rate: PublishRate?) {
+    init(_ rate: RateLimit?) {
         self.rate = rate
     }
 
     init?(argument: String) {
         if argument == "off" {
             rate = nil
-        } else if let rate = try? PublishRate(parsing: argument) {
+        } else if let rate = try? RateLimit(parsing: argument) {
             self.rate = rate
         } else {
             return nil

@@ -80,6 +80,14 @@ struct Serve: AsyncParsableCommand {
     var retentionBytes: ByteCount?
 
     @Option(
+        help: """
+            Seconds a database store keeps a channel's position (epoch and last offset) after its last message, before it forgets \
+            the channel, rows and all; at least --retention-age. [default: 604800, 7 days] [env: SQUALL_HISTORY_META_TTL]
+            """
+    )
+    var historyMetaTtl: Seconds?
+
+    @Option(
         help: "Most bytes of messages or presence members in one history, poll or presence reply (at least one). [default: 1MiB] [env: SQUALL_MAX_REPLY_BYTES]")
     var maxReplyBytes: ByteCount?
 
@@ -117,10 +125,21 @@ struct Serve: AsyncParsableCommand {
         help:
             "Publishes a client may make, as N/s, N/min or N/h, per WebSocket connection or per address over HTTP; off for no limit. [default: 1000/s] [env: SQUALL_PUBLISH_RATE]"
     )
-    var publishRate: PublishRateOption?
+    var publishRate: RateLimitOption?
 
     @Option(help: "Publishes that may pass at once above the rate. [default: ten seconds' worth of --publish-rate] [env: SQUALL_PUBLISH_BURST]")
     var publishBurst: Int?
+
+    @Option(
+        help:
+            "Subscribes and unsubscribes a client may make, as N/s, N/min or N/h, per /ws connection or per address for /msg and SSE (127.0.0.1 and ::1 exempt); off for no limit. [default: 100/s] [env: SQUALL_SUBSCRIBE_RATE]"
+    )
+    var subscribeRate: RateLimitOption?
+
+    @Option(
+        help:
+            "Subscribes and unsubscribes that may pass at once above the rate. [default: ten seconds' worth of --subscribe-rate] [env: SQUALL_SUBSCRIBE_BURST]")
+    var subscribeBurst: Int?
 
     @Option(
         help:
@@ -148,7 +167,7 @@ struct Serve: AsyncParsableCommand {
     var tlsKey: String?
 
     func run() async throws {
-        let configuration = try resolvedConfiguration()
+        let configuration = try await resolvedConfiguration()
         let environment = EnvironmentOptions(ProcessInfo.processInfo.environment)
         let level = try environment.resolve(logLevel, "SQUALL_LOG_LEVEL", default: LogLevel(.info)).level
         // main.swift has already sized the event-loop group from the same option (it must
@@ -173,7 +192,7 @@ struct Serve: AsyncParsableCommand {
 
     /// Every option from the command line, else the environment, else the default; checked
     /// before anything is built from it, so a bad value is a usage error, never a crash.
-    private func resolvedConfiguration() throws -> SquallConfiguration {
+    private func resolvedConfiguration() async throws -> SquallConfiguration {
         let environment = EnvironmentOptions(ProcessInfo.processInfo.environment)
         let defaults = SquallConfiguration()
         let port = try environment.resolve(port, "SQUALL_PORT", default: defaults.port)
@@ -186,6 +205,7 @@ struct Serve: AsyncParsableCommand {
         let retentionAge = try environment.resolve(retentionAge, "SQUALL_RETENTION_AGE", default: Seconds(defaults.retention.maxAge)).duration
         let sseHeartbeat = try environment.resolve(sseHeartbeat, "SQUALL_SSE_HEARTBEAT", default: Seconds(defaults.sseHeartbeat)).duration
         let retentionBytes = try environment.resolve(retentionBytes, "SQUALL_RETENTION_BYTES", default: ByteCount(defaults.retention.maxBytes)).bytes
+        let metaTTL = try environment.resolve(historyMetaTtl, "SQUALL_HISTORY_META_TTL", default: Seconds(defaults.retention.metaTTL)).duration
         let maxReplyBytes = try environment.resolve(maxReplyBytes, "SQUALL_MAX_REPLY_BYTES", default: ByteCount(defaults.maxReplyBytes)).bytes
         let timeouts = try [
             environment.resolve(handshakeTimeout, "SQUALL_HANDSHAKE_TIMEOUT", default: Seconds(defaults.handshakeTimeout)),
@@ -203,8 +223,14 @@ struct Serve: AsyncParsableCommand {
         guard retentionAge > .zero, sseHeartbeat > .zero, timeouts.allSatisfy({ $0 > .zero }) else {
             throw ValidationError("retention age, SSE heartbeat and timeouts must be more than 0 seconds")
         }
+        guard metaTTL >= retentionAge else {
+            throw ValidationError("history meta TTL (\(metaTTL)) must be at least the retention age (\(retentionAge)): a position outlives its messages")
+        }
         let limits = try resolvedLimits(environment, defaults: defaults.limits)
-        let publishRate = try resolvedPublishRate(environment, default: defaults.publishRate)
+        let publishRate = try resolvedRate(
+            environment, publishRate, "SQUALL_PUBLISH_RATE", burst: publishBurst, "SQUALL_PUBLISH_BURST", default: defaults.publishRate)
+        let subscribeRate = try resolvedRate(
+            environment, subscribeRate, "SQUALL_SUBSCRIBE_RATE", burst: subscribeBurst, "SQUALL_SUBSCRIBE_BURST", default: defaults.subscribeRate)
         let origins: OriginPolicy
         do {
             origins = try OriginPolicy(allowing: environment.resolve(allowedOrigins, "SQUALL_ALLOWED_ORIGINS"))
@@ -212,8 +238,8 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("allowed origin: \(error)")
         }
         let tls = try resolvedTLS(environment)
-        let retention = Retention(maxMessages: retentionMessages, maxAge: retentionAge, maxBytes: retentionBytes)
-        let (store, sharedStore) = try resolvedStore(environment, retention: retention)
+        let retention = Retention(maxMessages: retentionMessages, maxAge: retentionAge, maxBytes: retentionBytes, metaTTL: metaTTL)
+        let storage = try await resolvedStorage(environment, retention: retention)
         return SquallConfiguration(
             host: try environment.resolve(host, "SQUALL_HOST", default: defaults.host),
             port: port,
@@ -223,8 +249,7 @@ struct Serve: AsyncParsableCommand {
             pingInterval: ping == .zero ? nil : ping,
             closeTimeout: try environment.resolve(closeTimeout, "SQUALL_CLOSE_TIMEOUT", default: Seconds(defaults.closeTimeout)).duration,
             retention: retention,
-            store: store,
-            sharedStore: sharedStore,
+            storage: storage,
             longPollWait: try environment.resolve(longPollWait, "SQUALL_LONG_POLL_WAIT", default: Seconds(defaults.longPollWait)).duration,
             sseHeartbeat: sseHeartbeat,
             maxReplyBytes: maxReplyBytes,
@@ -235,23 +260,24 @@ struct Serve: AsyncParsableCommand {
             origins: origins,
             limits: limits,
             publishRate: publishRate,
+            subscribeRate: subscribeRate,
             tls: tls
         )
     }
 
     /// The store `--store` names, opened: a SQLite file is created if missing; a PostgreSQL
     /// database must be reachable, and gets Squall's tables if it lacks them.
-    private func resolvedStore(_ environment: EnvironmentOptions, retention: Retention) throws -> ((any LogStore)?, (any SharedLogStore)?) {
+    private func resolvedStorage(_ environment: EnvironmentOptions, retention: Retention) async throws -> LogStorage {
         let durability = try environment.resolve(sqliteSync, "SQUALL_SQLITE_SYNC", default: .processCrash)
         let choice = try environment.resolve(store, "SQUALL_STORE", default: StoreOption.memory)
         do throws(StoreError) {
             switch choice {
             case .memory:
-                return (nil, nil)
+                return .memory
             case .sqlite(let path):
-                return (try SQLiteLogStore(path: path, durability: durability), nil)
+                return .local(try SQLiteLogStore(path: path, durability: durability, retention: retention))
             case .postgres(let url):
-                return (nil, try PostgresLogStore(address: PostgresAddress(url), retention: retention))
+                return .shared(try await PostgresLogStore(address: PostgresAddress(url), retention: retention))
             }
         } catch {
             throw ValidationError(error.description)
@@ -283,11 +309,19 @@ struct Serve: AsyncParsableCommand {
         return ConnectionLimits(maxConnections: total, maxPerAddress: perAddress, socketSendBuffer: sendBuffer)
     }
 
-    private func resolvedPublishRate(_ environment: EnvironmentOptions, default defaultRate: PublishRate?) throws -> PublishRate? {
-        let rate = try environment.resolve(publishRate, "SQUALL_PUBLISH_RATE", default: PublishRateOption(defaultRate)).rate
-        let burst = try environment.resolve(publishBurst, "SQUALL_PUBLISH_BURST")
-        guard burst.map({ $0 >= 1 }) ?? true else { throw ValidationError("publish burst must be at least 1") }
+    /// A rate and its burst, each from the command line, else the environment, else the default.
+    private func resolvedRate(
+        _ environment: EnvironmentOptions,
+        _ option: RateLimitOption?,
+        _ variable: String,
+        burst burstOption: Int?,
+        _ burstVariable: String,
+        default defaultRate: RateLimit?
+    ) throws -> RateLimit? {
+        let rate = try environment.resolve(option, variable, default: RateLimitOption(defaultRate)).rate
+        let burst = try environment.resolve(burstOption, burstVariable)
+        guard burst.map({ $0 >= 1 }) ?? true else { throw ValidationError("\(burstVariable.lowercased()): a burst must be at least 1") }
         guard let rate else { return nil }
-        return burst.map { PublishRate(perSecond: rate.perSecond, burst: $0) } ?? rate
+        return burst.map { RateLimit(perSecond: rate.perSecond, burst: $0) } ?? rate
     }
 }

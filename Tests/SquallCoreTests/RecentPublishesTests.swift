@@ -18,16 +18,28 @@ struct RecentPublishesTests {
     func retryReturnsTheFirst() async throws {
         let hub = Hub()
         let recorder = Recorder()
-        hub.subscribe(recorder, to: room, member: PresenceMember(id: UUID(), info: .name("r"), transport: "test"))
+        try await hub.subscribe(recorder, to: room, member: PresenceMember(id: UUID(), info: .name("r"), transport: "test"))
         let key = try IdempotencyKey("order-42")
         let first = try await hub.publish(.text("pay"), to: room, idempotencyKey: key)
         let retry = try await hub.publish(.text("pay"), to: room, idempotencyKey: key)
         #expect(retry.id == first.id && retry.position == first.position && retry.time == first.time)
-        #expect(recorder.texts == ["pay"] && hub.history(room).messages.count == 1)
+        #expect(recorder.texts == ["pay"])
+        #expect(try await hub.history(room).messages.count == 1)
         let other = try await hub.publish(.text("pay"), to: room, idempotencyKey: try IdempotencyKey("order-43"))
         #expect(other.offset == 2)
         let elsewhere = try await hub.publish(.text("pay"), to: try ChannelName("elsewhere"), idempotencyKey: key)
         #expect(elsewhere.offset == 1 && elsewhere.id != first.id)
+    }
+
+    @Test("a key used again with another payload is refused, and the first publish stands")
+    func reusedKeyIsRefused() async throws {
+        let hub = Hub()
+        let key = try IdempotencyKey("order-42")
+        let first = try await hub.publish(.text("pay 10"), to: room, idempotencyKey: key)
+        await #expect(throws: PublishError.self) { try await hub.publish(.text("pay 99"), to: room, idempotencyKey: key) }
+        await #expect(throws: PublishError.self) { try await hub.publish(.binary(Array("pay 10".utf8)), to: room, idempotencyKey: key) }
+        #expect(try await hub.publish(.text("pay 10"), to: room, idempotencyKey: key).id == first.id)
+        #expect(try await hub.history(room).messages.map(\.offset) == [1])
     }
 
     @Test("a key is remembered for the window, and the oldest goes first past maxKeys")

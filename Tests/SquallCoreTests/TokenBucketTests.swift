@@ -16,7 +16,7 @@ import Testing
     @Test func anEmptyBucketRefillsAtItsRate() {
         let bucket = Bucket(full: Self.rate, now: Self.start)
         for _ in 0..<5 { _ = bucket.take(Self.rate, now: Self.start) }
-        #expect(bucket.wait(Self.rate, now: Self.start) == .milliseconds(100))
+        #expect(bucket.waitTime(Self.rate, now: Self.start) == .milliseconds(100))
         #expect(!bucket.take(Self.rate, now: Self.start + .milliseconds(99)))
         #expect(bucket.take(Self.rate, now: Self.start + .milliseconds(100)))
         #expect(!bucket.take(Self.rate, now: Self.start + .milliseconds(100)))
@@ -68,6 +68,6 @@ private final class Bucket {
     }
 
     func take(_ rate: TokenBucket.Rate, now: ContinuousClock.Instant) -> Bool { value.take(rate, now: now) }
-    func wait(_ rate: TokenBucket.Rate, now: ContinuousClock.Instant) -> Duration { value.wait(rate, now: now) }
+    func waitTime(_ rate: TokenBucket.Rate, now: ContinuousClock.Instant) -> Duration { value.waitTime(rate, now: now) }
     func isFull(_ rate: TokenBucket.Rate, now: ContinuousClock.Instant) -> Bool { value.isFull(rate, now: now) }
 }

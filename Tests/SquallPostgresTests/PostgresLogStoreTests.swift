@@ -11,10 +11,10 @@ private let databaseURL = ProcessInfo.processInfo.environment["SQUALL_TEST_POSTG
 /// A subscriber that keeps what it receives, in order.
 private final class Recorder: Subscriber {
     let messages = Mutex<[Message]>([])
-    let events = Mutex<[PresenceEvent]>([])
+    let events = Mutex<[PresenceChange]>([])
     let lost = Mutex(0)
     func receive(_ message: Message) { messages.withLock { $0.append(message) } }
-    func receive(_ event: PresenceEvent) { events.withLock { $0.append(event) } }
+    func receive(_ event: PresenceEvent) { events.withLock { $0.append(event.change) } }
     func lost(_ channel: ChannelName, current: StreamPosition) { lost.withLock { $0 += 1 } }
     var texts: [String] { messages.withLock { $0.map { $0.payload.text ?? "" } } }
     var offsets: [UInt64] { messages.withLock { $0.map(\.offset) } }
@@ -33,9 +33,9 @@ struct PostgresLogStoreTests {
         room = try ChannelName("room-\(UUID().uuidString.prefix(8))")
     }
 
-    private func node() throws -> (Hub, PostgresLogStore) {
-        let store = try PostgresLogStore(address: PostgresAddress(databaseURL ?? ""))
-        return (Hub(shared: store), store)
+    private func node(retention: Retention = Retention(), database: String? = nil) async throws -> (Hub, PostgresLogStore) {
+        let store = try await PostgresLogStore(address: PostgresAddress(url(of: database)), retention: retention)
+        return (Hub(retention: retention, shared: store), store)
     }
 
     private func member() -> PresenceMember {
@@ -43,8 +43,8 @@ struct PostgresLogStoreTests {
     }
 
     /// Rows written straight into the tables, with no notification: as by a node whose
-    /// notification was lost. `payload` is SQL, of `n` the offset; the channel's last offset
-    /// becomes the range's end.
+    /// notification was lost. `payload` is SQL, of `n` the offset; the channel's row is made if
+    /// it has none, and its last offset becomes the range's end.
     private func appendSilently(
         offsets: ClosedRange<Int>,
         epoch: String,
@@ -53,6 +53,7 @@ struct PostgresLogStoreTests {
     ) throws {
         try psql(
             """
+            INSERT INTO squall_channels (name, epoch, last_offset) VALUES ('\(room.rawValue)', '\(epoch)', 0) ON CONFLICT (name) DO NOTHING;
             INSERT INTO squall_messages (channel, "offset", epoch, id, time, is_binary, payload)
                 SELECT '\(room.rawValue)', n, '\(epoch)', gen_random_uuid(), extract(epoch FROM now()), \(binary), \(payload)
                 FROM generate_series(\(offsets.lowerBound), \(offsets.upperBound)) AS n;
@@ -61,28 +62,52 @@ struct PostgresLogStoreTests {
         )
     }
 
-    /// Runs SQL with Debian's psql, as an operator would.
-    private func psql(_ sql: String) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
-        process.arguments = ["-q", "-v", "ON_ERROR_STOP=1", databaseURL ?? "", "-c", sql]
-        try process.run()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
+    /// The test database's URL, or that of `database` on the same server.
+    private func url(of database: String?) -> String {
+        let url = databaseURL ?? ""
+        guard let database, let slash = url.lastIndex(of: "/") else { return url }
+        return url[...slash] + database
     }
 
-    /// Waits until `condition` holds, for at most 10 s.
-    private func eventually(_ condition: () -> Bool) async throws {
-        for _ in 0..<1000 where !condition() { try await Task.sleep(for: .milliseconds(10)) }
+    /// Runs SQL with Debian's psql, as an operator would, and returns what it prints.
+    @discardableResult
+    private func psql(_ sql: String, in database: String? = nil) throws -> String {
+        let process = Process()
+        let output = Pipe()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
+        process.arguments = ["-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", url(of: database), "-c", sql]
+        process.standardOutput = output
+        try process.run()
+        let printed = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        return String(decoding: printed, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// How many rows `table` holds where `condition`.
+    private func count(_ table: String, where condition: String, in database: String? = nil) throws -> Int {
+        Int(try psql("SELECT count(*) FROM \(table) WHERE \(condition)", in: database)) ?? -1
+    }
+
+    /// Waits until `condition` holds, for at most 10 s; records a failure if it never does.
+    private func eventually(_ what: String, sourceLocation: SourceLocation = #_sourceLocation, _ condition: () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while try await !condition() {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("not within 10 s: \(what)", sourceLocation: sourceLocation)
+                return
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
     }
 
     @Test func messagesPublishedOnTwoNodesReachSubscribersOnBothInOneOrder() async throws {
-        let (a, storeA) = try node()
-        let (b, storeB) = try node()
+        let (a, storeA) = try await node()
+        let (b, storeB) = try await node()
         let onA = Recorder()
         let onB = Recorder()
-        a.subscribe(onA, to: room, member: member())
-        b.subscribe(onB, to: room, member: member())
+        try await a.subscribe(onA, to: room, member: member())
+        try await b.subscribe(onB, to: room, member: member())
         try await withThrowingTaskGroup(of: Void.self) { group in
             for (name, hub) in [("a", a), ("b", b)] {
                 group.addTask {
@@ -91,23 +116,23 @@ struct PostgresLogStoreTests {
             }
             try await group.waitForAll()
         }
-        try await eventually { onA.messages.withLock(\.count) == 200 && onB.messages.withLock(\.count) == 200 }
+        try await eventually("200 on each node") { onA.messages.withLock(\.count) == 200 && onB.messages.withLock(\.count) == 200 }
         #expect(onA.offsets == Array(1...200))
         #expect(onA.texts == onB.texts)
         #expect(Set(onA.texts).count == 200)
-        #expect(a.history(room).position == b.history(room).position)
+        #expect(try await a.history(room).position == (try await b.history(room).position))
         await storeA.close()
         await storeB.close()
     }
 
     @Test func aNodeStartedAgainKeepsTheEpochOffsetsAndHistory() async throws {
-        let (first, store) = try node()
+        let (first, store) = try await node()
         let published = try await first.publish(.text("one"), to: room)
         try await first.publish(.binary([0, 255]), to: room)
         await store.close()
 
-        let (again, storeAgain) = try node()
-        let history = again.history(room)
+        let (again, storeAgain) = try await node()
+        let history = try await again.history(room)
         #expect(history.position.epoch == published.position.epoch)
         #expect(history.messages.map(\.offset) == [1, 2])
         #expect(history.messages.first?.payload == .text("one"))
@@ -117,36 +142,36 @@ struct PostgresLogStoreTests {
         await storeAgain.close()
     }
 
-    @Test func aRetryWithTheSameKeyOnAnotherNodeAppendsOnce() async throws {
-        let (a, storeA) = try node()
-        let (b, storeB) = try node()
+    @Test func aRetryWithTheSameKeyOnAnotherNodeAppendsOnceAndAReusedKeyIsRefused() async throws {
+        let (a, storeA) = try await node()
+        let (b, storeB) = try await node()
         let key = try IdempotencyKey("order-\(UUID().uuidString)")
         let first = try await a.publish(.text("pay"), to: room, idempotencyKey: key)
         let retry = try await b.publish(.text("pay"), to: room, idempotencyKey: key)
         #expect(retry.position == first.position)
+        await #expect(throws: PublishError.self) { try await b.publish(.text("pay twice as much"), to: room, idempotencyKey: key) }
         let other = try await b.publish(.text("next"), to: room)
         #expect(other.offset == first.offset + 1)
-        try await eventually { a.history(room).messages.count == 2 }
-        #expect(a.history(room).messages.map { $0.payload.text } == ["pay", "next"])
+        try await eventually("A has both") { try await a.history(room).messages.count == 2 }
+        #expect(try await a.history(room).messages.map { $0.payload.text } == ["pay", "next"])
         await storeA.close()
         await storeB.close()
     }
 
     @Test func aNodeReadsWhatItMissedWhenToldToResynchronize() async throws {
-        let (a, storeA) = try node()
+        let (a, storeA) = try await node()
         let onA = Recorder()
-        a.subscribe(onA, to: room, member: member())
-        let epoch = a.history(room).position.epoch
+        try await a.subscribe(onA, to: room, member: member())
         // A hears another node's publish: its listener is up (and past the resynchronize()
         // every new listener does).
-        let (other, otherStore) = try node()
-        try await other.publish(.text("m1"), to: room)
-        try await eventually { onA.messages.withLock(\.count) == 1 }
-        try appendSilently(offsets: 2...4, epoch: epoch)
+        let (other, otherStore) = try await node()
+        let first = try await other.publish(.text("m1"), to: room)
+        try await eventually("A heard m1") { onA.messages.withLock(\.count) == 1 }
+        try appendSilently(offsets: 2...4, epoch: first.position.epoch)
         try await Task.sleep(for: .milliseconds(200))
         #expect(onA.messages.withLock(\.count) == 1, "nothing told A")
         a.resynchronize()
-        try await eventually { onA.messages.withLock(\.count) == 4 }
+        try await eventually("A read 2-4") { onA.messages.withLock(\.count) == 4 }
         #expect(onA.texts == ["m1", "m2", "m3", "m4"])
         #expect(onA.offsets == [1, 2, 3, 4])
         await otherStore.close()
@@ -154,97 +179,136 @@ struct PostgresLogStoreTests {
     }
 
     @Test func aCatchUpLongerThanOneReadsByteBoundReadsOnToTheEnd() async throws {
-        let (a, storeA) = try node()
+        let (a, storeA) = try await node()
         let onA = Recorder()
-        a.subscribe(onA, to: room, member: member())
-        let epoch = a.history(room).position.epoch
-        // 10 MiB behind: more than one read's 4 MiB (PostgresLogStore.maxReadBytes).
-        try appendSilently(offsets: 1...10, epoch: epoch, payload: "convert_to(repeat('x', 1048576), 'UTF8')", binary: true)
+        try await a.subscribe(onA, to: room, member: member())
+        // 10 MiB behind: more than one read's 4 MiB (PostgresLogStore.maxReadBytes), from before
+        // the channel's first message.
+        try appendSilently(offsets: 1...10, epoch: "silent01", payload: "convert_to(repeat('x', 1048576), 'UTF8')", binary: true)
         a.resynchronize()
-        try await eventually { onA.messages.withLock(\.count) == 10 }
+        try await eventually("all ten read") { onA.messages.withLock(\.count) == 10 }
         #expect(onA.offsets == Array(1...10))
         #expect(onA.lost.withLock { $0 } == 0)
         await storeA.close()
     }
 
     @Test func aNodeThatFellBehindWhatTheDatabaseRetainsTellsItsSubscribers() async throws {
-        let (a, storeA) = try node()
+        let (a, storeA) = try await node()
+        let first = try await a.publish(.text("m1"), to: room)
         let onA = Recorder()
-        a.subscribe(onA, to: room, member: member())
-        let epoch = a.history(room).position.epoch
-        // Offsets 1–4 published and already trimmed by other nodes; 5–7 retained.
-        try appendSilently(offsets: 5...7, epoch: epoch)
+        try await a.subscribe(onA, to: room, member: member())
+        // Offsets 2–4 published and already trimmed by other nodes; 5–7 retained.
+        try appendSilently(offsets: 5...7, epoch: first.position.epoch)
         a.resynchronize()
-        try await eventually { onA.lost.withLock { $0 } == 1 }
-        #expect(onA.lost.withLock { $0 } == 1, "told it may have missed messages")
+        try await eventually("told") { onA.lost.withLock { $0 } == 1 }
         #expect(onA.messages.withLock(\.count) == 0, "not handed 5–7 as if nothing came before")
-        let history = a.history(room)
-        #expect(history.messages.map(\.offset) == [5, 6, 7])
-        #expect(a.history(room, since: StreamPosition(epoch: epoch, offset: 2)).recovered == false)
+        #expect(try await a.history(room).messages.map(\.offset) == [5, 6, 7])
+        #expect(try await a.history(room, since: StreamPosition(epoch: first.position.epoch, offset: 2)).recovered == false)
         await storeA.close()
     }
 
     @Test func aPositionAnotherNodeGaveOutResumesOnANodeThatHasNotHeardOfItYet() async throws {
-        let (b, storeB) = try node()
-        let epoch = b.history(room).position.epoch
-        try appendSilently(offsets: 1...3, epoch: epoch)
+        let (b, storeB) = try await node()
+        _ = try await b.history(room)  // B has the channel open, and hears nothing of rows written behind it
+        try appendSilently(offsets: 1...3, epoch: "silent02")
         // A client that read up to 2 on another node polls B, which knows of nothing yet.
-        let page = await b.poll(room, since: StreamPosition(epoch: epoch, offset: 2), limit: 10, wait: .seconds(5))
+        let page = try await b.poll(room, since: StreamPosition(epoch: "silent02", offset: 2), limit: 10, wait: .seconds(5))
         #expect(page.recovered)
         #expect(page.messages.map { $0.payload.text } == ["m3"])
         // A subscriber resuming there gets what follows its position, nothing before.
         let late = Recorder()
-        let subscription = b.subscribe(late, to: room, from: StreamPosition(epoch: epoch, offset: 3), member: member())
+        let subscription = try await b.subscribe(late, to: room, from: StreamPosition(epoch: "silent02", offset: 3), member: member())
         #expect(subscription.recovered == true)
         try await b.publish(.text("m4"), to: room)
-        try await eventually { late.messages.withLock(\.count) == 1 }
+        try await eventually("m4 arrives") { late.messages.withLock(\.count) == 1 }
         #expect(late.texts == ["m4"])
         await storeB.close()
     }
 
     @Test func presenceSpansNodesWithJoinAndLeaveEvents() async throws {
-        let (a, storeA) = try node()
-        let (b, storeB) = try node()
+        let (a, storeA) = try await node()
+        let (b, storeB) = try await node()
         let watcher = Recorder()
-        b.subscribe(watcher, to: room, member: member(), presenceEvents: true)
+        try await b.subscribe(watcher, to: room, member: member(), presenceEvents: true)
         let alice = PresenceMember(id: UUID(), info: .name("alice"), transport: "test")
         let onA = Recorder()
-        a.subscribe(onA, to: room, member: alice)
-        try await eventually { b.presence(room).contains(alice) }
+        try await a.subscribe(onA, to: room, member: alice)
+        try await eventually("B lists alice") { b.presence(room).contains(alice) }
         #expect(b.presence(room).count == 2)
-        try await eventually { a.presence(room).count == 2 }
-        #expect(a.presence(room).count == 2, "A learned of B's member when it opened the channel")
+        try await eventually("A lists B's member") { a.presence(room).count == 2 }
         a.unsubscribe(onA, from: room)
-        try await eventually { !b.presence(room).contains(alice) }
-        let seen = watcher.events.withLock { $0 }
-        #expect(seen.contains(.join(room, alice)))
-        #expect(seen.contains(.leave(room, alice)))
+        try await eventually("alice left B") { !b.presence(room).contains(alice) }
+        try await eventually("B's watcher heard the leave") { watcher.events.withLock { $0 }.contains(.leave(room, alice)) }
+        #expect(watcher.events.withLock { $0 }.contains(.join(room, alice)))
         await storeA.close()
         await storeB.close()
     }
 
     @Test func aPositionTheDatabaseNeverHadIsToldOnceTheNodeHasCaughtUp() async throws {
-        let (a, storeA) = try node()
+        let (a, storeA) = try await node()
         let first = try await a.publish(.text("m1"), to: room)
         let dreamer = Recorder()
-        let subscription = a.subscribe(dreamer, to: room, from: StreamPosition(epoch: first.position.epoch, offset: 99), member: member())
+        let subscription = try await a.subscribe(dreamer, to: room, from: StreamPosition(epoch: first.position.epoch, offset: 99), member: member())
         #expect(subscription.recovered == true, "it may be another node's, until the node has caught up")
-        try await eventually { dreamer.lost.withLock { $0 } == 1 }
-        #expect(dreamer.lost.withLock { $0 } == 1)
+        try await eventually("the dreamer is told") { dreamer.lost.withLock { $0 } == 1 }
         #expect(a.presence(room).isEmpty)
         // A poll from there is told too, once the node has read the database.
-        let page = await a.poll(room, since: StreamPosition(epoch: first.position.epoch, offset: 99), limit: 10, wait: .seconds(20))
+        let page = try await a.poll(room, since: StreamPosition(epoch: first.position.epoch, offset: 99), limit: 10, wait: .seconds(20))
         #expect(page.recovered == false)
         #expect(page.position == first.position)
         await storeA.close()
     }
 
-    @Test func aBadAddressIsRefusedWithAClearError() {
+    @Test func readingChannelsNobodyPublishedToLeavesNoRow() async throws {
+        let (a, storeA) = try await node()
+        let prefix = "curious-\(UUID().uuidString.prefix(8))"
+        for index in 0..<100 {
+            let channel = try ChannelName("\(prefix)-\(index)")
+            _ = try await a.history(channel)
+            _ = try await a.poll(channel, since: nil, limit: 10, wait: .zero)
+            try await a.subscribe(Recorder(), to: channel, member: member())
+        }
+        #expect(try count("squall_channels", where: "name LIKE '\(prefix)-%'") == 0)
+        try await a.publish(.text("now"), to: try ChannelName("\(prefix)-0"))
+        #expect(try count("squall_channels", where: "name LIKE '\(prefix)-%'") == 1)
+        await storeA.close()
+    }
+
+    @Test func aPositionFromBeforeTheFirstMessageResumesOnAnotherNode() async throws {
+        let (a, storeA) = try await node()
+        let (b, storeB) = try await node()
+        let early = try await a.history(room).position
+        #expect(early.unpublishedAt != nil)
+        try await b.publish(.text("first"), to: room)
+        let resumed = try await a.poll(room, since: early, limit: 10, wait: .seconds(5))
+        #expect(resumed.recovered && resumed.messages.map { $0.payload.text } == ["first"])
+        await storeA.close()
+        await storeB.close()
+    }
+
+    @Test func theJanitorDeletesExpiredMessagesAndForgetsChannelsPastTheirMetaTTL() async throws {
+        // A database of its own: the janitor cleans whole databases, and other tests' rows are
+        // not 2 s old for nothing. An age of 2 s: it runs on every heartbeat.
+        let database = "squall_janitor_\(UUID().uuidString.prefix(8).lowercased())"
+        try psql("CREATE DATABASE \(database)")
+        defer { _ = try? psql("DROP DATABASE \(database) WITH (FORCE)") }
+        let retention = Retention(maxAge: .seconds(2), metaTTL: .seconds(4))
+        let (a, storeA) = try await node(retention: retention, database: database)
+        let gone = try await a.publish(.text("old"), to: room)
+        try await eventually("the message deleted by age") { try count("squall_messages", where: "channel = '\(room.rawValue)'", in: database) == 0 }
+        #expect(try count("squall_channels", where: "name = '\(room.rawValue)'", in: database) == 1, "the position outlives the message")
+        try await eventually("the channel forgotten") { try count("squall_channels", where: "name = '\(room.rawValue)'", in: database) == 0 }
+        let again = try await a.publish(.text("new"), to: room)
+        #expect(again.position.epoch != gone.position.epoch && again.offset == 1, "a new life, in a new epoch")
+        await storeA.close()
+    }
+
+    @Test func aBadAddressIsRefusedWithAClearError() async {
         #expect(throws: StoreError.self) { try PostgresAddress("mysql://x@y/z") }
         #expect(throws: StoreError.self) { try PostgresAddress("postgres://127.0.0.1/db") }
         #expect(throws: StoreError.self) { try PostgresAddress("postgres://u@127.0.0.1/db?sslmode=maybe") }
-        let error = #expect(throws: StoreError.self) {
-            try PostgresLogStore(address: PostgresAddress("postgres://nobody@127.0.0.1:1/none"))
+        let error = await #expect(throws: StoreError.self) {
+            try await PostgresLogStore(address: PostgresAddress("postgres://nobody@127.0.0.1:1/none"))
         }
         #expect(error?.description.contains("PostgreSQL could not") == true)
     }

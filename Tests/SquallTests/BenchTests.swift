@@ -42,7 +42,7 @@ struct BenchTests {
     @Test("publish counts the server's refusals instead of retrying them")
     func publishRefused() async throws {
         var configuration = LiveServer.configuration()
-        configuration.publishRate = PublishRate(perSecond: 1, burst: 100)
+        configuration.publishRate = RateLimit(perSecond: 1, burst: 100)
         try await LiveServer.run(configuration) { server in
             let target = try #require(BenchTarget(url: server.url("/ws")))
             let result = try await Benchmarks.publish(target, transport: .ws, publishers: 1, messages: 400, size: 64, window: 400, timeout: .seconds(30))

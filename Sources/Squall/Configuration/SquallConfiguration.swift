@@ -25,12 +25,14 @@ public struct SquallConfiguration: Sendable {
     /// How long each channel's log keeps messages for history and resume.
     /// Default 1,000 messages, 1 hour or 16 MiB, whichever is reached first.
     public var retention: Retention
-    /// Where channel logs are committed and restored from (``LogStore``); `nil` keeps them in
-    /// memory only, forgotten on restart. Default `nil`.
-    public var store: (any LogStore)?
-    /// A store several nodes share (``SharedLogStore``, e.g. PostgreSQL): this server is then
-    /// one node of them, and ``store`` is not used. Default `nil`.
-    public var sharedStore: (any SharedLogStore)?
+    /// Where channel logs live: in memory only, forgotten on restart; in a store on this node
+    /// (``LogStore``, e.g. SQLite); or in one several nodes share (``SharedLogStore``, e.g.
+    /// PostgreSQL), this server then being one node of them. The server closes it when it
+    /// stops. Default ``LogStorage/memory``.
+    public var storage: LogStorage
+    /// How many channels' logs are read from the store at once, and how long a request waits
+    /// for one before it is told `store_unavailable`. Defaults as ``OpeningLimits`` documents.
+    public var opening: OpeningLimits
     /// Longest a long poll may wait for a message; a client asking for more gets this, and
     /// `wait` defaults to it. Keep it below the idle timeout of any proxy in front (often
     /// 30–60 s), so that polls are answered and never turned into 504s. Default 25 s.
@@ -60,8 +62,12 @@ public struct SquallConfiguration: Sendable {
     /// kernel send buffer. Defaults as ``ConnectionLimits`` documents.
     public var limits: ConnectionLimits
     /// How fast one client may publish; `nil` lets it publish as fast as it can. Default
-    /// ``PublishRate/standard``: 1,000 a second with a burst of 10,000.
-    public var publishRate: PublishRate?
+    /// ``RateLimit/standard``: 1,000 a second with a burst of 10,000.
+    public var publishRate: RateLimit?
+    /// How fast one client may subscribe and unsubscribe (each join and leave is news to every
+    /// presence watcher of the channel); `nil` for no limit. Default
+    /// ``RateLimit/standardSubscriptions``: 100 a second with a burst of 1,000.
+    public var subscribeRate: RateLimit?
     /// How long an HTTP response may wait on a client that does not read (the socket's buffer
     /// full) before the connection is closed. Default 30 s.
     public var writeTimeout: Duration
@@ -79,8 +85,8 @@ public struct SquallConfiguration: Sendable {
         pingInterval: Duration? = .seconds(30),
         closeTimeout: Duration = .seconds(3),
         retention: Retention = Retention(),
-        store: (any LogStore)? = nil,
-        sharedStore: (any SharedLogStore)? = nil,
+        storage: LogStorage = .memory,
+        opening: OpeningLimits = OpeningLimits(),
         longPollWait: Duration = .seconds(25),
         sseHeartbeat: Duration = .seconds(15),
         maxReplyBytes: Int = 1 << 20,
@@ -92,7 +98,8 @@ public struct SquallConfiguration: Sendable {
         writeTimeout: Duration = .seconds(30),
         origins: OriginPolicy = OriginPolicy(),
         limits: ConnectionLimits = ConnectionLimits(),
-        publishRate: PublishRate? = .standard,
+        publishRate: RateLimit? = .standard,
+        subscribeRate: RateLimit? = .standardSubscriptions,
         tls: TLSFiles? = nil
     ) {
         self.host = host
@@ -103,8 +110,8 @@ public struct SquallConfiguration: Sendable {
         self.pingInterval = pingInterval
         self.closeTimeout = closeTimeout
         self.retention = retention
-        self.store = store
-        self.sharedStore = sharedStore
+        self.storage = storage
+        self.opening = opening
         self.longPollWait = longPollWait
         self.sseHeartbeat = sseHeartbeat
         self.maxReplyBytes = maxReplyBytes
@@ -117,6 +124,7 @@ public struct SquallConfiguration: Sendable {
         self.origins = origins
         self.limits = limits
         self.publishRate = publishRate
+        self.subscribeRate = subscribeRate
         self.tls = tls
     }
 }

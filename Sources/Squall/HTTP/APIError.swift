@@ -76,12 +76,34 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         headers: [.retryAfter: "1"]
     )
 
-    /// 429: the client published faster than `rate` allows; it may again after `wait`.
-    public static func rateLimited(_ rate: PublishRate, wait: Duration) -> APIError {
+    /// 503: the channel's log could not be read from the store in time; nothing was done.
+    public static let channelUnavailable = APIError(
+        .storeUnavailable,
+        message: "the channel could not be read from the store in time; retry later",
+        headers: [.retryAfter: "1"]
+    )
+
+    /// 422: the idempotency key already named a publish of another payload on this channel.
+    public static let idempotencyKeyReused = APIError(
+        .idempotencyKeyReused,
+        message: "this idempotency key was used on this channel for another message; use a new key for a new message"
+    )
+
+    /// The answer to a publish the hub refused.
+    public init(_ error: PublishError) {
+        switch error {
+        case .storeUnavailable: self = .storeUnavailable
+        case .idempotencyKeyReused: self = .idempotencyKeyReused
+        }
+    }
+
+    /// 429: the client published (or, as `action` says, subscribed) faster than `rate` allows;
+    /// it may again after `wait`.
+    public static func rateLimited(_ rate: RateLimit, wait: Duration, action: String = "published") -> APIError {
         let seconds = max(1, wait.components.seconds + (wait.components.attoseconds > 0 ? 1 : 0))
         return APIError(
             .rateLimited,
-            message: "published faster than the rate this server allows (\(rate)); retry in \(seconds) s",
+            message: "\(action) faster than the rate this server allows (\(rate)); retry in \(seconds) s",
             headers: [.retryAfter: "\(seconds)"]
         )
     }

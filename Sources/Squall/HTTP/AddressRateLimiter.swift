@@ -3,15 +3,18 @@ import SquallCore
 import Synchronization
 
 /// One token bucket per client IP address, for requests that arrive on connections too short
-/// to keep one of their own (HTTP publishes).
+/// to keep one of their own (HTTP publishes, the subscription of a `/msg` socket or an SSE
+/// stream).
 ///
 /// Contracts: a bucket exists only while its address has used part of its burst; full ones
 /// are dropped whenever the table has doubled since the last sweep, so it holds about twice
 /// the addresses that published within one burst's refill time, and a sweep's cost is spread
 /// over the insertions that made it due. A peer without an IP address (a Unix socket) shares
-/// one bucket.
+/// one bucket. With `exemptsLoopback`, `127.0.0.1` and `::1` take no token, as they count
+/// towards no per-address connection limit: a proxy or a tool on this machine.
 final class AddressRateLimiter: Sendable {
     let rate: TokenBucket.Rate
+    let exemptsLoopback: Bool
 
     private struct State {
         var buckets: [AddressKey?: TokenBucket] = [:]
@@ -21,13 +24,15 @@ final class AddressRateLimiter: Sendable {
     private static let firstSweep = 1024
     private let state = Mutex(State())
 
-    init(_ rate: TokenBucket.Rate) {
+    init(_ rate: TokenBucket.Rate, exemptsLoopback: Bool = false) {
         self.rate = rate
+        self.exemptsLoopback = exemptsLoopback
     }
 
     /// Takes a token for `address`: `nil` when it had one, else how long until it will.
     func take(_ address: SocketAddress?, now: ContinuousClock.Instant = .now) -> Duration? {
         let key = AddressKey(address)
+        if exemptsLoopback, key?.isLoopback == true { return nil }
         let rate = self.rate
         return state.withLock { state in
             var bucket = state.buckets[key] ?? TokenBucket(full: rate, now: now)
@@ -37,7 +42,7 @@ final class AddressRateLimiter: Sendable {
                 state.buckets = state.buckets.filter { !$0.value.isFull(rate, now: now) }
                 state.nextSweep = max(Self.firstSweep, state.buckets.count * 2)
             }
-            return taken ? nil : bucket.wait(rate, now: now)
+            return taken ? nil : bucket.waitTime(rate, now: now)
         }
     }
 

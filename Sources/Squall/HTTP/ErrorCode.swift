@@ -48,11 +48,14 @@ public enum ErrorCode: Sendable, Hashable, CustomStringConvertible {
     case messageTooLarge
     /// 414: a request line longer than the server reads.
     case uriTooLong
+    /// 422: an idempotency key already used on the channel for another payload.
+    case idempotencyKeyReused
     /// 426: a WebSocket route without an upgrade.
     case webSocketRequired
     /// 426: a WebSocket version other than 13.
     case unsupportedWebSocketVersion
-    /// 429: a client published faster than the publish rate allows (``PublishRate``).
+    /// 429: a client published, subscribed or unsubscribed faster than its rate allows
+    /// (``RateLimit``, ``SquallConfiguration/subscribeRate``).
     case rateLimited
     /// 431: a request head longer than the server reads.
     case requestHeadTooLarge
@@ -61,7 +64,8 @@ public enum ErrorCode: Sendable, Hashable, CustomStringConvertible {
     /// 503: the server holds as many connections as it may, in all or from this address
     /// (``ConnectionLimits``).
     case tooManyConnections
-    /// 503: the store could not commit a publish (``StoreError``); nothing was published.
+    /// 503: the store could not commit a publish, or give a channel's log in time
+    /// (``StoreError``); nothing was done.
     case storeUnavailable
     /// An embedder's own code, `snake_case`, with its status.
     case custom(String, status: HTTPResponse.Status)
@@ -70,7 +74,7 @@ public enum ErrorCode: Sendable, Hashable, CustomStringConvertible {
     public static let builtIn: [ErrorCode] = [
         .invalidChannel, .invalidPosition, .invalidParameter, .malformedRequest, .invalidUTF8, .unsupportedProtocol,
         .invalidWebSocketKey, .invalidJSON, .invalidRequest, .missingField, .unknownOp, .notSubscribed, .tooManySubscriptions,
-        .unsupportedFrame, .originNotAllowed, .notFound, .methodNotAllowed, .messageTooLarge, .uriTooLong, .webSocketRequired,
+        .unsupportedFrame, .originNotAllowed, .notFound, .methodNotAllowed, .messageTooLarge, .uriTooLong, .idempotencyKeyReused, .webSocketRequired,
         .unsupportedWebSocketVersion, .rateLimited, .requestHeadTooLarge, .internalError, .tooManyConnections,
         .storeUnavailable,
     ]
@@ -97,6 +101,7 @@ public enum ErrorCode: Sendable, Hashable, CustomStringConvertible {
         case .methodNotAllowed: "method_not_allowed"
         case .messageTooLarge: "message_too_large"
         case .uriTooLong: "uri_too_long"
+        case .idempotencyKeyReused: "idempotency_key_reused"
         case .webSocketRequired: "websocket_required"
         case .unsupportedWebSocketVersion: "unsupported_websocket_version"
         case .rateLimited: "rate_limited"
@@ -120,6 +125,7 @@ public enum ErrorCode: Sendable, Hashable, CustomStringConvertible {
         case .methodNotAllowed: .methodNotAllowed
         case .messageTooLarge: .contentTooLarge
         case .uriTooLong: .init(code: 414, reasonPhrase: "URI Too Long")
+        case .idempotencyKeyReused: .unprocessableContent
         case .webSocketRequired, .unsupportedWebSocketVersion: .upgradeRequired
         case .requestHeadTooLarge: .init(code: 431, reasonPhrase: "Request Header Fields Too Large")
         case .rateLimited: .tooManyRequests

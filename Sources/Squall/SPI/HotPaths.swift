@@ -47,7 +47,7 @@ public enum HotPaths {
         Path(name: "Fan-out of one message to 1,000 subscribers") {
             let hub = Hub()
             for _ in 0..<1000 {
-                hub.subscribe(FrameTaker(), to: channel, member: PresenceMember(id: UUID(), info: nil, transport: "bench"))
+                hub.subscribe(FrameTaker(), to: channel, member: PresenceMember(id: UUID(), info: nil, transport: "bench")) { _ in }
             }
             return { hub.publish(smallPayload, to: channel) { _ in } }
         },

@@ -37,6 +37,9 @@ public struct SquallServer: Service, CustomStringConvertible {
     public let hub: Hub
     private var mounts: [WebSocketMount] = []
     private let onListening: @Sendable (SocketAddress) async -> Void
+    /// The subscriptions `/msg` sockets and SSE streams open with, one bucket per client
+    /// address (loopback exempt, as from the connection limits); `nil` when unlimited.
+    private let subscriptions: AddressRateLimiter?
 
     /// A server with Squall's channel transports; `/msg` is the seed's chat on channel `msg`.
     /// - Parameters:
@@ -52,25 +55,34 @@ public struct SquallServer: Service, CustomStringConvertible {
         self.configuration = configuration
         self.logger = logger
         self.onListening = onListening
-        let hub =
-            configuration.sharedStore.map { Hub(retention: configuration.retention, shared: $0) }
-            ?? Hub(retention: configuration.retention, store: configuration.store)
+        let hub = Hub(retention: configuration.retention, storage: configuration.storage, opening: configuration.opening)
         self.hub = hub
         let maxInfo = configuration.maxInfo
         let publishRate = configuration.publishRate?.bucketRate
+        let subscribeRate = configuration.subscribeRate
+        let subscriptions = subscribeRate.map { AddressRateLimiter($0.bucketRate, exemptsLoopback: true) }
+        self.subscriptions = subscriptions
         let pool = connections
         func mounted(_ handler: any WebSocketHandler) -> MountedHandler {
             MountedHandler(handler: handler, pool: pool, logger: logger)
         }
+        /// A plain socket subscribes as it opens: its subscription is charged to its address.
+        @Sendable func chargeSubscription(_ address: SocketAddress?) throws(APIError) {
+            guard let subscriptions, let subscribeRate, let wait = subscriptions.take(address) else { return }
+            throw APIError.rateLimited(subscribeRate, wait: wait, action: "subscribed")
+        }
         mounts.append(
-            WebSocketMount(path: "/msg", handler: mounted(MsgTransport(channel: "msg", hub: hub, maxInfo: maxInfo, publishRate: publishRate))) { _, uri, _, _ in
+            WebSocketMount(path: "/msg", handler: mounted(MsgTransport(channel: "msg", hub: hub, maxInfo: maxInfo, publishRate: publishRate))) {
+                _, uri, _, address in
                 _ = try ChannelTarget(channel: "msg", query: uri.queryParameters, maxInfo: maxInfo)
+                try chargeSubscription(address)
                 return [:]
             })
         mounts.append(
             WebSocketMount(path: "/msg/{channel}", handler: mounted(MsgTransport(channel: nil, hub: hub, maxInfo: maxInfo, publishRate: publishRate))) {
-                _, uri, parameters, _ in
+                _, uri, parameters, address in
                 _ = try ChannelTarget(channel: parameters["channel"].map(String.init), query: uri.queryParameters, maxInfo: maxInfo)
+                try chargeSubscription(address)
                 return [:]
             })
         mounts.append(
@@ -128,8 +140,7 @@ public struct SquallServer: Service, CustomStringConvertible {
     }
 
     private func closeStores() async {
-        await configuration.store?.close()
-        await configuration.sharedStore?.close()
+        await configuration.storage.close()
     }
 
     private func makeListener() throws -> Listener {
@@ -152,7 +163,7 @@ public struct SquallServer: Service, CustomStringConvertible {
         }
         let departures = ClientDepartures()
         PollingTransport(hub: hub, configuration: configuration, departures: departures).add(to: router)
-        SSETransport(hub: hub, configuration: configuration, departures: departures).add(to: router)
+        SSETransport(hub: hub, configuration: configuration, departures: departures, subscriptions: subscriptions).add(to: router)
 
         let origins = configuration.origins
         for mount in mounts {

@@ -10,7 +10,8 @@ import Synchronization
 ///
 /// `?since=EPOCH:OFFSET` resumes after a position. A position that cannot be resumed closes the
 /// socket with 4010 and the current position in the reason, since a bare frame has no room to
-/// say "you missed messages". `?name=` is shown in presence as `{"name": …}`.
+/// say "you missed messages"; a channel whose log the store cannot give in time closes it with
+/// 1011 (``Disconnect/storeUnavailable``). `?name=` is shown in presence as `{"name": …}`.
 ///
 /// Over the publish rate a frame is not published; a client that keeps over it until its burst
 /// is used up is closed with 1008 (``Disconnect/publishRateExceeded``), since a bare frame has
@@ -39,9 +40,17 @@ final class MsgTransport: NonBlockingWebSocketHandler {
         )
         let subscriber = MsgSubscriber(connection: connection, channel: target.channel, publishRate: publishRate)
         subscribers.withLock { $0[connection.id] = subscriber }
-        let subscription = hub.subscribe(subscriber, to: target.channel, from: target.since, member: target.member(connection.id, transport: "msg"))
-        if subscription.recovered == false {
-            connection.close(.positionNotRecoverable(current: subscription.position))
+        // Frames the client sends meanwhile are published after this subscription: the hub
+        // keeps a channel's operations in order while its log is read from the store.
+        hub.subscribe(subscriber, to: target.channel, from: target.since, member: target.member(connection.id, transport: "msg")) { result in
+            switch result {
+            case .success(let subscription) where subscription.recovered == false:
+                connection.close(.positionNotRecoverable(current: subscription.position))
+            case .success:
+                break
+            case .failure:
+                connection.close(.storeUnavailable)
+            }
         }
     }
 
@@ -70,8 +79,8 @@ final class MsgSubscriber: Subscriber {
     let channel: ChannelName
     /// This connection's publishes so far, against the publish rate.
     let publishes: Mutex<TokenBucket>
-    /// Its publishes waiting for their commit.
-    let pending = PendingPublishes()
+    /// Its publishes waiting on the store.
+    let pending = PendingRequests()
 
     init(connection: WebSocketConnection, channel: ChannelName, publishRate: TokenBucket.Rate?) {
         self.connection = connection

@@ -23,7 +23,7 @@ struct PollingTransport: Sendable {
     let hub: Hub
     let configuration: SquallConfiguration
     let departures: ClientDepartures
-    /// One bucket per client address for publishes (``PublishRate``); `nil` when unlimited.
+    /// One bucket per client address for publishes (``RateLimit``); `nil` when unlimited.
     let publishes: AddressRateLimiter?
 
     init(hub: Hub, configuration: SquallConfiguration, departures: ClientDepartures) {
@@ -52,18 +52,28 @@ struct PollingTransport: Sendable {
         // empty, rather than cut off, and a departed client's socket is not held for the wait.
         let departure = departures[context.socket]
         let history = await cancelWhenGracefulShutdown {
-            await departure.cancelling {
-                await hub.poll(channel, since: since, limit: limit, wait: wait, budget: budget)
+            await departure.cancelling { () async -> Result<History, StoreError> in
+                do throws(StoreError) {
+                    return .success(try await hub.poll(channel, since: since, limit: limit, wait: wait, budget: budget))
+                } catch {
+                    return .failure(error)
+                }
             }
         }
+        guard case .success(let history) = history else { throw APIError.channelUnavailable }
         return Self.json(ProtocolReply.history(history, type: nil))
     }
 
     @Sendable func history(_ request: Request, context: SquallRequestContext) async throws -> Response {
         let channel = try APIError.channel(context.parameters.get("name"))
         let limit = try Self.limit(request.uri.queryParameters)
-        return Self.json(
-            ProtocolReply.history(hub.history(channel, limit: limit, budget: ReadBudget.envelopes(maxBytes: configuration.maxReplyBytes)), type: nil))
+        let history: History
+        do {
+            history = try await hub.history(channel, limit: limit, budget: ReadBudget.envelopes(maxBytes: configuration.maxReplyBytes))
+        } catch {
+            throw APIError.channelUnavailable
+        }
+        return Self.json(ProtocolReply.history(history, type: nil))
     }
 
     @Sendable func presence(_ request: Request, context: SquallRequestContext) async throws -> Response {
@@ -115,7 +125,7 @@ struct PollingTransport: Sendable {
         do {
             message = try await hub.publish(payload, to: channel, idempotencyKey: idempotencyKey)
         } catch {
-            throw APIError.storeUnavailable
+            throw APIError(error)
         }
         return Self.json(ProtocolReply.published(message, type: nil), status: .created)
     }

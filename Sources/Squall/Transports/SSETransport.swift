@@ -7,10 +7,17 @@ import SquallCore
 
 /// `GET /channels/{name}/events`: a channel as Server-Sent Events, resuming from `Last-Event-ID`
 /// or `since`; `presence=true` adds join and leave events.
+///
+/// The channel's log is open before the response starts, so that a store that cannot give it
+/// in time is answered **503** `store_unavailable`, not with a stream that ends at once; the
+/// stream's subscription is charged to its client's address (``SquallConfiguration/subscribeRate``).
 struct SSETransport: Sendable {
     let hub: Hub
     let configuration: SquallConfiguration
     let departures: ClientDepartures
+    /// One bucket per client address for the subscriptions streams open with; `nil` when
+    /// unlimited.
+    let subscriptions: AddressRateLimiter?
 
     func add(to router: Router<SquallRequestContext>) {
         router.group("channels/{name}").get("events", use: events)
@@ -23,6 +30,14 @@ struct SSETransport: Sendable {
             lastEventID: request.headers[Self.lastEventID],
             maxInfo: configuration.maxInfo
         )
+        if let subscriptions, let rate = configuration.subscribeRate, let wait = subscriptions.take(context.remoteAddress) {
+            throw APIError.rateLimited(rate, wait: wait, action: "subscribed")
+        }
+        do {
+            try await hub.open(target.channel)
+        } catch {
+            throw APIError.channelUnavailable
+        }
         let presenceEvents = ["1", "true"].contains(request.uri.queryParameters["presence"].map(String.init))
         let stream = EventStream(
             hub: hub,
@@ -76,14 +91,19 @@ struct EventStream: Sendable {
         departure.whenDeparted { outbox.finish() }
         let client = UUID.random()
         let since = target.since
+        // The channel was opened before the response began; should the sweep have let it go
+        // since, the stream waits for it again, or ends with a close event if it cannot have it.
         hub.subscribe(
             subscriber,
             to: target.channel,
             from: since,
             member: target.member(client, transport: "sse"),
             presenceEvents: presenceEvents
-        ) { subscription in
-            outbox.push(.text(utf8: Self.subscribedEvent(subscription, client: client, resumedFrom: since)))
+        ) { result in
+            switch result {
+            case .success(let subscription): outbox.push(.text(utf8: Self.subscribedEvent(subscription, client: client, resumedFrom: since)))
+            case .failure: outbox.close(.storeUnavailable)
+            }
         }
         defer { hub.unsubscribe(subscriber, from: target.channel) }
 
@@ -152,8 +172,7 @@ final class SSESubscriber: Subscriber {
     }
 
     func receive(_ event: PresenceEvent) {
-        let change = ProtocolReply.presenceChange(event)
-        queue(.text(utf8: SSE.event(change.type, data: change.json)))
+        queue(.text(utf8: event.encoded(SSEPresenceEvent.self)))
     }
 
     func lost(_ channel: ChannelName, current: StreamPosition) {

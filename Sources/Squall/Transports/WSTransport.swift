@@ -19,7 +19,9 @@ final class WSTransport: NonBlockingWebSocketHandler {
 
     let hub: Hub
     /// How fast one connection may publish; `nil` when unlimited.
-    private let publishRate: PublishRate?
+    private let publishRate: RateLimit?
+    /// How fast one connection may subscribe and unsubscribe; `nil` when unlimited.
+    private let subscribeRate: RateLimit?
     private let limits: ProtocolRequest.Limits
     private let budget: ReadBudget
     private let subscribers = Mutex<[UUID: WSSubscriber]>([:])
@@ -27,12 +29,15 @@ final class WSTransport: NonBlockingWebSocketHandler {
     init(hub: Hub, configuration: SquallConfiguration) {
         self.hub = hub
         self.publishRate = configuration.publishRate
+        self.subscribeRate = configuration.subscribeRate
         self.limits = ProtocolRequest.Limits(ref: configuration.maxRef, info: configuration.maxInfo)
         self.budget = ReadBudget.envelopes(maxBytes: configuration.maxReplyBytes)
     }
 
     func openNow(_ connection: WebSocketConnection) throws {
-        subscribers.withLock { $0[connection.id] = WSSubscriber(connection: connection, publishRate: publishRate?.bucketRate) }
+        subscribers.withLock {
+            $0[connection.id] = WSSubscriber(connection: connection, publishRate: publishRate?.bucketRate, subscribeRate: subscribeRate?.bucketRate)
+        }
         send(ProtocolReply.welcome(client: connection.id, protocol: Self.subprotocol), to: connection)
     }
 
@@ -65,6 +70,7 @@ final class WSTransport: NonBlockingWebSocketHandler {
             send(ProtocolReply.pong(ref: request.ref), to: connection)
         case "subscribe":
             let channel = try channel(of: request, op)
+            try chargeSubscription(of: subscriber)
             let member = PresenceMember(id: connection.id, info: request.info, transport: "ws")
             let admitted = subscriber.channels.withLock { channels in
                 guard channels.contains(channel) || channels.count < Self.maxSubscriptions else { return false }
@@ -74,14 +80,27 @@ final class WSTransport: NonBlockingWebSocketHandler {
             guard admitted else {
                 throw ProtocolError(.tooManySubscriptions, message: "a connection may subscribe to at most \(Self.maxSubscriptions) channels")
             }
-            hub.subscribe(subscriber, to: channel, from: request.since, member: member, presenceEvents: request.presence ?? false) { subscription in
-                send(ProtocolReply.subscribed(ref: request.ref, subscription), to: connection)
+            let ref = request.ref
+            // Answered under the channel's lock, before the replay: at once when the channel is
+            // open, else once the store has given its log.
+            if subscriber.pending.begin() { connection.holdReading() }
+            hub.subscribe(subscriber, to: channel, from: request.since, member: member, presenceEvents: request.presence ?? false) { [self] result in
+                if subscriber.pending.end() { connection.resumeReading() }
+                switch result {
+                case .success(let subscription):
+                    send(ProtocolReply.subscribed(ref: ref, subscription), to: connection)
+                case .failure:
+                    subscriber.channels.withLock { _ = $0.remove(channel) }
+                    send(Self.failure(ref, APIError.channelUnavailable), to: connection)
+                }
             }
         case "unsubscribe":
             let channel = try channel(of: request, op)
-            guard subscriber.channels.withLock({ $0.remove(channel) }) != nil else {
+            guard subscriber.channels.withLock({ $0.contains(channel) }) else {
                 throw ProtocolError(.notSubscribed, message: "not subscribed to \(channel)")
             }
+            try chargeSubscription(of: subscriber)
+            subscriber.channels.withLock { _ = $0.remove(channel) }
             hub.unsubscribe(subscriber, from: channel)
             send(ProtocolReply.unsubscribed(ref: request.ref, channel: channel), to: connection)
         case "publish":
@@ -104,10 +123,9 @@ final class WSTransport: NonBlockingWebSocketHandler {
                 if subscriber.pending.end() { connection.resumeReading() }
                 switch result {
                 case .success(let message):
-                    self.send(ProtocolReply.published(message, ref: ref), to: connection)
-                case .failure:
-                    let error = APIError.storeUnavailable
-                    self.send(ProtocolReply.failure(ref: ref, code: error.code.description, message: error.message), to: connection)
+                    send(ProtocolReply.published(message, ref: ref), to: connection)
+                case .failure(let error):
+                    send(Self.failure(ref, APIError(error)), to: connection)
                 }
             }
         case "history":
@@ -115,8 +133,15 @@ final class WSTransport: NonBlockingWebSocketHandler {
             if let limit = request.limit, limit < 1 {
                 throw ProtocolError(.invalidParameter("limit", "a positive integer"))
             }
-            let history = hub.history(channel, since: request.since, limit: request.limit ?? .max, budget: budget)
-            send(ProtocolReply.history(history, ref: request.ref), to: connection)
+            let ref = request.ref
+            if subscriber.pending.begin() { connection.holdReading() }
+            hub.history(channel, since: request.since, limit: request.limit ?? .max, budget: budget) { [self] result in
+                if subscriber.pending.end() { connection.resumeReading() }
+                switch result {
+                case .success(let history): send(ProtocolReply.history(history, ref: ref), to: connection)
+                case .failure: send(Self.failure(ref, APIError.channelUnavailable), to: connection)
+                }
+            }
         case "presence":
             let channel = try channel(of: request, op)
             let after = try request.after.map { text throws(ProtocolError) in
@@ -130,6 +155,12 @@ final class WSTransport: NonBlockingWebSocketHandler {
                 .unknownOp, message: "unknown op \"\(op.prefix(64))\"; one of subscribe, unsubscribe, publish, history, presence, ping"
             )
         }
+    }
+
+    /// Takes a subscription token: a subscribe or unsubscribe over the rate is refused.
+    private func chargeSubscription(of subscriber: WSSubscriber) throws(ProtocolError) {
+        guard let rate = subscribeRate, let wait = subscriber.takeSubscribeToken(rate.bucketRate) else { return }
+        throw ProtocolError(.rateLimited, message: APIError.rateLimited(rate, wait: wait, action: "subscribed").message)
     }
 
     private func channel(of request: ProtocolRequest, _ op: String) throws(ProtocolError) -> ChannelName {
@@ -156,6 +187,11 @@ final class WSTransport: NonBlockingWebSocketHandler {
         }
     }
 
+    /// An `error` reply with the code and message the HTTP API answers `error` with.
+    private static func failure(_ ref: RawJSON?, _ error: APIError) -> ByteBuffer {
+        ProtocolReply.failure(ref: ref, code: error.code.description, message: error.message)
+    }
+
     private func send(_ reply: ByteBuffer, to connection: WebSocketConnection) {
         connection.writeMessage(.text(utf8: reply))
     }
@@ -169,17 +205,25 @@ final class WSSubscriber: Subscriber {
     let channels = Mutex<Set<ChannelName>>([])
     /// This connection's publishes so far, against the publish rate.
     private let publishes: Mutex<TokenBucket>
-    /// Its publishes waiting for their commit.
-    let pending = PendingPublishes()
+    /// Its subscribes and unsubscribes so far, against the subscribe rate.
+    private let subscriptions: Mutex<TokenBucket>
+    /// Its requests waiting on the store.
+    let pending = PendingRequests()
 
-    init(connection: WebSocketConnection, publishRate: TokenBucket.Rate?) {
+    init(connection: WebSocketConnection, publishRate: TokenBucket.Rate?, subscribeRate: TokenBucket.Rate?) {
         self.connection = connection
         self.publishes = Mutex(TokenBucket(full: publishRate ?? TokenBucket.Rate(perSecond: 1, burst: 1)))
+        self.subscriptions = Mutex(TokenBucket(full: subscribeRate ?? TokenBucket.Rate(perSecond: 1, burst: 1)))
     }
 
     /// Takes a publish token: `nil` when there was one, else how long until there is.
     func takePublishToken(_ rate: TokenBucket.Rate) -> Duration? {
-        publishes.withLock { bucket in bucket.take(rate) ? nil : bucket.wait(rate) }
+        publishes.withLock { bucket in bucket.take(rate) ? nil : bucket.waitTime(rate) }
+    }
+
+    /// Takes a subscription token: `nil` when there was one, else how long until there is.
+    func takeSubscribeToken(_ rate: TokenBucket.Rate) -> Duration? {
+        subscriptions.withLock { bucket in bucket.take(rate) ? nil : bucket.waitTime(rate) }
     }
 
     func receive(_ message: Message) {
@@ -187,7 +231,7 @@ final class WSSubscriber: Subscriber {
     }
 
     func receive(_ event: PresenceEvent) {
-        connection.writeMessage(.text(utf8: ProtocolReply.presenceChange(event).json))
+        connection.writeFrame(event.encoded(PresenceFrame.self))
     }
 
     func lost(_ channel: ChannelName, current: StreamPosition) {

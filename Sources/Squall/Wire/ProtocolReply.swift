@@ -61,9 +61,9 @@ enum ProtocolReply {
     }
 
     /// A `join` or `leave` event, as `/ws` and SSE send it: `{"channel","client","type"}`.
-    static func presenceChange(_ event: PresenceEvent) -> (type: String, json: ByteBuffer) {
+    static func presenceChange(_ change: PresenceChange) -> (type: String, json: ByteBuffer) {
         let (type, channel, member) =
-            switch event {
+            switch change {
             case .join(let channel, let member): ("join", channel, member)
             case .leave(let channel, let member): ("leave", channel, member)
             }

@@ -11,7 +11,7 @@ private final class HeldStore: LogStore {
     let held = Mutex<[@Sendable (StoreError?) -> Void]>([])
     let appended = Atomic<Int>(0)
 
-    func restore(_ channel: ChannelName, retention: Retention) throws(StoreError) -> StoredLog? { nil }
+    func restore(_ channels: [ChannelName], retention: Retention) async throws(StoreError) -> [ChannelName: StoredLog] { [:] }
 
     func append(_ message: Message, idempotencyKey: IdempotencyKey?, committed: @escaping @Sendable (StoreError?) -> Void) throws(StoreError) {
         appended.add(1, ordering: .relaxed)
@@ -32,13 +32,13 @@ private final class HeldStore: LogStore {
 }
 
 @Suite("A connection's publishes waiting for their commit")
-struct PendingPublishesTests {
+struct PendingRequestsTests {
     @Test("past the bound the connection is not read; once they commit it is, and every publish is acknowledged")
     func publishesWaitingForTheStorePushTheClientBack() async throws {
         let store = HeldStore()
         var configuration = LiveServer.configuration()
         configuration.publishRate = nil
-        configuration.store = store
+        configuration.storage = .local(store)
         try await LiveServer.run(configuration) { server in
             let client = try await TestClient.connect(server.url("/ws"), headers: [.secWebSocketProtocol: "squall.v1"])
             _ = try await client.next(type: "welcome")
@@ -47,7 +47,7 @@ struct PendingPublishesTests {
 
             // Until the bound is passed (the client may be slow to start on a busy machine), then
             // until no more is taken for 300 ms.
-            for _ in 0..<100 where store.appended.load(ordering: .relaxed) <= PendingPublishes.pauseAbove {
+            for _ in 0..<100 where store.appended.load(ordering: .relaxed) <= PendingRequests.pauseAbove {
                 try await Task.sleep(for: .milliseconds(100))
             }
             var taken = -1
@@ -56,7 +56,7 @@ struct PendingPublishesTests {
                 try await Task.sleep(for: .milliseconds(300))
             }
             // The frames of the read that crossed the bound are still taken: at most one read's worth.
-            #expect(taken > PendingPublishes.pauseAbove && taken < total, "\(taken) publishes taken while none was committed")
+            #expect(taken > PendingRequests.pauseAbove && taken < total, "\(taken) publishes taken while none was committed")
 
             var acknowledged = 0
             for _ in 0..<300 where acknowledged < total {

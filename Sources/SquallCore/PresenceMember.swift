@@ -30,12 +30,3 @@ public struct PresenceMember: Sendable, Hashable {
     /// About how many bytes ``json`` takes, for reply budgets.
     public var jsonSize: Int { 80 + transport.utf8.count + (info?.bytes.readableBytes ?? 0) }
 }
-
-/// A subscriber joined or left a channel. Presence events are not logged: they reach the
-/// subscribers that asked for them at that moment, and are never replayed.
-public enum PresenceEvent: Sendable, Hashable {
-    /// `member` subscribed to `channel`.
-    case join(ChannelName, PresenceMember)
-    /// `member` unsubscribed from `channel` or disconnected.
-    case leave(ChannelName, PresenceMember)
-}

@@ -1,12 +1,13 @@
 import Synchronization
 
-/// One connection's publishes that wait for their store's commit, so that a client publishing
-/// faster than the store commits is pushed back instead of queueing without bound: past
-/// ``pauseAbove`` waiting, the connection is not read (TCP holds the client back) until no
-/// more than ``resumeAt`` wait. Without a store a publish is answered before the next is read,
-/// so the count never grows.
-final class PendingPublishes: Sendable {
-    /// Above this many waiting publishes the connection is no longer read…
+/// One connection's requests that wait on a store — publishes waiting for their commit,
+/// subscribes and reads waiting for a channel's log — so that a client asking faster than the
+/// store answers is pushed back instead of queueing without bound: past ``pauseAbove``
+/// waiting, the connection is not read (TCP holds the client back) until no more than
+/// ``resumeAt`` wait. Without a store a request is answered before the next is read, so the
+/// count never grows.
+final class PendingRequests: Sendable {
+    /// Above this many waiting requests the connection is no longer read…
     static let pauseAbove = 256
     /// …until no more than this many wait.
     static let resumeAt = 64
@@ -18,7 +19,7 @@ final class PendingPublishes: Sendable {
 
     private let state = Mutex(State())
 
-    /// Counts a publish handed to the hub. `true`: stop reading the connection.
+    /// Counts a request handed to the hub. `true`: stop reading the connection.
     func begin() -> Bool {
         state.withLock { state in
             state.waiting += 1
@@ -28,7 +29,7 @@ final class PendingPublishes: Sendable {
         }
     }
 
-    /// Counts an answered publish. `true`: reading may resume.
+    /// Counts an answered request. `true`: reading may resume.
     func end() -> Bool {
         state.withLock { state in
             state.waiting -= 1

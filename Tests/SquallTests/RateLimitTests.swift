@@ -15,7 +15,7 @@ import Testing
 
     @Test(arguments: parsed)
     func readsARateAndGivesItTenSecondsOfBurst(_ text: String, _ perSecond: Double, _ burst: Int, _ description: String) throws {
-        let rate = try PublishRate(parsing: text)
+        let rate = try RateLimit(parsing: text)
         #expect(abs(rate.perSecond - perSecond) < 1e-9)
         #expect(rate.burst == burst)
         #expect(rate.description == description)
@@ -23,15 +23,15 @@ import Testing
 
     @Test(arguments: ["", "100", "/s", "0/s", "-1/s", "1.5/s", "100/sec", "100/s/s", "100 /s", "x/s", "99999999999999999999/s"])
     func refusesWhatIsNotARate(_ text: String) {
-        #expect(throws: PublishRate.InvalidPublishRate.self) { try PublishRate(parsing: text) }
+        #expect(throws: RateLimit.InvalidRateLimit.self) { try RateLimit(parsing: text) }
     }
 
     @Test func theDefaultIsAThousandASecondWithABurstOfTenThousand() {
-        #expect(PublishRate.standard.description == "1000/s, burst 10000")
+        #expect(RateLimit.standard.description == "1000/s, burst 10000")
         #expect(SquallConfiguration().publishRate == .standard)
     }
 
     @Test func anExplicitBurstWins() {
-        #expect(PublishRate(perSecond: 5, burst: 2).bucketRate == .init(perSecond: 5, burst: 2))
+        #expect(RateLimit(perSecond: 5, burst: 2).bucketRate == .init(perSecond: 5, burst: 2))
     }
 }

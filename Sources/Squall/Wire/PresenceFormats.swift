@@ -1,0 +1,25 @@
+import NIOCore
+import SquallCore
+
+/// A `join` or `leave` event as JSON, `{"channel","client","type"}`: what `/ws` and SSE send.
+enum PresenceJSON: PresenceWireFormat {
+    static func encode(_ change: PresenceChange) -> ByteBuffer {
+        ProtocolReply.presenceChange(change).json
+    }
+}
+
+/// A presence event as a `/ws` text frame, framed once for every watcher (never compressed:
+/// compressing is per client window, and presence events are small).
+enum PresenceFrame: PresenceWireFormat {
+    static func encode(_ change: PresenceChange) -> ByteBuffer {
+        WebSocketFrameBytes.frame(.text, PresenceJSON.encode(change))
+    }
+}
+
+/// A presence event as a Server-Sent Event named `join` or `leave`.
+enum SSEPresenceEvent: PresenceWireFormat {
+    static func encode(_ change: PresenceChange) -> ByteBuffer {
+        let (type, json) = ProtocolReply.presenceChange(change)
+        return SSE.event(type, data: json)
+    }
+}

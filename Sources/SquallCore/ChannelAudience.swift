@@ -1,0 +1,46 @@
+import Foundation
+
+/// Who listens to one channel: this node's subscribers, members on other nodes, and presence
+/// changes waiting for their turn.
+struct ChannelAudience {
+    struct Member {
+        let subscriber: any Subscriber
+        let member: PresenceMember
+        let presenceEvents: Bool
+        /// A position this subscriber resumed from that the log had not reached (another node
+        /// gave it out): messages up to it are not handed over, since it had them.
+        var aheadOf: StreamPosition?
+    }
+
+    var subscribers: [ObjectIdentifier: Member] = [:]
+    /// With a presence registry: the channel's members on other nodes, by id.
+    var remote: [UUID: NodeMember] = [:]
+    /// Changes not delivered to watchers yet.
+    var turn = PresenceTurn()
+    /// Reads of the other nodes' members under way, and who left or joined meanwhile (so that a
+    /// read made before a leave or a join does not undo it).
+    var loadingMembers = 0
+    var leftWhileLoading: Set<UUID> = []
+    var joinedWhileLoading: Set<UUID> = []
+
+    /// Nobody listens and nothing waits to be told.
+    var isEmpty: Bool { subscribers.isEmpty && turn.isEmpty }
+
+    /// Every member, on this node and others.
+    var members: [PresenceMember] { subscribers.values.map(\.member) + remote.values.map(\.member) }
+
+    /// Hands `message` to every subscriber that does not have it yet.
+    func deliver(_ message: Message) {
+        for subscription in subscribers.values {
+            if let ahead = subscription.aheadOf, ahead.epoch == message.position.epoch, message.offset <= ahead.offset { continue }
+            subscription.subscriber.receive(message)
+        }
+    }
+
+    /// Hands `event` to every subscriber that watches presence.
+    func deliver(_ event: PresenceEvent) {
+        for subscription in subscribers.values where subscription.presenceEvents {
+            subscription.subscriber.receive(event)
+        }
+    }
+}

@@ -1,0 +1,30 @@
+/// Where a ``Hub``'s logs live, and so which way a publish takes to them.
+public enum LogStorage: Sendable {
+    /// In memory only: a publish is in the log at once; a restart forgets everything.
+    case memory
+    /// A store on this node (SQLite's): the hub gives positions, the store makes them durable.
+    case local(any LogStore)
+    /// A store several nodes share (PostgreSQL's): it gives positions, its broker tells each
+    /// node's hub what other nodes appended, and its registry keeps presence across nodes.
+    case shared(any SharedLog, broker: any LogBroker, presence: any PresenceRegistry)
+
+    /// One store that is all three parts of a shared log.
+    public static func shared(_ store: any SharedLogStore) -> LogStorage {
+        .shared(store, broker: store, presence: store)
+    }
+
+    /// Commits what is queued and lets go of the store, if there is one.
+    public func close() async {
+        switch self {
+        case .memory: return
+        case .local(let store): await store.close()
+        case .shared(let log, _, _): await log.close()
+        }
+    }
+
+    /// The logs are durable: a position given out survives a restart.
+    var isDurable: Bool {
+        if case .memory = self { return false }
+        return true
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import PostgresNIO
+import SquallCore
+
+/// The node's heartbeat: every ``heartbeat`` it says it is alive in `squall_nodes`, tells its
+/// hub which other nodes stopped saying so (their members leave presence here), and proves the
+/// listener's connection; every ``Retention/sweepInterval`` (rounded to beats) it runs the
+/// ``PostgresJanitor``.
+///
+/// Contracts: a node silent for ``nodeTimeout`` drops out of every other node's presence; a
+/// node whose own beats failed or came late for that long has been dropped by the others, so it
+/// has its hub record its members again (``PresenceFollower/resynchronizePresence()``).
+final class PostgresNodes: Sendable {
+    /// How often a node says it is alive.
+    static let heartbeat = TimeAmount.seconds(2)
+    /// How long after its last heartbeat a node, and everyone subscribed through it, drops out
+    /// of presence on the other nodes.
+    static let nodeTimeout = 10.0
+
+    let node: UUID
+    private let link: PostgresLink
+    private let listener: PostgresListener
+    private let janitor: PostgresJanitor
+    /// The janitor runs every this many beats.
+    private let janitorEvery: Int
+    /// When the last heartbeat that landed was sent.
+    private let lastBeat = NIOLockedValueBox(NIODeadline.now())
+    private let stopped = NIOLockedValueBox(false)
+
+    init(node: UUID, link: PostgresLink, listener: PostgresListener, janitor: PostgresJanitor) {
+        self.node = node
+        self.link = link
+        self.listener = listener
+        self.janitor = janitor
+        self.janitorEvery = max(1, Int(clamping: janitor.retention.sweepInterval.components.seconds / (Self.heartbeat.nanoseconds / 1_000_000_000)))
+    }
+
+    /// Starts beating for `follower` until ``stop()``.
+    func start(for follower: any PresenceFollower) {
+        beat(for: follower, count: 0)
+    }
+
+    func stop() {
+        stopped.withLockedValue { $0 = true }
+    }
+
+    private func beat(for follower: any PresenceFollower, count: Int) {
+        let node = self.node
+        let timeout = Self.nodeTimeout
+        listener.probe()
+        var done = link.query(
+            """
+            INSERT INTO squall_nodes (id, seen) VALUES (\(node), extract(epoch FROM clock_timestamp()))
+            ON CONFLICT (id) DO UPDATE SET seen = EXCLUDED.seen
+            """
+        )
+        .flatMap { [link] _ in
+            link.query("SELECT id FROM squall_nodes WHERE seen < extract(epoch FROM clock_timestamp()) - \(timeout)")
+        }
+        .flatMapThrowing { result -> Set<UUID> in
+            try Set(result.rows.map { try $0.decode(UUID.self) })
+        }
+        if count % janitorEvery == 0 {
+            done = done.flatMap { [janitor] gone in janitor.run().map { gone } }
+        }
+        let started = NIODeadline.now()
+        done.whenComplete { [weak follower, self] result in
+            if case .success(let gone) = result {
+                follower?.nodesGone(gone)
+                // Beats that failed or came late for as long as other nodes wait: they have
+                // taken this node's members out of presence; announce them again.
+                let late = lastBeat.withLockedValue { last in
+                    defer { last = started }
+                    return started - last > .seconds(Int64(Self.nodeTimeout))
+                }
+                if late { follower?.resynchronizePresence() }
+            }
+            guard !stopped.withLockedValue({ $0 }), follower != nil else { return }
+            link.loop.scheduleTask(in: Self.heartbeat) { [weak follower] in
+                if let follower { self.beat(for: follower, count: count + 1) }
+            }
+        }
+    }
+}

@@ -1,0 +1,102 @@
+import Foundation
+import Logging
+import NIOCore
+import PostgresNIO
+import SquallCore
+import Synchronization
+
+/// This node's members as the database records them, and the other nodes' as it reads them.
+///
+/// Contracts: what waits to be recorded is the latest state of each member (by channel and
+/// client) — never a log of changes — so it is bounded by the members there are, and a change
+/// that could not be written (the database away) is written again later unless a newer one
+/// replaced it: no current member's state is ever dropped. One write is under way at a time.
+final class PostgresPresence: Sendable {
+    /// Most changes one write carries.
+    static let maxBatch = 1000
+    /// How long to wait before writing again after a failure.
+    static let retryDelay = TimeAmount.seconds(1)
+
+    private struct Key: Hashable {
+        let channel: ChannelName
+        let client: UUID
+    }
+
+    private struct Queue {
+        var latest: [Key: PresenceChange] = [:]
+        var writing = false
+        var closed = false
+    }
+
+    let node: UUID
+    private let link: PostgresLink
+    private let loop: any EventLoop
+    private let logger: Logger
+    private let queue = Mutex(Queue())
+
+    init(node: UUID, link: PostgresLink, loop: any EventLoop, logger: Logger) {
+        self.node = node
+        self.link = link
+        self.loop = loop
+        self.logger = logger
+    }
+
+    /// Keeps `change` as its member's latest state, to be written.
+    func announce(_ change: PresenceChange) {
+        let wake = queue.withLock { queue -> Bool in
+            guard !queue.closed else { return false }
+            queue.latest[Key(channel: change.channel, client: change.member.id)] = change
+            defer { queue.writing = true }
+            return !queue.writing
+        }
+        if wake { loop.execute { self.writeNext() } }
+    }
+
+    /// Stops writing.
+    func close() {
+        queue.withLock { $0.closed = true }
+    }
+
+    private func writeNext() {
+        let batch = queue.withLock { queue -> [(Key, PresenceChange)] in
+            guard !queue.closed, !queue.latest.isEmpty else {
+                queue.writing = false
+                return []
+            }
+            let batch = Array(queue.latest.prefix(Self.maxBatch))
+            for (key, _) in batch { queue.latest[key] = nil }
+            return batch
+        }
+        guard !batch.isEmpty else { return }
+        link.query(PostgresQueries.presence(batch.map(\.1), node: node)).whenComplete { [self] result in
+            guard case .failure(let error) = result else { return writeNext() }
+            logger.warning("PostgreSQL presence change failed; retrying", metadata: ["error": "\(StoreError(postgres: error, doing: "record presence"))"])
+            queue.withLock { queue in
+                for (key, change) in batch where queue.latest[key] == nil { queue.latest[key] = change }
+            }
+            loop.scheduleTask(in: Self.retryDelay) { self.writeNext() }
+        }
+    }
+
+    /// Who is subscribed to `channel` on other live nodes (heard from within `nodeTimeout`).
+    func members(_ channel: ChannelName, nodeTimeout: Double) async throws(StoreError) -> [NodeMember] {
+        let name = channel.rawValue
+        let found = link.query(
+            """
+            SELECT p.node, p.client, p.transport, p.info FROM squall_presence p JOIN squall_nodes n ON n.id = p.node
+            WHERE p.channel = \(name) AND p.node <> \(node) AND n.seen >= extract(epoch FROM clock_timestamp()) - \(nodeTimeout)
+            """
+        )
+        .flatMapThrowing { result in
+            try result.rows.map { row in
+                let (node, client, transport, info) = try row.decode((UUID, UUID, String, String?).self)
+                return NodeMember(node: node, member: PresenceMember(id: client, info: info.flatMap(PostgresQueries.info), transport: transport))
+            }
+        }
+        do {
+            return try await found.get()
+        } catch {
+            throw StoreError(postgres: error, doing: "read who is in \(channel)")
+        }
+    }
+}
