@@ -52,8 +52,9 @@ typealias AfterUnlock = @Sendable () -> Void
 struct ChannelSync {
     /// This node's publishes the store has not answered yet.
     var awaitingCommit = 0
-    /// This node's publishes committed ahead of the log, answered when they join it.
-    var acknowledgeOnJoin: [UInt64: [AfterUnlock]] = [:]
+    /// This node's publishes committed ahead of the log (or in an epoch it has not reached),
+    /// answered when they join it — or, at the latest, when the catch-up that brings them ends.
+    var acknowledgeOnJoin: [StreamPosition: [AfterUnlock]] = [:]
     /// Polls waiting for the next catch-up to finish.
     var caughtUpWaiters: [UUID: CheckedContinuation<Void, Never>] = [:]
     /// A catch-up read is under way, and whether to read again after it.

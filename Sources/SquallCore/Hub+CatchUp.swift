@@ -22,7 +22,7 @@ extension Hub {
         }
         if state.log.commit(message) {
             deliver(message, to: &state, now: time)
-            if let waiting = state.sync.acknowledgeOnJoin.removeValue(forKey: message.offset) { ready += waiting }
+            if let waiting = state.sync.acknowledgeOnJoin.removeValue(forKey: message.position) { ready += waiting }
         }
         return true
     }
@@ -85,6 +85,10 @@ extension Hub {
                 }
                 guard more else {
                     state.sync.catchingUp = false
+                    // Read to the end: this node's messages are in the log now, or in an
+                    // epoch it has left; their publishers wait no longer.
+                    ready += state.sync.acknowledgeOnJoin.values.flatMap { $0 }
+                    state.sync.acknowledgeOnJoin = [:]
                     dropSubscribersAhead(&state, now: time)
                     for waiter in state.sync.caughtUpWaiters.values { waiter.resume() }
                     state.sync.caughtUpWaiters = [:]

@@ -8,9 +8,9 @@ import Foundation
 ///   then, in offset order, the message joins the log, reaches subscribers and is acknowledged.
 ///   A failed commit ends the epoch (later positions would leave a gap).
 /// - **A shared store.** The store gives the position; the message joins the log when it is
-///   the next one, else a catch-up brings it and everything before it, and its publisher is
-///   answered once it is in (so a publisher subscribed to the channel sees its `message`
-///   before its acknowledgement).
+///   the next one, else a catch-up brings it and everything before it (or starts the log again,
+///   when the store began a new epoch), and its publisher is answered once it is in (so a
+///   publisher subscribed to the channel sees its `message` before its acknowledgement).
 ///
 /// In every variant an idempotency key seen within the window answers with the first message,
 /// or waits for that one's outcome; a key used again with another payload is refused.
@@ -144,11 +144,9 @@ extension Hub {
                 if appended.isNew ? ingest(message, into: &state, now: time, ready: &ready) : state.log.holds(message.position) {
                     return (ready + [acknowledge], false)
                 }
-                if state.log.isUnpublished || message.position.epoch == state.log.epoch {
-                    state.sync.acknowledgeOnJoin[message.offset, default: []].append(acknowledge)
-                    return (ready, true)
-                }
-                return (ready + [acknowledge], true)  // another epoch: the log starts again
+                // Behind it (or in an epoch the log has not reached: it starts again first).
+                state.sync.acknowledgeOnJoin[message.position, default: []].append(acknowledge)
+                return (ready, true)
             } ?? ([request.answer(result.map(\.message).mapError { .storeUnavailable($0) }).send], false)
         if behind { catchUp(channel) }
         for acknowledge in ready { acknowledge() }

@@ -7,7 +7,7 @@ import SquallCore
 /// batches, runs the hub's trims between them, and sweeps what has expired.
 extension SQLiteLogStore {
     func runWriter() {
-        var nextSweep = DispatchTime.now()
+        var nextSweep = DispatchTime.now() + sweepInterval
         var sweepUnfinished = false
         while true {
             let (batch, trims, closing) = queue.withLock { queue -> ([Pending], [ChannelName: Trim], Bool) in
@@ -43,10 +43,7 @@ extension SQLiteLogStore {
             if !trims.isEmpty { delete(trims) }
             if sweepDue, batch.isEmpty {
                 sweepUnfinished = sweepExpired()
-                if !sweepUnfinished {
-                    let interval = retention.sweepInterval.components
-                    nextSweep = .now() + .milliseconds(Int(clamping: interval.seconds) * 1000 + Int(interval.attoseconds / 1_000_000_000_000_000))
-                }
+                if !sweepUnfinished { nextSweep = .now() + sweepInterval }
                 // Awake on purpose: the next loop sees the sweep is done or goes on with it.
                 queue.withLock { $0.idle = false }
             }
@@ -58,6 +55,12 @@ extension SQLiteLogStore {
             return queue.closers
         }
         for closer in closers { closer.resume() }
+    }
+
+    /// How often the writer sweeps: ``Retention/sweepInterval``.
+    private var sweepInterval: DispatchTimeInterval {
+        let interval = retention.sweepInterval.components
+        return .milliseconds(Int(clamping: interval.seconds) * 1000 + Int(interval.attoseconds / 1_000_000_000_000_000))
     }
 
     /// Commits `pending`, but for messages of an epoch that lost a commit: those fail too

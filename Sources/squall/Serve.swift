@@ -157,6 +157,25 @@ struct Serve: AsyncParsableCommand {
     var allowedOrigins: [String] = []
 
     @Option(
+        name: .customLong("trusted-proxy"),
+        help: """
+            A proxy, ADDRESS or ADDRESS/PREFIX, whose Forwarded or X-Forwarded-For header says which client a request is from, for \
+            limits, rates and the access log; repeat for more. From any other peer those headers are ignored. [default: none] \
+            [env: SQUALL_TRUSTED_PROXIES, comma-separated]
+            """
+    )
+    var trustedProxies: [String] = []
+
+    @Option(help: "Leading bits of an IPv4 address that make one client for per-address limits and rates, 1-32. [default: 32] [env: SQUALL_IPV4_PREFIX]")
+    var ipv4Prefix: Int?
+
+    @Option(
+        help:
+            "Leading bits of an IPv6 address that make one client for per-address limits and rates, 1-128; a /64 is one host's usual share. [default: 64] [env: SQUALL_IPV6_PREFIX]"
+    )
+    var ipv6Prefix: Int?
+
+    @Option(
         name: .customLong("tls-cert"),
         help:
             "PEM file with the certificate chain to serve TLS with (wss://, https://, HTTP/2 by ALPN); needs --tls-key. [default: none] [env: SQUALL_TLS_CERT]"
@@ -227,6 +246,7 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("history meta TTL (\(metaTTL)) must be at least the retention age (\(retentionAge)): a position outlives its messages")
         }
         let limits = try resolvedLimits(environment, defaults: defaults.limits)
+        let clientAddresses = try resolvedClientAddresses(environment, defaults: defaults.clientAddresses)
         let publishRate = try resolvedRate(
             environment, publishRate, "SQUALL_PUBLISH_RATE", burst: publishBurst, "SQUALL_PUBLISH_BURST", default: defaults.publishRate)
         let subscribeRate = try resolvedRate(
@@ -259,6 +279,7 @@ struct Serve: AsyncParsableCommand {
             writeTimeout: timeouts[3],
             origins: origins,
             limits: limits,
+            clientAddresses: clientAddresses,
             publishRate: publishRate,
             subscribeRate: subscribeRate,
             tls: tls
@@ -292,6 +313,23 @@ struct Serve: AsyncParsableCommand {
         case (let certificate?, let key?): return TLSFiles(certificateChain: certificate, privateKey: key)
         default: throw ValidationError("--tls-cert and --tls-key go together")
         }
+    }
+
+    private func resolvedClientAddresses(_ environment: EnvironmentOptions, defaults: ClientAddresses) throws -> ClientAddresses {
+        let proxies: [AddressRange]
+        do {
+            proxies = try environment.resolve(trustedProxies, "SQUALL_TRUSTED_PROXIES").map { text throws(AddressRange.InvalidAddressRange) in
+                try AddressRange(parsing: text)
+            }
+        } catch {
+            throw ValidationError("trusted proxy: \(error)")
+        }
+        let ipv4 = try environment.resolve(ipv4Prefix, "SQUALL_IPV4_PREFIX", default: defaults.ipv4Prefix)
+        let ipv6 = try environment.resolve(ipv6Prefix, "SQUALL_IPV6_PREFIX", default: defaults.ipv6Prefix)
+        guard (1...32).contains(ipv4), (1...128).contains(ipv6) else {
+            throw ValidationError("the IPv4 prefix must be 1-32 and the IPv6 prefix 1-128, got \(ipv4) and \(ipv6)")
+        }
+        return ClientAddresses(trustedProxies: proxies, ipv4Prefix: ipv4, ipv6Prefix: ipv6)
     }
 
     private func resolvedLimits(_ environment: EnvironmentOptions, defaults: ConnectionLimits) throws -> ConnectionLimits {

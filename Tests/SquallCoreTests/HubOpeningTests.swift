@@ -65,20 +65,22 @@ struct HubOpeningTests {
         store.resume()
     }
 
-    @Test("many channels opened together are read in few reads, up to the batch size each")
+    @Test("many channels opened together are read in few reads, up to the batch size each, while reads are under way")
     func opensAreBatched() async throws {
         let store = MemoryLogStore()
         store.hang()
-        let hub = Hub(storage: .local(store), opening: OpeningLimits(maxReads: 2, maxBatch: 100))
+        let hub = Hub(storage: .local(store), opening: OpeningLimits(maxReads: 2, maxBatch: 100, timeout: .seconds(30)))
         let answered = Mutex(0)
         for index in 0..<1000 {
             hub.history(try ChannelName("c\(index)")) { _ in answered.withLock { $0 += 1 } }
         }
-        #expect(store.restores.reads <= 2, "two reads under way, the rest waiting")
         store.resume()
         await eventually("all answered") { answered.withLock { $0 } == 1000 }
+        // The first two channels each started a read; the 998 that came meanwhile waited, and
+        // went 100 to a read.
         #expect(store.restores.channels == 1000)
-        #expect(store.restores.reads <= 12, "\(store.restores.reads) reads for 1,000 channels")
+        #expect(store.restores.largest == 100)
+        #expect(store.restores.reads == 12, "\(store.restores.reads) reads for 1,000 channels")
     }
 
     @Test("reading, subscribing and polling leave nothing in the store; a publish makes the channel's row")

@@ -213,9 +213,12 @@ struct SQLiteLogStoreTests {
 
     @Test func expiredMessagesAreDeletedFromTheFileAfterARestartWhetherOrNotTheirChannelIsOpened() async throws {
         // 300 messages on 30 channels, then the process is gone; the next one never opens them.
-        let retention = Retention(maxAge: .seconds(2), metaTTL: .seconds(600))
-        let first = Hub(retention: retention, store: try SQLiteLogStore(path: path, retention: retention))
+        let firstStore = try SQLiteLogStore(path: path)
+        let first = Hub(store: firstStore)
         for index in 0..<300 { try await first.publish(.text("m"), to: try ChannelName("c\(index % 30)")) }
+        await firstStore.close()
+        // The next process keeps messages 2 s.
+        let retention = Retention(maxAge: .seconds(2), metaTTL: .seconds(600))
         let reader = try DatabaseQueue(path: path)
         #expect(try await reader.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM messages") } == 300)
         let store = try SQLiteLogStore(path: path, retention: retention)

@@ -8,7 +8,8 @@ import Testing
 @Suite struct TLSAcceptorTests {
     static func acceptor(_ files: TLSFiles) throws {
         _ = try TLSAcceptor(
-            files, responder: { _, _, _ in }, departures: ClientDepartures(), idleTimeout: .seconds(60), bodyTimeout: .seconds(30), writeTimeout: .seconds(30))
+            files, responder: { _, _, _ in }, departures: ClientDepartures(), idleTimeout: .seconds(60), bodyTimeout: .seconds(30), writeTimeout: .seconds(30),
+            closeTimeout: .seconds(3))
     }
 
     static func scratchFile(_ contents: String) throws -> String {

@@ -161,7 +161,7 @@ import Testing
     @Test func aParseFailureClosesWithItsCode() {
         var machine = openMachine()
         let action154 = machine.parseFailed(.tooBig)
-        #expect(action154 == .close(.messageTooBig))
+        #expect(action154 == .queue(.messageTooBig), "queued behind what was queued before it")
         let ended = machine.socketClosedIsFailure(.messageTooBig)
         #expect(ended)
     }
@@ -264,7 +264,7 @@ import Testing
         struct Boom: Error {}
         var machine = openMachine()
         let action249 = machine.hookFailed(Boom())
-        #expect(action249 == .close(.serverError))
+        #expect(action249 == .queue(.serverError))
         guard case .failed(let error) = machine.socketClosed() else {
             Issue.record("not a failure")
             return
@@ -317,6 +317,85 @@ import Testing
         _ = machine.close(.normal)
         let action298 = machine.pingDue(nonce: 1)
         #expect(action298 == .none)
+    }
+
+    // MARK: violations after valid messages; text checked as it arrives
+
+    @Test func aViolationLetsWhatWasQueuedBeforeItGoFirst() {
+        var machine = openMachine()
+        let step1 = machine.received(frame(.text, Array("hi".utf8)))
+        #expect(step1 == .deliver(.text("hi")))
+        let step2 = machine.received(frame(.text, [], rsv2or3: true))
+        #expect(step2 == .close(.reservedBits))
+        #expect(machine.write() == .write, "the echo of `hi`, queued before, still goes out")
+        let step3 = machine.received(frame(.ping, [1]))
+        #expect(step3 == .none, "nothing more is read")
+        #expect(machine.sentClose == nil && machine.isClosing)
+        let step4 = machine.close(.reservedBits)
+        #expect(step4 == .close(.reservedBits), "the writer reaches the queued close")
+        #expect(machine.write() == .discard)
+        let step5 = machine.close(.normal)
+        #expect(step5 == .none, "one close")
+        let step6 = machine.socketClosedIsFailure(.reservedBits)
+        #expect(step6)
+    }
+
+    @Test func aHandlersCloseAfterAViolationSendsTheViolationsCode() {
+        var machine = openMachine()
+        _ = machine.received(frame(nil))
+        let step7 = machine.close(.normal)
+        #expect(step7 == .close(.unknownOpcode))
+    }
+
+    @Test func invalidUTF8InAFragmentClosesAtThatFragment() {
+        var machine = openMachine()
+        let step8 = machine.received(frame(.text, Array("κόσμε".utf8), fin: false))
+        #expect(step8 == .none)
+        let step9 = machine.received(frame(.continuation, [0xF4, 0x90, 0x80, 0x80], fin: false))
+        #expect(step9 == .close(.invalidUTF8), "U+110000, before the last fragment")
+    }
+
+    @Test func aCharacterSplitAcrossFragmentsIsFineAndAnInvalidContinuationOfItIsNot() {
+        var machine = openMachine()
+        let step10 = machine.received(frame(.text, [0xE2, 0x82], fin: false))
+        #expect(step10 == .none)
+        let step11 = machine.received(frame(.continuation, [0xAC]))
+        #expect(step11 == .deliver(.text("€")))
+        let step12 = machine.received(frame(.text, [0x61, 0xF4], fin: false))
+        #expect(step12 == .none)
+        let step13 = machine.received(frame(.continuation, [0x90], fin: false))
+        #expect(step13 == .close(.invalidUTF8))
+    }
+
+    @Test func aTextEndingInTheMiddleOfACharacterIs1007() {
+        var machine = openMachine()
+        let step14 = machine.received(frame(.text, [0x61, 0xE2, 0x82]))
+        #expect(step14 == .close(.invalidUTF8))
+    }
+
+    @Test func textIsCheckedWhileItsFrameArrives() {
+        var machine = openMachine()
+        func part(_ opcode: WebSocketFrameBytes.Opcode, _ bytes: [UInt8]) -> PartialFrame {
+            PartialFrame(fin: true, rsv1: false, opcode: opcode, newBytes: ByteBuffer(bytes: bytes))
+        }
+        #expect(machine.wantsPart(.text, rsv1: false) && !machine.wantsPart(.binary, rsv1: false) && !machine.wantsPart(.text, rsv1: true))
+        let step15 = machine.receivedPart(part(.text, [0xCE, 0xBA, 0xE1]))
+        #expect(step15 == .none)
+        let step16 = machine.receivedPart(part(.text, [0xBD, 0xB9]))
+        #expect(step16 == .none)
+        // The whole frame arrives: only its bytes after the parts are checked again.
+        let step17 = machine.received(frame(.text, [0xCE, 0xBA, 0xE1, 0xBD, 0xB9, 0x21]))
+        #expect(step17 == .deliver(.text("κ\u{1F79}!")))
+        let step18 = machine.receivedPart(part(.text, [0x61, 0xED, 0xA0]))
+        #expect(step18 == .close(.invalidUTF8), "a surrogate, before its frame ends")
+    }
+
+    @Test func compressedTextIsCheckedOnceInflated() throws {
+        var machine = openMachine(deflate: true)
+        let compressed = try #require(PerMessageDeflate.compress(ByteBuffer(bytes: [0x61, 0xC3, 0x28, 0x62] + Array(repeating: 0x61, count: 64))))
+        #expect(!machine.wantsPart(.text, rsv1: true))
+        let step19 = machine.received(frame(.text, Array(compressed.readableBytesView), rsv1: true))
+        #expect(step19 == .close(.invalidUTF8))
     }
 
     @Test func aSocketGoneWithoutACloseIsAClientClose() {

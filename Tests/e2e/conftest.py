@@ -1,9 +1,11 @@
 """Fixtures that run the real `squall` binary on 127.0.0.1 and a free port."""
 import os
+import resource
 import signal
 import socket
 import ssl
 import subprocess
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -34,7 +36,7 @@ def free_port() -> int:
 class Squall:
     """One running `squall serve` process."""
 
-    def __init__(self, args, env):
+    def __init__(self, args, env, nofile=None):
         args = list(args)
         self.args = [squall_binary(), "serve", *args]
         self.tls = "--tls-cert" in args
@@ -45,12 +47,19 @@ class Squall:
         else:
             self.port = free_port()
             self.args += ["--port", str(self.port)]
+        def limit_descriptors():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
+        # The log goes to a file, not a pipe: a pipe nobody reads fills up, and a server that
+        # logs much (a test's flood) would block on it.
+        self.log = tempfile.TemporaryFile(mode="w+")
         self.process = subprocess.Popen(
             self.args,
             env={**os.environ, **env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
             text=True,
+            preexec_fn=limit_descriptors if nofile else None,
         )
         self.output = None
 
@@ -79,16 +88,23 @@ class Squall:
 
     def stop(self, sig=signal.SIGTERM, timeout=10.0):
         """Signals the process and returns (exit code, stderr)."""
+        if self.process.poll() is None and self.output is None:
+            self.process.send_signal(sig)
+        return self.exited(timeout)
+
+    def exited(self, timeout=20.0):
+        """Waits for the process to exit (killing it after `timeout`); returns (exit code, stderr)."""
         if self.output is None:
-            if self.process.poll() is None:
-                self.process.send_signal(sig)
+            note = ""
             try:
-                _, err = self.process.communicate(timeout=timeout)
+                self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-                _, err = self.process.communicate()
-                err += "\n[test] killed: did not exit in time"
-            self.output = (self.process.returncode, err)
+                self.process.wait()
+                note = "\n[test] killed: did not exit in time"
+            self.log.seek(0)
+            self.output = (self.process.returncode, self.log.read() + note)
+            self.log.close()
         return self.output
 
 
@@ -123,8 +139,9 @@ def squall():
     """Starts `squall serve` with extra args/env; every process is stopped after the test."""
     started = []
 
-    def start(*args, env=None, ready=True):
-        server = Squall(list(args), env or {})
+    def start(*args, env=None, ready=True, nofile=None):
+        """`nofile`: the descriptors the process may hold (`ulimit -n`)."""
+        server = Squall(list(args), env or {}, nofile=nofile)
         started.append(server)
         return server.wait_ready() if ready else server
 

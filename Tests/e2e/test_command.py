@@ -116,7 +116,7 @@ async def test_command_line_wins_over_the_environment(squall):
 
 def test_invalid_environment_value_is_a_clear_error():
     server = Squall([], {"SQUALL_PORT": "not-a-port"})
-    _, log = server.process.communicate(timeout=20)
+    _, log = server.exited()
     assert server.process.returncode != 0
     assert "SQUALL_PORT=not-a-port" in log, log
 
@@ -124,7 +124,7 @@ def test_invalid_environment_value_is_a_clear_error():
 @pytest.mark.parametrize("args", [["--outbox-messages", "0"], ["--retention-messages", "0"], ["--retention-age", "0"], ["--port", "70000"], ["--deflate-min-size", "lots"]])
 def test_out_of_range_option_is_a_usage_error_not_a_crash(args):
     server = Squall(args, {})
-    _, log = server.process.communicate(timeout=20)
+    _, log = server.exited()
     assert server.process.returncode == 64, log
     assert log.startswith("Error: "), log
 

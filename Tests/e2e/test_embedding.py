@@ -5,6 +5,7 @@ import os
 import re
 import signal
 import subprocess
+import tempfile
 import urllib.error
 import urllib.request
 
@@ -22,7 +23,8 @@ class Example(Squall):
         self.port = free_port()
         self.tls = False
         self.args = [os.path.join(os.path.dirname(squall_binary()), "EmbedExample"), str(self.port)]
-        self.process = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.log = tempfile.TemporaryFile(mode="w+")
+        self.process = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=self.log, text=True)
         self.output = None
 
 
@@ -70,6 +72,8 @@ async def test_the_examples_check_refuses_a_client_without_a_name_with_its_json_
 
 
 async def test_the_server_refuses_a_foreign_page_before_the_mounts_check(example):
+    # Without a name the mount's check would refuse with 400 name_required: the origin comes first.
+    assert await refusal(f"{example.ws}/shout", origin="http://evil.example") == (403, "origin_not_allowed")
     assert await refusal(f"{example.ws}/shout?name=eve", origin="http://evil.example") == (403, "origin_not_allowed")
     async with connect(f"{example.ws}/shout?name=ada", origin=f"http://127.0.0.1:{example.port}") as same:
         await same.send("ok")

@@ -65,3 +65,26 @@ async def test_a_malformed_key_is_refused_and_nothing_is_published(squall):
         reply = await ws_publish(client, "orders", "x", "k" * 256, "bad")
         assert reply["type"] == "error" and reply["code"] == "invalid_parameter"
     assert history(server, "orders") == []
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+async def test_a_key_reused_for_another_payload_is_refused_422_and_the_first_stands(squall, tmp_path, store):
+    # Before: the reused key was answered with the first message, as if it were a retry.
+    args = ("--store", f"sqlite:{tmp_path / 'reuse.sqlite'}") if store == "sqlite" else ("--store", "memory")
+    server = squall(*args)
+    status, first = publish(server, "orders", "pay 42", key="order-7")
+    assert status == 201
+    status, body = publish(server, "orders", "pay 4200", key="order-7")
+    assert status == 422 and body["error"]["code"] == "idempotency_key_reused", body
+    async with connect(f"{server.ws}/ws", subprotocols=["squall.v1"]) as client:
+        await asyncio.wait_for(client.recv(), 5)
+        reply = await ws_publish(client, "orders", "pay 4200", "order-7", "again")
+        assert reply["type"] == "error" and reply["code"] == "idempotency_key_reused"
+        retry = await ws_publish(client, "orders", "pay 42", "order-7", "retry")
+        assert retry["type"] == "published" and retry["id"] == first["id"]
+    assert history(server, "orders") == ["pay 42"]
+    if store == "sqlite":
+        assert server.stop()[0] == 0
+        server = squall(*args)
+        status, body = publish(server, "orders", "pay 4200", key="order-7")
+        assert status == 422, "the key still knows its payload after a restart"

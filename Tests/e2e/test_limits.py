@@ -173,7 +173,7 @@ def test_publish_rate_off_lets_a_burst_through(squall):
 )
 def test_a_limit_that_makes_no_sense_is_a_usage_error(args):
     server = Squall(args, {})
-    _, log = server.process.communicate(timeout=20)
+    _, log = server.exited()
     assert server.process.returncode == 64, log
 
 

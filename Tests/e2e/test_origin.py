@@ -81,7 +81,7 @@ async def test_the_environment_lists_origins_too_and_a_star_admits_every_one(squ
 @pytest.mark.parametrize("value", ["evil.example", "http://evil.example/path", "ftp://evil.example", "http://"])
 def test_an_allowed_origin_that_is_not_an_origin_is_a_usage_error(value):
     server = Squall(["--allowed-origin", value], {})
-    _, log = server.process.communicate(timeout=20)
+    _, log = server.exited()
     assert server.process.returncode == 64, log
     assert "is not an origin" in log, log
 

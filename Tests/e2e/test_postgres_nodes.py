@@ -112,7 +112,11 @@ def test_two_nodes_deliver_one_order_on_every_transport(squall):
     results = {}
 
     def run(name, function, *args):
-        results[name] = function(*args)
+        # A reader that fails is a failure of the test, not a thread's warning.
+        try:
+            results[name] = function(*args)
+        except Exception as error:  # noqa: BLE001
+            results[name] = error
 
     readers = [
         threading.Thread(target=run, args=("ws on a", lambda: asyncio.run(ws_collect(a, room, 100)))),
@@ -130,11 +134,16 @@ def test_two_nodes_deliver_one_order_on_every_transport(squall):
         for n in range(50):
             publish(server, room, f"{name}{n}")
 
-    writers = [threading.Thread(target=publisher, args=(a, "a")), threading.Thread(target=publisher, args=(b, "b"))]
+    writers = [threading.Thread(target=run, args=(f"publish on {name}", publisher, server, name)) for server, name in ((a, "a"), (b, "b"))]
     for writer in writers:
         writer.start()
     for thread in writers + readers:
         thread.join(60)
+    assert not any(thread.is_alive() for thread in writers + readers), "every reader and writer finished"
+    failures = {name: got for name, got in results.items() if isinstance(got, Exception)}
+    assert not failures, failures
+    del results["publish on a"], results["publish on b"]
+    assert set(results) == {"ws on a", "ws on b", "sse on a", "long poll on b", "short poll on a", "msg on b"}
 
     expected = results["ws on a"]
     assert [offset for offset, _ in expected] == list(range(1, 101))

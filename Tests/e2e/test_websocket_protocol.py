@@ -6,6 +6,8 @@ import hashlib
 import json
 import struct
 
+from websockets.asyncio.client import connect
+
 from rawsocket import RawSocket
 
 
@@ -164,3 +166,48 @@ async def test_requests_the_fast_path_does_not_take_are_served_as_before(squall)
     writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
     assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)).startswith(b"HTTP/1.1 200")
     writer.close()
+
+
+async def test_a_message_echoed_just_before_a_protocol_error_arrives_before_the_close(squall):
+    # Autobahn 3.2: the echo of the valid message was lost to the close of the bad frame after it.
+    server = squall("--log-level", "error")
+    client = await RawSocket.connect(server)
+    client.writer.write(client.frame(0x1, b"Hello, world!") + client.frame(0x1, b"Hello, world!", rsv=2) + client.frame(0x9))
+    opcode, payload = await client.receive()
+    assert (opcode, payload) == (0x1, b"Hello, world!"), "the echo first"
+    assert await client.expect_close(1002) == "reserved bits set"
+    client.close()
+
+
+async def test_invalid_utf8_in_a_fragment_closes_at_that_fragment_not_at_the_end(squall):
+    # Autobahn 6.4.1: noticed only at the message's end, which never comes here.
+    server = squall("--log-level", "error")
+    client = await RawSocket.connect(server)
+    client.send(0x1, "κόσμε".encode(), fin=False)
+    client.send(0x0, b"\xf4\x90\x80\x80", fin=False)
+    assert await client.expect_close(1007) == "invalid UTF-8 in a text message"
+    client.close()
+
+
+async def test_invalid_utf8_is_caught_while_its_frame_is_still_arriving(squall):
+    # Autobahn 6.4.3: a frame of 1,000 bytes whose first ones are invalid, the rest never sent.
+    server = squall("--log-level", "error")
+    client = await RawSocket.connect(server)
+    whole = client.frame(0x1, b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80" + b"x" * 986)
+    client.writer.write(whole[:8 + 20])
+    assert await client.expect_close(1007) == "invalid UTF-8 in a text message"
+    client.close()
+
+
+async def test_since_takes_every_offset_on_ws_as_over_http(squall):
+    # Before: /ws took offsets only up to 2^63-1 ("wrong type"), HTTP up to 2^64-1.
+    server = squall("--log-level", "error")
+    async with connect(f"{server.ws}/ws", subprotocols=["squall.v1"]) as ws:
+        await ws.recv()
+        for offset in (2**63, 2**64 - 1):
+            await ws.send(json.dumps({"op": "subscribe", "channel": "big", "since": {"epoch": "e", "offset": offset}, "ref": offset}))
+            reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert reply["type"] == "subscribed" and reply["recovered"] is False, reply
+        await ws.send(json.dumps({"op": "subscribe", "channel": "big", "since": {"epoch": "e", "offset": 2**64}, "ref": "over"}))
+        reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert reply["type"] == "error" and reply["code"] == "invalid_request"

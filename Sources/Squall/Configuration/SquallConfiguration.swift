@@ -61,6 +61,10 @@ public struct SquallConfiguration: Sendable {
     /// How many connections the server holds, in all and from one address, and each one's
     /// kernel send buffer. Defaults as ``ConnectionLimits`` documents.
     public var limits: ConnectionLimits
+    /// How wide one client's address is for limits and rates (an IPv6 /64 by default), and
+    /// which peers are proxies whose `Forwarded` / `X-Forwarded-For` headers say whom a request
+    /// is from. Defaults as ``ClientAddresses`` documents: no trusted proxy.
+    public var clientAddresses: ClientAddresses
     /// How fast one client may publish; `nil` lets it publish as fast as it can. Default
     /// ``RateLimit/standard``: 1,000 a second with a burst of 10,000.
     public var publishRate: RateLimit?
@@ -98,6 +102,7 @@ public struct SquallConfiguration: Sendable {
         writeTimeout: Duration = .seconds(30),
         origins: OriginPolicy = OriginPolicy(),
         limits: ConnectionLimits = ConnectionLimits(),
+        clientAddresses: ClientAddresses = ClientAddresses(),
         publishRate: RateLimit? = .standard,
         subscribeRate: RateLimit? = .standardSubscriptions,
         tls: TLSFiles? = nil
@@ -123,6 +128,7 @@ public struct SquallConfiguration: Sendable {
         self.writeTimeout = writeTimeout
         self.origins = origins
         self.limits = limits
+        self.clientAddresses = clientAddresses
         self.publishRate = publishRate
         self.subscribeRate = subscribeRate
         self.tls = tls

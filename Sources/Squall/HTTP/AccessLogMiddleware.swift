@@ -10,20 +10,22 @@ struct AccessLogMiddleware: RouterMiddleware {
     typealias Context = SquallRequestContext
 
     let logger: Logger
+    /// Whose address a request is logged under: behind a trusted proxy, the client's.
+    let addresses: ClientAddresses
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
         // The address, not yet text: formatting it costs a printf, paid only if the line is logged.
-        let address = context.remoteAddress
+        let address = context.client(of: request, addresses)
         do {
             let response = try await next(request, context)
             Self.log(
-                status: response.status.code, method: request.method.rawValue, uri: "\(request.uri)", remote: address?.hostDescription, since: start,
+                status: response.status.code, method: request.method.rawValue, uri: "\(request.uri)", remote: address?.description, since: start,
                 logger: logger)
             return response
         } catch {
             let status = (error as? any HTTPResponseError)?.status.code ?? 500
-            Self.log(status: status, method: request.method.rawValue, uri: "\(request.uri)", remote: address?.hostDescription, since: start, logger: logger)
+            Self.log(status: status, method: request.method.rawValue, uri: "\(request.uri)", remote: address?.description, since: start, logger: logger)
             throw error
         }
     }

@@ -2,37 +2,41 @@ import NIOCore
 import SquallCore
 import Synchronization
 
-/// One token bucket per client IP address, for requests that arrive on connections too short
-/// to keep one of their own (HTTP publishes, the subscription of a `/msg` socket or an SSE
+/// One token bucket per client network, for requests that arrive on connections too short to
+/// keep one of their own (HTTP publishes, the subscription of a `/msg` socket or an SSE
 /// stream).
 ///
-/// Contracts: a bucket exists only while its address has used part of its burst; full ones
-/// are dropped whenever the table has doubled since the last sweep, so it holds about twice
-/// the addresses that published within one burst's refill time, and a sweep's cost is spread
-/// over the insertions that made it due. A peer without an IP address (a Unix socket) shares
-/// one bucket. With `exemptsLoopback`, `127.0.0.1` and `::1` take no token, as they count
-/// towards no per-address connection limit: a proxy or a tool on this machine.
+/// Contracts: clients are keyed by network (``ClientAddresses``: an IPv6 /64 by default); a
+/// bucket exists only while its network has used part of its burst; full ones are dropped
+/// whenever the table has doubled since the last sweep, so it holds about twice the networks
+/// that published within one burst's refill time, and a sweep's cost is spread over the
+/// insertions that made it due. A peer without an IP address (a Unix socket) shares one
+/// bucket. With `exemptsLoopback`, `127.0.0.1` and `::1` take no token, as they count towards
+/// no per-address connection limit: a tool on this machine (a proxy there should be trusted,
+/// `--trusted-proxy`, so that its clients are told apart).
 final class AddressRateLimiter: Sendable {
     let rate: TokenBucket.Rate
+    let addresses: ClientAddresses
     let exemptsLoopback: Bool
 
     private struct State {
-        var buckets: [AddressKey?: TokenBucket] = [:]
+        var buckets: [IPAddress?: TokenBucket] = [:]
         var nextSweep = AddressRateLimiter.firstSweep
     }
 
     private static let firstSweep = 1024
     private let state = Mutex(State())
 
-    init(_ rate: TokenBucket.Rate, exemptsLoopback: Bool = false) {
+    init(_ rate: TokenBucket.Rate, addresses: ClientAddresses = ClientAddresses(), exemptsLoopback: Bool = false) {
         self.rate = rate
+        self.addresses = addresses
         self.exemptsLoopback = exemptsLoopback
     }
 
-    /// Takes a token for `address`: `nil` when it had one, else how long until it will.
-    func take(_ address: SocketAddress?, now: ContinuousClock.Instant = .now) -> Duration? {
-        let key = AddressKey(address)
-        if exemptsLoopback, key?.isLoopback == true { return nil }
+    /// Takes a token for `client`: `nil` when it had one, else how long until it will.
+    func take(_ client: IPAddress?, now: ContinuousClock.Instant = .now) -> Duration? {
+        if exemptsLoopback, client?.isLoopback == true { return nil }
+        let key = addresses.key(client)
         let rate = self.rate
         return state.withLock { state in
             var bucket = state.buckets[key] ?? TokenBucket(full: rate, now: now)

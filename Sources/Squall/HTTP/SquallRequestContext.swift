@@ -1,3 +1,4 @@
+import HTTPTypes
 import Hummingbird
 import NIOCore
 
@@ -18,6 +19,22 @@ public struct SquallRequestContext: RequestContext {
 
     /// The peer's address, as the operating system reports it.
     public var remoteAddress: SocketAddress? { socket.remoteAddress }
+
+    /// The client `request` is from: the peer, or the client a trusted proxy forwards it for.
+    func client(of request: Request, _ addresses: ClientAddresses) -> IPAddress? {
+        addresses.client(
+            peer: IPAddress(remoteAddress),
+            forwarded: request.headers[.forwarded],
+            forwardedFor: request.headers[.xForwardedFor]
+        )
+    }
+}
+
+extension HTTPField.Name {
+    /// RFC 7239's `Forwarded`.
+    static let forwarded = HTTPField.Name("Forwarded")!  // trap-ok: a valid field name, written here
+    /// The de-facto `X-Forwarded-For`.
+    static let xForwardedFor = HTTPField.Name("X-Forwarded-For")!  // trap-ok: a valid field name, written here
 }
 
 extension SocketAddress {

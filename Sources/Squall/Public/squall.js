@@ -207,10 +207,8 @@
   Client.prototype._scheduleReconnect = function () {
     if (this._closedByUser) return;
     this._failures += 1;
-    var ceiling = Math.min(this.options.maxReconnectDelay, this.options.minReconnectDelay * Math.pow(2, this._failures - 1));
-    var delay = ceiling / 2 + Math.random() * ceiling / 2;   // "equal jitter"
     var client = this;
-    this._reconnectTimer = setTimeout(function () { client._connect(); }, delay);
+    this._reconnectTimer = setTimeout(function () { client._connect(); }, backoff(this.options, this._failures - 1));
   };
 
   /** Called by sessions for every message envelope: drops what was already delivered (so a
@@ -286,12 +284,17 @@
         this.hooks.open();
         break;
       case 'message': client._deliver(event); break;
-      case 'subscribed': client._subscribed(event); break;
+      case 'subscribed':
+        delete this.pending[event.ref];
+        client._subscribed(event);
+        break;
       case 'join': case 'leave': client._presence(event.type, event); break;
       case 'published': case 'error': {
         var waiter = this.pending[event.ref];
         delete this.pending[event.ref];
-        if (waiter) {
+        if (waiter && waiter.subscribe) {
+          this.subscribeFailed(waiter, event);
+        } else if (waiter) {
           if (event.type === 'error') waiter.reject(new Error(event.code + ': ' + event.message));
           else waiter.resolve({ id: event.id, epoch: event.epoch, offset: event.offset, time: event.time });
         } else if (event.type === 'error') {
@@ -306,12 +309,33 @@
     if (this.socket && this.socket.readyState === 1) this.socket.send(JSON.stringify(body));
   };
 
-  WebSocketSession.prototype.subscribe = function (channel, position) {
+  WebSocketSession.prototype.subscribe = function (channel, position, attempt) {
     var state = this.client._channels[channel] || {};
-    var body = { op: 'subscribe', channel: channel, presence: !!(this.client.options.presence && state.presence) };
+    var ref = 's' + this.nextRef++;
+    this.pending[ref] = { subscribe: channel, attempt: attempt || 0 };
+    var body = { op: 'subscribe', channel: channel, ref: ref, presence: !!(this.client.options.presence && state.presence) };
     if (this.client.options.name) body.info = { name: this.client.options.name };
     if (position) body.since = position;
     this.request(body);
+  };
+
+  /** A subscribe the server could not serve now — the channel's store did not answer in time
+   *  (`store_unavailable`), or the client subscribed faster than its rate (`rate_limited`) — is
+   *  sent again after a backoff, from the position the client holds by then; any other refusal
+   *  is the application's to hear. */
+  WebSocketSession.prototype.subscribeFailed = function (waiter, event) {
+    var self = this;
+    var client = this.client;
+    var channel = waiter.subscribe;
+    if (event.code !== 'store_unavailable' && event.code !== 'rate_limited') {
+      client._emit('error', { message: event.code + ': ' + event.message, code: event.code, channel: channel });
+      return;
+    }
+    setTimeout(function () {
+      var state = client._channels[channel];
+      if (!state || !self.open || self.socket.readyState !== 1) return;  // unsubscribed, or a new session resubscribes
+      self.subscribe(channel, state.position, waiter.attempt + 1);
+    }, backoff(client.options, waiter.attempt));
   };
 
   WebSocketSession.prototype.unsubscribe = function (channel) {
@@ -502,6 +526,14 @@
   // ---- HTTP and encoding helpers -------------------------------------------------------------
 
   /** fetch, then the JSON body; a non-2xx answer rejects with the server's error code. */
+  /** How long to wait before the try after `attempt` failed ones: doubling from
+   *  `minReconnectDelay` up to `maxReconnectDelay`, with "equal jitter" (half fixed, half random)
+   *  so that clients a restart disconnected together do not come back together. */
+  function backoff(options, attempt) {
+    var ceiling = Math.min(options.maxReconnectDelay, options.minReconnectDelay * Math.pow(2, attempt));
+    return ceiling / 2 + Math.random() * ceiling / 2;
+  }
+
   /** Resolves with the JSON body. Rejects with an Error whose `status` is the HTTP status and
    *  whose message is Squall's error code (or the status, for a page that is not Squall's),
    *  or, when no answer came at all, with one whose `network` is true. */

@@ -12,44 +12,62 @@ public enum HotPaths {
     public struct Path: Sendable {
         /// What one operation does, as the benchmark reports it.
         public let name: String
-        /// Builds the path's state (outside any measurement) and returns one operation.
-        public let prepare: @Sendable () -> @Sendable () -> Void
+        /// What every operation returns when the path works.
+        public let expected: ClosedRange<Int>
+        /// Builds the path's state (outside any measurement) and returns one operation, which
+        /// returns what it produced (bytes, deliveries, an offset: ``expected`` says), so that
+        /// a test can tell it did its work and a benchmark can keep the optimizer from
+        /// dropping it.
+        public let prepare: @Sendable () -> @Sendable () -> Int
     }
 
     /// Every hot path: a connection's upgrade, then in the order a message meets them.
     public static let all: [Path] = [
-        Path(name: "WebSocket upgrade: read a browser's request head, compute the accept value") {
+        Path(name: "WebSocket upgrade: read a browser's request head, compute the accept value", expected: 28...28) {
             let head = ByteBuffer(string: browserUpgrade)
             return {
-                let read = WebSocketHandshake.read(head)
-                guard case .upgrade(let request) = read else { preconditionFailure("not an upgrade") }  // trap-ok: benchmark input, fixed
-                _ = WebSocketAccept.value(forKey: request.key.utf8)
+                guard case .upgrade(let request) = WebSocketHandshake.read(head) else { return 0 }
+                // RFC 6455 §1.3's example key: its accept value is s3pPLMBiTxaQ9kYGzzhZRbK+xOo=.
+                return WebSocketAccept.value(forKey: request.key.utf8) == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" ? 28 : 0
             }
         },
-        Path(name: "Log append (publish, no subscribers)") {
+        Path(name: "Log append (publish, no subscribers)", expected: 1...1) {
             let hub = Hub()
-            return { hub.publish(smallPayload, to: channel) { _ in } }
+            let appended = Counter()
+            return {
+                // 1 when the publish took the next offset, answered before it returned.
+                let before = appended.value
+                hub.publish(smallPayload, to: channel) { result in
+                    if case .success(let message) = result, message.offset == UInt64(before + 1) { appended.add() }
+                }
+                return appended.value - before
+            }
         },
-        Path(name: "JSON envelope encoding") {
+        Path(name: "JSON envelope encoding", expected: 200...220) {
             let message = Message(channel: channel, position: StreamPosition(epoch: "bench", offset: 1), time: Date(), publisher: nil, payload: smallPayload)
-            return { _ = JSONEnvelope.encode(message) }
+            return { JSONEnvelope.encode(message).readableBytes }
         },
-        Path(name: "WebSocket frame encoding") {
-            { _ = WebSocketFrameBytes.frame(smallPayload) }
+        Path(name: "WebSocket frame encoding", expected: 66...66) {
+            { WebSocketFrameBytes.frame(smallPayload).readableBytes }
         },
-        Path(name: "permessage-deflate, compress 4 KiB of JSON") {
-            { precondition(PerMessageDeflate.compress(largePayload.bytes) != nil) }  // trap-ok: benchmark input, fixed
+        Path(name: "permessage-deflate, compress 4 KiB of JSON", expected: 1...1024) {
+            { PerMessageDeflate.compress(largePayload.bytes)?.readableBytes ?? 0 }
         },
-        Path(name: "permessage-deflate, inflate 4 KiB of JSON") {
+        Path(name: "permessage-deflate, inflate 4 KiB of JSON", expected: largePayload.count...largePayload.count) {
             let compressed = PerMessageDeflate.compress(largePayload.bytes) ?? largePayload.bytes
-            return { _ = try? PerMessageDeflate.inflate(compressed, limit: 1 << 20) }
+            return { (try? PerMessageDeflate.inflate(compressed, limit: 1 << 20))?.readableBytes ?? 0 }
         },
-        Path(name: "Fan-out of one message to 1,000 subscribers") {
+        Path(name: "Fan-out of one message to 1,000 subscribers", expected: 1000...1000) {
             let hub = Hub()
+            let deliveries = Counter()
             for _ in 0..<1000 {
-                hub.subscribe(FrameTaker(), to: channel, member: PresenceMember(id: UUID(), info: nil, transport: "bench")) { _ in }
+                hub.subscribe(FrameTaker(deliveries), to: channel, member: PresenceMember(id: UUID(), info: nil, transport: "bench")) { _ in }
             }
-            return { hub.publish(smallPayload, to: channel) { _ in } }
+            return {
+                let before = deliveries.value
+                hub.publish(smallPayload, to: channel) { _ in }
+                return deliveries.value - before
+            }
         },
     ]
 
@@ -68,10 +86,23 @@ public enum HotPaths {
     )
 }
 
+/// A count the hot paths keep of what they did.
+private final class Counter: Sendable {
+    private let count = Atomic<Int>(0)
+    var value: Int { count.load(ordering: .relaxed) }
+    func add() { count.add(1, ordering: .relaxed) }
+}
+
 /// A subscriber that does what a plain socket's does up to the socket: takes the shared frame.
 private final class FrameTaker: Subscriber {
+    let deliveries: Counter
+
+    init(_ deliveries: Counter) {
+        self.deliveries = deliveries
+    }
+
     func receive(_ message: Message) {
-        _ = message.encoded(PlainFrame.self)
+        if message.encoded(PlainFrame.self).readableBytes > 0 { deliveries.add() }
     }
 
     func receive(_ event: PresenceEvent) {}

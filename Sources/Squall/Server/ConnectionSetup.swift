@@ -41,6 +41,7 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
     struct Refusal: Sendable {
         let error: APIError
         let uri: String
+        let client: IPAddress?
         let start: ContinuousClock.Instant
     }
 
@@ -54,6 +55,8 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
     /// An upgrade accepted by a mount and opened, kept from the check to the pipeline switch.
     struct Accepted {
         let handler: WebSocketFrameHandler
+        /// Whom the access log names: the peer, or the client a trusted proxy forwards for.
+        let client: IPAddress?
         let start: ContinuousClock.Instant
     }
 
@@ -64,6 +67,8 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
     let logger: Logger
     /// Counts connections against ``ConnectionLimits``.
     let admission: ConnectionAdmission
+    /// Where refusals over those limits are logged, at most a line a second.
+    let refusals: RefusalLog
     /// TLS before anything else, when the server is configured with it.
     let tls: TLSAcceptor?
     private let writerSettings: FrameWriter.Settings
@@ -82,7 +87,8 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
         self.configuration = configuration
         self.departures = departures
         self.logger = logger
-        self.admission = ConnectionAdmission(configuration.limits)
+        self.admission = ConnectionAdmission(configuration.limits, addresses: configuration.clientAddresses)
+        self.refusals = RefusalLog(logger: logger)
         self.writerSettings = FrameWriter.Settings(
             limits: configuration.outbox,
             closeTimeout: configuration.closeTimeout,
@@ -111,22 +117,35 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
         if let size = configuration.limits.socketSendBuffer {
             try channel.syncOptions?.setOption(.socketOption(.so_sndbuf), value: SocketOptionValue(clamping: size))
         }
-        let address = channel.remoteAddress
-        let overLimit = admission.admit(address)
-        if overLimit == nil {
-            channel.closeFuture.assumeIsolated().whenComplete { [admission] _ in admission.release(address) }
-        }
         let accepted = NIOLoopBoundBox<Accepted?>(nil, eventLoop: channel.eventLoop)
         let refusal = NIOLoopBoundBox<Refusal?>(nil, eventLoop: channel.eventLoop)
         let result = channel.eventLoop.makePromise(of: UpgradeResult.self)
-        let deadline = NIODeadline.now() + TimeAmount(configuration.handshakeTimeout)
+        let peer = IPAddress(channel.remoteAddress)
+        let overLimit: APIError?
+        let deadline: NIODeadline
+        switch admission.admit(peer) {
+        case .admitted:
+            overLimit = nil
+            deadline = .now() + TimeAmount(configuration.handshakeTimeout)
+            channel.closeFuture.assumeIsolated().whenComplete { [admission] _ in admission.release(peer) }
+        case .refused(let error):
+            // Answered at once (after TLS, if any) and gone within a second, whatever the
+            // client does: refused connections must not hold the descriptors others need.
+            overLimit = error
+            deadline = .now() + ConnectionAdmission.refusalTime
+            channel.closeFuture.assumeIsolated().whenComplete { [admission] _ in admission.releaseRefused() }
+        case .dropped:
+            channel.close(promise: nil)
+            result.fail(ChannelError.ioOnClosedChannel)
+            return Value(result: result.futureResult, channel: channel, accepted: accepted)
+        }
         let readHandshake = { (channel: any Channel) in
             try channel.pipeline.syncOperations.addHandler(
                 HandshakeReader(upgrade: self, accepted: accepted, refusal: refusal, result: result, deadline: deadline, overLimit: overLimit)
             )
         }
         if let tls {
-            try tls.configure(channel, deadline: deadline, result: result, logger: logger, http1: readHandshake)
+            try tls.configure(channel, deadline: deadline, overLimit: overLimit, refusals: refusals, result: result, logger: logger, http1: readHandshake)
         } else {
             try readHandshake(channel)
         }
@@ -238,6 +257,9 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
         let start = ContinuousClock.now
         let head = request.head
         let uri = URI(head.uri)
+        let client = configuration.clientAddresses.client(
+            peer: IPAddress(channel.remoteAddress), forwarded: head.headers.first(name: "forwarded"),
+            forwardedFor: head.headers.first(name: "x-forwarded-for"))
         do {
             if let origin = head.headers.first(name: "origin"), !configuration.origins.admits(origin: origin, host: head.headers.first(name: "host")) {
                 throw APIError.originNotAllowed(origin)
@@ -258,13 +280,13 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
                     deflate: deflate.map { (options: $0.options, window: $0.agreement.window) },
                     on: channel
                 )
-                accepted.value = Accepted(handler: handler, start: start)
+                accepted.value = Accepted(handler: handler, client: client, start: start)
                 return headers
             }
             throw APIError.notFound(uri.path)
         } catch {
             let error = error as? APIError ?? APIError(.invalidRequest, message: "malformed upgrade request")
-            refusal.value = Refusal(error: error, uri: head.uri, start: start)
+            refusal.value = Refusal(error: error, uri: head.uri, client: client, start: start)
             return nil
         }
     }
@@ -272,7 +294,6 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
     /// Answers a refused upgrade with its JSON error and closes the connection: the client
     /// expected a WebSocket, so nothing more will come on it that Squall could serve.
     private func answer(_ refusal: Refusal, on http: NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>) async throws {
-        let remote = http.channel.remoteAddress?.hostDescription
         let body = refusal.error.jsonBody
         var fields = refusal.error.headers
         fields[.contentType] = "application/json; charset=utf-8"
@@ -285,7 +306,7 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
             status: refusal.error.status.code,
             method: "GET",
             uri: refusal.uri,
-            remote: remote,
+            remote: refusal.client?.description,
             since: refusal.start,
             logger: self.logger
         )
@@ -329,7 +350,7 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
             status: 101,
             method: "GET",
             uri: uri,
-            remote: channel.remoteAddress?.hostDescription,
+            remote: upgrade.client?.description,
             since: upgrade.start,
             logger: self.logger
         )

@@ -24,8 +24,11 @@ import SquallCore
 /// - **Every socket ends.** A client that ends its side before its head is complete is closed;
 ///   so is one whose head is not complete within the handshake timeout; a request line longer
 ///   than ``maxHeadSize`` is answered 414 and closed.
-/// - A connection over a ``ConnectionLimits`` limit is answered 503 once its request line has
-///   arrived, whatever it asks, and closed: nothing of it reaches a mount or the router.
+/// - A connection over a ``ConnectionLimits`` limit is answered 503 at once, before it asks
+///   anything, and closed within ``ConnectionAdmission/refusalTime``: nothing of it reaches a
+///   mount or the router, and it holds its descriptor no longer than that.
+/// - A trusted proxy's connection is counted against the client its first head is forwarded
+///   for (``ClientAddresses``), and answered 503 if that client is over its share.
 final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
 
@@ -65,6 +68,12 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
         timeout = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
             context.close(promise: nil)
         }
+        if let overLimit, context.channel.isActive { refuse(overLimit, method: "-", uri: "-", context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if let overLimit, !decided { refuse(overLimit, method: "-", uri: "-", context: context) }
+        context.fireChannelActive()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -79,11 +88,6 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
         var head = buffered.take() ?? ByteBuffer()
         head.writeBuffer(&bytes)
         buffered = head
-        if let overLimit, WebSocketHandshake.hasLineEnd(head) {
-            // Answered once its request line is in: what follows need not be read.
-            let line = WebSocketHandshake.requestLine(head)
-            return refuse(overLimit, method: line?.method ?? "-", uri: line?.target ?? "-", context: context)
-        }
         guard let headLength = WebSocketHandshake.headLength(head), headLength <= WebSocketHandshake.maxHeadSize else {
             if head.readableBytes > WebSocketHandshake.maxHeadSize {
                 guard WebSocketHandshake.hasLineEnd(head) else {
@@ -94,6 +98,10 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         guard let first = head.getSlice(at: head.readerIndex, length: headLength) else { return giveToNIO(context) }
+        if let refusal = countForwardedClient(of: first, context: context) {
+            let line = WebSocketHandshake.requestLine(first)
+            return refuse(refusal, method: line?.method ?? "-", uri: line?.target ?? "-", context: context)
+        }
         switch WebSocketHandshake.read(first) {
         case .upgrade(let request):
             guard let headers = upgrade.accept(request, on: context.channel, into: accepted, refusal: refusal) else {
@@ -166,6 +174,19 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
         result.succeed(.webSocket)
     }
 
+    /// A trusted proxy's connection: counts it against the client `head` is forwarded for, until
+    /// it closes; or why that client may not have another.
+    private func countForwardedClient(of head: ByteBuffer, context: ChannelHandlerContext) -> APIError? {
+        let admission = upgrade.admission
+        let peer = IPAddress(context.channel.remoteAddress)
+        guard admission.addresses.isTrustedProxy(peer) else { return nil }
+        let (forwarded, forwardedFor) = ForwardingHeaders.values(in: head)
+        guard let client = admission.addresses.client(peer: peer, forwarded: forwarded, forwardedFor: forwardedFor), client != peer else { return nil }
+        if let refusal = admission.admitForwarded(client) { return refusal }
+        context.channel.closeFuture.assumeIsolated().whenComplete { _ in admission.releaseForwarded(client) }
+        return nil
+    }
+
     /// Answers an upgrade that cannot succeed (RFC 6455 §4.2.2: an HTTP error, and for a version
     /// it does not speak, the one it does) and closes the connection. NIO's upgrader would only
     /// have dropped it.
@@ -175,17 +196,24 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
         buffered = nil
         let start = ContinuousClock.now
         let channel = context.channel
+        let refusedAtAccept = overLimit != nil
+        let deadline = self.deadline
         context.writeAndFlush(NIOAny(error.closingResponse(allocator: channel.allocator))).whenComplete { _ in
-            channel.closeLingering()
+            // Over a limit, the descriptor is the point: kept no longer than the refusal's time.
+            channel.closeLingering(until: refusedAtAccept ? deadline : .now() + .seconds(2))
         }
-        AccessLogMiddleware.log(
-            status: error.status.code,
-            method: method,
-            uri: uri,
-            remote: channel.remoteAddress?.hostDescription,
-            since: start,
-            logger: upgrade.logger
-        )
+        if error.code == .tooManyConnections {
+            upgrade.refusals.refused(status: Int(error.status.code), method: method, uri: uri, remote: channel.remoteAddress?.hostDescription, since: start)
+        } else {
+            AccessLogMiddleware.log(
+                status: error.status.code,
+                method: method,
+                uri: uri,
+                remote: channel.remoteAddress?.hostDescription,
+                since: start,
+                logger: upgrade.logger
+            )
+        }
         result.fail(ChannelError.outputClosed)
     }
 

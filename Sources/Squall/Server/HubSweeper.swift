@@ -1,11 +1,23 @@
 import ServiceLifecycle
 import SquallCore
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Prunes expired messages and forgets idle channels every `interval`, so that memory follows
 /// retention even on channels nobody publishes to or reads any more.
+///
+/// After a sweep that forgot many channels (``trimAfter``) it gives the memory they held back to
+/// the system (glibc's `malloc_trim`): freed, it would otherwise stay in the process's arenas,
+/// and a stranger who made a server open 100,000 channels once would leave it that much larger
+/// for good.
 struct HubSweeper: Service {
     let hub: Hub
     let interval: Duration
+
+    /// Forgetting at least this many channels in one sweep gives memory back to the system.
+    static let trimAfter = 1000
 
     func run() async throws {
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
@@ -14,7 +26,18 @@ struct HubSweeper: Service {
             } catch {
                 return
             }
-            await hub.sweepYielding()
+            if await hub.sweepYielding() >= Self.trimAfter { Self.returnFreedMemory() }
         }
+    }
+
+    /// Returns the pages of freed memory to the system, where the allocator can: glibc's
+    /// `malloc_trim`, looked up at run time (it is not in Swift's Glibc module, and other C
+    /// libraries do not have it).
+    static func returnFreedMemory() {
+        #if canImport(Glibc)
+            typealias Trim = @convention(c) (Int) -> Int32
+            guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") else { return }
+            _ = unsafeBitCast(symbol, to: Trim.self)(0)
+        #endif
     }
 }

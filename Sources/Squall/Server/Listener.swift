@@ -36,6 +36,11 @@ struct Listener: Service {
                     let value = try upgrade.configure(channel)
                     value.result.assumeIsolated().whenComplete { result in
                         if case .success(.webSocket) = result { return }
+                        // Refused, dropped or gone before a request: nothing for a task to do.
+                        if case .failure = result, value.accepted.value == nil {
+                            channel.close(promise: nil)
+                            return
+                        }
                         switch result {
                         case .success(.http), .success(.http2): open.insert(channel)
                         default: break

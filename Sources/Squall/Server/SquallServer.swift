@@ -60,29 +60,33 @@ public struct SquallServer: Service, CustomStringConvertible {
         let maxInfo = configuration.maxInfo
         let publishRate = configuration.publishRate?.bucketRate
         let subscribeRate = configuration.subscribeRate
-        let subscriptions = subscribeRate.map { AddressRateLimiter($0.bucketRate, exemptsLoopback: true) }
+        let addresses = configuration.clientAddresses
+        let subscriptions = subscribeRate.map { AddressRateLimiter($0.bucketRate, addresses: addresses, exemptsLoopback: true) }
         self.subscriptions = subscriptions
         let pool = connections
         func mounted(_ handler: any WebSocketHandler) -> MountedHandler {
             MountedHandler(handler: handler, pool: pool, logger: logger)
         }
-        /// A plain socket subscribes as it opens: its subscription is charged to its address.
-        @Sendable func chargeSubscription(_ address: SocketAddress?) throws(APIError) {
-            guard let subscriptions, let subscribeRate, let wait = subscriptions.take(address) else { return }
+        /// A plain socket subscribes as it opens: its subscription is charged to its client's
+        /// address (behind a trusted proxy, the one the proxy forwards it for).
+        @Sendable func chargeSubscription(_ head: HTTPRequestHead, _ peer: SocketAddress?) throws(APIError) {
+            let client = addresses.client(
+                peer: IPAddress(peer), forwarded: head.headers.first(name: "forwarded"), forwardedFor: head.headers.first(name: "x-forwarded-for"))
+            guard let subscriptions, let subscribeRate, let wait = subscriptions.take(client) else { return }
             throw APIError.rateLimited(subscribeRate, wait: wait, action: "subscribed")
         }
         mounts.append(
             WebSocketMount(path: "/msg", handler: mounted(MsgTransport(channel: "msg", hub: hub, maxInfo: maxInfo, publishRate: publishRate))) {
-                _, uri, _, address in
+                head, uri, _, address in
                 _ = try ChannelTarget(channel: "msg", query: uri.queryParameters, maxInfo: maxInfo)
-                try chargeSubscription(address)
+                try chargeSubscription(head, address)
                 return [:]
             })
         mounts.append(
             WebSocketMount(path: "/msg/{channel}", handler: mounted(MsgTransport(channel: nil, hub: hub, maxInfo: maxInfo, publishRate: publishRate))) {
-                _, uri, parameters, address in
+                head, uri, parameters, address in
                 _ = try ChannelTarget(channel: parameters["channel"].map(String.init), query: uri.queryParameters, maxInfo: maxInfo)
-                try chargeSubscription(address)
+                try chargeSubscription(head, address)
                 return [:]
             })
         mounts.append(
@@ -147,7 +151,7 @@ public struct SquallServer: Service, CustomStringConvertible {
         let assets = try StaticAssets()
         let connections = self.connections
         let router = Router(context: SquallRequestContext.self)
-        router.add(middleware: AccessLogMiddleware(logger: logger))
+        router.add(middleware: AccessLogMiddleware(logger: logger, addresses: configuration.clientAddresses))
         router.add(middleware: OriginMiddleware(policy: configuration.origins))
         router.add(middleware: JSONErrorMiddleware(maxMessageSize: configuration.maxMessageSize))
         assets.add(to: router)
@@ -189,7 +193,7 @@ public struct SquallServer: Service, CustomStringConvertible {
         let tls = try configuration.tls.map { files in
             try TLSAcceptor(
                 files, responder: responder, departures: departures, idleTimeout: configuration.idleTimeout,
-                bodyTimeout: configuration.bodyTimeout, writeTimeout: configuration.writeTimeout
+                bodyTimeout: configuration.bodyTimeout, writeTimeout: configuration.writeTimeout, closeTimeout: configuration.closeTimeout
             )
         }
         return Listener(

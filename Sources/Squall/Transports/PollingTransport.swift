@@ -30,7 +30,7 @@ struct PollingTransport: Sendable {
         self.hub = hub
         self.configuration = configuration
         self.departures = departures
-        self.publishes = configuration.publishRate.map { AddressRateLimiter($0.bucketRate) }
+        self.publishes = configuration.publishRate.map { AddressRateLimiter($0.bucketRate, addresses: configuration.clientAddresses) }
     }
 
     func add(to router: Router<SquallRequestContext>) {
@@ -98,7 +98,7 @@ struct PollingTransport: Sendable {
             }
             return key
         }
-        if let publishes, let rate = configuration.publishRate, let wait = publishes.take(context.remoteAddress) {
+        if let publishes, let rate = configuration.publishRate, let wait = publishes.take(context.client(of: request, configuration.clientAddresses)) {
             throw APIError.rateLimited(rate, wait: wait)
         }
         var request = request

@@ -127,7 +127,8 @@ struct ProtocolRequest {
             switch field.name {
             case "epoch": epoch = try string(field, in: object, path: "since.epoch")
             case "offset":
-                guard let value = integer(field, in: object).flatMap(UInt64.init(exactly:)) else { throw wrongType("since.offset") }
+                // The whole range of offsets, as `since=EPOCH:OFFSET` over HTTP takes it.
+                guard field.kind == .number, let value = UInt64(String(buffer: slice(field, in: object))) else { throw wrongType("since.offset") }
                 offset = value
             default: continue
             }

@@ -30,7 +30,8 @@ struct SSETransport: Sendable {
             lastEventID: request.headers[Self.lastEventID],
             maxInfo: configuration.maxInfo
         )
-        if let subscriptions, let rate = configuration.subscribeRate, let wait = subscriptions.take(context.remoteAddress) {
+        if let subscriptions, let rate = configuration.subscribeRate, let wait = subscriptions.take(context.client(of: request, configuration.clientAddresses))
+        {
             throw APIError.rateLimited(rate, wait: wait, action: "subscribed")
         }
         do {

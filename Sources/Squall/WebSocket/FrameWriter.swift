@@ -206,9 +206,18 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
         reportFlush(context)
     }
 
-    /// Carries out the machine's answer to a close asked for.
+    /// Carries out the machine's answer to a close asked for: now, or queued behind what is
+    /// queued for the client (no new frame is taken after it).
     func perform(_ action: WebSocketStateMachine.CloseAction) {
-        if case .close(let disconnect) = action { writeClose(disconnect) }
+        switch action {
+        case .none:
+            break
+        case .close(let disconnect):
+            writeClose(disconnect)
+        case .queue(let disconnect):
+            closing.store(true, ordering: .relaxed)
+            coalescer.submit(.close(disconnect), for: self)
+        }
     }
 
     /// Writes the close frame the machine chose, after every frame queued before it; nothing is
@@ -254,9 +263,10 @@ extension Channel {
     /// Ends an answered connection the way a client can read the answer: the server's side is
     /// shut (the client sees the end of the response), what the client still sends is read and
     /// dropped — closing with unread input would reset the connection and could destroy the
-    /// answer in flight — and the socket closes when the client closes its side, or after 2 s.
-    func closeLingering() {
+    /// answer in flight — and the socket closes when the client closes its side, or at
+    /// `deadline` (2 s from now unless given).
+    func closeLingering(until deadline: NIODeadline = .now() + .seconds(2)) {
         close(mode: .output, promise: nil)
-        close(after: .seconds(2))
+        eventLoop.scheduleTask(deadline: deadline) { [self] in close(promise: nil) }
     }
 }

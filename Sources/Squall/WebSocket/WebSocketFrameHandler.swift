@@ -81,10 +81,15 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
         do {
             while !paused, let frame = try parser.next() {
                 perform(writer.machine.received(frame), context: context)
-                if writer.machine.sentClose == nil, writer.backlogBytes > Self.pauseAboveBytes { pause(context) }
+                if !writer.machine.isClosing, writer.backlogBytes > Self.pauseAboveBytes { pause(context) }
             }
         } catch {
             closeForViolation(writer.machine.parseFailed(error))
+        }
+        // What has arrived of the next frame: text is checked as it comes.
+        let writer = self.writer
+        if !paused, let part = parser.nextPart(if: { writer.machine.wantsPart($0, rsv1: $1) }) {
+            perform(writer.machine.receivedPart(part), context: context)
         }
     }
 
@@ -104,7 +109,7 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
         case .pong(let payload):
             writer.pong(payload)
         case .close(let disconnect):
-            closeForViolation(.close(disconnect))
+            closeForViolation(.queue(disconnect))
         case .answerClose(let disconnect):
             writer.writeClose(disconnect, dropAfterWrite: true)
         case .drop:
@@ -113,8 +118,11 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     }
 
     private func closeForViolation(_ action: WebSocketStateMachine.CloseAction) {
-        if case .close(let disconnect) = action {
+        switch action {
+        case .close(let disconnect), .queue(let disconnect):
             writer.logger.debug("WebSocket protocol violation", metadata: ["close": "\(disconnect)"])
+        case .none:
+            break
         }
         writer.perform(action)
     }

@@ -17,6 +17,16 @@ struct ClientFrame {
     let payload: ByteBuffer
 }
 
+/// The part of a frame that has arrived while the rest has not: what lets text be checked as it
+/// arrives (``UTF8Validator``).
+struct PartialFrame {
+    let fin: Bool
+    let rsv1: Bool
+    let opcode: WebSocketFrameBytes.Opcode?
+    /// The payload's bytes that arrived since the frame's last part was taken, unmasked.
+    let newBytes: ByteBuffer
+}
+
 /// Cuts the frames a client sends out of the bytes its connection reads, straight from NIO's
 /// receive buffers: a connection keeps no decoder state but a partial frame, when there is one.
 ///
@@ -24,6 +34,9 @@ struct ClientFrame {
 /// - Frames come out whole and in order. What has arrived and not been taken is kept: at most
 ///   one read's bytes and one partial frame, since the reader takes every frame it can unless
 ///   it is pausing (then it stops reading from the socket too).
+/// - The frame still arriving can be looked at as it does (``nextPart(if:)``): each payload
+///   byte is handed out once, in a part or in the whole frame's remainder the reader is told to
+///   skip (``ClientFrame`` carries the whole payload; the reader knows how much it saw).
 /// - A frame longer than `maxFrameSize` is refused from its header, before its payload is read
 ///   into memory. Control frames may carry at most 125 bytes and may not be fragmented (§5.5).
 /// - After a failure the parser drops whatever follows: the stream is no longer framed.
@@ -53,6 +66,8 @@ struct WebSocketFrameParser {
     let maxFrameSize: Int
     private var partial: ByteBuffer?
     private var failed = false
+    /// How many payload bytes of the frame still arriving were handed out as parts.
+    private(set) var partsTaken = 0
 
     init(maxFrameSize: Int) {
         self.maxFrameSize = maxFrameSize
@@ -75,6 +90,7 @@ struct WebSocketFrameParser {
         do {
             let frame = try nextFrame(&buffer)
             partial = buffer.readableBytes > 0 ? buffer : nil
+            if frame != nil { partsTaken = 0 }
             return frame
         } catch {
             failed = true
@@ -83,8 +99,37 @@ struct WebSocketFrameParser {
         }
     }
 
-    /// The next whole frame, or `nil` (nothing consumed) if it has not all arrived yet.
-    private func nextFrame(_ buffer: inout ByteBuffer) throws(Failure) -> ClientFrame? {
+    /// The bytes of the frame still arriving that arrived since its last part was taken, if its
+    /// header is in and `wanted` says its bytes are worth unmasking; `nil` otherwise.
+    mutating func nextPart(if wanted: (WebSocketFrameBytes.Opcode?, _ rsv1: Bool) -> Bool) -> PartialFrame? {
+        guard !failed, let buffer = partial, let header = try? Self.header(buffer, maxFrameSize: maxFrameSize) else { return nil }
+        let arrived = buffer.readableBytes - (header.payloadStart - buffer.readerIndex)
+        guard arrived < header.length, arrived > partsTaken, wanted(header.opcode, header.rsv1),
+            var bytes = buffer.getSlice(at: header.payloadStart + partsTaken, length: arrived - partsTaken)
+        else { return nil }
+        if let key = header.maskKey {
+            // The mask goes on where the last part left it: its bytes, turned by that offset.
+            let keyBytes = withUnsafeBytes(of: key) { Array($0) }
+            let turned = (0..<4).map { keyBytes[($0 + partsTaken) & 3] }
+            bytes = Self.unmasked(bytes, key: turned.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) })
+        }
+        partsTaken = arrived
+        return PartialFrame(fin: header.fin, rsv1: header.rsv1, opcode: header.opcode, newBytes: bytes)
+    }
+
+    /// A frame's header, once it has all arrived.
+    private struct Header {
+        let fin: Bool
+        let rsv1: Bool
+        let rsv2or3: Bool
+        let opcode: WebSocketFrameBytes.Opcode?
+        let maskKey: UInt32?
+        let payloadStart: Int
+        let length: Int
+    }
+
+    /// The header of the frame at `buffer`'s reader index, or `nil` if it has not all arrived.
+    private static func header(_ buffer: ByteBuffer, maxFrameSize: Int) throws(Failure) -> Header? {
         let start = buffer.readerIndex
         guard let first = buffer.getInteger(at: start, as: UInt8.self),
             let second = buffer.getInteger(at: start + 1, as: UInt8.self)
@@ -113,20 +158,33 @@ struct WebSocketFrameParser {
         guard length <= UInt64(maxFrameSize) else { throw .tooBig }
         let masked = second & 0x80 != 0
         let maskStart = start + headerLength
-        let payloadStart = maskStart + (masked ? 4 : 0)
-        guard buffer.readableBytes >= payloadStart - start + Int(length) else { return nil }
-        guard var payload = buffer.getSlice(at: payloadStart, length: Int(length)) else { return nil }
-        if masked {
-            guard let key = buffer.getInteger(at: maskStart, endianness: .host, as: UInt32.self) else { return nil }
-            payload = Self.unmasked(payload, key: key)
-        }
-        buffer.moveReaderIndex(to: payloadStart + Int(length))
-        return ClientFrame(
+        let maskKey = masked ? buffer.getInteger(at: maskStart, endianness: .host, as: UInt32.self) : nil
+        guard !masked || maskKey != nil else { return nil }
+        return Header(
             fin: first & 0x80 != 0,
             rsv1: first & 0x40 != 0,
             rsv2or3: first & 0x30 != 0,
             opcode: WebSocketFrameBytes.Opcode(rawValue: opcode),
-            masked: masked,
+            maskKey: maskKey,
+            payloadStart: maskStart + (masked ? 4 : 0),
+            length: Int(length)
+        )
+    }
+
+    /// The next whole frame, or `nil` (nothing consumed) if it has not all arrived yet.
+    private func nextFrame(_ buffer: inout ByteBuffer) throws(Failure) -> ClientFrame? {
+        guard let header = try Self.header(buffer, maxFrameSize: maxFrameSize) else { return nil }
+        guard buffer.readableBytes >= header.payloadStart - buffer.readerIndex + header.length,
+            var payload = buffer.getSlice(at: header.payloadStart, length: header.length)
+        else { return nil }
+        if let key = header.maskKey { payload = Self.unmasked(payload, key: key) }
+        buffer.moveReaderIndex(to: header.payloadStart + header.length)
+        return ClientFrame(
+            fin: header.fin,
+            rsv1: header.rsv1,
+            rsv2or3: header.rsv2or3,
+            opcode: header.opcode,
+            masked: header.maskKey != nil,
             payload: payload
         )
     }

@@ -8,8 +8,9 @@ import SquallCore
 /// It touches no socket, so its tests drive it directly.
 ///
 /// States: `upgrading` (opened, the 101 not yet written: writes are held back) → `open` →
-/// `closing` (a close frame is out: after the client's close, or on the server's own) →
-/// `closed` (the socket is gone).
+/// `closeQueued` (the client broke the protocol: its close is decided, and goes out after what
+/// was queued before it) → `closing` (a close frame is out: after the client's close, or on the
+/// server's own) → `closed` (the socket is gone).
 ///
 /// Contracts:
 /// - **One close.** At most one close frame is sent; only the first close asked for counts.
@@ -22,6 +23,13 @@ import SquallCore
 /// - **Messages whole and checked.** Data frames are reassembled, inflated when compressed, held
 ///   to the size limit (compressed and inflated) and, for text, to UTF-8; a violation closes
 ///   with its code (1002, 1007, 1009) and the violation becomes the connection's end cause.
+/// - **What was queued before a violation goes first.** A violation stops reading at once, but
+///   its close frame is queued behind what the server had queued for the client (the echo of
+///   the valid message just before it), which RFC 6455 lets the server send first.
+/// - **Text checked as it arrives.** Uncompressed text is checked for UTF-8 fragment by
+///   fragment, and part by part while a frame arrives (``receivedPart(_:)``): invalid text
+///   closes with 1007 at the piece it turns invalid in, not at the end of its message.
+///   Compressed text can only be checked once inflated, whole.
 /// - **Pings.** A client that has not answered the previous ping by the next is dropped; only a
 ///   pong echoing the latest ping's nonce answers it (unsolicited pongs are ignored).
 struct WebSocketStateMachine {
@@ -31,6 +39,9 @@ struct WebSocketStateMachine {
         case upgrading
         /// Frames flow both ways.
         case open
+        /// The client broke the protocol: nothing more is read, and the close (``Closing/sent``)
+        /// goes out after what was queued before it.
+        case closeQueued(Closing)
         /// A close frame is out (``Closing/sent``).
         case closing(Closing)
         /// The socket is gone.
@@ -67,6 +78,8 @@ struct WebSocketStateMachine {
         case none
         /// Send this close frame; the client has the close timeout to answer.
         case close(Disconnect)
+        /// Queue this close frame behind what is queued for the client; then as `close`.
+        case queue(Disconnect)
     }
 
     /// What to do when a ping is due.
@@ -99,6 +112,10 @@ struct WebSocketStateMachine {
     private(set) var state: State = .upgrading
     /// The message being reassembled from fragments.
     private var fragments: (kind: Payload.Kind, compressed: Bool, bytes: ByteBuffer)?
+    /// The uncompressed text message under way, checked so far.
+    private var text: UTF8Validator?
+    /// How many payload bytes of the frame still arriving were checked as parts.
+    private var checkedOfFrame = 0
     /// The nonce of the ping not answered yet.
     private var awaitingPong: UInt64?
     /// A protocol violation or a hook's error: the end cause that wins over the others.
@@ -117,6 +134,14 @@ struct WebSocketStateMachine {
         if case .closing(let closing) = state { closing.sent } else { nil }
     }
 
+    /// Whether the connection reads no more frames: a close is out or decided.
+    var isClosing: Bool {
+        switch state {
+        case .closeQueued, .closing, .closed: true
+        case .upgrading, .open: false
+        }
+    }
+
     // MARK: - Events
 
     /// The 101 is written: held writes go out now, in order.
@@ -128,7 +153,7 @@ struct WebSocketStateMachine {
     func write() -> WriteAction {
         switch state {
         case .upgrading: .hold
-        case .open: .write
+        case .open, .closeQueued: .write
         case .closing, .closed: .discard
         }
     }
@@ -139,11 +164,13 @@ struct WebSocketStateMachine {
         case .closing(let closing):
             // Closing: only the client's answer to the server's close matters now.
             return frame.opcode == .close && !closing.answeredClient ? .drop : .none
-        case .closed:
+        case .closeQueued, .closed:
             return .none
         case .upgrading, .open:
             break
         }
+        let checked = checkedOfFrame
+        checkedOfFrame = 0
         guard frame.masked else { return violated(.unmaskedFrame) }
         guard !frame.rsv2or3 else { return violated(.reservedBits) }
         // RSV1 marks a compressed message: only with permessage-deflate, only on a first frame.
@@ -155,6 +182,10 @@ struct WebSocketStateMachine {
         case .text, .binary:
             guard fragments == nil else { return violated(.expectedContinuation) }
             let kind: Payload.Kind = frame.opcode == .text ? .text : .binary
+            if kind == .text, !frame.rsv1 {
+                if checked == 0 { text = UTF8Validator() }
+                guard check(frame.payload, after: checked) else { return violated(.invalidUTF8) }
+            }
             guard frame.fin else {
                 fragments = (kind, frame.rsv1, frame.payload)
                 return .none
@@ -164,6 +195,7 @@ struct WebSocketStateMachine {
             guard case (let kind, let compressed, var bytes)? = fragments else { return violated(.unexpectedContinuation) }
             fragments = nil
             guard bytes.readableBytes + frame.payload.readableBytes <= maxMessageSize else { return violated(.messageTooBig) }
+            if kind == .text, !compressed, !check(frame.payload, after: checked) { return violated(.invalidUTF8) }
             var more = frame.payload
             bytes.writeBuffer(&more)
             guard frame.fin else {
@@ -186,18 +218,51 @@ struct WebSocketStateMachine {
         }
     }
 
+    /// Whether the bytes of a frame still arriving should be looked at (``receivedPart(_:)``):
+    /// those of uncompressed text, which can be checked as they come.
+    func wantsPart(_ opcode: WebSocketFrameBytes.Opcode?, rsv1: Bool) -> Bool {
+        guard case .open = state, !rsv1 else { return false }
+        switch opcode {
+        case .text: return fragments == nil
+        case .continuation: return fragments.map { $0.kind == .text && !$0.compressed } ?? false
+        default: return false
+        }
+    }
+
+    /// Part of a frame arrived, the rest not yet: uncompressed text is checked now.
+    mutating func receivedPart(_ part: PartialFrame) -> FrameAction {
+        guard wantsPart(part.opcode, rsv1: part.rsv1) else { return .none }
+        if part.opcode == .text, checkedOfFrame == 0 { text = UTF8Validator() }
+        checkedOfFrame += part.newBytes.readableBytes
+        return text?.feed(part.newBytes) == false ? violated(.invalidUTF8) : .none
+    }
+
+    /// Checks the bytes of `payload` after its first `checked` (which parts checked already).
+    private mutating func check(_ payload: ByteBuffer, after checked: Int) -> Bool {
+        guard
+            let rest = payload.getSlice(
+                at: payload.readerIndex + min(checked, payload.readableBytes), length: payload.readableBytes - min(checked, payload.readableBytes))
+        else { return false }
+        return text?.feed(rest) ?? false
+    }
+
     /// The byte stream cannot be read as frames any more.
     mutating func parseFailed(_ failure: WebSocketFrameParser.Failure) -> CloseAction {
         fail(ProtocolViolation(disconnect: failure.disconnect))
     }
 
-    /// The server closes the connection with `disconnect`: a handler's `close`, shutdown.
+    /// The server closes the connection with `disconnect`: a handler's `close`, shutdown; or
+    /// the writer reaches a close queued for a violation, which is the one sent.
     mutating func close(_ disconnect: Disconnect) -> CloseAction {
         switch state {
         case .upgrading, .open:
             state = .closing(Closing(sent: disconnect, answeredClient: false))
             fragments = nil
+            text = nil
             return .close(disconnect)
+        case .closeQueued(let queued):
+            state = .closing(queued)
+            return .close(queued.sent)
         case .closing, .closed:
             return .none
         }
@@ -236,9 +301,10 @@ struct WebSocketStateMachine {
         let previous = state
         state = .closed
         fragments = nil
+        text = nil
         if let failure { return .failed(failure) }
         switch previous {
-        case .closing(let closing): return closing.answeredClient ? .clientClosed : .serverClosed(closing.sent)
+        case .closing(let closing), .closeQueued(let closing): return closing.answeredClient ? .clientClosed : .serverClosed(closing.sent)
         case .upgrading, .open, .closed: return .clientClosed
         }
     }
@@ -259,8 +325,14 @@ struct WebSocketStateMachine {
             }
         }
         guard bytes.readableBytes <= maxMessageSize else { return violated(.messageTooBig) }
-        guard kind == .binary || String(validating: bytes.readableBytesView, as: UTF8.self) != nil else {
-            return violated(.invalidUTF8)
+        if kind == .text {
+            // Uncompressed text was checked as it arrived; compressed text, now it is inflated.
+            if compressed {
+                text = UTF8Validator()
+                text?.feed(bytes)
+            }
+            guard text?.isComplete == true else { return violated(.invalidUTF8) }
+            text = nil
         }
         return .deliver(kind == .text ? .text(utf8: bytes) : .binary(bytes))
     }
@@ -284,6 +356,7 @@ struct WebSocketStateMachine {
         let answer = violation ?? .echo(code ?? 1000)
         state = .closing(Closing(sent: answer, answeredClient: true))
         fragments = nil
+        text = nil
         return .answerClose(answer)
     }
 
@@ -298,7 +371,7 @@ struct WebSocketStateMachine {
 
     private mutating func violated(_ disconnect: Disconnect) -> FrameAction {
         switch fail(ProtocolViolation(disconnect: disconnect)) {
-        case .close(let sent): .close(sent)
+        case .close(let sent), .queue(let sent): .close(sent)
         case .none: .none
         }
     }
@@ -307,9 +380,18 @@ struct WebSocketStateMachine {
         fail(violation, violation.disconnect)
     }
 
+    /// The connection failed (`error`, closed with `disconnect`): on an open connection the
+    /// close is queued behind what was queued before (see the type); nothing more is read.
     private mutating func fail(_ error: any Error, _ disconnect: Disconnect) -> CloseAction {
-        let action = close(disconnect)
-        if action != .none { failure = error }
-        return action
+        guard case .open = state else {
+            let action = close(disconnect)
+            if action != .none { failure = error }
+            return action
+        }
+        state = .closeQueued(Closing(sent: disconnect, answeredClient: false))
+        fragments = nil
+        text = nil
+        failure = error
+        return .queue(disconnect)
     }
 }

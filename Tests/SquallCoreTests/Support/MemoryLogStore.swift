@@ -22,6 +22,7 @@ final class MemoryLogStore: LogStore {
         var held: [CheckedContinuation<Void, Never>] = []
         var restores = 0
         var restoredChannels = 0
+        var largestRead = 0
     }
 
     private let state = Mutex(State())
@@ -42,8 +43,8 @@ final class MemoryLogStore: LogStore {
     /// Commits fail from now on (`false`: they succeed again).
     func failCommits(_ failing: Bool) { state.withLock { $0.failingCommits = failing } }
 
-    /// How many reads the hub made, and of how many channels in all.
-    var restores: (reads: Int, channels: Int) { state.withLock { ($0.restores, $0.restoredChannels) } }
+    /// How many reads the hub made, of how many channels in all, and in the largest read.
+    var restores: (reads: Int, channels: Int, largest: Int) { state.withLock { ($0.restores, $0.restoredChannels, $0.largestRead) } }
 
     /// The channels the store holds rows for.
     var channels: Set<ChannelName> { state.withLock { Set($0.rows.keys) } }
@@ -52,6 +53,7 @@ final class MemoryLogStore: LogStore {
         let hanging = state.withLock { state in
             state.restores += 1
             state.restoredChannels += channels.count
+            state.largestRead = max(state.largestRead, channels.count)
             return state.hanging
         }
         if hanging {

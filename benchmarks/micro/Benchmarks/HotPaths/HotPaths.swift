@@ -14,7 +14,7 @@ let benchmarks: @Sendable () -> Void = {
     for path in HotPaths.all {
         Benchmark(path.name) { benchmark, operation in
             for _ in benchmark.scaledIterations {
-                operation()
+                blackHole(operation())
             }
         } setup: {
             path.prepare()
