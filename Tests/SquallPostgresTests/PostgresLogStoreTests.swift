@@ -303,6 +303,31 @@ struct PostgresLogStoreTests {
         await storeA.close()
     }
 
+    @Test func whileTheDatabaseCannotTakePresenceNoMembersStateIsDropped() async throws {
+        // Before: past 65,536 changes waiting, the oldest half was dropped — real members'
+        // joins with them. Now what waits is each member's latest state.
+        let (a, storeA) = try await node()  // a hub each: its heartbeats keep its members live
+        let (b, storeB) = try await node()
+        let alice = PresenceMember(id: UUID(), info: .name("alice"), transport: "test")
+        // Another session holds squall_presence: A's writes wait, as on a database that lags.
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
+        holder.arguments = ["-q", databaseURL ?? "", "-c", "BEGIN; LOCK TABLE squall_presence IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT;"]
+        try holder.run()
+        try await Task.sleep(for: .milliseconds(500))
+        storeA.announce(.join(room, alice))
+        for index in 0..<70_000 {
+            storeA.announce(.join(try ChannelName("churn-\(index % 70)"), PresenceMember(id: UUID(), info: nil, transport: "test")))
+        }
+        holder.waitUntilExit()
+        try await eventually("B sees alice once A's writes go through") {
+            (try? await storeB.members(room))?.contains { $0.member == alice } == true
+        }
+        withExtendedLifetime((a, b)) {}
+        await storeA.close()
+        await storeB.close()
+    }
+
     @Test func aBadAddressIsRefusedWithAClearError() async {
         #expect(throws: StoreError.self) { try PostgresAddress("mysql://x@y/z") }
         #expect(throws: StoreError.self) { try PostgresAddress("postgres://127.0.0.1/db") }

@@ -65,8 +65,15 @@ struct HandlerAPITests {
             client.send("hi")
             #expect(try await client.nextText() == "hi")
             #expect(seen.withLock { $0 } == ["/rooms/blue blue Bearer good 127.0.0.1"])
+            // The 101 carries what the check answered.
+            let accepted = try await RawUpgrade.responseHead(
+                port: server.port, path: "/rooms/blue", headers: ["Authorization": "Bearer good", "Sec-WebSocket-Protocol": "chat.v2"])
+            #expect(accepted.hasPrefix("HTTP/1.1 101"))
+            #expect(accepted.lowercased().contains("sec-websocket-protocol: chat.v2"))
+            #expect(accepted.lowercased().contains("cache-control: no-store"))
 
-            await #expect(throws: (any Error).self) { _ = try await TestClient.connect(server.url("/rooms/red")) }
+            let refused = try await RawUpgrade.responseHead(port: server.port, path: "/rooms/red")
+            #expect(refused.hasPrefix("HTTP/1.1 401"), "refused with the check's error: \(refused)")
             let plain = try await server.get("/rooms/red")
             #expect(plain.status == 401)
             #expect(plain.body.contains(#""code":"unauthorized""#))

@@ -317,3 +317,28 @@ def test_a_publish_made_while_the_network_is_down_is_sent_again_and_published_on
         assert [m["data"] for m in history["messages"]] == ["sent while offline"]
     finally:
         proxy.close()
+
+
+def test_a_subscribe_the_server_refuses_for_now_is_sent_again_until_it_is_served(squall, browser):
+    # One subscribe a second per connection: the second channel's subscribe is refused
+    # rate_limited at first, and squall.js sends it again after a backoff.
+    server = squall("--log-level", "error", "--subscribe-rate", "1/s", "--subscribe-burst", "1")
+    page = browser(f"{server.http}/healthz")
+    page.execute_script("""
+        window.seen = []; window.errors = [];
+        const script = document.createElement('script');
+        script.src = '/squall.js';
+        script.onload = () => {
+          window.client = new Squall.Client(location.origin, { channel: 'first', transports: ['websocket'] });
+          client.addEventListener('open', () => client.subscribe('second'));
+          client.onmessage = (event) => seen.push(event.channel + ':' + event.data);
+          client.onerror = (event) => errors.push(event.code);
+        };
+        document.head.appendChild(script);
+    """)
+    wait_until(page, lambda d: d.execute_script("var s = window.client && client._channels.second; return !!(s && s.position)"), 15,
+               "the second channel was never subscribed")
+    request = urllib.request.Request(f"{server.http}/channels/second/messages", data=b"hello", method="POST")
+    urllib.request.urlopen(request, timeout=5).read()
+    wait_until(page, lambda d: "second:hello" in d.execute_script("return window.seen"), 10, "the message on the second channel")
+    assert page.execute_script("return window.errors") == [], "a refusal for now is not the application's error"

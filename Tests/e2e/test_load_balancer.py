@@ -96,7 +96,7 @@ def nginx(tmp_path):
 
 def test_two_browsers_chat_through_nginx_while_a_node_is_killed_and_restarted(squall, browser, nginx):
     ports = [free_port(), free_port()]
-    node = {port: squall("--port", str(port), "--store", DATABASE, "--log-level", "error") for port in ports}
+    node = {port: squall("--port", str(port), "--store", DATABASE, "--log-level", "error", "--trusted-proxy", "127.0.0.1") for port in ports}
     balancer = nginx(ports)
     room = f"lb-{uuid.uuid4().hex[:8]}"
     ws_page = browser(page_url(balancer, transport="websocket", nick="ws", room=room))
@@ -121,7 +121,7 @@ def test_two_browsers_chat_through_nginx_while_a_node_is_killed_and_restarted(sq
         chat(ws_page, "ws", f"one node {n}")
         chat(poll_page, "lp", f"one node poll {n}")
 
-    node[ports[0]] = squall("--port", str(ports[0]), "--store", DATABASE, "--log-level", "error")
+    node[ports[0]] = squall("--port", str(ports[0]), "--store", DATABASE, "--log-level", "error", "--trusted-proxy", "127.0.0.1")
     node[ports[1]].stop(signal.SIGKILL)
     for n in range(3):
         chat(ws_page, "ws", f"other node {n}")
@@ -132,3 +132,26 @@ def test_two_browsers_chat_through_nginx_while_a_node_is_killed_and_restarted(sq
         wait_until(page, lambda d: len(shown(d)) >= len(expected), 30)
         assert sorted(shown(page)) == sorted(expected)
     assert shown(ws_page) == shown(poll_page)
+
+
+def test_behind_nginx_each_client_is_itself_for_rates_and_the_access_log(squall, nginx):
+    # Before --trusted-proxy, every publisher behind the same-host nginx shared its address, and
+    # one rate bucket.
+    import http.client
+
+    port = free_port()
+    node = squall("--port", str(port), "--store", DATABASE, "--trusted-proxy", "127.0.0.1", "--publish-rate", "1/min", "--publish-burst", "1")
+    balancer = int(nginx([port]).rsplit(":", 1)[1])
+    room = f"rates-{uuid.uuid4().hex[:8]}"
+
+    def publish(source):
+        connection = http.client.HTTPConnection("127.0.0.1", balancer, timeout=10, source_address=(source, 0))
+        connection.request("POST", f"/channels/{room}/messages", body=b"m")
+        status = connection.getresponse().status
+        connection.close()
+        return status
+
+    assert [publish("127.0.0.2"), publish("127.0.0.2")] == [201, 429]
+    assert publish("127.0.0.3") == 201, "another client behind the same proxy has a bucket of its own"
+    _, log = node.stop()
+    assert f"POST /channels/{room}/messages (127.0.0.3)" in log
