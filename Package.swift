@@ -140,7 +140,14 @@ let package = Package(
         ),
         .testTarget(
             name: "SquallPostgresTests",
-            dependencies: ["SquallPostgres", "SquallCore"]
+            dependencies: [
+                "SquallPostgres", "SquallCore",
+                // The store's parts, tested on their own against the database.
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "SquallTests",

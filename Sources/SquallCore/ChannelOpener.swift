@@ -78,14 +78,18 @@ final class ChannelOpener: Sendable {
                 return .failure(error)
             }
         }
+        // Each request keeps its own deadline: one that waited its turn long is told when its
+        // time is up, while those that came just before the read go on waiting for it.
         let timer = Task {
-            guard let first = batch.first else { return }
-            do {
-                try await Task.sleep(until: first.deadline, clock: .continuous)
-            } catch {
-                return  // the read answered first
+            var next = batch.first?.deadline
+            while let deadline = next {
+                do {
+                    try await Task.sleep(until: deadline, clock: .continuous)
+                } catch {
+                    return  // the read answered first
+                }
+                next = answered.answerOverdue(StoreError("the store did not answer within \(self.limits.timeout)"))
             }
-            answered.answerAll(.failure(StoreError("the store did not answer within \(self.limits.timeout)")))
         }
         let outcome = await reading.value
         timer.cancel()
@@ -121,12 +125,25 @@ private struct OpenRequest: Sendable {
     let done: ChannelOpener.Done
 }
 
-/// The requests of one read, each answered once: by the read, or by its deadline.
+/// The requests of one read, each answered once: by the read, or by its own deadline.
 private final class Answered: Sendable {
-    private let pending: Mutex<[OpenRequest]?>
+    /// Not answered yet, earliest deadline first.
+    private let pending: Mutex<Deque<OpenRequest>>
 
     init(_ batch: [OpenRequest]) {
-        pending = Mutex(batch)
+        pending = Mutex(Deque(batch.sorted { $0.deadline < $1.deadline }))
+    }
+
+    /// Tells every request whose deadline has passed `error`; the next deadline, if any waits.
+    func answerOverdue(_ error: StoreError) -> ContinuousClock.Instant? {
+        let now = ContinuousClock.now
+        let (overdue, next) = pending.withLock { pending -> ([OpenRequest], ContinuousClock.Instant?) in
+            var overdue: [OpenRequest] = []
+            while let first = pending.first, first.deadline <= now { overdue.append(pending.removeFirst()) }
+            return (overdue, pending.first?.deadline)
+        }
+        for request in overdue { request.done(.failure(error)) }
+        return next
     }
 
     /// Answers every request not answered yet with `outcome`.
@@ -136,7 +153,10 @@ private final class Answered: Sendable {
 
     /// Answers every request not answered yet with what `outcome` gives for its channel.
     func answerEach(_ outcome: (ChannelName) -> Result<StoredLog?, StoreError>) {
-        guard let requests = pending.withLock({ $0.take() }) else { return }
+        let requests = pending.withLock { pending in
+            defer { pending.removeAll() }
+            return Array(pending)
+        }
         for request in requests { request.done(outcome(request.channel)) }
     }
 }

@@ -182,6 +182,13 @@ public final class Hub: Sendable {
         }
     }
 
+    /// Whether a request on `channel` now would read its log from the store: there is one, and
+    /// the channel is not in memory. Transports charge such requests to a rate, so that nobody
+    /// can keep the store's reads (``OpeningLimits``) to themselves by asking for new names.
+    public func opensFromStore(_ channel: ChannelName) -> Bool {
+        opener != nil && shard(channel).withLock { $0[channel] == nil }
+    }
+
     /// Runs `body` on `channel`'s state if the channel exists and is open; `nil` if not.
     func withExistingChannel<T>(_ channel: ChannelName, _ body: (inout ChannelState.Locked) -> T) -> T? {
         guard let state = shard(channel).withLock({ $0[channel] }) else { return nil }

@@ -6,7 +6,15 @@ import SquallCore
 
 /// One connection to the database, made again on first use after it was lost: a store's writer
 /// or reader. Every query runs on the link's event loop, one after another in the order asked.
+///
+/// Contract: a query not answered within ``queryTimeout`` of being asked closes the connection,
+/// failing it and every query queued behind it, and the next query connects again. A database
+/// that stops answering without closing (a frozen host, a lost route) would otherwise hold the
+/// link, and every caller waiting on it, until TCP gives up: minutes.
 final class PostgresLink: Sendable {
+    /// How long a query may go unanswered before its connection is given up.
+    static let queryTimeout = TimeAmount.seconds(10)
+
     private enum State {
         case closed
         case connecting(EventLoopFuture<PostgresConnection>)
@@ -16,19 +24,25 @@ final class PostgresLink: Sendable {
     let loop: any EventLoop
     private let configuration: PostgresConnection.Configuration
     private let logger: Logger
+    private let queryTimeout: TimeAmount
     private let state: NIOLoopBoundBox<State>
+    /// Set by ``close()``: from then on queries fail at once, without touching the loop, which
+    /// may already be shut down (work submitted to it then would never run).
+    private let closed = NIOLockedValueBox(false)
     private static let ids = NIOLockedValueBox(0)
 
-    init(loop: any EventLoop, configuration: PostgresConnection.Configuration, logger: Logger) {
+    init(loop: any EventLoop, configuration: PostgresConnection.Configuration, logger: Logger, queryTimeout: TimeAmount = PostgresLink.queryTimeout) {
         self.loop = loop
         self.configuration = configuration
         self.logger = logger
+        self.queryTimeout = queryTimeout
         self.state = NIOLoopBoundBox.makeBoxSendingValue(State.closed, as: State.self, eventLoop: loop)
     }
 
     /// The connection, connecting first if there is none.
     func connection() -> EventLoopFuture<PostgresConnection> {
-        loop.flatSubmit { [self] in
+        guard !closed.withLockedValue({ $0 }) else { return loop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
+        return loop.flatSubmit { [self] in
             switch state.value {
             case .open(let connection) where !connection.isClosed:
                 return loop.makeSucceededFuture(connection)
@@ -52,14 +66,24 @@ final class PostgresLink: Sendable {
         }
     }
 
-    /// Runs `query` and collects its rows.
+    /// Runs `query` and collects its rows; fails if the database does not answer within
+    /// ``queryTimeout``.
     func query(_ query: PostgresQuery) -> EventLoopFuture<PostgresQueryResult> {
-        connection().flatMap { [logger] connection in connection.query(query, logger: logger) }
+        connection().flatMap { [logger, loop, queryTimeout] connection in
+            let result = connection.query(query, logger: logger)
+            let watchdog = loop.scheduleTask(in: queryTimeout) {
+                logger.warning("PostgreSQL did not answer a query in time; connecting again", metadata: ["timeout": "\(queryTimeout)"])
+                _ = connection.close() as EventLoopFuture<Void>  // at once: the channel, and every query on it, fails
+            }
+            result.whenComplete { _ in watchdog.cancel() }
+            return result
+        }
     }
 
-    /// Closes the connection, if there is one.
+    /// Closes the connection, if there is one, for good.
     func close() -> EventLoopFuture<Void> {
-        loop.flatSubmit { [self] in
+        closed.withLockedValue { $0 = true }
+        return loop.flatSubmit { [self] in
             guard case .open(let connection) = state.value else { return loop.makeSucceededVoidFuture() }
             state.value = .closed
             return connection.close().recover { _ in }

@@ -19,8 +19,9 @@ import SquallCore
 /// - ``PostgresListener``: `LISTEN`s for positions and presence changes (positions, never
 ///   payloads).
 /// - ``PostgresPresence``: this node's members, latest state per member, and the others'.
-/// - ``PostgresNodes``: heartbeats, nodes that went silent, and the ``PostgresJanitor``, which
-///   deletes messages past their age and channels past their meta TTL in small batches.
+/// - ``PostgresNodes``: heartbeats, and nodes that went silent.
+/// - ``PostgresJanitor``: deletes messages past their age and channels past their meta TTL in
+///   small batches, on a connection and a timer of its own.
 ///
 /// Contracts:
 /// - **Outage.** A node that cannot reach the database keeps its sockets: appends fail with
@@ -49,6 +50,7 @@ public final class PostgresLogStore: SharedLog, LogBroker, PresenceRegistry {
     private let listener: PostgresListener
     private let presence: PostgresPresence
     private let nodes: PostgresNodes
+    private let janitor: PostgresJanitor
 
     /// Connects to the database at `address` and creates or updates Squall's tables there.
     /// - Parameters:
@@ -69,20 +71,22 @@ public final class PostgresLogStore: SharedLog, LogBroker, PresenceRegistry {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
         let link = { PostgresLink(loop: loop, configuration: configuration, logger: logger) }
-        let (writing, opening, reading, upkeep) = (link(), link(), link(), link())
-        links = [writing, opening, reading, upkeep]
+        let (writing, opening, reading, upkeep, cleaning) = (link(), link(), link(), link(), link())
+        links = [writing, opening, reading, upkeep, cleaning]
         writer = PostgresWriter(
             link: writing, loop: loop, retention: retention, window: idempotency.duration.inSeconds, maxQueuedBytes: maxQueuedBytes, logger: logger)
         reader = PostgresReader(opener: opening, reader: reading)
         listener = PostgresListener(node: node, loop: loop, configuration: configuration, logger: logger)
         presence = PostgresPresence(node: node, link: upkeep, loop: loop, logger: logger)
-        nodes = PostgresNodes(node: node, link: upkeep, listener: listener, janitor: PostgresJanitor(link: upkeep, retention: retention, logger: logger))
+        nodes = PostgresNodes(node: node, link: upkeep, listener: listener)
+        janitor = PostgresJanitor(link: cleaning, retention: retention, logger: logger)
         do {
             try await Self.migrate(writing, logger: logger).get()
         } catch {
             await closeLinks()
             throw StoreError(postgres: error, doing: "set up Squall's tables at \(address)")
         }
+        janitor.start()
     }
 
     /// Runs the schema's statements in one transaction, under an advisory lock, so that nodes
@@ -126,6 +130,7 @@ public final class PostgresLogStore: SharedLog, LogBroker, PresenceRegistry {
         await writer.close()
         presence.close()
         nodes.stop()
+        janitor.stop()
         _ = try? await listener.stop().get()
         await closeLinks()
     }

@@ -6,8 +6,7 @@ import SquallCore
 
 /// The node's heartbeat: every ``heartbeat`` it says it is alive in `squall_nodes`, tells its
 /// hub which other nodes stopped saying so (their members leave presence here), and proves the
-/// listener's connection; every ``Retention/sweepInterval`` (rounded to beats) it runs the
-/// ``PostgresJanitor``.
+/// listener's connection.
 ///
 /// Contracts: a node silent for ``nodeTimeout`` drops out of every other node's presence; a
 /// node whose own beats failed or came late for that long has been dropped by the others, so it
@@ -22,35 +21,30 @@ final class PostgresNodes: Sendable {
     let node: UUID
     private let link: PostgresLink
     private let listener: PostgresListener
-    private let janitor: PostgresJanitor
-    /// The janitor runs every this many beats.
-    private let janitorEvery: Int
     /// When the last heartbeat that landed was sent.
     private let lastBeat = NIOLockedValueBox(NIODeadline.now())
     private let stopped = NIOLockedValueBox(false)
 
-    init(node: UUID, link: PostgresLink, listener: PostgresListener, janitor: PostgresJanitor) {
+    init(node: UUID, link: PostgresLink, listener: PostgresListener) {
         self.node = node
         self.link = link
         self.listener = listener
-        self.janitor = janitor
-        self.janitorEvery = max(1, Int(clamping: janitor.retention.sweepInterval.components.seconds / (Self.heartbeat.nanoseconds / 1_000_000_000)))
     }
 
     /// Starts beating for `follower` until ``stop()``.
     func start(for follower: any PresenceFollower) {
-        beat(for: follower, count: 0)
+        beat(for: follower)
     }
 
     func stop() {
         stopped.withLockedValue { $0 = true }
     }
 
-    private func beat(for follower: any PresenceFollower, count: Int) {
+    private func beat(for follower: any PresenceFollower) {
         let node = self.node
         let timeout = Self.nodeTimeout
         listener.probe()
-        var done = link.query(
+        let done = link.query(
             """
             INSERT INTO squall_nodes (id, seen) VALUES (\(node), extract(epoch FROM clock_timestamp()))
             ON CONFLICT (id) DO UPDATE SET seen = EXCLUDED.seen
@@ -61,9 +55,6 @@ final class PostgresNodes: Sendable {
         }
         .flatMapThrowing { result -> Set<UUID> in
             try Set(result.rows.map { try $0.decode(UUID.self) })
-        }
-        if count % janitorEvery == 0 {
-            done = done.flatMap { [janitor] gone in janitor.run().map { gone } }
         }
         let started = NIODeadline.now()
         done.whenComplete { [weak follower, self] result in
@@ -79,7 +70,7 @@ final class PostgresNodes: Sendable {
             }
             guard !stopped.withLockedValue({ $0 }), follower != nil else { return }
             link.loop.scheduleTask(in: Self.heartbeat) { [weak follower] in
-                if let follower { self.beat(for: follower, count: count + 1) }
+                if let follower { self.beat(for: follower) }
             }
         }
     }

@@ -8,9 +8,11 @@ import Synchronization
 /// This node's members as the database records them, and the other nodes' as it reads them.
 ///
 /// Contracts: what waits to be recorded is the latest state of each member (by channel and
-/// client) — never a log of changes — so it is bounded by the members there are, and a change
-/// that could not be written (the database away) is written again later unless a newer one
-/// replaced it: no current member's state is ever dropped. One write is under way at a time.
+/// client) — never a log of changes — and a leave whose join never reached the database is no
+/// change at all, so what waits is bounded by the members there are (and those whose rows are
+/// still to be deleted), however many come and go while the database is away. A change that
+/// could not be written is written again later unless a newer one replaced it: no current
+/// member's state is ever dropped. One write is under way at a time.
 final class PostgresPresence: Sendable {
     /// Most changes one write carries.
     static let maxBatch = 1000
@@ -24,6 +26,9 @@ final class PostgresPresence: Sendable {
 
     private struct Queue {
         var latest: [Key: PresenceChange] = [:]
+        /// Members whose row may be in the database: a join was sent, and no leave since is
+        /// known to have been written.
+        var mayBeRecorded: Set<Key> = []
         var writing = false
         var closed = false
     }
@@ -45,12 +50,20 @@ final class PostgresPresence: Sendable {
     func announce(_ change: PresenceChange) {
         let wake = queue.withLock { queue -> Bool in
             guard !queue.closed else { return false }
-            queue.latest[Key(channel: change.channel, client: change.member.id)] = change
+            let key = Key(channel: change.channel, client: change.member.id)
+            if case .leave = change, !queue.mayBeRecorded.contains(key) {
+                queue.latest[key] = nil  // its join never left this node: nothing to undo
+                return false
+            }
+            queue.latest[key] = change
             defer { queue.writing = true }
             return !queue.writing
         }
         if wake { loop.execute { self.writeNext() } }
     }
+
+    /// How many members' states wait to be written.
+    var waiting: Int { queue.withLock { $0.latest.count } }
 
     /// Stops writing.
     func close() {
@@ -64,12 +77,22 @@ final class PostgresPresence: Sendable {
                 return []
             }
             let batch = Array(queue.latest.prefix(Self.maxBatch))
-            for (key, _) in batch { queue.latest[key] = nil }
+            for (key, change) in batch {
+                queue.latest[key] = nil
+                if case .join = change { queue.mayBeRecorded.insert(key) }
+            }
             return batch
         }
         guard !batch.isEmpty else { return }
         link.query(PostgresQueries.presence(batch.map(\.1), node: node)).whenComplete { [self] result in
-            guard case .failure(let error) = result else { return writeNext() }
+            guard case .failure(let error) = result else {
+                queue.withLock { queue in
+                    for (key, change) in batch {
+                        if case .leave = change, queue.latest[key] == nil { queue.mayBeRecorded.remove(key) }
+                    }
+                }
+                return writeNext()
+            }
             logger.warning("PostgreSQL presence change failed; retrying", metadata: ["error": "\(StoreError(postgres: error, doing: "record presence"))"])
             queue.withLock { queue in
                 for (key, change) in batch where queue.latest[key] == nil { queue.latest[key] = change }

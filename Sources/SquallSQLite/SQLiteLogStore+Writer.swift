@@ -10,7 +10,7 @@ extension SQLiteLogStore {
         var nextSweep = DispatchTime.now() + sweepInterval
         var sweepUnfinished = false
         while true {
-            let (batch, trims, closing) = queue.withLock { queue -> ([Pending], [ChannelName: Trim], Bool) in
+            let (batch, trims, cleanupTurn, closing) = queue.withLock { queue -> ([Pending], [ChannelName: Trim], Bool, Bool) in
                 let batch: [Pending]
                 if queue.appends.count <= Self.maxBatch {
                     batch = queue.appends
@@ -30,7 +30,7 @@ extension SQLiteLogStore {
                     queue.batchesSinceTrim = 0
                 }
                 queue.idle = batch.isEmpty && trims.isEmpty && !queue.closing
-                return (batch, trims, queue.closing)
+                return (batch, trims, trimNow, queue.closing)
             }
             let sweepDue = !closing && (sweepUnfinished || DispatchTime.now() >= nextSweep)
             if batch.isEmpty && trims.isEmpty && !sweepDue {
@@ -41,7 +41,9 @@ extension SQLiteLogStore {
             }
             if !batch.isEmpty { commit(batch) }
             if !trims.isEmpty { delete(trims) }
-            if sweepDue, batch.isEmpty {
+            // A sweep takes the trims' turn: when no append waits, and under load every
+            // `trimEvery` batches, or a busy file would never sweep.
+            if sweepDue, cleanupTurn {
                 sweepUnfinished = sweepExpired()
                 if !sweepUnfinished { nextSweep = .now() + sweepInterval }
                 // Awake on purpose: the next loop sees the sweep is done or goes on with it.

@@ -167,3 +167,5 @@ enum StoreOption: ExpressibleByArgument, Equatable {
 
 /// `--sqlite-sync`: `normal` (a commit survives the process crashing) or `full` (a power loss too).
 extension SQLiteLogStore.Durability: ExpressibleByArgument {}
+
+extension ClientAddresses.ForwardingHeader: ExpressibleByArgument {}

@@ -159,12 +159,20 @@ struct Serve: AsyncParsableCommand {
     @Option(
         name: .customLong("trusted-proxy"),
         help: """
-            A proxy, ADDRESS or ADDRESS/PREFIX, whose Forwarded or X-Forwarded-For header says which client a request is from, for \
-            limits, rates and the access log; repeat for more. From any other peer those headers are ignored. [default: none] \
+            A proxy, ADDRESS or ADDRESS/PREFIX, whose --forwarded-header says which client a request is from, for \
+            limits, rates and the access log; repeat for more. From any other peer the header is ignored. [default: none] \
             [env: SQUALL_TRUSTED_PROXIES, comma-separated]
             """
     )
     var trustedProxies: [String] = []
+
+    @Option(
+        help: """
+            The header trusted proxies write the client's address in: x-forwarded-for or forwarded (RFC 7239). Only that one is \
+            read: a proxy passes the other on as the client sent it. [default: x-forwarded-for] [env: SQUALL_FORWARDED_HEADER]
+            """
+    )
+    var forwardedHeader: ClientAddresses.ForwardingHeader?
 
     @Option(help: "Leading bits of an IPv4 address that make one client for per-address limits and rates, 1-32. [default: 32] [env: SQUALL_IPV4_PREFIX]")
     var ipv4Prefix: Int?
@@ -329,7 +337,8 @@ struct Serve: AsyncParsableCommand {
         guard (1...32).contains(ipv4), (1...128).contains(ipv6) else {
             throw ValidationError("the IPv4 prefix must be 1-32 and the IPv6 prefix 1-128, got \(ipv4) and \(ipv6)")
         }
-        return ClientAddresses(trustedProxies: proxies, ipv4Prefix: ipv4, ipv6Prefix: ipv6)
+        let header = try environment.resolve(forwardedHeader, "SQUALL_FORWARDED_HEADER", default: defaults.forwardingHeader)
+        return ClientAddresses(trustedProxies: proxies, forwardingHeader: header, ipv4Prefix: ipv4, ipv6Prefix: ipv6)
     }
 
     private func resolvedLimits(_ environment: EnvironmentOptions, defaults: ConnectionLimits) throws -> ConnectionLimits {

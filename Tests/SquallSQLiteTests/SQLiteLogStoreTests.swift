@@ -251,3 +251,45 @@ struct SQLiteLogStoreTests {
         await store.close()
     }
 }
+
+extension SQLiteLogStoreTests {
+    @Test func expiredMessagesAreSweptWhileAppendsNeverStop() async throws {
+        // Before: the sweep waited for a moment with no append queued, so a file under sustained
+        // load kept the expired messages of channels nobody opens forever.
+        let firstStore = try SQLiteLogStore(path: path)
+        let first = Hub(store: firstStore)
+        for index in 0..<300 { try await first.publish(.text("m"), to: try ChannelName("c\(index % 30)")) }
+        await firstStore.close()
+        let retention = Retention(maxAge: .seconds(1), metaTTL: .seconds(600))
+        let store = try SQLiteLogStore(path: path, retention: retention)
+        let load = try ChannelName("load")
+        let stop = Mutex(false)
+        // Appends faster than the writer commits, so a batch always waits behind the one it takes.
+        let producer = Task {
+            var offset: UInt64 = 0
+            while !stop.withLock({ $0 }) {
+                do {
+                    for _ in 0..<5_000 {
+                        offset += 1
+                        let message = Message(
+                            channel: load, position: StreamPosition(epoch: "load", offset: offset), time: Date(), publisher: nil, payload: .text("m"))
+                        try store.append(message, idempotencyKey: nil) { _ in }
+                    }
+                } catch {
+                    try? await Task.sleep(for: .milliseconds(1))  // the queue is full: it stays so
+                }
+                await Task.yield()
+            }
+        }
+        let reader = try DatabaseQueue(path: path)
+        var rows = 300
+        for _ in 0..<100 where rows > 0 {
+            try await Task.sleep(for: .milliseconds(100))
+            rows = try await reader.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM messages WHERE channel != 'load'") ?? -1 }
+        }
+        stop.withLock { $0 = true }
+        await producer.value
+        #expect(rows == 0, "\(rows) expired rows left while appends went on")
+        await store.close()
+    }
+}

@@ -144,17 +144,28 @@ import Testing
     @Test func forwardingHeadersAreBelievedFromTrustedProxiesOnly() throws {
         let addresses = ClientAddresses(trustedProxies: [try AddressRange(parsing: "127.0.0.0/8"), try AddressRange(parsing: "10.0.0.0/8")])
         let proxy = IPAddress("127.0.0.1")
-        #expect(addresses.client(peer: proxy, forwarded: nil, forwardedFor: "203.0.113.9") == IPAddress("203.0.113.9"))
+        #expect(addresses.client(peer: proxy, forwarding: "203.0.113.9") == IPAddress("203.0.113.9"))
         // The nearest hop that is not a trusted proxy: what the client wrote itself is not believed.
-        #expect(addresses.client(peer: proxy, forwarded: nil, forwardedFor: "1.2.3.4, 203.0.113.9, 10.1.1.1") == IPAddress("203.0.113.9"))
-        #expect(
-            addresses.client(peer: proxy, forwarded: "for=192.0.2.60;proto=http, for=\"[2001:db8::17]:4711\"", forwardedFor: "9.9.9.9")
-                == IPAddress("2001:db8::17"))
-        #expect(addresses.client(peer: proxy, forwarded: "for=unknown", forwardedFor: nil) == proxy, "an address it cannot read leaves the proxy")
-        #expect(addresses.client(peer: proxy, forwarded: nil, forwardedFor: nil) == proxy)
+        #expect(addresses.client(peer: proxy, forwarding: "1.2.3.4, 203.0.113.9, 10.1.1.1") == IPAddress("203.0.113.9"))
+        #expect(addresses.client(peer: proxy, forwarding: nil) == proxy)
         let stranger = IPAddress("198.51.100.4")
-        #expect(addresses.client(peer: stranger, forwarded: nil, forwardedFor: "203.0.113.9") == stranger, "an untrusted peer's header is ignored")
-        #expect(ClientAddresses().client(peer: proxy, forwarded: nil, forwardedFor: "203.0.113.9") == proxy, "no proxy is trusted by default")
+        #expect(addresses.client(peer: stranger, forwarding: "203.0.113.9") == stranger, "an untrusted peer's header is ignored")
+        #expect(ClientAddresses().client(peer: proxy, forwarding: "203.0.113.9") == proxy, "no proxy is trusted by default")
+        // RFC 7239's header, when the proxies write that one instead.
+        var rfc7239 = addresses
+        rfc7239.forwardingHeader = .forwarded
+        #expect(rfc7239.client(peer: proxy, forwarding: "for=192.0.2.60;proto=http, for=\"[2001:db8::17]:4711\"") == IPAddress("2001:db8::17"))
+        #expect(rfc7239.client(peer: proxy, forwarding: "for=unknown") == proxy, "an address it cannot read leaves the proxy")
+    }
+
+    @Test func onlyTheHeaderTheProxyWritesIsRead() {
+        // nginx sets X-Forwarded-For and passes a client's own Forwarded header on untouched:
+        // reading that one would let every request choose its address.
+        let head = ByteBuffer(string: "GET /msg HTTP/1.1\r\nForwarded: for=198.51.100.1\r\nX-Forwarded-For: 203.0.113.9\r\nx-forwarded-for: 192.0.2.1\r\n\r\n")
+        #expect(ForwardingHeaders.value(of: "x-forwarded-for", in: head) == "203.0.113.9, 192.0.2.1")
+        let addresses = ClientAddresses(trustedProxies: [try! AddressRange(parsing: "127.0.0.1")])
+        let forwarding = ForwardingHeaders.value(of: addresses.forwardingHeader.rawValue, in: head)
+        #expect(addresses.client(peer: IPAddress("127.0.0.1"), forwarding: forwarding) == IPAddress("192.0.2.1"))
     }
 
     @Test func anAddressRateLimiterKeepsABucketPerNetworkAndSaysHowLongToWait() {

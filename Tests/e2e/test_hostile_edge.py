@@ -201,6 +201,34 @@ def test_a_refused_connection_is_answered_at_once_and_lets_go_of_its_descriptor_
         s.close()
 
 
+def test_a_refused_client_still_sending_its_request_is_not_reset(squall):
+    # Before: the refused connection was closed outright once the 503 was written, so whatever
+    # the client still sent met a reset — which, off loopback, can destroy the 503 still in
+    # flight. Now the server shuts its side and reads (and drops) what comes, until the client
+    # is done or the refusal's second is up.
+    server = squall("--log-level", "error", "--max-connections-per-address", "1", "--handshake-timeout", "30")
+    counted = socket.create_connection(("127.0.0.1", server.port), source_address=("127.0.0.2", 0))
+    time.sleep(0.2)
+    outcomes = []
+    for _ in range(5):
+        s = socket.create_connection(("127.0.0.1", server.port), source_address=("127.0.0.2", 0), timeout=5)
+        s.sendall(b"POST /channels/a/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 30000\r\n\r\n")
+        answer = b""
+        while chunk := s.recv(4096):
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 503") and b"too_many_connections" in answer, answer[:40]
+        try:
+            for _ in range(3):  # the rest of its body, as a client that has not read the answer yet sends it
+                s.sendall(b"x" * 10000)
+                time.sleep(0.05)
+            outcomes.append("sent")
+        except (BrokenPipeError, ConnectionResetError) as error:
+            outcomes.append(type(error).__name__)
+        s.close()
+    counted.close()
+    assert outcomes == ["sent"] * 5, outcomes
+
+
 def test_refused_connections_from_one_address_never_delay_another(squall):
     # The reproduction: under `ulimit -n 300`, 400 silent connections from one address over its
     # limit delayed another address's /healthz by 9.0 s.

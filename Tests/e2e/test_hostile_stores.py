@@ -128,6 +128,34 @@ def test_reading_channels_nobody_published_to_leaves_no_row(squall):
     assert psql(f"SELECT count(*) FROM squall_channels WHERE name LIKE '{prefix}-%'") == "1"
 
 
+def test_reads_that_open_channels_from_the_store_are_charged_to_the_subscribe_rate(squall, tmp_path):
+    # Before: history reads and polls of new names were free, so one client could keep every
+    # channel waiting to open (16,384 at most, for the whole server) to itself.
+    import http.client
+
+    server = squall("--store", f"sqlite:{tmp_path / 'squall.sqlite'}", "--subscribe-rate", "1/min", "--subscribe-burst", "3")
+    prefix = f"names-{uuid.uuid4().hex[:8]}"
+
+    def get(path, source="127.0.0.2"):
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10, source_address=(source, 0))
+        connection.request("GET", path)
+        response = connection.getresponse()
+        body = json.loads(response.read())
+        connection.close()
+        return response.status, body
+
+    statuses = [get(f"/channels/{prefix}-{n}/history")[0] for n in range(3)] + [get(f"/channels/{prefix}-3/messages?wait=0")[0]]
+    assert statuses == [200, 200, 200, 429], statuses
+    status, body = get(f"/channels/{prefix}-4/history")
+    assert (status, body["error"]["code"]) == (429, "rate_limited")
+    request = urllib.request.Request(f"{server.http}/channels/{prefix}-open/messages", data=b"m", method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 201
+    assert get(f"/channels/{prefix}-open/history")[0] == 200, "a channel in memory costs the store nothing: never charged"
+    assert get(f"/channels/{prefix}-5/history", source="127.0.0.3")[0] == 200, "another address has its own bucket"
+    assert get(f"/channels/{prefix}-6/history", source="127.0.0.1")[0] == 200, "loopback is exempt"
+
+
 def rows(path, table):
     with sqlite3.connect(path, timeout=10) as db:
         return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]

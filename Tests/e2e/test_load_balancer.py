@@ -144,14 +144,19 @@ def test_behind_nginx_each_client_is_itself_for_rates_and_the_access_log(squall,
     balancer = int(nginx([port]).rsplit(":", 1)[1])
     room = f"rates-{uuid.uuid4().hex[:8]}"
 
-    def publish(source):
+    def publish(source, headers=None):
         connection = http.client.HTTPConnection("127.0.0.1", balancer, timeout=10, source_address=(source, 0))
-        connection.request("POST", f"/channels/{room}/messages", body=b"m")
+        connection.request("POST", f"/channels/{room}/messages", body=b"m", headers=headers or {})
         status = connection.getresponse().status
         connection.close()
         return status
 
     assert [publish("127.0.0.2"), publish("127.0.0.2")] == [201, 429]
+    # Headers a client writes itself choose nothing: nginx appends to X-Forwarded-For and passes
+    # a Forwarded header on untouched, and the node reads only the address nginx wrote.
+    for spoof in [{"Forwarded": "for=198.51.100.7"}, {"X-Forwarded-For": "198.51.100.8"}]:
+        assert publish("127.0.0.2", spoof) == 429, f"{spoof} gave the client a fresh bucket"
     assert publish("127.0.0.3") == 201, "another client behind the same proxy has a bucket of its own"
     _, log = node.stop()
     assert f"POST /channels/{room}/messages (127.0.0.3)" in log
+    assert "198.51.100" not in log

@@ -8,22 +8,38 @@ import NIOCore
 /// - **Networks, not hosts.** An IPv4 client counts as its /``ipv4Prefix`` (default /32, the
 ///   address) and an IPv6 client as its /``ipv6Prefix`` (default /64): anyone given a /64, as
 ///   IPv6 hosts usually are, would otherwise have 2⁶⁴ addresses and no limit.
-/// - **Forwarded only by a trusted proxy.** A request's `Forwarded` (RFC 7239) or, without it,
-///   `X-Forwarded-For` header is believed when — and only when — the peer is in
-///   ``trustedProxies``: then the client is the nearest address in it that is not itself a
-///   trusted proxy (so a client cannot claim any address by sending the header itself). From any
-///   other peer the headers are ignored.
+/// - **Forwarded only by a trusted proxy, in the header it writes.** The one header the proxies
+///   write (``forwardingHeader``: `X-Forwarded-For` by default, or RFC 7239's `Forwarded`) is
+///   believed when — and only when — the peer is in ``trustedProxies``: then the client is the
+///   nearest address in it that is not itself a trusted proxy. The other header is never read,
+///   since a proxy passes a header it does not write on as the client sent it; so a client
+///   cannot claim any address by sending either header itself. From any other peer both are
+///   ignored.
 public struct ClientAddresses: Sendable, Hashable {
-    /// Peers whose forwarding headers are believed. Default none.
+    /// The header a trusted proxy says whom it forwards for in.
+    public enum ForwardingHeader: String, Sendable, Hashable, CaseIterable {
+        /// `X-Forwarded-For: client, proxy1, …` — what nginx (`$proxy_add_x_forwarded_for`),
+        /// HAProxy (`option forwardfor`) and most cloud load balancers write.
+        case xForwardedFor = "x-forwarded-for"
+        /// RFC 7239's `Forwarded: for=client, for=proxy1` (`for=` of each element).
+        case forwarded
+    }
+
+    /// Peers whose forwarding header is believed. Default none.
     public var trustedProxies: [AddressRange]
+    /// The header they write. Default `X-Forwarded-For`.
+    public var forwardingHeader: ForwardingHeader
     /// How many leading bits of an IPv4 address make one client. Default 32.
     public var ipv4Prefix: Int
     /// How many leading bits of an IPv6 address make one client. Default 64.
     public var ipv6Prefix: Int
 
     /// Client addresses as described; prefixes outside 1–32 and 1–128 are taken as the nearest.
-    public init(trustedProxies: [AddressRange] = [], ipv4Prefix: Int = 32, ipv6Prefix: Int = 64) {
+    public init(
+        trustedProxies: [AddressRange] = [], forwardingHeader: ForwardingHeader = .xForwardedFor, ipv4Prefix: Int = 32, ipv6Prefix: Int = 64
+    ) {
         self.trustedProxies = trustedProxies
+        self.forwardingHeader = forwardingHeader
         self.ipv4Prefix = min(max(ipv4Prefix, 1), 32)
         self.ipv6Prefix = min(max(ipv6Prefix, 1), 128)
     }
@@ -40,18 +56,15 @@ public struct ClientAddresses: Sendable, Hashable {
     }
 
     /// The client a request came from: `peer`, or — when `peer` is a trusted proxy — the address
-    /// its `Forwarded` (else `X-Forwarded-For`) header names. A header that names no address
-    /// Squall can read leaves the peer.
-    public func client(peer: IPAddress?, forwarded: String?, forwardedFor: String?) -> IPAddress? {
-        guard !trustedProxies.isEmpty, isTrustedProxy(peer) else { return peer }
-        let hops: [IPAddress?]
-        if let forwarded, !forwarded.isEmpty {
-            hops = Self.forwardedFor(forwarded)
-        } else if let forwardedFor, !forwardedFor.isEmpty {
-            hops = forwardedFor.split(separator: ",").map { IPAddress(Self.host(of: $0.trimmingSpaces())) }
-        } else {
-            return peer
-        }
+    /// `forwarding` (every line of the request's ``forwardingHeader``, joined with commas) names.
+    /// A header that names no address Squall can read leaves the peer.
+    public func client(peer: IPAddress?, forwarding: String?) -> IPAddress? {
+        guard !trustedProxies.isEmpty, isTrustedProxy(peer), let forwarding, !forwarding.isEmpty else { return peer }
+        let hops: [IPAddress?] =
+            switch forwardingHeader {
+            case .forwarded: Self.forwardedFor(forwarding)
+            case .xForwardedFor: forwarding.split(separator: ",").map { IPAddress(Self.host(of: $0.trimmingSpaces())) }
+            }
         // From the nearest hop outwards: the first that is not a trusted proxy is the client.
         var client = peer
         for hop in hops.reversed() {

@@ -1,24 +1,28 @@
 import NIOCore
+import NIOHTTP1
 
-/// The `Forwarded` and `X-Forwarded-For` lines of a raw request head, read before NIO parses it:
-/// a trusted proxy's connection is counted against the client it forwards for as soon as its
-/// first head is in (``ClientAddresses/client(peer:forwarded:forwardedFor:)`` judges them).
+/// The forwarding header of a raw request head, read before NIO parses it: a trusted proxy's
+/// connection is counted against the client it forwards for as soon as its first head is in
+/// (``ClientAddresses/client(peer:forwarding:)`` judges it).
 enum ForwardingHeaders {
-    /// Each header's value, its lines joined with `, ` as HTTP folds repeated fields; `nil`
-    /// for one the head does not have.
-    static func values(in head: ByteBuffer) -> (forwarded: String?, forwardedFor: String?) {
-        var forwarded: [Substring] = []
-        var forwardedFor: [Substring] = []
+    /// The value of the header `name` (lowercase), its lines joined with `, ` as HTTP folds
+    /// repeated fields; `nil` when the head does not have it.
+    static func value(of name: String, in head: ByteBuffer) -> String? {
+        var values: [Substring] = []
         let text = String(decoding: head.readableBytesView, as: UTF8.self)
         for line in text.split(separator: "\r\n").dropFirst() {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            let value = line[line.index(after: colon)...].drop { $0 == " " || $0 == "\t" }
-            switch line[..<colon].lowercased() {
-            case "forwarded": forwarded.append(value)
-            case "x-forwarded-for": forwardedFor.append(value)
-            default: continue
-            }
+            guard let colon = line.firstIndex(of: ":"), line[..<colon].lowercased() == name else { continue }
+            values.append(line[line.index(after: colon)...].drop { $0 == " " || $0 == "\t" })
         }
-        return (forwarded.isEmpty ? nil : forwarded.joined(separator: ", "), forwardedFor.isEmpty ? nil : forwardedFor.joined(separator: ", "))
+        return values.isEmpty ? nil : values.joined(separator: ", ")
+    }
+}
+
+extension HTTPHeaders {
+    /// Every line of the header `addresses` believes a trusted proxy writes, joined with `, `;
+    /// `nil` when there is none.
+    func forwarding(_ addresses: ClientAddresses) -> String? {
+        let values = self[addresses.forwardingHeader.rawValue]
+        return values.isEmpty ? nil : values.joined(separator: ", ")
     }
 }

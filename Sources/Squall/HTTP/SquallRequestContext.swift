@@ -22,11 +22,13 @@ public struct SquallRequestContext: RequestContext {
 
     /// The client `request` is from: the peer, or the client a trusted proxy forwards it for.
     func client(of request: Request, _ addresses: ClientAddresses) -> IPAddress? {
-        addresses.client(
-            peer: IPAddress(remoteAddress),
-            forwarded: request.headers[.forwarded],
-            forwardedFor: request.headers[.xForwardedFor]
-        )
+        let name: HTTPField.Name =
+            switch addresses.forwardingHeader {
+            case .forwarded: .forwarded
+            case .xForwardedFor: .xForwardedFor
+            }
+        let values = request.headers[values: name]
+        return addresses.client(peer: IPAddress(remoteAddress), forwarding: values.isEmpty ? nil : values.joined(separator: ", "))
     }
 }
 

@@ -258,8 +258,7 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
         let head = request.head
         let uri = URI(head.uri)
         let client = configuration.clientAddresses.client(
-            peer: IPAddress(channel.remoteAddress), forwarded: head.headers.first(name: "forwarded"),
-            forwardedFor: head.headers.first(name: "x-forwarded-for"))
+            peer: IPAddress(channel.remoteAddress), forwarding: head.headers.forwarding(configuration.clientAddresses))
         do {
             if let origin = head.headers.first(name: "origin"), !configuration.origins.admits(origin: origin, host: head.headers.first(name: "host")) {
                 throw APIError.originNotAllowed(origin)

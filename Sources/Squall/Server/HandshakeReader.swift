@@ -180,8 +180,8 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
         let admission = upgrade.admission
         let peer = IPAddress(context.channel.remoteAddress)
         guard admission.addresses.isTrustedProxy(peer) else { return nil }
-        let (forwarded, forwardedFor) = ForwardingHeaders.values(in: head)
-        guard let client = admission.addresses.client(peer: peer, forwarded: forwarded, forwardedFor: forwardedFor), client != peer else { return nil }
+        let forwarding = ForwardingHeaders.value(of: admission.addresses.forwardingHeader.rawValue, in: head)
+        guard let client = admission.addresses.client(peer: peer, forwarding: forwarding), client != peer else { return nil }
         if let refusal = admission.admitForwarded(client) { return refusal }
         context.channel.closeFuture.assumeIsolated().whenComplete { _ in admission.releaseForwarded(client) }
         return nil
@@ -214,7 +214,7 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
                 logger: upgrade.logger
             )
         }
-        result.fail(ChannelError.outputClosed)
+        result.fail(RefusalAnswered())
     }
 
     /// Sets up NIO's HTTP pipeline after this handler, replays what arrived, and leaves.
@@ -234,3 +234,8 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 }
+
+/// How a connection's setup ends when it was refused with an HTTP answer: the answer is written
+/// and the connection closes itself, lingering so the client can read it (`closeLingering`),
+/// within the refusal's bound.
+struct RefusalAnswered: Error {}

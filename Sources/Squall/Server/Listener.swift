@@ -36,9 +36,10 @@ struct Listener: Service {
                     let value = try upgrade.configure(channel)
                     value.result.assumeIsolated().whenComplete { result in
                         if case .success(.webSocket) = result { return }
-                        // Refused, dropped or gone before a request: nothing for a task to do.
-                        if case .failure = result, value.accepted.value == nil {
-                            channel.close(promise: nil)
+                        // Refused, dropped or gone before a request: nothing for a task to do. A
+                        // refusal that was answered closes itself, once the client has read it.
+                        if case .failure(let error) = result, value.accepted.value == nil {
+                            if !(error is RefusalAnswered) { channel.close(promise: nil) }
                             return
                         }
                         switch result {

@@ -37,8 +37,9 @@ public struct SquallServer: Service, CustomStringConvertible {
     public let hub: Hub
     private var mounts: [WebSocketMount] = []
     private let onListening: @Sendable (SocketAddress) async -> Void
-    /// The subscriptions `/msg` sockets and SSE streams open with, one bucket per client
-    /// address (loopback exempt, as from the connection limits); `nil` when unlimited.
+    /// The subscriptions `/msg` sockets and SSE streams open with, and the polls and history
+    /// reads that open a channel from the store: one bucket per client address (loopback
+    /// exempt, as from the connection limits); `nil` when unlimited.
     private let subscriptions: AddressRateLimiter?
 
     /// A server with Squall's channel transports; `/msg` is the seed's chat on channel `msg`.
@@ -70,8 +71,7 @@ public struct SquallServer: Service, CustomStringConvertible {
         /// A plain socket subscribes as it opens: its subscription is charged to its client's
         /// address (behind a trusted proxy, the one the proxy forwards it for).
         @Sendable func chargeSubscription(_ head: HTTPRequestHead, _ peer: SocketAddress?) throws(APIError) {
-            let client = addresses.client(
-                peer: IPAddress(peer), forwarded: head.headers.first(name: "forwarded"), forwardedFor: head.headers.first(name: "x-forwarded-for"))
+            let client = addresses.client(peer: IPAddress(peer), forwarding: head.headers.forwarding(addresses))
             guard let subscriptions, let subscribeRate, let wait = subscriptions.take(client) else { return }
             throw APIError.rateLimited(subscribeRate, wait: wait, action: "subscribed")
         }
@@ -166,7 +166,7 @@ public struct SquallServer: Service, CustomStringConvertible {
             return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: body.finish()))
         }
         let departures = ClientDepartures()
-        PollingTransport(hub: hub, configuration: configuration, departures: departures).add(to: router)
+        PollingTransport(hub: hub, configuration: configuration, departures: departures, opens: subscriptions).add(to: router)
         SSETransport(hub: hub, configuration: configuration, departures: departures, subscriptions: subscriptions).add(to: router)
 
         let origins = configuration.origins

@@ -25,12 +25,16 @@ struct PollingTransport: Sendable {
     let departures: ClientDepartures
     /// One bucket per client address for publishes (``RateLimit``); `nil` when unlimited.
     let publishes: AddressRateLimiter?
+    /// The subscribe rate's buckets, per client address, which a poll or history read of a
+    /// channel whose log must come from the store is charged to; `nil` when unlimited.
+    let opens: AddressRateLimiter?
 
-    init(hub: Hub, configuration: SquallConfiguration, departures: ClientDepartures) {
+    init(hub: Hub, configuration: SquallConfiguration, departures: ClientDepartures, opens: AddressRateLimiter?) {
         self.hub = hub
         self.configuration = configuration
         self.departures = departures
         self.publishes = configuration.publishRate.map { AddressRateLimiter($0.bucketRate, addresses: configuration.clientAddresses) }
+        self.opens = opens
     }
 
     func add(to router: Router<SquallRequestContext>) {
@@ -46,6 +50,7 @@ struct PollingTransport: Sendable {
     @Sendable func poll(_ request: Request, context: SquallRequestContext) async throws -> Response {
         let channel = try APIError.channel(context.parameters.get("name"))
         let (since, limit, wait) = try Self.pollQuery(request.uri.queryParameters, maxWait: configuration.longPollWait)
+        try chargeOpening(channel, request, context)
         let hub = self.hub
         let budget = ReadBudget.envelopes(maxBytes: configuration.maxReplyBytes)
         // A shutdown, or the client going away, ends the wait at once: the poll is answered,
@@ -67,6 +72,7 @@ struct PollingTransport: Sendable {
     @Sendable func history(_ request: Request, context: SquallRequestContext) async throws -> Response {
         let channel = try APIError.channel(context.parameters.get("name"))
         let limit = try Self.limit(request.uri.queryParameters)
+        try chargeOpening(channel, request, context)
         let history: History
         do {
             history = try await hub.history(channel, limit: limit, budget: ReadBudget.envelopes(maxBytes: configuration.maxReplyBytes))
@@ -74,6 +80,15 @@ struct PollingTransport: Sendable {
             throw APIError.channelUnavailable
         }
         return Self.json(ProtocolReply.history(history, type: nil))
+    }
+
+    /// A read that would open `channel` from the store takes a token from its client's
+    /// subscribe bucket: over the rate it is refused (429) before the store is asked.
+    private func chargeOpening(_ channel: ChannelName, _ request: Request, _ context: SquallRequestContext) throws(APIError) {
+        guard let opens, let rate = configuration.subscribeRate, hub.opensFromStore(channel),
+            let wait = opens.take(context.client(of: request, configuration.clientAddresses))
+        else { return }
+        throw APIError.rateLimited(rate, wait: wait, action: "opened channels")
     }
 
     @Sendable func presence(_ request: Request, context: SquallRequestContext) async throws -> Response {

@@ -57,7 +57,7 @@ final class WSTransport: NonBlockingWebSocketHandler {
 
     func onCloseNow(_ connection: WebSocketConnection, _ cause: CloseCause) {
         guard let subscriber = subscribers.withLock({ $0.removeValue(forKey: connection.id) }) else { return }
-        for channel in subscriber.channels.withLock({ $0 }) {
+        for channel in subscriber.channels.withLock({ Array($0.keys) }) {
             hub.unsubscribe(subscriber, from: channel)
         }
     }
@@ -72,12 +72,13 @@ final class WSTransport: NonBlockingWebSocketHandler {
             let channel = try channel(of: request, op)
             try chargeSubscription(of: subscriber)
             let member = PresenceMember(id: connection.id, info: request.info, transport: "ws")
-            let admitted = subscriber.channels.withLock { channels in
-                guard channels.contains(channel) || channels.count < Self.maxSubscriptions else { return false }
-                channels.insert(channel)
-                return true
+            let attempt = subscriber.channels.withLock { channels -> UInt64? in
+                guard channels[channel] != nil || channels.count < Self.maxSubscriptions else { return nil }
+                let attempt = subscriber.nextAttempt()
+                channels[channel] = attempt
+                return attempt
             }
-            guard admitted else {
+            guard let attempt else {
                 throw ProtocolError(.tooManySubscriptions, message: "a connection may subscribe to at most \(Self.maxSubscriptions) channels")
             }
             let ref = request.ref
@@ -90,17 +91,21 @@ final class WSTransport: NonBlockingWebSocketHandler {
                 case .success(let subscription):
                     send(ProtocolReply.subscribed(ref: ref, subscription), to: connection)
                 case .failure:
-                    subscriber.channels.withLock { _ = $0.remove(channel) }
+                    // Only if no later subscribe to the channel is on its way: that one may
+                    // succeed (on the channel opened anew), and must be unsubscribed at close.
+                    subscriber.channels.withLock { channels in
+                        if channels[channel] == attempt { channels[channel] = nil }
+                    }
                     send(Self.failure(ref, APIError.channelUnavailable), to: connection)
                 }
             }
         case "unsubscribe":
             let channel = try channel(of: request, op)
-            guard subscriber.channels.withLock({ $0.contains(channel) }) else {
+            guard subscriber.channels.withLock({ $0[channel] != nil }) else {
                 throw ProtocolError(.notSubscribed, message: "not subscribed to \(channel)")
             }
             try chargeSubscription(of: subscriber)
-            subscriber.channels.withLock { _ = $0.remove(channel) }
+            subscriber.channels.withLock { $0[channel] = nil }
             hub.unsubscribe(subscriber, from: channel)
             send(ProtocolReply.unsubscribed(ref: request.ref, channel: channel), to: connection)
         case "publish":
@@ -200,15 +205,22 @@ final class WSTransport: NonBlockingWebSocketHandler {
 /// Delivers a channel's messages and presence events to a `/ws` client as JSON.
 final class WSSubscriber: Subscriber {
     let connection: WebSocketConnection
-    /// The channels this client is subscribed to; hooks of one connection run one at a time,
-    /// the lock only makes that visible to the compiler.
-    let channels = Mutex<Set<ChannelName>>([])
+    /// The channels this client is subscribed to (or whose subscribe is on its way), each with
+    /// the number of its latest subscribe: a subscribe's answer may come from the store's
+    /// thread while later requests are handled.
+    let channels = Mutex<[ChannelName: UInt64]>([:])
+    private let attempts = Atomic<UInt64>(0)
     /// This connection's publishes so far, against the publish rate.
     private let publishes: Mutex<TokenBucket>
     /// Its subscribes and unsubscribes so far, against the subscribe rate.
     private let subscriptions: Mutex<TokenBucket>
     /// Its requests waiting on the store.
     let pending = PendingRequests()
+
+    /// A number for a subscribe, larger than any before it.
+    func nextAttempt() -> UInt64 {
+        attempts.add(1, ordering: .relaxed).newValue
+    }
 
     init(connection: WebSocketConnection, publishRate: TokenBucket.Rate?, subscribeRate: TokenBucket.Rate?) {
         self.connection = connection

@@ -113,8 +113,7 @@ final class TestClient: Sendable {
 
     /// The next message, or `nil` once the connection has ended and everything was read.
     func next(timeout: Duration = .seconds(10)) async throws -> WebSocketMessage? {
-        let inbox = self.inbox
-        return try await withTimeout(timeout, "a message") { await inbox.take() }
+        try await inbox.take(timeout: timeout)
     }
 
     /// The next message as text; fails on binary or the end of the connection.
@@ -139,23 +138,32 @@ final class TestClient: Sendable {
     }
 }
 
-/// Messages received and not yet taken; `take` waits for one.
+/// Messages received and not yet taken; `take` waits for one. A message is handed to a waiter
+/// or kept, under one lock, so a take that times out never loses one that arrived meanwhile.
 private final class Inbox: Sendable {
+    private struct Waiter {
+        let id: Int
+        let continuation: CheckedContinuation<WebSocketMessage?, any Error>
+        var timer: Task<Void, Never>?
+    }
+
     private struct State {
         var messages: [WebSocketMessage] = []
         var ended = false
-        var waiter: CheckedContinuation<WebSocketMessage?, Never>?
+        var waiter: Waiter?
+        var takes = 0
     }
 
     private let state = Mutex(State())
 
     func put(_ message: WebSocketMessage) {
-        let waiter = state.withLock { state -> CheckedContinuation<WebSocketMessage?, Never>? in
+        let waiter = state.withLock { state -> Waiter? in
             if let waiter = state.waiter.take() { return waiter }
             state.messages.append(message)
             return nil
         }
-        waiter?.resume(returning: message)
+        waiter?.timer?.cancel()
+        waiter?.continuation.resume(returning: message)
     }
 
     func end() {
@@ -163,22 +171,44 @@ private final class Inbox: Sendable {
             state.ended = true
             return state.waiter.take()
         }
-        waiter?.resume(returning: nil)
+        waiter?.timer?.cancel()
+        waiter?.continuation.resume(returning: nil)
     }
 
-    func take() async -> WebSocketMessage? {
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
+    /// The next message; `nil` once the connection ended (or the task is cancelled).
+    func take(timeout: Duration) async throws -> WebSocketMessage? {
+        let id = state.withLock { state in
+            state.takes += 1
+            return state.takes
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
                 let ready: WebSocketMessage?? = state.withLock { state in
                     if !state.messages.isEmpty { return state.messages.removeFirst() }
                     if state.ended || Task.isCancelled { return .some(nil) }
-                    state.waiter = continuation
+                    state.waiter = Waiter(id: id, continuation: continuation)
                     return .none
                 }
-                if let ready { continuation.resume(returning: ready) }
+                if let ready { return continuation.resume(returning: ready) }
+                let timer = Task { [self] in
+                    try? await Task.sleep(for: timeout)
+                    guard !Task.isCancelled, let waiter = remove(id) else { return }
+                    waiter.continuation.resume(throwing: TestFailure("timed out after \(timeout): a message"))
+                }
+                state.withLock { state in
+                    if state.waiter?.id == id { state.waiter?.timer = timer } else { timer.cancel() }
+                }
             }
         } onCancel: {
-            state.withLock { $0.waiter.take() }?.resume(returning: nil)
+            remove(id)?.continuation.resume(returning: nil)
+        }
+    }
+
+    /// The waiter of take `id`, if it still waits.
+    private func remove(_ id: Int) -> Waiter? {
+        state.withLock { state in
+            guard state.waiter?.id == id else { return nil }
+            return state.waiter.take()
         }
     }
 }
