@@ -8,15 +8,12 @@ import Testing
 @testable import SquallPostgres
 
 /// One connection to the database, given up when a query goes unanswered.
-@Suite(
-    "PostgreSQL link",
-    .enabled(if: ProcessInfo.processInfo.environment["SQUALL_TEST_POSTGRES"] != nil, "needs a database: SQUALL_TEST_POSTGRES=postgres://…")
-)
+@Suite("PostgreSQL link", needsDatabase)
 struct PostgresLinkTests {
     @Test func aQueryTheDatabaseDoesNotAnswerInTimeFreesTheLinkForTheNext() async throws {
         // Before: a query on a connection whose database stopped answering held the link — and
         // with it every channel waiting to open on the node — until TCP gave up, minutes later.
-        let url = try #require(ProcessInfo.processInfo.environment["SQUALL_TEST_POSTGRES"])
+        let url = try #require(databaseURL)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let link = PostgresLink(
             loop: group.next(), configuration: try PostgresAddress(url).configuration(), logger: Logger(label: "test"), queryTimeout: .seconds(1))

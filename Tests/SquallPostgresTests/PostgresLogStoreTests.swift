@@ -4,10 +4,6 @@ import SquallPostgres
 import Synchronization
 import Testing
 
-/// The database these tests use: `SQUALL_TEST_POSTGRES`, which the test command sets after
-/// `scripts/postgres` starts one on 127.0.0.1.
-private let databaseURL = ProcessInfo.processInfo.environment["SQUALL_TEST_POSTGRES"]
-
 /// A subscriber that keeps what it receives, in order.
 private final class Recorder: Subscriber {
     let messages = Mutex<[Message]>([])
@@ -22,10 +18,7 @@ private final class Recorder: Subscriber {
 
 /// Two or three hubs on one real PostgreSQL database, as nodes of one system. Each test uses
 /// channels of its own, so tests share the database without seeing each other's messages.
-@Suite(
-    "PostgreSQL log store",
-    .enabled(if: databaseURL != nil, "needs a database: SQUALL_TEST_POSTGRES=postgres://… (scripts/postgres starts one)")
-)
+@Suite("PostgreSQL log store", needsDatabase)
 struct PostgresLogStoreTests {
     let room: ChannelName
 

@@ -9,15 +9,12 @@ import Testing
 @testable import SquallPostgres
 
 /// What a node's presence queue holds while the database cannot take its writes.
-@Suite(
-    "PostgreSQL presence queue",
-    .enabled(if: ProcessInfo.processInfo.environment["SQUALL_TEST_POSTGRES"] != nil, "needs a database: SQUALL_TEST_POSTGRES=postgres://…")
-)
+@Suite("PostgreSQL presence queue", needsDatabase)
 struct PostgresPresenceTests {
     @Test func membersWhoComeAndGoWhileTheDatabaseIsAwayLeaveNothingWaiting() async throws {
         // Before: a leave replaced its member's unwritten join, so every member that came and
         // went while writes waited stayed queued: the queue grew with churn, not with members.
-        let url = try #require(ProcessInfo.processInfo.environment["SQUALL_TEST_POSTGRES"])
+        let url = try #require(databaseURL)
         let address = try PostgresAddress(url)
         await (try await PostgresLogStore(address: address)).close()  // the tables, as a node makes them
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)

@@ -27,8 +27,6 @@ final class InProcessCluster: Sendable {
         var members: [ChannelName: [UUID: NodeMember]] = [:]
         var dropsNotifications = false
         var failing = false
-        var hanging = false
-        var held: [CheckedContinuation<Void, Never>] = []
         var opens = 0
         var queue: [Pending] = []
         var writing = false
@@ -46,6 +44,7 @@ final class InProcessCluster: Sendable {
     }
 
     private let state = Mutex(State())
+    private let calls = StoreGate()
 
     /// A node of the cluster, for one hub.
     func node() -> Node { Node(cluster: self) }
@@ -59,17 +58,10 @@ final class InProcessCluster: Sendable {
     func fail(_ failing: Bool) { state.withLock { $0.failing = failing } }
 
     /// Every call waits from now on until ``resume()``, as with the database paused.
-    func hang() { state.withLock { $0.hanging = true } }
+    func hang() { calls.hang() }
 
     /// Lets every waiting call go on.
-    func resume() {
-        let held = state.withLock { state in
-            state.hanging = false
-            defer { state.held = [] }
-            return state.held
-        }
-        for continuation in held { continuation.resume() }
-    }
+    func resume() { calls.resume() }
 
     /// Deletes `channel`'s messages through `offset`, as retention on other nodes would.
     func trim(_ channel: ChannelName, through offset: UInt64) {
@@ -90,18 +82,8 @@ final class InProcessCluster: Sendable {
     // MARK: - What the nodes call
 
     private func gate() async throws(StoreError) {
-        let (failing, hanging) = state.withLock { ($0.failing, $0.hanging) }
-        if failing { throw StoreError("the cluster is failing") }
-        if hanging {
-            await withCheckedContinuation { continuation in
-                let held = state.withLock { state -> Bool in
-                    guard state.hanging else { return false }
-                    state.held.append(continuation)
-                    return true
-                }
-                if !held { continuation.resume() }
-            }
-        }
+        if state.withLock(\.failing) { throw StoreError("the cluster is failing") }
+        await calls.pass()
         if state.withLock(\.failing) { throw StoreError("the cluster is failing") }
     }
 

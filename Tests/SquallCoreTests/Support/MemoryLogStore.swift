@@ -17,28 +17,20 @@ final class MemoryLogStore: LogStore {
     private struct State {
         var rows: [ChannelName: Row] = [:]
         var broken: [ChannelName: String] = [:]
-        var hanging = false
         var failingCommits = false
-        var held: [CheckedContinuation<Void, Never>] = []
         var restores = 0
         var restoredChannels = 0
         var largestRead = 0
     }
 
     private let state = Mutex(State())
+    private let gate = StoreGate()
 
     /// Reads wait from now on until ``resume()``.
-    func hang() { state.withLock { $0.hanging = true } }
+    func hang() { gate.hang() }
 
     /// Lets waiting reads go on.
-    func resume() {
-        let held = state.withLock { state in
-            state.hanging = false
-            defer { state.held = [] }
-            return state.held
-        }
-        for continuation in held { continuation.resume() }
-    }
+    func resume() { gate.resume() }
 
     /// Commits fail from now on (`false`: they succeed again).
     func failCommits(_ failing: Bool) { state.withLock { $0.failingCommits = failing } }
@@ -50,22 +42,12 @@ final class MemoryLogStore: LogStore {
     var channels: Set<ChannelName> { state.withLock { Set($0.rows.keys) } }
 
     func restore(_ channels: [ChannelName], retention: Retention) async throws(StoreError) -> [ChannelName: StoredLog] {
-        let hanging = state.withLock { state in
+        state.withLock { state in
             state.restores += 1
             state.restoredChannels += channels.count
             state.largestRead = max(state.largestRead, channels.count)
-            return state.hanging
         }
-        if hanging {
-            await withCheckedContinuation { continuation in
-                let held = state.withLock { state -> Bool in
-                    guard state.hanging else { return false }
-                    state.held.append(continuation)
-                    return true
-                }
-                if !held { continuation.resume() }
-            }
-        }
+        await gate.pass()
         return state.withLock { state in
             var logs: [ChannelName: StoredLog] = [:]
             for channel in channels {
