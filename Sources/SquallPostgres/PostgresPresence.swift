@@ -71,17 +71,18 @@ final class PostgresPresence: Sendable {
     }
 
     private func writeNext() {
-        let batch = queue.withLock { queue -> [(Key, PresenceChange)] in
+        let (batch, newlyMarked) = queue.withLock { queue -> ([(Key, PresenceChange)], Set<Key>) in
             guard !queue.closed, !queue.latest.isEmpty else {
                 queue.writing = false
-                return []
+                return ([], [])
             }
             let batch = Array(queue.latest.prefix(Self.maxBatch))
+            var newlyMarked: Set<Key> = []
             for (key, change) in batch {
                 queue.latest[key] = nil
-                if case .join = change { queue.mayBeRecorded.insert(key) }
+                if case .join = change, queue.mayBeRecorded.insert(key).inserted { newlyMarked.insert(key) }
             }
-            return batch
+            return (batch, newlyMarked)
         }
         guard !batch.isEmpty else { return }
         link.query(PostgresQueries.presence(batch.map(\.1), node: node)).whenComplete { [self] result in
@@ -94,8 +95,16 @@ final class PostgresPresence: Sendable {
                 return writeNext()
             }
             logger.warning("PostgreSQL presence change failed; retrying", metadata: ["error": "\(StoreError(postgres: error, doing: "record presence"))"])
+            // Never sent, or refused by the server (its transaction rolled back): the joins this
+            // batch marked did not happen, so a leave since is nothing to write either.
+            let nothingWritten = error is PostgresLink.NotConnected || (error as? PSQLError)?.serverInfo != nil
             queue.withLock { queue in
                 for (key, change) in batch where queue.latest[key] == nil { queue.latest[key] = change }
+                guard nothingWritten else { return }
+                for key in newlyMarked {
+                    queue.mayBeRecorded.remove(key)
+                    if case .leave = queue.latest[key] { queue.latest[key] = nil }
+                }
             }
             loop.scheduleTask(in: Self.retryDelay) { self.writeNext() }
         }

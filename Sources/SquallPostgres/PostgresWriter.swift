@@ -126,7 +126,9 @@ final class PostgresWriter: Sendable {
             }
         case .append(let batch):
             link.query(PostgresQueries.append(batch, window: window)).whenComplete { [self] result in
-                guard case .failure(let error) = result, (error as? PSQLError)?.serverInfo == nil else {
+                // The server refused it, or it was never sent: nothing committed; else the
+                // answer may have been lost after the commit.
+                guard case .failure(let error) = result, (error as? PSQLError)?.serverInfo == nil, !(error is PostgresLink.NotConnected) else {
                     answer(batch, result)
                     writeNext()
                     return

@@ -132,7 +132,7 @@ struct Serve: AsyncParsableCommand {
 
     @Option(
         help:
-            "Subscribes and unsubscribes a client may make, as N/s, N/min or N/h, per /ws connection or per address for /msg and SSE (127.0.0.1 and ::1 exempt); off for no limit. [default: 100/s] [env: SQUALL_SUBSCRIBE_RATE]"
+            "Subscribes and unsubscribes a client may make, as N/s, N/min or N/h, per /ws connection or per address for /msg and SSE; with a store, also per address for each request that opens a channel from it (127.0.0.1 and ::1 exempt); off for no limit. [default: 100/s] [env: SQUALL_SUBSCRIBE_RATE]"
     )
     var subscribeRate: RateLimitOption?
 

@@ -31,7 +31,7 @@ struct ChannelOpenerTests {
         // Before: the whole batch was failed at its first request's deadline, so a store that
         // was slow but answering turned requests made a moment ago into store_unavailable.
         let reads = GatedReads()
-        let opener = ChannelOpener(limits: OpeningLimits(maxReads: 1, timeout: .seconds(4))) { channels in
+        let opener = ChannelOpener(limits: OpeningLimits(maxReads: 1, timeout: .seconds(6))) { channels in
             await reads.read(channels)
         }
         let answers = Mutex<[String: String]>([:])
@@ -42,14 +42,14 @@ struct ChannelOpenerTests {
             }
         }
         try open("first")  // read 1, held
-        try open("old")  // waits its turn: deadline in 4 s
-        try await Task.sleep(for: .seconds(1))
-        try open("new")  // waits too: deadline a second later
+        try open("old")  // waits its turn: deadline in 6 s
+        try await Task.sleep(for: .seconds(3))
+        try open("new")  // waits too: deadline 3 s later
         await eventually("the first read is under way") { reads.waiting == 1 }
         reads.releaseOne()
         await eventually("the second read, of both waiting, is under way") { reads.waiting == 1 }
         #expect(reads.reads.map { $0.map(\.description) } == [["first"], ["old", "new"]])
-        await eventually("the old request's time is up", within: 8) { answers.withLock { $0["old"] } != nil }
+        await eventually("the old request's time is up", within: 10) { answers.withLock { $0["old"] } != nil }
         #expect(answers.withLock { $0["new"] } == nil, "the newer request still waits for its read")
         reads.releaseOne()
         await eventually("the newer request answered by its read") { answers.withLock { $0["new"] } != nil }

@@ -27,7 +27,7 @@ struct PostgresLogStoreTests {
     }
 
     private func node(retention: Retention = Retention(), database: String? = nil) async throws -> (Hub, PostgresLogStore) {
-        let store = try await PostgresLogStore(address: PostgresAddress(url(of: database)), retention: retention)
+        let store = try await PostgresLogStore(address: PostgresAddress(databaseURL(of: database)), retention: retention)
         return (Hub(retention: retention, shared: store), store)
     }
 
@@ -55,20 +55,13 @@ struct PostgresLogStoreTests {
         )
     }
 
-    /// The test database's URL, or that of `database` on the same server.
-    private func url(of database: String?) -> String {
-        let url = databaseURL ?? ""
-        guard let database, let slash = url.lastIndex(of: "/") else { return url }
-        return url[...slash] + database
-    }
-
     /// Runs SQL with Debian's psql, as an operator would, and returns what it prints.
     @discardableResult
     private func psql(_ sql: String, in database: String? = nil) throws -> String {
         let process = Process()
         let output = Pipe()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
-        process.arguments = ["-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", url(of: database), "-c", sql]
+        process.arguments = ["-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", databaseURL(of: database), "-c", sql]
         process.standardOutput = output
         try process.run()
         let printed = output.fileHandleForReading.readDataToEndOfFile()
@@ -299,27 +292,27 @@ struct PostgresLogStoreTests {
 
     @Test func whileTheDatabaseCannotTakePresenceNoMembersStateIsDropped() async throws {
         // Before: past 65,536 changes waiting, the oldest half was dropped — real members'
-        // joins with them. Now what waits is each member's latest state.
-        let (a, storeA) = try await node()  // a hub each: its heartbeats keep its members live
-        let (b, storeB) = try await node()
-        let alice = PresenceMember(id: UUID(), info: .name("alice"), transport: "test")
-        // Another session holds squall_presence: A's writes wait, as on a database that lags.
-        let holder = Process()
-        holder.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
-        holder.arguments = ["-q", databaseURL ?? "", "-c", "BEGIN; LOCK TABLE squall_presence IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT;"]
-        try holder.run()
-        try await Task.sleep(for: .milliseconds(500))
-        storeA.announce(.join(room, alice))
-        for index in 0..<70_000 {
-            storeA.announce(.join(try ChannelName("churn-\(index % 70)"), PresenceMember(id: UUID(), info: nil, transport: "test")))
+        // joins with them. Now what waits is each member's latest state. A database of its
+        // own: the lock below would hold up the suites running beside this one.
+        try await withDatabaseOfItsOwn("lagging") { database in
+            let (a, storeA) = try await node(database: database)  // a hub each: its heartbeats keep its members live
+            let (b, storeB) = try await node(database: database)
+            let alice = PresenceMember(id: UUID(), info: .name("alice"), transport: "test")
+            // Another session holds squall_presence: A's writes wait, as on a database that lags.
+            let holder = try psqlStart("BEGIN; LOCK TABLE squall_presence IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT;", in: database)
+            try await Task.sleep(for: .milliseconds(500))
+            storeA.announce(.join(room, alice))
+            for index in 0..<70_000 {
+                storeA.announce(.join(try ChannelName("churn-\(index % 70)"), PresenceMember(id: UUID(), info: nil, transport: "test")))
+            }
+            while holder.isRunning { try await Task.sleep(for: .milliseconds(50)) }  // no thread held waiting
+            try await eventually("B sees alice once A's writes go through") {
+                (try? await storeB.members(room))?.contains { $0.member == alice } == true
+            }
+            withExtendedLifetime((a, b)) {}
+            await storeA.close()
+            await storeB.close()
         }
-        while holder.isRunning { try await Task.sleep(for: .milliseconds(50)) }  // no thread held waiting
-        try await eventually("B sees alice once A's writes go through") {
-            (try? await storeB.members(room))?.contains { $0.member == alice } == true
-        }
-        withExtendedLifetime((a, b)) {}
-        await storeA.close()
-        await storeB.close()
     }
 
     @Test func aBadAddressIsRefusedWithAClearError() async {

@@ -264,8 +264,10 @@ extension SQLiteLogStoreTests {
         let store = try SQLiteLogStore(path: path, retention: retention)
         let load = try ChannelName("load")
         let stop = Mutex(false)
-        // Appends faster than the writer commits, so a batch always waits behind the one it takes.
-        let producer = Task {
+        // Appends faster than the writer commits, so a batch always waits behind the one it
+        // takes; on a thread of its own, so the tests beside this one keep the shared pool.
+        let finished = Mutex(false)
+        let producer = Thread {
             var offset: UInt64 = 0
             while !stop.withLock({ $0 }) {
                 do {
@@ -276,11 +278,12 @@ extension SQLiteLogStoreTests {
                         try store.append(message, idempotencyKey: nil) { _ in }
                     }
                 } catch {
-                    try? await Task.sleep(for: .milliseconds(1))  // the queue is full: it stays so
+                    usleep(1000)  // the queue is full: it stays so
                 }
-                await Task.yield()
             }
+            finished.withLock { $0 = true }
         }
+        producer.start()
         let reader = try DatabaseQueue(path: path)
         var rows = 300
         for _ in 0..<100 where rows > 0 {
@@ -288,7 +291,7 @@ extension SQLiteLogStoreTests {
             rows = try await reader.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM messages WHERE channel != 'load'") ?? -1 }
         }
         stop.withLock { $0 = true }
-        await producer.value
+        while !finished.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
         #expect(rows == 0, "\(rows) expired rows left while appends went on")
         await store.close()
     }

@@ -154,6 +154,24 @@ def test_reads_that_open_channels_from_the_store_are_charged_to_the_subscribe_ra
     assert get(f"/channels/{prefix}-open/history")[0] == 200, "a channel in memory costs the store nothing: never charged"
     assert get(f"/channels/{prefix}-5/history", source="127.0.0.3")[0] == 200, "another address has its own bucket"
     assert get(f"/channels/{prefix}-6/history", source="127.0.0.1")[0] == 200, "loopback is exempt"
+    publish = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10, source_address=("127.0.0.2", 0))
+    publish.request("POST", f"/channels/{prefix}-7/messages", body=b"m")
+    assert publish.getresponse().status == 429, "a publish that opens a channel from the store is charged too"
+    publish.close()
+
+    async def subscribe_on_new_connections():
+        """One /ws connection per new channel, all from 127.0.0.4: each connection's own bucket
+        is full, so only the address's can refuse."""
+        answers = []
+        for n in range(4):
+            async with connect(f"{server.ws}/ws", subprotocols=["squall.v1"], local_addr=("127.0.0.4", 0)) as ws:
+                await ws.recv()
+                await ws.send(json.dumps({"op": "subscribe", "channel": f"{prefix}-ws-{n}", "ref": n}))
+                reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                answers.append(reply["type"] if reply["type"] != "error" else reply["code"])
+        return answers
+
+    assert asyncio.run(subscribe_on_new_connections()) == ["subscribed"] * 3 + ["rate_limited"]
 
 
 def rows(path, table):

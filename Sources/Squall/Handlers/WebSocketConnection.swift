@@ -64,9 +64,11 @@ public final class WebSocketConnection: Sendable, Identifiable, Hashable, Custom
         writer: FrameWriter,
         deflate: (options: DeflateOptions, window: DeflateWindow)?,
         id: UUID,
+        client: IPAddress?,
         mounted: MountedHandler
     ) {
         self.id = id
+        self.client = client
         self.deflate = deflate?.options
         self.deflateWindow = deflate?.window ?? .bits15
         self.head = head
@@ -103,6 +105,11 @@ public final class WebSocketConnection: Sendable, Identifiable, Hashable, Custom
 
     /// The client's address, as the operating system reports it.
     public var remoteAddress: SocketAddress? { socket.remoteAddress }
+
+    /// Whom the connection is from, as limits, rates and the access log see it (Tornado's
+    /// `request.remote_ip` with `xheaders`): the peer, or — from a trusted proxy — the client
+    /// it forwarded the upgrade for (``ClientAddresses``). `nil` for a peer without an IP.
+    public let client: IPAddress?
 
     /// Queues `message` for this client (Tornado's `write_message`); never waits.
     ///

@@ -275,6 +275,7 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
                 let handler = try open(
                     mount,
                     head: head,
+                    client: client,
                     parameters: parameters,
                     deflate: deflate.map { (options: $0.options, window: $0.agreement.window) },
                     on: channel
@@ -318,6 +319,7 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
     private func open(
         _ mount: WebSocketMount,
         head: HTTPRequestHead,
+        client: IPAddress?,
         parameters: Parameters,
         deflate: (options: DeflateOptions, window: DeflateWindow)?,
         on channel: any Channel
@@ -333,6 +335,7 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
             writer: writer,
             deflate: deflate,
             id: id,
+            client: client,
             mounted: mount.mounted
         )
         let handler = WebSocketFrameHandler(writer: writer, sink: connection, maxMessageSize: configuration.maxMessageSize)

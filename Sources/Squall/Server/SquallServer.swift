@@ -37,9 +37,9 @@ public struct SquallServer: Service, CustomStringConvertible {
     public let hub: Hub
     private var mounts: [WebSocketMount] = []
     private let onListening: @Sendable (SocketAddress) async -> Void
-    /// The subscriptions `/msg` sockets and SSE streams open with, and the polls and history
-    /// reads that open a channel from the store: one bucket per client address (loopback
-    /// exempt, as from the connection limits); `nil` when unlimited.
+    /// The subscriptions `/msg` sockets and SSE streams open with, and every request that
+    /// opens a channel from the store: one bucket per client address (loopback exempt, as from
+    /// the connection limits); `nil` when unlimited.
     private let subscriptions: AddressRateLimiter?
 
     /// A server with Squall's channel transports; `/msg` is the seed's chat on channel `msg`.
@@ -90,7 +90,8 @@ public struct SquallServer: Service, CustomStringConvertible {
                 return [:]
             })
         mounts.append(
-            WebSocketMount(path: "/ws", handler: mounted(WSTransport(hub: hub, configuration: configuration)), check: Self.negotiateSubprotocol)
+            WebSocketMount(
+                path: "/ws", handler: mounted(WSTransport(hub: hub, configuration: configuration, opens: subscriptions)), check: Self.negotiateSubprotocol)
         )
     }
 

@@ -25,8 +25,8 @@ struct PollingTransport: Sendable {
     let departures: ClientDepartures
     /// One bucket per client address for publishes (``RateLimit``); `nil` when unlimited.
     let publishes: AddressRateLimiter?
-    /// The subscribe rate's buckets, per client address, which a poll or history read of a
-    /// channel whose log must come from the store is charged to; `nil` when unlimited.
+    /// The subscribe rate's buckets, per client address, which a request on a channel whose
+    /// log must come from the store is charged to; `nil` when unlimited.
     let opens: AddressRateLimiter?
 
     init(hub: Hub, configuration: SquallConfiguration, departures: ClientDepartures, opens: AddressRateLimiter?) {
@@ -82,8 +82,9 @@ struct PollingTransport: Sendable {
         return Self.json(ProtocolReply.history(history, type: nil))
     }
 
-    /// A read that would open `channel` from the store takes a token from its client's
-    /// subscribe bucket: over the rate it is refused (429) before the store is asked.
+    /// A request that would open `channel` from the store — a poll, a history read, a publish —
+    /// takes a token from its client's subscribe bucket: over the rate it is refused (429)
+    /// before the store is asked.
     private func chargeOpening(_ channel: ChannelName, _ request: Request, _ context: SquallRequestContext) throws(APIError) {
         guard let opens, let rate = configuration.subscribeRate, hub.opensFromStore(channel),
             let wait = opens.take(context.client(of: request, configuration.clientAddresses))
@@ -116,6 +117,7 @@ struct PollingTransport: Sendable {
         if let publishes, let rate = configuration.publishRate, let wait = publishes.take(context.client(of: request, configuration.clientAddresses)) {
             throw APIError.rateLimited(rate, wait: wait)
         }
+        try chargeOpening(channel, request, context)
         var request = request
         let body: ByteBuffer
         do {

@@ -22,14 +22,18 @@ final class WSTransport: NonBlockingWebSocketHandler {
     private let publishRate: RateLimit?
     /// How fast one connection may subscribe and unsubscribe; `nil` when unlimited.
     private let subscribeRate: RateLimit?
+    /// The subscribe rate's buckets per client address, which a request that opens a channel
+    /// from the store is charged to as well; `nil` when unlimited.
+    private let opens: AddressRateLimiter?
     private let limits: ProtocolRequest.Limits
     private let budget: ReadBudget
     private let subscribers = Mutex<[UUID: WSSubscriber]>([:])
 
-    init(hub: Hub, configuration: SquallConfiguration) {
+    init(hub: Hub, configuration: SquallConfiguration, opens: AddressRateLimiter?) {
         self.hub = hub
         self.publishRate = configuration.publishRate
         self.subscribeRate = configuration.subscribeRate
+        self.opens = opens
         self.limits = ProtocolRequest.Limits(ref: configuration.maxRef, info: configuration.maxInfo)
         self.budget = ReadBudget.envelopes(maxBytes: configuration.maxReplyBytes)
     }
@@ -71,6 +75,7 @@ final class WSTransport: NonBlockingWebSocketHandler {
         case "subscribe":
             let channel = try channel(of: request, op)
             try chargeSubscription(of: subscriber)
+            try chargeOpening(channel, for: connection)
             let member = PresenceMember(id: connection.id, info: request.info, transport: "ws")
             let attempt = subscriber.channels.withLock { channels -> UInt64? in
                 guard channels[channel] != nil || channels.count < Self.maxSubscriptions else { return nil }
@@ -114,6 +119,7 @@ final class WSTransport: NonBlockingWebSocketHandler {
             if let rate = publishRate, let wait = subscriber.takePublishToken(rate.bucketRate) {
                 throw ProtocolError(.rateLimited, message: APIError.rateLimited(rate, wait: wait).message)
             }
+            try chargeOpening(channel, for: connection)
             let idempotencyKey = try request.idempotencyKey.map { text throws(ProtocolError) in
                 guard let key = try? IdempotencyKey(text) else {
                     throw ProtocolError(.invalidParameter("idempotency_key", IdempotencyKey.requirement))
@@ -138,6 +144,7 @@ final class WSTransport: NonBlockingWebSocketHandler {
             if let limit = request.limit, limit < 1 {
                 throw ProtocolError(.invalidParameter("limit", "a positive integer"))
             }
+            try chargeOpening(channel, for: connection)
             let ref = request.ref
             if subscriber.pending.begin() { connection.holdReading() }
             hub.history(channel, since: request.since, limit: request.limit ?? .max, budget: budget) { [self] result in
@@ -166,6 +173,14 @@ final class WSTransport: NonBlockingWebSocketHandler {
     private func chargeSubscription(of subscriber: WSSubscriber) throws(ProtocolError) {
         guard let rate = subscribeRate, let wait = subscriber.takeSubscribeToken(rate.bucketRate) else { return }
         throw ProtocolError(.rateLimited, message: APIError.rateLimited(rate, wait: wait, action: "subscribed").message)
+    }
+
+    /// A request that would open `channel` from the store takes a token from the client
+    /// address's subscribe bucket too: however many connections it holds, one client cannot
+    /// keep the store's reads to itself by asking for names nobody uses.
+    private func chargeOpening(_ channel: ChannelName, for connection: WebSocketConnection) throws(ProtocolError) {
+        guard let opens, let rate = subscribeRate, hub.opensFromStore(channel), let wait = opens.take(connection.client) else { return }
+        throw ProtocolError(.rateLimited, message: APIError.rateLimited(rate, wait: wait, action: "opened channels").message)
     }
 
     private func channel(of request: ProtocolRequest, _ op: String) throws(ProtocolError) -> ChannelName {

@@ -8,3 +8,43 @@ let databaseURL = ProcessInfo.processInfo.environment["SQUALL_TEST_POSTGRES"]
 /// A suite that runs only when there is a database.
 let needsDatabase: ConditionTrait = .enabled(
     if: databaseURL != nil, "needs a database: SQUALL_TEST_POSTGRES=postgres://… (scripts/postgres starts one)")
+
+/// The URL of `database` on the test server (the test database's own for `nil`).
+func databaseURL(of database: String?) -> String {
+    let url = databaseURL ?? ""
+    guard let database, let slash = url.lastIndex(of: "/") else { return url }
+    return url[...slash] + database
+}
+
+/// Runs `sql` with Debian's psql, as an operator would, waiting without holding a thread.
+/// - Returns: the psql process, once it has exited.
+@discardableResult
+func psqlRun(_ sql: String, in database: String? = nil) async throws -> Process {
+    let process = try psqlStart(sql, in: database)
+    while process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
+    return process
+}
+
+/// Starts psql running `sql` and returns it running: for a session that holds a lock.
+func psqlStart(_ sql: String, in database: String? = nil) throws -> Process {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
+    process.arguments = ["-q", "-v", "ON_ERROR_STOP=1", databaseURL(of: database), "-c", sql]
+    process.standardOutput = FileHandle.nullDevice
+    try process.run()
+    return process
+}
+
+/// A database of its own for `body`, dropped after it: for a test that locks or cleans whole
+/// tables, which would hold up or disturb the suites running beside it.
+func withDatabaseOfItsOwn(_ name: String, _ body: (String) async throws -> Void) async throws {
+    let database = "squall_\(name)_\(UUID().uuidString.prefix(8).lowercased())"
+    try await psqlRun("CREATE DATABASE \(database)")
+    do {
+        try await body(database)
+    } catch {
+        _ = try? await psqlRun("DROP DATABASE \(database) WITH (FORCE)")
+        throw error
+    }
+    try await psqlRun("DROP DATABASE \(database) WITH (FORCE)")
+}
