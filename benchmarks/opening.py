@@ -9,7 +9,10 @@ loop. A bystander on /ws sends a `ping` every 10 ms and times each `pong`, for a
 opener (another process, on core 1 with the bystander) pipelines 1,000 subscribes to channels
 nobody used, each of which the server must open from its store, and has all its answers.
 "paused" freezes PostgreSQL (SIGSTOP, `scripts/postgres pause`) before the opener starts: every
-open then waits for its deadline (3 s) and is told `store_unavailable`. The table gives the bystander's round trips while the
+open then waits for its deadline (3 s) and is told `store_unavailable`. The PostgreSQL server
+scripts/postgres started runs on core 1 meanwhile (`taskset`, put back after), and the opener
+at a lower priority than the bystander, so that what is timed is Squall's loop, not the
+clients' or the database's share of a core. The table gives the bystander's round trips while the
 opener runs (and its answers), against a run with no opener. Medians over runs, worst of all runs;
 results go to benchmarks/results/DATE-opening.json. Everything binds 127.0.0.1; every loop is
 bounded in count and time.
@@ -84,6 +87,7 @@ async def open_channels(url, prefix, count):
 
 def opener(url, prefix, results):
     os.sched_setaffinity(0, {1})
+    os.nice(10)  # the bystander's pings go first on the clients' core: they are what is timed
     results.put(asyncio.run(open_channels(url, prefix, CHANNELS)))
 
 
@@ -100,6 +104,21 @@ def summary(trips):
 def postgres(*args):
     return subprocess.run(["bash", str(ROOT / "scripts/postgres"), *args], check=True, capture_output=True, text=True,
                           timeout=300).stdout.strip()
+
+
+def pin_postgres(cores):
+    """Moves the PostgreSQL server scripts/postgres started (and every backend, now and later:
+    they fork from it) to `cores`, so that its work does not take Squall's core from the loop
+    being timed. Returns whether it could."""
+    pid_file = Path(f"/tmp/squall-postgres-{os.environ.get('SQUALL_TEST_POSTGRES_PORT', '54329')}/data/postmaster.pid")
+    try:
+        postmaster = pid_file.read_text().split()[0]
+        subprocess.run(["taskset", "-a", "-p", "-c", cores, postmaster], check=True, capture_output=True)
+        for child in subprocess.run(["pgrep", "-P", postmaster], capture_output=True, text=True).stdout.split():
+            subprocess.run(["taskset", "-a", "-p", "-c", cores, child], capture_output=True)
+        return True
+    except (OSError, IndexError, subprocess.CalledProcessError):
+        return False
 
 
 def measure(squall, store, paused, runs, database):
@@ -162,11 +181,16 @@ def main():
     runs = 1 if args.quick else args.runs
     squall = release_binary()
     database = args.postgres or postgres()
+    pinned = not args.postgres and pin_postgres("1")
     results = {}
-    for name, store, paused in [("memory", "memory", False), ("SQLite", "sqlite", False),
-                                ("PostgreSQL", "postgres", False), ("PostgreSQL, paused", "postgres", True)]:
-        results[name] = measure(squall, store, paused, runs, database)
-        print(f"{name}: {results[name]['runs']}", file=sys.stderr)
+    try:
+        for name, store, paused in [("memory", "memory", False), ("SQLite", "sqlite", False),
+                                    ("PostgreSQL", "postgres", False), ("PostgreSQL, paused", "postgres", True)]:
+            results[name] = measure(squall, store, paused, runs, database)
+            print(f"{name}: {results[name]['runs']}", file=sys.stderr)
+    finally:
+        if pinned:
+            pin_postgres("0-1")
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     out = ROOT / "benchmarks" / "results" / f"{stamp}-opening.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
