@@ -34,8 +34,7 @@ final class PostgresJanitor: Sendable {
 
     /// Runs every ``Retention/sweepInterval`` until ``stop()``.
     func start() {
-        let interval = TimeAmount.nanoseconds(Int64(retention.sweepInterval.components.seconds) * 1_000_000_000)
-        link.loop.scheduleTask(in: interval) { [self] in
+        link.loop.scheduleTask(in: TimeAmount(retention.sweepInterval)) { [self] in
             guard !stopped.withLockedValue({ $0 }) else { return }
             run().whenComplete { [self] _ in
                 if !stopped.withLockedValue({ $0 }) { start() }

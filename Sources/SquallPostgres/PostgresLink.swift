@@ -29,6 +29,13 @@ final class PostgresLink: Sendable {
         let underlying: any Error
     }
 
+    /// Whether a query that failed with `error` certainly changed nothing: it was never sent,
+    /// or the server refused it (its transaction rolled back). Otherwise — a connection lost
+    /// with the query under way — it may have committed before the answer was lost.
+    static func certainlyDidNothing(_ error: any Error) -> Bool {
+        error is NotConnected || (error as? PSQLError)?.serverInfo != nil
+    }
+
     private enum State {
         case closed
         case connecting(EventLoopFuture<PostgresConnection>)

@@ -74,10 +74,10 @@ public final class PostgresLogStore: SharedLog, LogBroker, PresenceRegistry {
         let (writing, opening, reading, upkeep, cleaning) = (link(), link(), link(), link(), link())
         links = [writing, opening, reading, upkeep, cleaning]
         writer = PostgresWriter(
-            link: writing, loop: loop, retention: retention, window: idempotency.duration.inSeconds, maxQueuedBytes: maxQueuedBytes, logger: logger)
+            link: writing, retention: retention, window: idempotency.duration.inSeconds, maxQueuedBytes: maxQueuedBytes, logger: logger)
         reader = PostgresReader(opener: opening, reader: reading)
         listener = PostgresListener(node: node, loop: loop, configuration: configuration, logger: logger)
-        presence = PostgresPresence(node: node, link: upkeep, loop: loop, logger: logger)
+        presence = PostgresPresence(node: node, link: upkeep, logger: logger)
         nodes = PostgresNodes(node: node, link: upkeep, listener: listener)
         janitor = PostgresJanitor(link: cleaning, retention: retention, logger: logger)
         do {

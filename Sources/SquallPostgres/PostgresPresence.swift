@@ -35,14 +35,12 @@ final class PostgresPresence: Sendable {
 
     let node: UUID
     private let link: PostgresLink
-    private let loop: any EventLoop
     private let logger: Logger
     private let queue = Mutex(Queue())
 
-    init(node: UUID, link: PostgresLink, loop: any EventLoop, logger: Logger) {
+    init(node: UUID, link: PostgresLink, logger: Logger) {
         self.node = node
         self.link = link
-        self.loop = loop
         self.logger = logger
     }
 
@@ -59,7 +57,7 @@ final class PostgresPresence: Sendable {
             defer { queue.writing = true }
             return !queue.writing
         }
-        if wake { loop.execute { self.writeNext() } }
+        if wake { link.loop.execute { self.writeNext() } }
     }
 
     /// How many members' states wait to be written.
@@ -97,7 +95,7 @@ final class PostgresPresence: Sendable {
             logger.warning("PostgreSQL presence change failed; retrying", metadata: ["error": "\(StoreError(postgres: error, doing: "record presence"))"])
             // Never sent, or refused by the server (its transaction rolled back): the joins this
             // batch marked did not happen, so a leave since is nothing to write either.
-            let nothingWritten = error is PostgresLink.NotConnected || (error as? PSQLError)?.serverInfo != nil
+            let nothingWritten = PostgresLink.certainlyDidNothing(error)
             queue.withLock { queue in
                 for (key, change) in batch where queue.latest[key] == nil { queue.latest[key] = change }
                 guard nothingWritten else { return }
@@ -106,7 +104,7 @@ final class PostgresPresence: Sendable {
                     if case .leave = queue.latest[key] { queue.latest[key] = nil }
                 }
             }
-            loop.scheduleTask(in: Self.retryDelay) { self.writeNext() }
+            link.loop.scheduleTask(in: Self.retryDelay) { self.writeNext() }
         }
     }
 

@@ -26,14 +26,11 @@ struct PostgresReader: Sendable {
     }
 
     func read(_ channel: ChannelName, after position: StreamPosition, limit: Int, retention: Retention) async throws(StoreError) -> CatchUp {
-        let unpublished = position.unpublishedAt != nil
         do {
             let result = try await reader.query(PostgresQueries.read(channel, after: position.offset, limit: limit, maxBytes: Self.maxReadBytes)).get()
-            if let caughtUp = try Self.caughtUp(channel, after: position, unpublished: unpublished, from: result) { return caughtUp }
+            if let caughtUp = try Self.caughtUp(channel, after: position, from: result) { return caughtUp }
             let logs = try PostgresQueries.logs(from: try await opener.query(PostgresQueries.open([channel], retention: retention)).get())
             return .restart(logs[channel])
-        } catch let error as StoreError {
-            throw error
         } catch {
             throw StoreError(postgres: error, doing: "read channel \(channel)")
         }
@@ -43,8 +40,8 @@ struct PostgresReader: Sendable {
     /// another epoch, a log behind it, or retention took what came next): the log starts again
     /// from the store's. From an unpublished position, the channel's first messages follow; a
     /// channel still without a row has none.
-    private static func caughtUp(_ channel: ChannelName, after position: StreamPosition, unpublished: Bool, from result: PostgresQueryResult) throws -> CatchUp?
-    {
+    private static func caughtUp(_ channel: ChannelName, after position: StreamPosition, from result: PostgresQueryResult) throws -> CatchUp? {
+        let unpublished = position.unpublishedAt != nil
         var messages: [Message] = []
         var head: UInt64 = 0
         var rows = 0

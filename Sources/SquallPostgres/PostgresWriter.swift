@@ -42,16 +42,14 @@ final class PostgresWriter: Sendable {
     }
 
     private let link: PostgresLink
-    private let loop: any EventLoop
     private let retention: Retention
     private let window: Double
     private let maxQueuedBytes: Int
     private let logger: Logger
     private let queue = Mutex(Queue())
 
-    init(link: PostgresLink, loop: any EventLoop, retention: Retention, window: Double, maxQueuedBytes: Int, logger: Logger) {
+    init(link: PostgresLink, retention: Retention, window: Double, maxQueuedBytes: Int, logger: Logger) {
         self.link = link
-        self.loop = loop
         self.retention = retention
         self.window = window
         self.maxQueuedBytes = maxQueuedBytes
@@ -69,7 +67,7 @@ final class PostgresWriter: Sendable {
             defer { queue.writing = true }
             return !queue.writing
         }
-        if wake { loop.execute { self.writeNext() } }
+        if wake { link.loop.execute { self.writeNext() } }
     }
 
     /// Refuses appends from now on, and returns once everything queued is answered.
@@ -91,7 +89,7 @@ final class PostgresWriter: Sendable {
         case idle([CheckedContinuation<Void, Never>])
     }
 
-    /// Sends the next batch or trim; runs on `loop`, one at a time.
+    /// Sends the next batch or trim; runs on the link's loop, one at a time.
     private func writeNext() {
         let work = queue.withLock { queue -> Work in
             if !queue.trims.isEmpty, queue.items.isEmpty || queue.batchesSinceTrim >= 16 {
@@ -126,9 +124,9 @@ final class PostgresWriter: Sendable {
             }
         case .append(let batch):
             link.query(PostgresQueries.append(batch, window: window)).whenComplete { [self] result in
-                // The server refused it, or it was never sent: nothing committed; else the
-                // answer may have been lost after the commit.
-                guard case .failure(let error) = result, (error as? PSQLError)?.serverInfo == nil, !(error is PostgresLink.NotConnected) else {
+                // Certainly not committed, or committed: answered; else the answer may have
+                // been lost after the commit.
+                guard case .failure(let error) = result, !PostgresLink.certainlyDidNothing(error) else {
                     answer(batch, result)
                     writeNext()
                     return

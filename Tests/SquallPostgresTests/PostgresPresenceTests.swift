@@ -19,7 +19,7 @@ struct PostgresPresenceTests {
             await (try await PostgresLogStore(address: address)).close()  // the tables, as a node makes them
             let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
             let link = PostgresLink(loop: group.next(), configuration: try address.configuration(), logger: Logger(label: "test"))
-            let presence = PostgresPresence(node: UUID(), link: link, loop: group.next(), logger: Logger(label: "test"))
+            let presence = PostgresPresence(node: UUID(), link: link, logger: Logger(label: "test"))
             let room = try ChannelName("room")
             // Another session holds squall_presence: this node's writes wait.
             let holder = try psqlStart("BEGIN; LOCK TABLE squall_presence IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;", in: database)
@@ -58,7 +58,7 @@ struct PostgresPresenceTests {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let nowhere = try PostgresAddress("postgres://squall@127.0.0.1:1/none")
         let link = PostgresLink(loop: group.next(), configuration: try nowhere.configuration(), logger: Logger(label: "test"))
-        let presence = PostgresPresence(node: UUID(), link: link, loop: group.next(), logger: Logger(label: "test"))
+        let presence = PostgresPresence(node: UUID(), link: link, logger: Logger(label: "test"))
         let room = try ChannelName("room")
         for round in 0..<3 {
             for _ in 0..<500 {

@@ -169,7 +169,7 @@ import Testing
     }
 
     @Test func anAddressRateLimiterKeepsABucketPerNetworkAndSaysHowLongToWait() {
-        let limiter = AddressRateLimiter(.init(perSecond: 2, burst: 2))
+        let limiter = AddressRateLimiter(RateLimit(perSecond: 2, burst: 2))
         let now = ContinuousClock.now
         #expect(limiter.take(Self.ip("10.0.0.1"), now: now) == nil)
         #expect(limiter.take(Self.ip("10.0.0.1"), now: now) == nil)
@@ -179,12 +179,12 @@ import Testing
         #expect(limiter.take(Self.ip("2001:db8::1"), now: now) == nil)
         #expect(limiter.take(Self.ip("2001:db8::2"), now: now) == nil)
         #expect(limiter.take(Self.ip("2001:db8::3"), now: now) != nil, "one /64, one bucket")
-        let exempt = AddressRateLimiter(.init(perSecond: 1, burst: 1), exemptsLoopback: true)
+        let exempt = AddressRateLimiter(RateLimit(perSecond: 1, burst: 1), exemptsLoopback: true)
         for _ in 0..<5 { #expect(exempt.take(Self.ip("127.0.0.1"), now: now) == nil) }
     }
 
     @Test func anAddressRateLimiterForgetsAddressesWhoseBucketsAreFull() {
-        let limiter = AddressRateLimiter(.init(perSecond: 1, burst: 1))
+        let limiter = AddressRateLimiter(RateLimit(perSecond: 1, burst: 1))
         let now = ContinuousClock.now
         for host in 0..<1_100 {
             _ = limiter.take(Self.ip("10.0.\(host / 256).\(host % 256)"), now: now + .seconds(host))

@@ -376,7 +376,7 @@ import Testing
     @Test func textIsCheckedWhileItsFrameArrives() {
         var machine = openMachine()
         func part(_ opcode: WebSocketFrameBytes.Opcode, _ bytes: [UInt8]) -> PartialFrame {
-            PartialFrame(fin: true, rsv1: false, opcode: opcode, newBytes: ByteBuffer(bytes: bytes))
+            PartialFrame(rsv1: false, opcode: opcode, newBytes: ByteBuffer(bytes: bytes))
         }
         #expect(machine.wantsPart(.text, rsv1: false) && !machine.wantsPart(.binary, rsv1: false) && !machine.wantsPart(.text, rsv1: true))
         let step15 = machine.receivedPart(part(.text, [0xCE, 0xBA, 0xE1]))

@@ -11,18 +11,16 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
 
+from test_hostile import rss_mib
+from test_hostile import wait_until as wait_for
+from test_postgres_nodes import postgres
+
 DATABASE = os.environ.get("SQUALL_TEST_POSTGRES")
-ROOT = Path(__file__).resolve().parents[2]
 needs_postgres = pytest.mark.skipif(not DATABASE, reason="needs a database: SQUALL_TEST_POSTGRES=postgres://… (scripts/postgres starts one)")
-
-
-def postgres(*args):
-    subprocess.run(["bash", str(ROOT / "scripts/postgres"), *args], check=True, capture_output=True, timeout=60)
 
 
 def psql(sql):
@@ -179,15 +177,6 @@ def rows(path, table):
         return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
 
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"not within {timeout} s: {what}")
-
-
 def publish_everywhere(server, channels, count):
     """`count` messages over `channels` channels; each channel's last answer."""
     last = {}
@@ -248,11 +237,6 @@ def test_postgres_deletes_expired_messages_and_forgets_channels_past_their_meta_
     assert again["epoch"] != first["epoch"] and again["offset"] == 1
     with urllib.request.urlopen(f"{server.http}/channels/{channel}/messages?wait=0&since={first['epoch']}:{first['offset']}", timeout=10) as response:
         assert json.load(response)["recovered"] is False
-
-
-def rss_mib(server):
-    with open(f"/proc/{server.process.pid}/status") as status:
-        return int(next(line for line in status if line.startswith("VmRSS:")).split()[1]) / 1024
 
 
 async def test_memory_the_sweep_frees_goes_back_to_the_system(squall):

@@ -23,13 +23,13 @@ public struct AddressRange: Hashable, Sendable, CustomStringConvertible {
             length = maximum
         }
         prefixLength = length
-        network = address.keeping(address.isIPv4 ? 96 + length : length)
+        network = address.network(ipv4: length, ipv6: length)
     }
 
     /// Whether `address` is in the block.
     public func contains(_ address: IPAddress) -> Bool {
         guard address.isIPv4 == network.isIPv4 else { return false }
-        return address.keeping(network.isIPv4 ? 96 + prefixLength : prefixLength) == network
+        return address.network(ipv4: prefixLength, ipv6: prefixLength) == network
     }
 
     /// `10.0.0.0/8`.

@@ -15,7 +15,7 @@ import Synchronization
 /// no per-address connection limit: a tool on this machine (a proxy there should be trusted,
 /// `--trusted-proxy`, so that its clients are told apart).
 final class AddressRateLimiter: Sendable {
-    let rate: TokenBucket.Rate
+    let limit: RateLimit
     let addresses: ClientAddresses
     let exemptsLoopback: Bool
 
@@ -27,17 +27,24 @@ final class AddressRateLimiter: Sendable {
     private static let firstSweep = 1024
     private let state = Mutex(State())
 
-    init(_ rate: TokenBucket.Rate, addresses: ClientAddresses = ClientAddresses(), exemptsLoopback: Bool = false) {
-        self.rate = rate
+    init(_ limit: RateLimit, addresses: ClientAddresses = ClientAddresses(), exemptsLoopback: Bool = false) {
+        self.limit = limit
         self.addresses = addresses
         self.exemptsLoopback = exemptsLoopback
+    }
+
+    /// Takes a token for `client`, or refuses with 429 `rate_limited`, saying what was done too
+    /// fast (`action`) and when the next one passes.
+    func charge(_ client: IPAddress?, action: String) throws(APIError) {
+        guard let wait = take(client) else { return }
+        throw APIError.rateLimited(limit, wait: wait, action: action)
     }
 
     /// Takes a token for `client`: `nil` when it had one, else how long until it will.
     func take(_ client: IPAddress?, now: ContinuousClock.Instant = .now) -> Duration? {
         if exemptsLoopback, client?.isLoopback == true { return nil }
         let key = addresses.key(client)
-        let rate = self.rate
+        let rate = limit.bucketRate
         return state.withLock { state in
             var bucket = state.buckets[key] ?? TokenBucket(full: rate, now: now)
             let taken = bucket.take(rate, now: now)

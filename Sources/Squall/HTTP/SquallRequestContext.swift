@@ -22,13 +22,15 @@ public struct SquallRequestContext: RequestContext {
 
     /// The client `request` is from: the peer, or the client a trusted proxy forwards it for.
     func client(of request: Request, _ addresses: ClientAddresses) -> IPAddress? {
+        let peer = IPAddress(remoteAddress)
+        guard addresses.isTrustedProxy(peer) else { return peer }  // the header is not read
         let name: HTTPField.Name =
             switch addresses.forwardingHeader {
             case .forwarded: .forwarded
             case .xForwardedFor: .xForwardedFor
             }
         let values = request.headers[values: name]
-        return addresses.client(peer: IPAddress(remoteAddress), forwarding: values.isEmpty ? nil : values.joined(separator: ", "))
+        return addresses.client(peer: peer, forwarding: values.isEmpty ? nil : values.joined(separator: ", "))
     }
 }
 

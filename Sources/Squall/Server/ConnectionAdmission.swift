@@ -142,7 +142,4 @@ final class ConnectionAdmission: Sendable {
 
     /// Open connections now.
     var openConnections: Int { open.load(ordering: .relaxed) }
-
-    /// Refused connections not closed yet.
-    var refusedConnections: Int { refusing.load(ordering: .relaxed) }
 }

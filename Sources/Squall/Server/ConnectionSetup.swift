@@ -265,7 +265,7 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
             }
             for mount in mounts {
                 guard let parameters = mount.match(uri.path[...]) else { continue }
-                var headers = HTTPHeaders(try mount.check(head, uri, parameters, channel.remoteAddress).map { ($0.name.rawName, $0.value) })
+                var headers = HTTPHeaders(try mount.check(head, uri, parameters, channel.remoteAddress, client).map { ($0.name.rawName, $0.value) })
                 let deflate = configuration.deflate.flatMap { options in
                     PerMessageDeflate.negotiate(request.extensionOffers).map { (options: options, agreement: $0) }
                 }

@@ -62,31 +62,25 @@ public struct SquallServer: Service, CustomStringConvertible {
         let publishRate = configuration.publishRate?.bucketRate
         let subscribeRate = configuration.subscribeRate
         let addresses = configuration.clientAddresses
-        let subscriptions = subscribeRate.map { AddressRateLimiter($0.bucketRate, addresses: addresses, exemptsLoopback: true) }
+        let subscriptions = subscribeRate.map { AddressRateLimiter($0, addresses: addresses, exemptsLoopback: true) }
         self.subscriptions = subscriptions
         let pool = connections
         func mounted(_ handler: any WebSocketHandler) -> MountedHandler {
             MountedHandler(handler: handler, pool: pool, logger: logger)
         }
-        /// A plain socket subscribes as it opens: its subscription is charged to its client's
-        /// address (behind a trusted proxy, the one the proxy forwards it for).
-        @Sendable func chargeSubscription(_ head: HTTPRequestHead, _ peer: SocketAddress?) throws(APIError) {
-            let client = addresses.client(peer: IPAddress(peer), forwarding: head.headers.forwarding(addresses))
-            guard let subscriptions, let subscribeRate, let wait = subscriptions.take(client) else { return }
-            throw APIError.rateLimited(subscribeRate, wait: wait, action: "subscribed")
-        }
         mounts.append(
             WebSocketMount(path: "/msg", handler: mounted(MsgTransport(channel: "msg", hub: hub, maxInfo: maxInfo, publishRate: publishRate))) {
-                head, uri, _, address in
+                _, uri, _, _, client in
                 _ = try ChannelTarget(channel: "msg", query: uri.queryParameters, maxInfo: maxInfo)
-                try chargeSubscription(head, address)
+                // A plain socket subscribes as it opens: charged to its client's address.
+                try subscriptions?.charge(client, action: "subscribed")
                 return [:]
             })
         mounts.append(
             WebSocketMount(path: "/msg/{channel}", handler: mounted(MsgTransport(channel: nil, hub: hub, maxInfo: maxInfo, publishRate: publishRate))) {
-                head, uri, parameters, address in
+                _, uri, parameters, _, client in
                 _ = try ChannelTarget(channel: parameters["channel"].map(String.init), query: uri.queryParameters, maxInfo: maxInfo)
-                try chargeSubscription(head, address)
+                try subscriptions?.charge(client, action: "subscribed")
                 return [:]
             })
         mounts.append(
@@ -171,6 +165,7 @@ public struct SquallServer: Service, CustomStringConvertible {
         SSETransport(hub: hub, configuration: configuration, departures: departures, subscriptions: subscriptions).add(to: router)
 
         let origins = configuration.origins
+        let addresses = configuration.clientAddresses
         for mount in mounts {
             let check = mount.check
             router.get(RouterPath(mount.path)) { request, context -> Response in
@@ -184,7 +179,7 @@ public struct SquallServer: Service, CustomStringConvertible {
                     uri: request.uri.description,
                     headers: HTTPHeaders(request.headers.map { ($0.name.rawName, $0.value) })
                 )
-                _ = try check(head, request.uri, context.parameters, context.remoteAddress)
+                _ = try check(head, request.uri, context.parameters, context.remoteAddress, context.client(of: request, addresses))
                 throw APIError.webSocketRequired(request.uri.path)
             }
         }
@@ -219,7 +214,8 @@ public struct SquallServer: Service, CustomStringConvertible {
         _ head: HTTPRequestHead,
         _ uri: URI,
         _ parameters: Parameters,
-        _ remoteAddress: SocketAddress?
+        _ remoteAddress: SocketAddress?,
+        _ client: IPAddress?
     ) throws -> HTTPFields {
         let offered = head.headers["Sec-WebSocket-Protocol"].joined(separator: ",")
         guard !offered.isEmpty else { return [:] }

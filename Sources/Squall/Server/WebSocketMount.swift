@@ -11,7 +11,9 @@ struct WebSocketMount: Sendable {
     /// upgrade is answered with the same error a plain GET gets. (NIO's head, not a Hummingbird
     /// `Request`: the built-in mounts check on every handshake, and building one per handshake
     /// would be most of the check's cost; a public ``UpgradeCheck`` gets its request built.)
-    typealias Check = @Sendable (HTTPRequestHead, URI, Parameters, SocketAddress?) throws -> HTTPFields
+    /// Decides an upgrade from its head, its URI, the path's parameters, the peer's address and
+    /// the client's (``ClientAddresses``: behind a trusted proxy, whom it forwards for).
+    typealias Check = @Sendable (HTTPRequestHead, URI, Parameters, SocketAddress?, IPAddress?) throws -> HTTPFields
 
     let path: String
     /// The handler, with the server's pool and logger that its connections share.
@@ -30,10 +32,10 @@ struct WebSocketMount: Sendable {
     /// A mount whose upgrades `check` decides (every upgrade is accepted without one).
     init(path: String, handler: MountedHandler, check: UpgradeCheck?) {
         guard let check else {
-            self.init(path: path, handler: handler) { _, _, _, _ in [:] }
+            self.init(path: path, handler: handler) { _, _, _, _, _ in [:] }
             return
         }
-        self.init(path: path, handler: handler) { head, uri, parameters, remoteAddress in
+        self.init(path: path, handler: handler) { head, uri, parameters, remoteAddress, _ in
             let request = WebSocketUpgradeRequest(head: head, uri: uri, parameters: parameters, remoteAddress: remoteAddress)
             switch try check(request) {
             case .accept(let subprotocol, var headers):

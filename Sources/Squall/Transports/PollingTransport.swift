@@ -33,7 +33,7 @@ struct PollingTransport: Sendable {
         self.hub = hub
         self.configuration = configuration
         self.departures = departures
-        self.publishes = configuration.publishRate.map { AddressRateLimiter($0.bucketRate, addresses: configuration.clientAddresses) }
+        self.publishes = configuration.publishRate.map { AddressRateLimiter($0, addresses: configuration.clientAddresses) }
         self.opens = opens
     }
 
@@ -50,7 +50,7 @@ struct PollingTransport: Sendable {
     @Sendable func poll(_ request: Request, context: SquallRequestContext) async throws -> Response {
         let channel = try APIError.channel(context.parameters.get("name"))
         let (since, limit, wait) = try Self.pollQuery(request.uri.queryParameters, maxWait: configuration.longPollWait)
-        try chargeOpening(channel, request, context)
+        try chargeOpening(channel, by: context.client(of: request, configuration.clientAddresses))
         let hub = self.hub
         let budget = ReadBudget.envelopes(maxBytes: configuration.maxReplyBytes)
         // A shutdown, or the client going away, ends the wait at once: the poll is answered,
@@ -72,7 +72,7 @@ struct PollingTransport: Sendable {
     @Sendable func history(_ request: Request, context: SquallRequestContext) async throws -> Response {
         let channel = try APIError.channel(context.parameters.get("name"))
         let limit = try Self.limit(request.uri.queryParameters)
-        try chargeOpening(channel, request, context)
+        try chargeOpening(channel, by: context.client(of: request, configuration.clientAddresses))
         let history: History
         do {
             history = try await hub.history(channel, limit: limit, budget: ReadBudget.envelopes(maxBytes: configuration.maxReplyBytes))
@@ -85,11 +85,9 @@ struct PollingTransport: Sendable {
     /// A request that would open `channel` from the store — a poll, a history read, a publish —
     /// takes a token from its client's subscribe bucket: over the rate it is refused (429)
     /// before the store is asked.
-    private func chargeOpening(_ channel: ChannelName, _ request: Request, _ context: SquallRequestContext) throws(APIError) {
-        guard let opens, let rate = configuration.subscribeRate, hub.opensFromStore(channel),
-            let wait = opens.take(context.client(of: request, configuration.clientAddresses))
-        else { return }
-        throw APIError.rateLimited(rate, wait: wait, action: "opened channels")
+    private func chargeOpening(_ channel: ChannelName, by client: @autoclosure () -> IPAddress?) throws(APIError) {
+        guard let opens, hub.opensFromStore(channel) else { return }
+        try opens.charge(client(), action: "opened channels")
     }
 
     @Sendable func presence(_ request: Request, context: SquallRequestContext) async throws -> Response {
@@ -114,10 +112,9 @@ struct PollingTransport: Sendable {
             }
             return key
         }
-        if let publishes, let rate = configuration.publishRate, let wait = publishes.take(context.client(of: request, configuration.clientAddresses)) {
-            throw APIError.rateLimited(rate, wait: wait)
-        }
-        try chargeOpening(channel, request, context)
+        let client = context.client(of: request, configuration.clientAddresses)
+        try publishes?.charge(client, action: "published")
+        try chargeOpening(channel, by: client)
         var request = request
         let body: ByteBuffer
         do {

@@ -30,10 +30,7 @@ struct SSETransport: Sendable {
             lastEventID: request.headers[Self.lastEventID],
             maxInfo: configuration.maxInfo
         )
-        if let subscriptions, let rate = configuration.subscribeRate, let wait = subscriptions.take(context.client(of: request, configuration.clientAddresses))
-        {
-            throw APIError.rateLimited(rate, wait: wait, action: "subscribed")
-        }
+        try subscriptions?.charge(context.client(of: request, configuration.clientAddresses), action: "subscribed")
         do {
             try await hub.open(target.channel)
         } catch {

@@ -116,8 +116,8 @@ final class WSTransport: NonBlockingWebSocketHandler {
         case "publish":
             let channel = try channel(of: request, op)
             let payload = try payload(of: request)
-            if let rate = publishRate, let wait = subscriber.takePublishToken(rate.bucketRate) {
-                throw ProtocolError(.rateLimited, message: APIError.rateLimited(rate, wait: wait).message)
+            if let rate = publishRate, let wait = WSSubscriber.take(from: subscriber.publishes, rate) {
+                throw ProtocolError(APIError.rateLimited(rate, wait: wait))
             }
             try chargeOpening(channel, for: connection)
             let idempotencyKey = try request.idempotencyKey.map { text throws(ProtocolError) in
@@ -171,16 +171,20 @@ final class WSTransport: NonBlockingWebSocketHandler {
 
     /// Takes a subscription token: a subscribe or unsubscribe over the rate is refused.
     private func chargeSubscription(of subscriber: WSSubscriber) throws(ProtocolError) {
-        guard let rate = subscribeRate, let wait = subscriber.takeSubscribeToken(rate.bucketRate) else { return }
-        throw ProtocolError(.rateLimited, message: APIError.rateLimited(rate, wait: wait, action: "subscribed").message)
+        guard let rate = subscribeRate, let wait = WSSubscriber.take(from: subscriber.subscriptions, rate) else { return }
+        throw ProtocolError(APIError.rateLimited(rate, wait: wait, action: "subscribed"))
     }
 
     /// A request that would open `channel` from the store takes a token from the client
     /// address's subscribe bucket too: however many connections it holds, one client cannot
     /// keep the store's reads to itself by asking for names nobody uses.
     private func chargeOpening(_ channel: ChannelName, for connection: WebSocketConnection) throws(ProtocolError) {
-        guard let opens, let rate = subscribeRate, hub.opensFromStore(channel), let wait = opens.take(connection.client) else { return }
-        throw ProtocolError(.rateLimited, message: APIError.rateLimited(rate, wait: wait, action: "opened channels").message)
+        guard let opens, hub.opensFromStore(channel) else { return }
+        do {
+            try opens.charge(connection.client, action: "opened channels")
+        } catch {
+            throw ProtocolError(error)
+        }
     }
 
     private func channel(of request: ProtocolRequest, _ op: String) throws(ProtocolError) -> ChannelName {
@@ -226,9 +230,9 @@ final class WSSubscriber: Subscriber {
     let channels = Mutex<[ChannelName: UInt64]>([:])
     private let attempts = Atomic<UInt64>(0)
     /// This connection's publishes so far, against the publish rate.
-    private let publishes: Mutex<TokenBucket>
+    let publishes: Mutex<TokenBucket>
     /// Its subscribes and unsubscribes so far, against the subscribe rate.
-    private let subscriptions: Mutex<TokenBucket>
+    let subscriptions: Mutex<TokenBucket>
     /// Its requests waiting on the store.
     let pending = PendingRequests()
 
@@ -243,14 +247,11 @@ final class WSSubscriber: Subscriber {
         self.subscriptions = Mutex(TokenBucket(full: subscribeRate ?? TokenBucket.Rate(perSecond: 1, burst: 1)))
     }
 
-    /// Takes a publish token: `nil` when there was one, else how long until there is.
-    func takePublishToken(_ rate: TokenBucket.Rate) -> Duration? {
-        publishes.withLock { bucket in bucket.take(rate) ? nil : bucket.waitTime(rate) }
-    }
-
-    /// Takes a subscription token: `nil` when there was one, else how long until there is.
-    func takeSubscribeToken(_ rate: TokenBucket.Rate) -> Duration? {
-        subscriptions.withLock { bucket in bucket.take(rate) ? nil : bucket.waitTime(rate) }
+    /// Takes a token from `bucket` (``publishes`` or ``subscriptions``): `nil` when there was
+    /// one, else how long until there is.
+    static func take(from bucket: borrowing Mutex<TokenBucket>, _ limit: RateLimit) -> Duration? {
+        let rate = limit.bucketRate
+        return bucket.withLock { bucket in bucket.take(rate) ? nil : bucket.waitTime(rate) }
     }
 
     func receive(_ message: Message) {

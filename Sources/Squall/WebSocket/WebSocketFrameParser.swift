@@ -20,7 +20,6 @@ struct ClientFrame {
 /// The part of a frame that has arrived while the rest has not: what lets text be checked as it
 /// arrives (``UTF8Validator``).
 struct PartialFrame {
-    let fin: Bool
     let rsv1: Bool
     let opcode: WebSocketFrameBytes.Opcode?
     /// The payload's bytes that arrived since the frame's last part was taken, unmasked.
@@ -108,13 +107,14 @@ struct WebSocketFrameParser {
             var bytes = buffer.getSlice(at: header.payloadStart + partsTaken, length: arrived - partsTaken)
         else { return nil }
         if let key = header.maskKey {
-            // The mask goes on where the last part left it: its bytes, turned by that offset.
-            let keyBytes = withUnsafeBytes(of: key) { Array($0) }
-            let turned = (0..<4).map { keyBytes[($0 + partsTaken) & 3] }
-            bytes = Self.unmasked(bytes, key: turned.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) })
+            // The mask goes on where the last part left it: its bytes in memory order, turned
+            // by that offset (a rotation of the key read as little-endian).
+            let inOrder = UInt32(littleEndian: key)
+            let shift = UInt32(partsTaken & 3) * 8
+            bytes = Self.unmasked(bytes, key: ((inOrder &>> shift) | (inOrder &<< (32 &- shift))).littleEndian)
         }
         partsTaken = arrived
-        return PartialFrame(fin: header.fin, rsv1: header.rsv1, opcode: header.opcode, newBytes: bytes)
+        return PartialFrame(rsv1: header.rsv1, opcode: header.opcode, newBytes: bytes)
     }
 
     /// A frame's header, once it has all arrived.

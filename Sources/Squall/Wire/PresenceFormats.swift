@@ -1,18 +1,12 @@
 import NIOCore
 import SquallCore
 
-/// A `join` or `leave` event as JSON, `{"channel","client","type"}`: what `/ws` and SSE send.
-enum PresenceJSON: PresenceWireFormat {
-    static func encode(_ change: PresenceChange) -> ByteBuffer {
-        ProtocolReply.presenceChange(change).json
-    }
-}
-
-/// A presence event as a `/ws` text frame, framed once for every watcher (never compressed:
-/// compressing is per client window, and presence events are small).
+/// A presence event as a `/ws` text frame — its JSON, `{"channel","client","type"}` — framed
+/// once for every watcher (never compressed: compressing is per client window, and presence
+/// events are small).
 enum PresenceFrame: PresenceWireFormat {
     static func encode(_ change: PresenceChange) -> ByteBuffer {
-        WebSocketFrameBytes.frame(.text, PresenceJSON.encode(change))
+        WebSocketFrameBytes.frame(.text, ProtocolReply.presenceChange(change).json)
     }
 }
 

@@ -10,8 +10,8 @@ import Synchronization
 /// Like the database it gives positions itself (an epoch per channel made by its first append,
 /// offsets in one order across nodes), answers appends and notifies the other nodes
 /// asynchronously, keeps idempotency keys with their messages, and creates nothing on a read.
-/// Unlike it, it can be told to misbehave: drop notifications, fail, hang, trim what nodes have
-/// not read, or forget a channel as its meta TTL would.
+/// Unlike it, it can be told to misbehave: drop notifications, trim what nodes have not read,
+/// or forget a channel as its meta TTL would.
 final class InProcessCluster: Sendable {
     struct Row {
         var epoch: String
@@ -26,8 +26,6 @@ final class InProcessCluster: Sendable {
         /// Members by channel, then client: the node it is on, and how.
         var members: [ChannelName: [UUID: NodeMember]] = [:]
         var dropsNotifications = false
-        var failing = false
-        var opens = 0
         var queue: [Pending] = []
         var writing = false
     }
@@ -44,7 +42,6 @@ final class InProcessCluster: Sendable {
     }
 
     private let state = Mutex(State())
-    private let calls = StoreGate()
 
     /// A node of the cluster, for one hub.
     func node() -> Node { Node(cluster: self) }
@@ -53,15 +50,6 @@ final class InProcessCluster: Sendable {
 
     /// Notifications are lost from now on (`false`: delivered again).
     func dropNotifications(_ drop: Bool) { state.withLock { $0.dropsNotifications = drop } }
-
-    /// Every call fails at once from now on, as with the database unreachable.
-    func fail(_ failing: Bool) { state.withLock { $0.failing = failing } }
-
-    /// Every call waits from now on until ``resume()``, as with the database paused.
-    func hang() { calls.hang() }
-
-    /// Lets every waiting call go on.
-    func resume() { calls.resume() }
 
     /// Deletes `channel`'s messages through `offset`, as retention on other nodes would.
     func trim(_ channel: ChannelName, through offset: UInt64) {
@@ -73,23 +61,9 @@ final class InProcessCluster: Sendable {
         _ = state.withLock { $0.rows.removeValue(forKey: channel) }
     }
 
-    /// Whether the cluster holds anything for `channel`.
-    func holds(_ channel: ChannelName) -> Bool { state.withLock { $0.rows[channel] != nil } }
-
-    /// How many reads opened channels.
-    var opens: Int { state.withLock(\.opens) }
-
     // MARK: - What the nodes call
 
-    private func gate() async throws(StoreError) {
-        if state.withLock(\.failing) { throw StoreError("the cluster is failing") }
-        await calls.pass()
-        if state.withLock(\.failing) { throw StoreError("the cluster is failing") }
-    }
-
     fileprivate func open(_ channels: [ChannelName], retention: Retention) async throws(StoreError) -> [ChannelName: StoredLog] {
-        state.withLock { $0.opens += 1 }
-        try await gate()
         return state.withLock { state in
             var logs: [ChannelName: StoredLog] = [:]
             for channel in channels {
@@ -112,8 +86,7 @@ final class InProcessCluster: Sendable {
         key: IdempotencyKey?,
         committed: @escaping @Sendable (Result<Appended, StoreError>) -> Void
     ) throws(StoreError) {
-        let start = try state.withLock { state throws(StoreError) -> Bool in
-            if state.failing { throw StoreError("the cluster is failing") }
+        let start = state.withLock { state -> Bool in
             state.queue.append(Pending(draft: draft, key: key, committed: committed))
             defer { state.writing = true }
             return !state.writing
@@ -130,12 +103,6 @@ final class InProcessCluster: Sendable {
             }
             return state.queue.removeFirst()
         }) {
-            do throws(StoreError) {
-                try await gate()
-            } catch {
-                next.committed(.failure(error))
-                continue
-            }
             let draft = next.draft
             let (appended, position) = state.withLock { state -> (Appended, StreamPosition) in
                 var row = state.rows[draft.channel] ?? Row(epoch: StreamPosition.newEpoch(), lastOffset: 0, messages: [], keys: [:])
@@ -164,7 +131,6 @@ final class InProcessCluster: Sendable {
     }
 
     fileprivate func read(_ channel: ChannelName, after position: StreamPosition, limit: Int, retention: Retention) async throws(StoreError) -> CatchUp {
-        try await gate()
         return state.withLock { state in
             guard let row = state.rows[channel] else {
                 return position.unpublishedAt != nil ? .messages([], more: false) : .restart(nil)
@@ -211,7 +177,6 @@ final class InProcessCluster: Sendable {
     }
 
     fileprivate func members(_ channel: ChannelName, notOn node: UUID) async throws(StoreError) -> [NodeMember] {
-        try await gate()
         return state.withLock { Array(($0.members[channel] ?? [:]).values.filter { $0.node != node }) }
     }
 

@@ -16,21 +16,30 @@ func databaseURL(of database: String?) -> String {
     return url[...slash] + database
 }
 
-/// Runs `sql` with Debian's psql, as an operator would, waiting without holding a thread.
-/// - Returns: the psql process, once it has exited.
+/// Runs `sql` with Debian's psql, as an operator would, waiting without holding a thread;
+/// returns what it prints (unaligned, tuples only), trimmed.
 @discardableResult
-func psqlRun(_ sql: String, in database: String? = nil) async throws -> Process {
-    let process = try psqlStart(sql, in: database)
-    while process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
-    return process
+func psql(_ sql: String, in database: String? = nil) async throws -> String {
+    let output = FileManager.default.temporaryDirectory.appendingPathComponent("squall-psql-\(UUID().uuidString)")
+    guard FileManager.default.createFile(atPath: output.path, contents: nil) else { throw PsqlFailed(sql: sql) }
+    defer { try? FileManager.default.removeItem(at: output) }
+    let process = try psqlStart(sql, in: database, output: try FileHandle(forWritingTo: output))
+    while process.isRunning { try await Task.sleep(for: .milliseconds(10)) }
+    guard process.terminationStatus == 0 else { throw PsqlFailed(sql: sql) }
+    return try String(contentsOf: output, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+}
+
+/// psql exited with an error.
+struct PsqlFailed: Error {
+    let sql: String
 }
 
 /// Starts psql running `sql` and returns it running: for a session that holds a lock.
-func psqlStart(_ sql: String, in database: String? = nil) throws -> Process {
+func psqlStart(_ sql: String, in database: String? = nil, output: FileHandle = .nullDevice) throws -> Process {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
-    process.arguments = ["-q", "-v", "ON_ERROR_STOP=1", databaseURL(of: database), "-c", sql]
-    process.standardOutput = FileHandle.nullDevice
+    process.arguments = ["-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", databaseURL(of: database), "-c", sql]
+    process.standardOutput = output
     try process.run()
     return process
 }
@@ -39,12 +48,12 @@ func psqlStart(_ sql: String, in database: String? = nil) throws -> Process {
 /// tables, which would hold up or disturb the suites running beside it.
 func withDatabaseOfItsOwn(_ name: String, _ body: (String) async throws -> Void) async throws {
     let database = "squall_\(name)_\(UUID().uuidString.prefix(8).lowercased())"
-    try await psqlRun("CREATE DATABASE \(database)")
+    try await psql("CREATE DATABASE \(database)")
     do {
         try await body(database)
     } catch {
-        _ = try? await psqlRun("DROP DATABASE \(database) WITH (FORCE)")
+        _ = try? await psql("DROP DATABASE \(database) WITH (FORCE)")
         throw error
     }
-    try await psqlRun("DROP DATABASE \(database) WITH (FORCE)")
+    try await psql("DROP DATABASE \(database) WITH (FORCE)")
 }
