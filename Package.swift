@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "Squall", targets: ["Squall"]),
         .library(name: "SquallSQLite", targets: ["SquallSQLite"]),
         .library(name: "SquallPostgres", targets: ["SquallPostgres"]),
+        .library(name: "SquallSettings", targets: ["SquallSettings"]),
         .library(name: "SquallBench", targets: ["SquallBench"]),
         .executable(name: "squall", targets: ["squall"]),
     ],
@@ -33,6 +34,12 @@ let package = Package(
         .package(url: "https://github.com/adam-fowler/compress-nio", exact: "1.5.0"),
         .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
         .package(url: "https://github.com/vapor/postgres-nio", exact: "1.33.2"),
+        // One configuration from flags, environment and a YAML or JSON file, reloaded on SIGHUP.
+        .package(url: "https://github.com/apple/swift-configuration", exact: "1.4.0", traits: [.defaults, "YAML", "Reloading"]),
+        .package(url: "https://github.com/jpsim/Yams", exact: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-system", exact: "1.8.1"),
+        // JWT connection and subscription tokens.
+        .package(url: "https://github.com/vapor/jwt-kit", exact: "5.8.0"),
     ],
     targets: [
         .target(
@@ -68,9 +75,13 @@ let package = Package(
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                // Connection and subscription tokens; JWKS documents fetched from a URL.
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
             ],
             // Each folder is a layer; its README.md says what it owns and may import.
-            exclude: ["Configuration", "WebSocket", "Wire", "HTTP", "Handlers", "Transports", "Server", "SPI"].map { "\($0)/README.md" },
+            exclude: ["Configuration", "WebSocket", "Protocol", "Wire", "HTTP", "Auth", "Handlers", "Transports", "Server", "SPI"].map { "\($0)/README.md" },
             resources: [.copy("Public")]
         ),
         // The durable log store on SQLite: SquallCore's LogStore over GRDB, knowing no HTTP.
@@ -97,6 +108,21 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The options of `squall serve`, declared once, resolved from flags, SQUALL_* variables,
+        // a YAML or JSON file and defaults, and reloaded on SIGHUP; knows no socket and no store.
+        .target(
+            name: "SquallSettings",
+            dependencies: [
+                "SquallCore",
+                "Squall",
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ]
+        ),
         .target(
             name: "SquallBench",
             dependencies: [
@@ -117,6 +143,7 @@ let package = Package(
                 "SquallSQLite",
                 "SquallPostgres",
                 "SquallBench",
+                "SquallSettings",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -148,6 +175,10 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+        .testTarget(
+            name: "SquallSettingsTests",
+            dependencies: ["SquallSettings", "Squall", "SquallCore", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "SquallTests",

@@ -22,6 +22,27 @@ public struct Disconnect: Sendable, Hashable, CustomStringConvertible {
 
     /// `code reason`, as logged.
     public var description: String { reason.isEmpty ? "\(code)" : "\(code) \(reason)" }
+
+    /// What a client should do after a close, told by its code's range (centrifuge's
+    /// `disconnect.go` ranges; docs/protocol.md lists them and squall.js acts on them).
+    public enum Advice: String, Sendable, CaseIterable {
+        /// Reconnect with backoff and resume from the last position: 1000–3999 (WebSocket's and
+        /// registered codes: a shutdown, a slow consumer, a failure) and 4010–4499.
+        case reconnect
+        /// Ask the application for a new token, then reconnect: 4000–4009.
+        case refreshToken
+        /// Do not reconnect: the server will refuse the same again. 4500–4999.
+        case giveUp
+    }
+
+    /// What a client should do after this close.
+    public var advice: Advice {
+        switch code {
+        case 4000...4009: .refreshToken
+        case 4500...4999: .giveUp
+        default: .reconnect
+        }
+    }
 }
 
 extension Disconnect {
@@ -89,6 +110,23 @@ extension Disconnect {
 
     // MARK: 4000–4999: Squall's own
 
+    // 4000–4009: credentials. Get a (new) token from the application, then reconnect.
+
+    /// 4001: no valid connection token where one is needed, or a `/ws` request before its
+    /// `connect`. The reason says what was wrong.
+    public static func unauthorized(_ why: String) -> Disconnect {
+        Disconnect(code: 4001, reason: String("unauthorized: \(why)".utf8.prefix(123)) ?? "unauthorized")
+    }
+    /// 4002: the connection's token expired and no fresh one came (`/ws` `refresh`) before.
+    public static let tokenExpired = Disconnect(code: 4002, reason: "token expired")
+    /// 4003: the channel's namespace refuses this client (a `/msg` socket's subscribe or
+    /// publish). The reason names the namespace and the rule.
+    public static func permissionDenied(_ why: String) -> Disconnect {
+        Disconnect(code: 4003, reason: String(why.utf8.prefix(123)) ?? "permission denied")
+    }
+
+    // 4010–4099: the position. Reconnect and resume from the last position.
+
     /// 4010: the client asked to resume from a position that is gone (another epoch, or older
     /// than retention). The reason carries the current position to start again from.
     public static func positionNotRecoverable(current: StreamPosition) -> Disconnect {
@@ -109,6 +147,7 @@ extension Disconnect {
         .invalidCloseFrame, .invalidCloseCode,
         .invalidUTF8, .invalidCompressedData, .invalidCloseReason, .slowConsumer, .publishRateExceeded, .messageTooBig, .serverError, .cannotInflate,
         .storeUnavailable,
+        .unauthorized("a connection token is required"), .tokenExpired, .permissionDenied("namespace chat refuses this (publish: subscribers)"),
         .positionNotRecoverable(current: StreamPosition(epoch: "epoch", offset: 0)), .logRestarted,
     ]
 }

@@ -128,7 +128,7 @@ extension Hub {
     /// committed, so their publishers are answered.
     private func restart(_ state: inout ChannelState.Locked, from stored: StoredLog?, now time: Date) -> [AfterUnlock] {
         let channel = state.log.channel
-        state.log = ChannelLog(channel: channel, retention: retention, stored: stored, followsStore: true, now: time)
+        state.log = ChannelLog(channel: channel, retention: retention(of: channel), stored: stored, followsStore: true, now: time)
         let waiting = state.sync.acknowledgeOnJoin.values.flatMap { $0 }
         state.sync.acknowledgeOnJoin = [:]
         let current = state.log.position(now: time)

@@ -32,7 +32,10 @@ public final class Hub: Sendable {
     /// How many independently locked parts the channel table has.
     public static let shardCount = 64
 
+    /// The store's retention: the most any channel keeps.
     let retention: Retention
+    /// Each channel's own, within ``retention`` (its namespace's).
+    private let retentionOf: @Sendable (ChannelName) -> Retention
     let storage: LogStorage
     let idempotency: IdempotencyWindow
     let now: @Sendable () -> Date
@@ -51,15 +54,19 @@ public final class Hub: Sendable {
     ///   - presenceTurn: how long presence changes gather before watchers hear of them, merged
     ///     per member. Default 50 ms.
     ///   - now: the clock messages are stamped with.
+    ///   - retentionOf: a channel's own retention, within `retention` (which a store keeps); it
+    ///     is asked when the channel's log opens. Default `retention` for every channel.
     public init(
         retention: Retention = Retention(),
         storage: LogStorage = .memory,
         idempotency: IdempotencyWindow = IdempotencyWindow(),
         opening: OpeningLimits = OpeningLimits(),
         presenceTurn: Duration = .milliseconds(50),
-        now: @escaping @Sendable () -> Date = { Date() }
+        now: @escaping @Sendable () -> Date = { Date() },
+        retentionOf: (@Sendable (ChannelName) -> Retention)? = nil
     ) {
         self.retention = retention
+        self.retentionOf = retentionOf ?? { _ in retention }
         self.storage = storage
         self.idempotency = idempotency
         self.presenceTurn = presenceTurn
@@ -85,6 +92,14 @@ public final class Hub: Sendable {
     /// A hub that is one node of several sharing `store`.
     public convenience init(retention: Retention = Retention(), shared store: any SharedLogStore, idempotency: IdempotencyWindow = IdempotencyWindow()) {
         self.init(retention: retention, storage: .shared(store), idempotency: idempotency)
+    }
+
+    /// `channel`'s retention: its own, never more than the store's.
+    func retention(of channel: ChannelName) -> Retention {
+        let own = retentionOf(channel)
+        return Retention(
+            maxMessages: min(own.maxMessages, retention.maxMessages), maxAge: min(own.maxAge, retention.maxAge),
+            maxBytes: min(own.maxBytes, retention.maxBytes), metaTTL: retention.metaTTL)
     }
 
     /// How many waiting polls are parked across all channels.
@@ -119,9 +134,10 @@ public final class Hub: Sendable {
             if let state = channels[channel] { return (state, false) }
             let state =
                 opener == nil
-                ? ChannelState(log: ChannelLog(channel: channel, retention: retention), recent: RecentPublishes(window: idempotency), opening: false)
+                ? ChannelState(
+                    log: ChannelLog(channel: channel, retention: retention(of: channel)), recent: RecentPublishes(window: idempotency), opening: false)
                 : ChannelState(
-                    log: ChannelLog(channel: channel, retention: retention, stored: nil, followsStore: false, now: now()),
+                    log: ChannelLog(channel: channel, retention: retention(of: channel), stored: nil, followsStore: false, now: now()),
                     recent: RecentPublishes(window: idempotency),
                     opening: true
                 )
@@ -206,7 +222,7 @@ public final class Hub: Sendable {
                 locked.retired = true
                 return ([], (Array(parked), error))
             case .success(let stored):
-                locked.log = ChannelLog(channel: channel, retention: retention, stored: stored, followsStore: isShared, now: time)
+                locked.log = ChannelLog(channel: channel, retention: retention(of: channel), stored: stored, followsStore: isShared, now: time)
                 locked.recent = RecentPublishes(window: idempotency, restoring: stored, now: time)
                 return (parked.compactMap { $0.run(&locked) }, nil)
             }

@@ -169,25 +169,27 @@ import Testing
     }
 
     @Test func anAddressRateLimiterKeepsABucketPerNetworkAndSaysHowLongToWait() {
-        let limiter = AddressRateLimiter(RateLimit(perSecond: 2, burst: 2))
+        let rate = RateLimit(perSecond: 2, burst: 2)
+        let limiter = AddressRateLimiter(rate)
         let now = ContinuousClock.now
-        #expect(limiter.take(Self.ip("10.0.0.1"), now: now) == nil)
-        #expect(limiter.take(Self.ip("10.0.0.1"), now: now) == nil)
-        #expect(limiter.take(Self.ip("10.0.0.1"), now: now) == .milliseconds(500))
-        #expect(limiter.take(Self.ip("10.0.0.2"), now: now) == nil)
-        #expect(limiter.take(Self.ip("10.0.0.1"), now: now + .milliseconds(500)) == nil)
-        #expect(limiter.take(Self.ip("2001:db8::1"), now: now) == nil)
-        #expect(limiter.take(Self.ip("2001:db8::2"), now: now) == nil)
-        #expect(limiter.take(Self.ip("2001:db8::3"), now: now) != nil, "one /64, one bucket")
+        #expect(limiter.take(Self.ip("10.0.0.1"), rate, now: now) == nil)
+        #expect(limiter.take(Self.ip("10.0.0.1"), rate, now: now) == nil)
+        #expect(limiter.take(Self.ip("10.0.0.1"), rate, now: now) == .milliseconds(500))
+        #expect(limiter.take(Self.ip("10.0.0.2"), rate, now: now) == nil)
+        #expect(limiter.take(Self.ip("10.0.0.1"), rate, now: now + .milliseconds(500)) == nil)
+        #expect(limiter.take(Self.ip("2001:db8::1"), rate, now: now) == nil)
+        #expect(limiter.take(Self.ip("2001:db8::2"), rate, now: now) == nil)
+        #expect(limiter.take(Self.ip("2001:db8::3"), rate, now: now) != nil, "one /64, one bucket")
         let exempt = AddressRateLimiter(RateLimit(perSecond: 1, burst: 1), exemptsLoopback: true)
-        for _ in 0..<5 { #expect(exempt.take(Self.ip("127.0.0.1"), now: now) == nil) }
+        for _ in 0..<5 { #expect(exempt.take(Self.ip("127.0.0.1"), rate, now: now) == nil) }
     }
 
     @Test func anAddressRateLimiterForgetsAddressesWhoseBucketsAreFull() {
-        let limiter = AddressRateLimiter(RateLimit(perSecond: 1, burst: 1))
+        let rate = RateLimit(perSecond: 1, burst: 1)
+        let limiter = AddressRateLimiter(rate)
         let now = ContinuousClock.now
         for host in 0..<1_100 {
-            _ = limiter.take(Self.ip("10.0.\(host / 256).\(host % 256)"), now: now + .seconds(host))
+            _ = limiter.take(Self.ip("10.0.\(host / 256).\(host % 256)"), rate, now: now + .seconds(host))
         }
         #expect(limiter.trackedAddresses < 200)
     }

@@ -26,6 +26,22 @@ import Testing
         #expect(documented.subtracting(sent).isEmpty, "in docs/protocol.md but never sent: \(documented.subtracting(sent).sorted())")
     }
 
+    @Test func everyCloseCodeIsInTheRangeWhoseAdviceTheDocsGive() throws {
+        let advice: [String: Disconnect.Advice] = [
+            "reconnect": .reconnect, "credentials": .refreshToken, "give up": .giveUp,
+        ]
+        let ranges = try Self.table(under: "Close code ranges").map { row -> (ClosedRange<UInt16>, Disconnect.Advice?) in
+            let bounds = row[0].split(separator: "–").compactMap { UInt16($0) }
+            let told = advice.first { row[1].hasPrefix($0.key) }?.value
+            return (bounds[0]...bounds[1], told)
+        }
+        #expect(ranges.count == 4)
+        for disconnect in Disconnect.registry {
+            let range = try #require(ranges.first { $0.0.contains(disconnect.code) }, "\(disconnect.code) is in no documented range")
+            #expect(range.1 == disconnect.advice, "\(disconnect.code): the docs say \(String(describing: range.1)), the code \(disconnect.advice)")
+        }
+    }
+
     @Test func theDocsListEveryErrorCodeTheServerSendsAndNoOther() throws {
         let http = try Self.table(under: "HTTP errors")
         let ws = try Self.table(under: "Error codes on")

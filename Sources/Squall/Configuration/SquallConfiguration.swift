@@ -78,6 +78,13 @@ public struct SquallConfiguration: Sendable {
     /// The certificate and key to serve TLS with (`wss://`, `https://`, HTTP/2 by ALPN);
     /// `nil` serves plain TCP. Default `nil`.
     public var tls: TLSFiles?
+    /// Whether clients need connection tokens, and the keys that verify them. Default: tokens
+    /// optional, no key (so every client is anonymous).
+    public var auth: AuthConfiguration
+    /// The options of channels outside every namespace. Default: anyone may do anything.
+    public var defaultNamespace: NamespaceOptions
+    /// Channel families by name (`chat` for `chat:lobby`), each with its options. Default none.
+    public var namespaces: [String: NamespaceOptions]
 
     /// A configuration; every argument has the default documented on its property.
     public init(
@@ -105,7 +112,10 @@ public struct SquallConfiguration: Sendable {
         clientAddresses: ClientAddresses = ClientAddresses(),
         publishRate: RateLimit? = .standard,
         subscribeRate: RateLimit? = .standardSubscriptions,
-        tls: TLSFiles? = nil
+        tls: TLSFiles? = nil,
+        auth: AuthConfiguration = AuthConfiguration(),
+        defaultNamespace: NamespaceOptions = NamespaceOptions(),
+        namespaces: [String: NamespaceOptions] = [:]
     ) {
         self.host = host
         self.port = port
@@ -132,6 +142,9 @@ public struct SquallConfiguration: Sendable {
         self.publishRate = publishRate
         self.subscribeRate = subscribeRate
         self.tls = tls
+        self.auth = auth
+        self.defaultNamespace = defaultNamespace
+        self.namespaces = namespaces
     }
 }
 

@@ -44,7 +44,19 @@ struct AccessLogMiddleware: RouterMiddleware {
         guard logger.logLevel <= level else { return }
         let elapsed = ContinuousClock.now - start
         let milliseconds = Double(elapsed.components.seconds) * 1e3 + Double(elapsed.components.attoseconds) / 1e15
-        let line = "\(status) \(method) \(uri()) (\(remote() ?? "-")) \(String(format: "%.2f", milliseconds))ms"
+        let line = "\(status) \(method) \(redacted(uri())) (\(remote() ?? "-")) \(String(format: "%.2f", milliseconds))ms"
         logger.log(level: level, "\(line)")
+    }
+
+    /// `uri` with the values of `token` and `subscription_token` replaced: a token in a URL
+    /// (all an `EventSource` can send) must not end up in logs, where anyone reading them could
+    /// connect as its user until it expires.
+    static func redacted(_ uri: String) -> String {
+        guard let query = uri.firstIndex(of: "?"), uri.contains("token=") else { return uri }
+        let parameters = uri[uri.index(after: query)...].split(separator: "&", omittingEmptySubsequences: false).map { parameter in
+            parameter.hasPrefix("token=") || parameter.hasPrefix("subscription_token=")
+                ? parameter.prefix { $0 != "=" } + "=REDACTED" : String(parameter)
+        }
+        return String(uri[...query]) + parameters.joined(separator: "&")
     }
 }

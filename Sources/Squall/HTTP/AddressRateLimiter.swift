@@ -14,8 +14,11 @@ import Synchronization
 /// bucket. With `exemptsLoopback`, `127.0.0.1` and `::1` take no token, as they count towards
 /// no per-address connection limit: a tool on this machine (a proxy there should be trusted,
 /// `--trusted-proxy`, so that its clients are told apart).
+///
+/// The rate is read on every charge (``init(rate:addresses:exemptsLoopback:)``), so a reload
+/// takes effect at the next request; `nil` lets every request pass.
 final class AddressRateLimiter: Sendable {
-    let limit: RateLimit
+    let rate: @Sendable () -> RateLimit?
     let addresses: ClientAddresses
     let exemptsLoopback: Bool
 
@@ -27,21 +30,26 @@ final class AddressRateLimiter: Sendable {
     private static let firstSweep = 1024
     private let state = Mutex(State())
 
-    init(_ limit: RateLimit, addresses: ClientAddresses = ClientAddresses(), exemptsLoopback: Bool = false) {
-        self.limit = limit
+    init(rate: @escaping @Sendable () -> RateLimit?, addresses: ClientAddresses = ClientAddresses(), exemptsLoopback: Bool = false) {
+        self.rate = rate
         self.addresses = addresses
         self.exemptsLoopback = exemptsLoopback
+    }
+
+    /// A limiter of a fixed rate.
+    convenience init(_ limit: RateLimit, addresses: ClientAddresses = ClientAddresses(), exemptsLoopback: Bool = false) {
+        self.init(rate: { limit }, addresses: addresses, exemptsLoopback: exemptsLoopback)
     }
 
     /// Takes a token for `client`, or refuses with 429 `rate_limited`, saying what was done too
     /// fast (`action`) and when the next one passes.
     func charge(_ client: IPAddress?, action: String) throws(APIError) {
-        guard let wait = take(client) else { return }
+        guard let limit = rate(), let wait = take(client, limit) else { return }
         throw APIError.rateLimited(limit, wait: wait, action: action)
     }
 
     /// Takes a token for `client`: `nil` when it had one, else how long until it will.
-    func take(_ client: IPAddress?, now: ContinuousClock.Instant = .now) -> Duration? {
+    func take(_ client: IPAddress?, _ limit: RateLimit, now: ContinuousClock.Instant = .now) -> Duration? {
         if exemptsLoopback, client?.isLoopback == true { return nil }
         let key = addresses.key(client)
         let rate = limit.bucketRate

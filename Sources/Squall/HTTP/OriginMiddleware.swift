@@ -20,10 +20,12 @@ import Hummingbird
 struct OriginMiddleware: RouterMiddleware {
     typealias Context = SquallRequestContext
 
-    let policy: OriginPolicy
+    /// The origins admitted now, read per request (a reload changes them).
+    let origins: @Sendable () -> OriginPolicy
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let origin = request.headers[.origin] else { return try await next(request, context) }
+        let policy = origins()
         let host = request.head.authority
         let listed = policy.admitsAny || policy.allowed.contains(origin.lowercased())
         guard listed || policy.admits(origin: origin, host: host) else {
@@ -54,7 +56,7 @@ struct OriginMiddleware: RouterMiddleware {
         [
             .accessControlAllowOrigin: origin,
             .accessControlAllowMethods: "GET, HEAD, POST, OPTIONS",
-            .accessControlAllowHeaders: "Accept, Content-Type, Idempotency-Key, Last-Event-ID",
+            .accessControlAllowHeaders: "Accept, Authorization, Content-Type, Idempotency-Key, Last-Event-ID",
             .accessControlMaxAge: "600",
             .vary: "Origin",
         ]

@@ -65,10 +65,12 @@ public final class WebSocketConnection: Sendable, Identifiable, Hashable, Custom
         deflate: (options: DeflateOptions, window: DeflateWindow)?,
         id: UUID,
         client: IPAddress?,
+        identity: ClientIdentity? = nil,
         mounted: MountedHandler
     ) {
         self.id = id
         self.client = client
+        self.identity = identity
         self.deflate = deflate?.options
         self.deflateWindow = deflate?.window ?? .bits15
         self.head = head
@@ -110,6 +112,10 @@ public final class WebSocketConnection: Sendable, Identifiable, Hashable, Custom
     /// `request.remote_ip` with `xheaders`): the peer, or — from a trusted proxy — the client
     /// it forwarded the upgrade for (``ClientAddresses``). `nil` for a peer without an IP.
     public let client: IPAddress?
+
+    /// Who the client is, as the connection token it upgraded with says (`?token=` or
+    /// `Authorization: Bearer` on Squall's own routes); `nil` for an anonymous client.
+    public let identity: ClientIdentity?
 
     /// Queues `message` for this client (Tornado's `write_message`); never waits.
     ///

@@ -11,6 +11,13 @@
  * reconnects with exponential backoff and jitter, and resumes every channel from its last
  * position: nothing lost, nothing twice. When the server says a position is gone, it fires a
  * `recoveryfailed` event so the application can reload.
+ *
+ * With `getToken` (a function returning a connection token, or a promise of one) it asks the
+ * application for a token before connecting, again shortly before the token expires (sending
+ * it to the server with `refresh` on a WebSocket), and after the server closes with a code of
+ * the credentials range (4000–4009: 4001 unauthorized, 4002 token expired, 4003 permission
+ * denied). What it does after a close depends on the code's range, not on a list of codes
+ * (`Squall.closeAdvice`): refresh the token and reconnect, reconnect and resume, or give up.
  */
 (function (global) {
   'use strict';
@@ -28,7 +35,9 @@
     stableAfter: 3000,        // ms a transport must stay up to count as working
     shortPollInterval: 1000,  // ms between short polls
     longPollWait: 25,         // s a long poll may wait
-    publishRetries: 5         // times a publish whose answer was lost is sent again
+    publishRetries: 5,        // times a publish whose answer was lost is sent again
+    getToken: null,           // () => token or Promise<token>: the application's connection token
+    tokenRefreshMargin: 10000 // ms before a token's exp that a fresh one is asked for
   };
 
   function Client(url, options) {
@@ -48,6 +57,8 @@
     this._session = null;
     this._awaiting = [];            // channels to hear `subscribed` for before `open` fires
     this._closedByUser = false;
+    this._token = null;             // the connection token getToken last gave
+    this._tokenTimer = null;        // asks for a fresh token before this one expires
     this.subscribe(this.options.channel);
     this._connect();
   }
@@ -57,6 +68,16 @@
   Client.CLOSING = 2;
   Client.CLOSED = 3;
   Client.TRANSPORTS = TRANSPORTS;
+
+  /** What to do after the server closes with `code`, by its range (docs/protocol.md):
+   *  'refresh' (4000–4009: get a new token, then reconnect), 'giveup' (4500–4999: the server
+   *  will refuse again, whatever the client does), else 'reconnect' (and resume). */
+  function closeAdvice(code) {
+    if (code >= 4000 && code <= 4009) return 'refresh';
+    if (code >= 4500 && code <= 4999) return 'giveup';
+    return 'reconnect';
+  }
+  Client.closeAdvice = closeAdvice;
 
   // ---- WebSocket-like surface ------------------------------------------------------------
 
@@ -86,6 +107,7 @@
   Client.prototype.close = function () {
     this._closedByUser = true;
     clearTimeout(this._reconnectTimer);
+    clearTimeout(this._tokenTimer);
     this.readyState = Client.CLOSED;
     if (this._session) this._session.stop();
     this._session = null;
@@ -129,24 +151,66 @@
 
   Client.prototype._publishOnce = function (channel, data, key) {
     if (this._session && this._session.open && this._session.publish) return this._session.publish(channel, data, key);
-    return httpPublish(this.url, channel, data, key);
+    return httpPublish(this.url, channel, data, key, this._token);
   };
 
-  /** Resolves with [{id, info, transport}] for `channel`. */
+  /** Resolves with [{id, info, transport, user}] for `channel`. */
   Client.prototype.presence = function (channel) {
-    return getJSON(this.url + '/channels/' + encodeURIComponent(channel) + '/presence')
+    return getJSON(this.url + '/channels/' + encodeURIComponent(channel) + '/presence', null, this._token)
       .then(function (body) { return body.clients; });
   };
 
   /** Resolves with the latest retained messages of `channel` (at most `limit`). */
   Client.prototype.history = function (channel, limit) {
-    return getJSON(this.url + '/channels/' + encodeURIComponent(channel) + '/history?limit=' + (limit || 100))
+    return getJSON(this.url + '/channels/' + encodeURIComponent(channel) + '/history?limit=' + (limit || 100), null, this._token)
       .then(function (body) { return body.messages.map(decodeEnvelope); });
+  };
+
+  // ---- Tokens ----------------------------------------------------------------------------
+
+  /** Resolves once the client holds a token, asking `getToken` when it has none (a first
+   *  connect, or a close that asked for a new one); without `getToken`, at once. */
+  Client.prototype._ensureToken = function () {
+    var client = this;
+    if (typeof this.options.getToken !== 'function' || this._token) return Promise.resolve();
+    return Promise.resolve(this.options.getToken()).then(function (token) {
+      client._setToken(token);
+    });
+  };
+
+  /** Keeps `token`, and asks for the next one `tokenRefreshMargin` before it expires: a
+   *  WebSocket session hands it to the server with `refresh`; the other transports send it with
+   *  their next request. */
+  Client.prototype._setToken = function (token) {
+    var client = this;
+    this._token = token || null;
+    clearTimeout(this._tokenTimer);
+    var expires = tokenExpiry(this._token);
+    if (!expires || this._closedByUser) return;
+    var delay = Math.max(1000, expires - Date.now() - this.options.tokenRefreshMargin);
+    this._tokenTimer = setTimeout(function () {
+      if (client._closedByUser) return;
+      Promise.resolve(client.options.getToken()).then(function (fresh) {
+        client._setToken(fresh);
+        if (client._session && client._session.refresh) client._session.refresh(client._token);
+      }, function (error) {
+        client._emit('error', { message: 'getToken failed: ' + (error && error.message || error) });
+      });
+    }, delay);
   };
 
   // ---- Connection life cycle -------------------------------------------------------------
 
   Client.prototype._connect = function () {
+    if (this._closedByUser) return;
+    var client = this;
+    this._ensureToken().then(function () { client._connectNow(); }, function (error) {
+      client._emit('error', { message: 'getToken failed: ' + (error && error.message || error) });
+      client._scheduleReconnect();
+    });
+  };
+
+  Client.prototype._connectNow = function () {
     if (this._closedByUser) return;
     var transports = this.options.transports;
     var name = transports[this._attempt % transports.length];
@@ -183,13 +247,22 @@
         // A transport that failed to open, or died before it proved stable (a middlebox that
         // kills WebSockets right after the handshake), is skipped: the next one is tried. One
         // that has worked before is retried instead: the server is down, not the transport.
+        var code = reason && reason.code || 1006;
+        var advice = closeAdvice(code);
+        // A close the server chose (a token refused or expired) says nothing of the transport.
         var early = !opened || Date.now() - openedAt < client.options.stableAfter;
-        if (early && name !== client._knownGood) client._attempt += 1;
-        if (wasOpen) {
-          client.readyState = Client.CONNECTING;
-          client._emit('close', { code: reason && reason.code || 1006, reason: reason && reason.reason || '', wasClean: false });
+        if (early && name !== client._knownGood && !(reason && reason.code)) client._attempt += 1;
+        if (advice === 'refresh') client._token = null;
+        if (wasOpen || advice === 'giveup') {
+          client.readyState = advice === 'giveup' ? Client.CLOSED : Client.CONNECTING;
+          client._emit('close', { code: code, reason: reason && reason.reason || '', wasClean: false });
         }
-        client._emit('error', { message: 'transport ' + name + ' lost: ' + (reason && reason.reason || 'connection failed') });
+        client._emit('error', { message: 'transport ' + name + ' lost: ' + (reason && reason.reason || 'connection failed'), code: code });
+        if (advice === 'giveup') {
+          client._closedByUser = true;
+          clearTimeout(client._tokenTimer);
+          return;
+        }
         client._scheduleReconnect();
       }
     });
@@ -271,6 +344,7 @@
     }
     this.socket = socket;
     socket.onmessage = function (event) { self.receive(JSON.parse(event.data)); };
+    this.token = this.client._token;
     socket.onclose = function (event) { self.fail({ code: event.code, reason: event.reason || 'socket closed' }); };
     socket.onerror = function () { /* onclose follows */ };
   };
@@ -280,9 +354,20 @@
     switch (event.type) {
       case 'welcome':
         client.clientId = event.client;
+        // The token goes in the first message rather than the URL, so that a refusal is a
+        // close with its code (4001) that the browser shows, not a failed handshake.
+        if (this.token) {
+          this.request({ op: 'connect', token: this.token, ref: 'connect' });
+          break;
+        }
         this.open = true;
         this.hooks.open();
         break;
+      case 'connected':
+        this.open = true;
+        this.hooks.open();
+        break;
+      case 'refreshed': break;
       case 'message': client._deliver(event); break;
       case 'subscribed':
         delete this.pending[event.ref];
@@ -336,6 +421,11 @@
       if (!state || !self.open || self.socket.readyState !== 1) return;  // unsubscribed, or a new session resubscribes
       self.subscribe(channel, state.position, waiter.attempt + 1);
     }, backoff(client.options, waiter.attempt));
+  };
+
+  /** Hands the server a fresh token before the one it holds expires. */
+  WebSocketSession.prototype.refresh = function (token) {
+    this.request({ op: 'refresh', token: token, ref: 'refresh' });
   };
 
   WebSocketSession.prototype.unsubscribe = function (channel) {
@@ -402,12 +492,20 @@
     if (position) query.push('since=' + encodeURIComponent(position.epoch + ':' + position.offset));
     if (client.options.presence && state.presence) query.push('presence=1');
     if (client.options.name) query.push('name=' + encodeURIComponent(client.options.name));
+    // EventSource sends no headers of the page's: the token goes in the query.
+    if (client._token) query.push('token=' + encodeURIComponent(client._token));
     var source = new global.EventSource(client.url + '/channels/' + encodeURIComponent(channel) + '/events' + (query.length ? '?' + query.join('&') : ''));
     this.sources[channel] = source;
     source.addEventListener('subscribed', function (event) { client._subscribed(JSON.parse(event.data)); });
     source.addEventListener('message', function (event) { client._deliver(JSON.parse(event.data)); });
     source.addEventListener('join', function (event) { client._presence('join', JSON.parse(event.data)); });
     source.addEventListener('leave', function (event) { client._presence('leave', JSON.parse(event.data)); });
+    // The server's last event says why it ended the stream: a token expired (4002), a node's
+    // log restarted (4011), a shutdown (1001).
+    source.addEventListener('close', function (event) {
+      var detail = JSON.parse(event.data);
+      self.fail({ code: detail.code, reason: detail.reason });
+    });
     // The browser would reconnect an EventSource on its own, but then the client could not tell
     // the application, back off, or fall back: any error ends the session, and the client
     // reconnects every channel from the positions it tracked.
@@ -464,13 +562,15 @@
     var since = position;
     var resuming = !!position;
     function fail(error) {
-      if (loop.active && !self.stopped) self.fail({ reason: String(error) });
+      // 401 and 403 are the credentials range's 4001 and 4003 on a socket.
+      var code = error && error.status === 401 ? 4001 : error && error.status === 403 ? 4003 : undefined;
+      if (loop.active && !self.stopped) self.fail({ code: code, reason: String(error) });
     }
     function poll() {
       if (!loop.active || self.stopped) return;
       var query = 'wait=' + self.wait + '&since=' + encodeURIComponent(since.epoch + ':' + since.offset);
       loop.controller = typeof AbortController === 'function' ? new AbortController() : null;
-      getJSON(path + '/messages?' + query, loop.controller).then(function (page) {
+      getJSON(path + '/messages?' + query, loop.controller, client._token).then(function (page) {
         if (!loop.active || self.stopped) return;
         if (resuming || page.recovered === false) {
           client._subscribed({ channel: channel, epoch: page.epoch, offset: page.offset, recovered: page.recovered });
@@ -483,7 +583,7 @@
     }
     if (since) return poll();
     // A fresh subscription starts from now, as on the other transports.
-    getJSON(path + '/history?limit=1').then(function (head) {
+    getJSON(path + '/history?limit=1', null, client._token).then(function (head) {
       if (!loop.active || self.stopped) return;
       client._subscribed({ channel: channel, epoch: head.epoch, offset: head.offset });
       since = { epoch: head.epoch, offset: head.offset };
@@ -558,8 +658,25 @@
     });
   }
 
-  function getJSON(url, controller) {
-    return requestJSON(url, { signal: controller ? controller.signal : undefined });
+  function getJSON(url, controller, token) {
+    return requestJSON(url, { signal: controller ? controller.signal : undefined, headers: authorization(token, {}) });
+  }
+
+  /** `headers` with `Authorization: Bearer token` when there is a token. */
+  function authorization(token, headers) {
+    if (token) headers.Authorization = 'Bearer ' + token;
+    return headers;
+  }
+
+  /** When a JWT expires, in ms since 1970, from its `exp` claim; 0 when it cannot tell. */
+  function tokenExpiry(token) {
+    try {
+      var part = String(token).split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+      var claims = JSON.parse(global.atob(part + '==='.slice((part.length + 3) % 4)));
+      return typeof claims.exp === 'number' ? claims.exp * 1000 : 0;
+    } catch (notAJWT) {
+      return 0;
+    }
   }
 
   /** A key no other publish will have: a v4 UUID where the browser makes them (secure
@@ -581,9 +698,9 @@
     return /^connection lost|^store_unavailable/.test(String(error.message));
   }
 
-  function httpPublish(base, channel, data, idempotencyKey) {
+  function httpPublish(base, channel, data, idempotencyKey, token) {
     var binary = typeof data !== 'string';
-    var headers = { 'Content-Type': binary ? 'application/octet-stream' : 'text/plain; charset=utf-8' };
+    var headers = authorization(token, { 'Content-Type': binary ? 'application/octet-stream' : 'text/plain; charset=utf-8' });
     if (idempotencyKey) headers['Idempotency-Key'] = idempotencyKey;
     return requestJSON(base + '/channels/' + encodeURIComponent(channel) + '/messages', {
       method: 'POST',
@@ -621,5 +738,5 @@
     return bytes.buffer;
   }
 
-  global.Squall = { Client: Client, TRANSPORTS: TRANSPORTS, version: '1' };
+  global.Squall = { Client: Client, TRANSPORTS: TRANSPORTS, closeAdvice: closeAdvice, version: '1' };
 })(typeof globalThis !== 'undefined' ? globalThis : window);

@@ -40,21 +40,36 @@ final class ConnectionAdmission: Sendable {
     static let refusalTime = TimeAmount.seconds(1)
 
     /// The limits in force: the configured ones, with the total lowered to what the process
-    /// may open.
-    let limits: ConnectionLimits
+    /// may open; a reload changes them (``update(_:)``) for connections that come after.
+    var limits: ConnectionLimits {
+        ConnectionLimits(maxConnections: maxConnections.load(ordering: .relaxed), maxPerAddress: maxPerAddress.load(ordering: .relaxed))
+    }
+    private let maxConnections: Atomic<Int>
+    private let maxPerAddress: Atomic<Int>
+    private let descriptorLimit: Int?
     let addresses: ClientAddresses
     private let open = Atomic<Int>(0)
     private let refusing = Atomic<Int>(0)
     private let perAddress = Mutex<[IPAddress: Int]>([:])
 
     init(_ limits: ConnectionLimits, addresses: ClientAddresses = ClientAddresses(), descriptorLimit: Int? = ConnectionAdmission.descriptorLimit()) {
-        var limits = limits
-        if let descriptorLimit {
-            // Listening sockets, log files and the store need descriptors too.
-            limits.maxConnections = max(1, min(limits.maxConnections, descriptorLimit - Self.reservedDescriptors))
-        }
-        self.limits = limits
+        self.descriptorLimit = descriptorLimit
+        self.maxConnections = Atomic(Self.total(limits, descriptorLimit))
+        self.maxPerAddress = Atomic(limits.maxPerAddress)
         self.addresses = addresses
+    }
+
+    /// Takes new limits: connections already open stay, whatever their number.
+    func update(_ limits: ConnectionLimits) {
+        maxConnections.store(Self.total(limits, descriptorLimit), ordering: .relaxed)
+        maxPerAddress.store(limits.maxPerAddress, ordering: .relaxed)
+    }
+
+    /// The total, lowered to what the process may open: listening sockets, log files and the
+    /// store need descriptors too.
+    private static func total(_ limits: ConnectionLimits, _ descriptorLimit: Int?) -> Int {
+        guard let descriptorLimit else { return limits.maxConnections }
+        return max(1, min(limits.maxConnections, descriptorLimit - reservedDescriptors))
     }
 
     /// Descriptors kept for everything but client connections.
@@ -73,9 +88,10 @@ final class ConnectionAdmission: Sendable {
     /// Decides a connection from `peer`.
     func admit(_ peer: IPAddress?) -> Decision {
         let total = open.add(1, ordering: .relaxed).newValue
-        guard total <= limits.maxConnections else {
+        let maxConnections = maxConnections.load(ordering: .relaxed)
+        guard total <= maxConnections else {
             open.subtract(1, ordering: .relaxed)
-            return refuse(.tooManyConnections(limit: limits.maxConnections, fromOneAddress: false))
+            return refuse(.tooManyConnections(limit: maxConnections, fromOneAddress: false))
         }
         guard let peer, !peer.isLoopback, !addresses.isTrustedProxy(peer) else { return .admitted }
         if let refusal = count(peer) {
@@ -96,19 +112,20 @@ final class ConnectionAdmission: Sendable {
     /// Counts one more connection of `client`'s network, or says why not.
     private func count(_ client: IPAddress) -> APIError? {
         guard let key = addresses.key(client) else { return nil }
+        let limit = maxPerAddress.load(ordering: .relaxed)
         let admitted = perAddress.withLock { counts in
             let count = counts[key, default: 0]
-            guard count < limits.maxPerAddress else { return false }
+            guard count < limit else { return false }
             counts[key] = count + 1
             return true
         }
-        return admitted ? nil : .tooManyConnections(limit: limits.maxPerAddress, fromOneAddress: true)
+        return admitted ? nil : .tooManyConnections(limit: limit, fromOneAddress: true)
     }
 
     private func refuse(_ error: APIError) -> Decision {
         // Answering takes a descriptor for up to `refusalTime`: only while the budget has one.
         let held = refusing.add(1, ordering: .relaxed).newValue
-        guard open.load(ordering: .relaxed) + held <= limits.maxConnections + Self.refusalAllowance else {
+        guard open.load(ordering: .relaxed) + held <= maxConnections.load(ordering: .relaxed) + Self.refusalAllowance else {
             refusing.subtract(1, ordering: .relaxed)
             return .dropped
         }

@@ -64,6 +64,8 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
     let mounts: [WebSocketMount]
     let configuration: SquallConfiguration
     let departures: ClientDepartures
+    /// The origins admitted now, among what may change while the server runs.
+    let policy: LivePolicy
     let logger: Logger
     /// Counts connections against ``ConnectionLimits``.
     let admission: ConnectionAdmission
@@ -78,16 +80,19 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
         mounts: [WebSocketMount],
         configuration: SquallConfiguration,
         departures: ClientDepartures,
+        policy: LivePolicy,
+        admission: ConnectionAdmission,
         tls: TLSAcceptor?,
         logger: Logger
     ) {
         self.tls = tls
+        self.policy = policy
         self.responder = responder
         self.mounts = mounts
         self.configuration = configuration
         self.departures = departures
         self.logger = logger
-        self.admission = ConnectionAdmission(configuration.limits, addresses: configuration.clientAddresses)
+        self.admission = admission
         self.refusals = RefusalLog(logger: logger)
         self.writerSettings = FrameWriter.Settings(
             limits: configuration.outbox,
@@ -260,12 +265,13 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
         let client = configuration.clientAddresses.client(
             peer: IPAddress(channel.remoteAddress), forwarding: head.headers.forwarding(configuration.clientAddresses))
         do {
-            if let origin = head.headers.first(name: "origin"), !configuration.origins.admits(origin: origin, host: head.headers.first(name: "host")) {
+            if let origin = head.headers.first(name: "origin"), !policy.current.origins.admits(origin: origin, host: head.headers.first(name: "host")) {
                 throw APIError.originNotAllowed(origin)
             }
             for mount in mounts {
                 guard let parameters = mount.match(uri.path[...]) else { continue }
-                var headers = HTTPHeaders(try mount.check(head, uri, parameters, channel.remoteAddress, client).map { ($0.name.rawName, $0.value) })
+                let acceptance = try mount.check(head, uri, parameters, channel.remoteAddress, client)
+                var headers = HTTPHeaders(acceptance.headers.map { ($0.name.rawName, $0.value) })
                 let deflate = configuration.deflate.flatMap { options in
                     PerMessageDeflate.negotiate(request.extensionOffers).map { (options: options, agreement: $0) }
                 }
@@ -276,6 +282,7 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
                     mount,
                     head: head,
                     client: client,
+                    identity: acceptance.identity,
                     parameters: parameters,
                     deflate: deflate.map { (options: $0.options, window: $0.agreement.window) },
                     on: channel
@@ -320,6 +327,7 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
         _ mount: WebSocketMount,
         head: HTTPRequestHead,
         client: IPAddress?,
+        identity: ClientIdentity?,
         parameters: Parameters,
         deflate: (options: DeflateOptions, window: DeflateWindow)?,
         on channel: any Channel
@@ -336,6 +344,7 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
             deflate: deflate,
             id: id,
             client: client,
+            identity: identity,
             mounted: mount.mounted
         )
         let handler = WebSocketFrameHandler(writer: writer, sink: connection, maxMessageSize: configuration.maxMessageSize)

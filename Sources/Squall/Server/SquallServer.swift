@@ -35,12 +35,17 @@ public struct SquallServer: Service, CustomStringConvertible {
     public let connections = ConnectionPool()
     /// Every channel's log, subscribers and presence: publish here to reach every transport.
     public let hub: Hub
+    /// What may change while the server runs — origins, rates, tokens' keys, namespaces — as
+    /// every request reads it now (``reload(_:)`` and ``namespace(_:_:)`` change it).
+    public let policy: LivePolicy
     private var mounts: [WebSocketMount] = []
     private let onListening: @Sendable (SocketAddress) async -> Void
     /// The subscriptions `/msg` sockets and SSE streams open with, and every request that
     /// opens a channel from the store: one bucket per client address (loopback exempt, as from
     /// the connection limits); `nil` when unlimited.
-    private let subscriptions: AddressRateLimiter?
+    private let subscriptions: AddressRateLimiter
+    /// Counts connections against the limits, which a reload may change.
+    private let admission: ConnectionAdmission
 
     /// A server with Squall's channel transports; `/msg` is the seed's chat on channel `msg`.
     /// - Parameters:
@@ -56,37 +61,97 @@ public struct SquallServer: Service, CustomStringConvertible {
         self.configuration = configuration
         self.logger = logger
         self.onListening = onListening
-        let hub = Hub(retention: configuration.retention, storage: configuration.storage, opening: configuration.opening)
+        let policy = LivePolicy(
+            LivePolicy.Snapshot(
+                origins: configuration.origins,
+                publishRate: configuration.publishRate,
+                subscribeRate: configuration.subscribeRate,
+                access: AccessPolicy(
+                    auth: configuration.auth, defaultNamespace: configuration.defaultNamespace, namespaces: configuration.namespaces,
+                    maxInfo: configuration.maxInfo)
+            ))
+        self.policy = policy
+        self.admission = ConnectionAdmission(configuration.limits, addresses: configuration.clientAddresses)
+        let retention = configuration.retention
+        let hub = Hub(
+            retention: retention, storage: configuration.storage, opening: configuration.opening,
+            retentionOf: { channel in
+                policy.current.access.namespace(of: channel).options.retention(within: retention)
+            })
         self.hub = hub
         let maxInfo = configuration.maxInfo
-        let publishRate = configuration.publishRate?.bucketRate
-        let subscribeRate = configuration.subscribeRate
         let addresses = configuration.clientAddresses
-        let subscriptions = subscribeRate.map { AddressRateLimiter($0, addresses: addresses, exemptsLoopback: true) }
+        let subscriptions = AddressRateLimiter(rate: { policy.current.subscribeRate }, addresses: addresses, exemptsLoopback: true)
         self.subscriptions = subscriptions
         let pool = connections
         func mounted(_ handler: any WebSocketHandler) -> MountedHandler {
             MountedHandler(handler: handler, pool: pool, logger: logger)
         }
+        // A plain socket subscribes as it opens: its token, the namespace's rules and the
+        // subscribe rate (charged to its client's address) decide at the upgrade.
+        let msgCheck: WebSocketMount.Check = { head, uri, parameters, _, client in
+            let query = uri.queryParameters
+            let target = try ChannelTarget(channel: parameters["channel"].map(String.init) ?? "msg", query: query, maxInfo: maxInfo)
+            let access = policy.current.access
+            let identity = try policy.identify(Credentials.token(query: query, authorization: head.headers.first(name: "authorization")), in: access)
+            try access.authorizeSubscribe(target.channel, by: identity, subscriptionToken: Credentials.subscriptionToken(query: query))
+            try subscriptions.charge(client, action: "subscribed")
+            return WebSocketMount.Acceptance(identity: identity)
+        }
+        let msg = MsgTransport(hub: hub, policy: policy, maxInfo: maxInfo, maxMessageSize: configuration.maxMessageSize)
+        mounts.append(WebSocketMount(path: "/msg", handler: mounted(msg), check: msgCheck))
+        mounts.append(WebSocketMount(path: "/msg/{channel}", handler: mounted(msg), check: msgCheck))
+        let ws = WSTransport(hub: hub, configuration: configuration, policy: policy, opens: subscriptions)
         mounts.append(
-            WebSocketMount(path: "/msg", handler: mounted(MsgTransport(channel: "msg", hub: hub, maxInfo: maxInfo, publishRate: publishRate))) {
-                _, uri, _, _, client in
-                _ = try ChannelTarget(channel: "msg", query: uri.queryParameters, maxInfo: maxInfo)
-                // A plain socket subscribes as it opens: charged to its client's address.
-                try subscriptions?.charge(client, action: "subscribed")
-                return [:]
+            WebSocketMount(path: "/ws", handler: mounted(ws)) { head, uri, parameters, remote, client in
+                var acceptance = try Self.negotiateSubprotocol(head, uri, parameters, remote, client)
+                // Without a token here, a `/ws` client may still send one in its `connect`.
+                let token = Credentials.token(query: uri.queryParameters, authorization: head.headers.first(name: "authorization"))
+                if token != nil { acceptance.identity = try policy.identify(token, in: policy.current.access) }
+                return acceptance
             })
-        mounts.append(
-            WebSocketMount(path: "/msg/{channel}", handler: mounted(MsgTransport(channel: nil, hub: hub, maxInfo: maxInfo, publishRate: publishRate))) {
-                _, uri, parameters, _, client in
-                _ = try ChannelTarget(channel: parameters["channel"].map(String.init), query: uri.queryParameters, maxInfo: maxInfo)
-                try subscriptions?.charge(client, action: "subscribed")
-                return [:]
-            })
-        mounts.append(
-            WebSocketMount(
-                path: "/ws", handler: mounted(WSTransport(hub: hub, configuration: configuration, opens: subscriptions)), check: Self.negotiateSubprotocol)
-        )
+    }
+
+    /// Adds (or replaces) namespace `name`: channels `name:…` take `options` from their next
+    /// subscribe, publish or read on. The typed form of ``namespace(_:_:)-(_,[String:NamespaceValue])``.
+    public func namespace(_ name: String, _ options: NamespaceOptions) {
+        policy.update { snapshot in
+            var namespaces = snapshot.access.namespaces
+            namespaces[name] = options
+            let access = snapshot.access
+            snapshot.access = AccessPolicy(
+                auth: access.auth, keys: access.keys, defaultNamespace: access.defaultNamespace, namespaces: namespaces, maxInfo: access.maxInfo)
+        }
+    }
+
+    /// Adds (or replaces) namespace `name` built from a dictionary — the seed's
+    /// `type(name, bases, dict)` for a channel family:
+    ///
+    /// ```swift
+    /// try server.namespace("chat", ["history": 100, "presence": true, "publish": "subscribers"])
+    /// ```
+    /// - Throws: ``NamespaceOptions/InvalidOption`` naming the key and value that cannot be.
+    public func namespace(_ name: String, _ dictionary: [String: NamespaceValue]) throws(NamespaceOptions.InvalidOption) {
+        namespace(name, try NamespaceOptions(dictionary))
+    }
+
+    /// Applies what can change while the server runs from `configuration` — allowed origins,
+    /// connection limits (for connections that come after), publish and subscribe rates, auth (keys are loaded first; a key that cannot be loaded
+    /// changes nothing), the default namespace and the namespaces — and returns at once; every
+    /// connection stays open. The rest of `configuration` is ignored: it needs a restart.
+    public func reload(_ configuration: SquallConfiguration) async throws(TokenKeys.LoadError) {
+        let keys = try await TokenKeys.load(configuration.auth)
+        admission.update(configuration.limits)
+        policy.update { snapshot in
+            snapshot = LivePolicy.Snapshot(
+                origins: configuration.origins,
+                publishRate: configuration.publishRate,
+                subscribeRate: configuration.subscribeRate,
+                access: AccessPolicy(
+                    auth: configuration.auth, keys: keys, defaultNamespace: configuration.defaultNamespace,
+                    namespaces: configuration.namespaces, maxInfo: snapshot.access.maxInfo)
+            )
+        }
     }
 
     /// Serves `handler`'s hooks to WebSocket clients that connect to `path`, which may hold
@@ -116,6 +181,9 @@ public struct SquallServer: Service, CustomStringConvertible {
     /// Runs the server until it is shut down gracefully or cancelled: the `Service` entry
     /// point, for a `ServiceGroup` of your own. On its own, use ``runService()``.
     public func run() async throws {
+        // The configured keys, before the first client: a key that cannot be loaded stops the
+        // server here rather than refusing every token later.
+        try await policy.reloadKeys(configuration.auth)
         let listener = try makeListener()
         let group = ServiceGroup(
             configuration: .init(
@@ -123,6 +191,7 @@ public struct SquallServer: Service, CustomStringConvertible {
                 services: [
                     listener,
                     HubSweeper(hub: hub, interval: .seconds(10)),
+                    KeyRefresher(policy: policy, logger: logger),
                     ConnectionDrain(connections: connections, timeout: configuration.closeTimeout),
                 ],
                 logger: logger
@@ -147,7 +216,7 @@ public struct SquallServer: Service, CustomStringConvertible {
         let connections = self.connections
         let router = Router(context: SquallRequestContext.self)
         router.add(middleware: AccessLogMiddleware(logger: logger, addresses: configuration.clientAddresses))
-        router.add(middleware: OriginMiddleware(policy: configuration.origins))
+        router.add(middleware: OriginMiddleware { [policy] in policy.current.origins })
         router.add(middleware: JSONErrorMiddleware(maxMessageSize: configuration.maxMessageSize))
         assets.add(to: router)
         let hub = self.hub
@@ -161,16 +230,16 @@ public struct SquallServer: Service, CustomStringConvertible {
             return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: body.finish()))
         }
         let departures = ClientDepartures()
-        PollingTransport(hub: hub, configuration: configuration, departures: departures, opens: subscriptions).add(to: router)
-        SSETransport(hub: hub, configuration: configuration, departures: departures, subscriptions: subscriptions).add(to: router)
+        PollingTransport(hub: hub, configuration: configuration, policy: policy, departures: departures, opens: subscriptions).add(to: router)
+        SSETransport(hub: hub, configuration: configuration, policy: policy, departures: departures, subscriptions: subscriptions).add(to: router)
 
-        let origins = configuration.origins
+        let policy = self.policy
         let addresses = configuration.clientAddresses
         for mount in mounts {
             let check = mount.check
             router.get(RouterPath(mount.path)) { request, context -> Response in
                 // The same checks as an upgrade gets, so a plain GET is told the same error.
-                if let origin = request.headers[.origin], !origins.admits(origin: origin, host: request.head.authority) {
+                if let origin = request.headers[.origin], !policy.current.origins.admits(origin: origin, host: request.head.authority) {
                     throw APIError.originNotAllowed(origin)
                 }
                 let head = HTTPRequestHead(
@@ -200,6 +269,8 @@ public struct SquallServer: Service, CustomStringConvertible {
                 mounts: mounts,
                 configuration: configuration,
                 departures: departures,
+                policy: policy,
+                admission: admission,
                 tls: tls,
                 logger: logger
             ),
@@ -216,9 +287,9 @@ public struct SquallServer: Service, CustomStringConvertible {
         _ parameters: Parameters,
         _ remoteAddress: SocketAddress?,
         _ client: IPAddress?
-    ) throws -> HTTPFields {
+    ) throws -> WebSocketMount.Acceptance {
         let offered = head.headers["Sec-WebSocket-Protocol"].joined(separator: ",")
-        guard !offered.isEmpty else { return [:] }
+        guard !offered.isEmpty else { return WebSocketMount.Acceptance() }
         let protocols = offered.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         guard protocols.contains(WSTransport.subprotocol) else {
             throw APIError(
@@ -226,7 +297,7 @@ public struct SquallServer: Service, CustomStringConvertible {
                 message: "/ws speaks the \(WSTransport.subprotocol) subprotocol; offered: \(offered.prefix(100))"
             )
         }
-        return [.secWebSocketProtocol: WSTransport.subprotocol]
+        return WebSocketMount.Acceptance(headers: [.secWebSocketProtocol: WSTransport.subprotocol])
     }
 }
 

@@ -13,7 +13,13 @@ struct WebSocketMount: Sendable {
     /// would be most of the check's cost; a public ``UpgradeCheck`` gets its request built.)
     /// Decides an upgrade from its head, its URI, the path's parameters, the peer's address and
     /// the client's (``ClientAddresses``: behind a trusted proxy, whom it forwards for).
-    typealias Check = @Sendable (HTTPRequestHead, URI, Parameters, SocketAddress?, IPAddress?) throws -> HTTPFields
+    typealias Check = @Sendable (HTTPRequestHead, URI, Parameters, SocketAddress?, IPAddress?) throws -> Acceptance
+
+    /// An accepted upgrade: extra response headers, and who the client is when its token said.
+    struct Acceptance {
+        var headers: HTTPFields = [:]
+        var identity: ClientIdentity? = nil
+    }
 
     let path: String
     /// The handler, with the server's pool and logger that its connections share.
@@ -32,7 +38,7 @@ struct WebSocketMount: Sendable {
     /// A mount whose upgrades `check` decides (every upgrade is accepted without one).
     init(path: String, handler: MountedHandler, check: UpgradeCheck?) {
         guard let check else {
-            self.init(path: path, handler: handler) { _, _, _, _, _ in [:] }
+            self.init(path: path, handler: handler) { _, _, _, _, _ in Acceptance() }
             return
         }
         self.init(path: path, handler: handler) { head, uri, parameters, remoteAddress, _ in
@@ -40,7 +46,7 @@ struct WebSocketMount: Sendable {
             switch try check(request) {
             case .accept(let subprotocol, var headers):
                 if let subprotocol { headers[.secWebSocketProtocol] = subprotocol }
-                return headers
+                return Acceptance(headers: headers)
             case .refuse(let error):
                 throw error
             }

@@ -16,33 +16,55 @@ import Synchronization
 /// Over the publish rate a frame is not published; a client that keeps over it until its burst
 /// is used up is closed with 1008 (``Disconnect/publishRateExceeded``), since a bare frame has
 /// no reply to say so.
+///
+/// Its token (``WebSocketConnection/identity``) and the namespace's rules were checked at the
+/// upgrade for the subscribe; whether it may publish is decided as it opens, and a frame it may
+/// not publish closes it with 4003 (``Disconnect/permissionDenied(_:)``). A connection whose
+/// token expires is closed with 4002.
 final class MsgTransport: NonBlockingWebSocketHandler {
-    /// Channel `msg` for `/msg`; `nil` to take the `{channel}` path parameter.
-    let fixedChannel: String?
     let hub: Hub
+    let policy: LivePolicy
     let maxInfo: RawJSON.Limits
-    /// How fast one connection may publish; `nil` when unlimited.
-    let publishRate: TokenBucket.Rate?
+    /// The server's largest message; a namespace may allow less.
+    let maxMessageSize: Int
     private let subscribers = Mutex<[UUID: MsgSubscriber]>([:])
 
-    init(channel: String?, hub: Hub, maxInfo: RawJSON.Limits, publishRate: TokenBucket.Rate?) {
-        self.fixedChannel = channel
+    init(hub: Hub, policy: LivePolicy, maxInfo: RawJSON.Limits, maxMessageSize: Int) {
         self.hub = hub
+        self.policy = policy
         self.maxInfo = maxInfo
-        self.publishRate = publishRate
+        self.maxMessageSize = maxMessageSize
     }
 
     func openNow(_ connection: WebSocketConnection) throws {
+        // `/msg` is channel `msg`; `/msg/{channel}` any other.
         let target = try ChannelTarget(
-            channel: fixedChannel ?? connection.parameters.get("channel"),
+            channel: connection.parameters.get("channel") ?? "msg",
             query: connection.uri.queryParameters,
             maxInfo: maxInfo
         )
-        let subscriber = MsgSubscriber(connection: connection, channel: target.channel, publishRate: publishRate)
+        let snapshot = policy.current
+        let identity = connection.identity
+        let namespace = snapshot.access.namespace(of: target.channel).options
+        let publishing: APIError?
+        do {
+            try snapshot.access.authorizePublish(target.channel, by: identity, subscribed: true)
+            publishing = nil
+        } catch {
+            publishing = error
+        }
+        let subscriber = MsgSubscriber(
+            connection: connection, channel: target.channel, publishRate: snapshot.publishRate?.bucketRate,
+            namespaceRate: namespace.publishRate?.bucketRate, publishing: publishing,
+            maxMessageSize: min(maxMessageSize, namespace.maxMessageSize ?? .max))
         subscribers.withLock { $0[connection.id] = subscriber }
+        if let expires = identity?.expires {
+            connection.closeWhenExpired(expires)
+        }
+        let member = PresenceMember(id: connection.id, info: target.info ?? identity?.info, transport: "msg", user: identity?.user)
         // Frames the client sends meanwhile are published after this subscription: the hub
         // keeps a channel's operations in order while its log is read from the store.
-        hub.subscribe(subscriber, to: target.channel, from: target.since, member: target.member(connection.id, transport: "msg")) { result in
+        hub.subscribe(subscriber, to: target.channel, from: target.since, member: member) { result in
             switch result {
             case .success(let subscription) where subscription.recovered == false:
                 connection.close(.positionNotRecoverable(current: subscription.position))
@@ -56,7 +78,13 @@ final class MsgTransport: NonBlockingWebSocketHandler {
 
     func onMessageNow(_ connection: WebSocketConnection, _ message: Payload) throws {
         guard let subscriber = subscribers.withLock({ $0[connection.id] }) else { return }
-        if let publishRate, !subscriber.publishes.withLock({ $0.take(publishRate) }) {
+        if let refusal = subscriber.publishing {
+            return connection.close(.permissionDenied(refusal.message))
+        }
+        guard message.bytes.readableBytes <= subscriber.maxMessageSize else {
+            return connection.close(.messageTooBig)
+        }
+        if !subscriber.takePublish() {
             // A bare frame has no reply: a client that has used up its burst is told by the close.
             return connection.close(.publishRateExceeded)
         }
@@ -77,15 +105,39 @@ final class MsgTransport: NonBlockingWebSocketHandler {
 final class MsgSubscriber: Subscriber {
     let connection: WebSocketConnection
     let channel: ChannelName
-    /// This connection's publishes so far, against the publish rate.
-    let publishes: Mutex<TokenBucket>
+    /// Why it may not publish, if it may not.
+    let publishing: APIError?
+    /// Its largest message: the server's, or its namespace's if less.
+    let maxMessageSize: Int
+    private let publishRate: TokenBucket.Rate?
+    private let namespaceRate: TokenBucket.Rate?
+    /// This connection's publishes so far, against the server's publish rate and the
+    /// namespace's.
+    private let publishes: Mutex<(server: TokenBucket, namespace: TokenBucket)>
     /// Its publishes waiting on the store.
     let pending = PendingRequests()
 
-    init(connection: WebSocketConnection, channel: ChannelName, publishRate: TokenBucket.Rate?) {
+    init(
+        connection: WebSocketConnection, channel: ChannelName, publishRate: TokenBucket.Rate?, namespaceRate: TokenBucket.Rate?,
+        publishing: APIError?, maxMessageSize: Int
+    ) {
         self.connection = connection
         self.channel = channel
-        self.publishes = Mutex(TokenBucket(full: publishRate ?? TokenBucket.Rate(perSecond: 1, burst: 1)))
+        self.publishing = publishing
+        self.maxMessageSize = maxMessageSize
+        self.publishRate = publishRate
+        self.namespaceRate = namespaceRate
+        let unused = TokenBucket.Rate(perSecond: 1, burst: 1)
+        self.publishes = Mutex((TokenBucket(full: publishRate ?? unused), TokenBucket(full: namespaceRate ?? unused)))
+    }
+
+    /// Takes a publish from both buckets; `false` when either is empty.
+    func takePublish() -> Bool {
+        publishes.withLock { buckets in
+            if let publishRate, !buckets.server.take(publishRate) { return false }
+            if let namespaceRate, !buckets.namespace.take(namespaceRate) { return false }
+            return true
+        }
     }
 
     func receive(_ message: Message) {

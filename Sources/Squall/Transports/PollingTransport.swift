@@ -22,19 +22,32 @@ struct PollingTransport: Sendable {
 
     let hub: Hub
     let configuration: SquallConfiguration
+    /// Rates, keys and namespaces, read per request.
+    let policy: LivePolicy
     let departures: ClientDepartures
-    /// One bucket per client address for publishes (``RateLimit``); `nil` when unlimited.
-    let publishes: AddressRateLimiter?
+    /// One bucket per client address for publishes (``RateLimit``).
+    let publishes: AddressRateLimiter
+    /// One bucket per client address and namespace with a publish rate of its own.
+    let namespacePublishes: NamespaceRateLimiters
     /// The subscribe rate's buckets, per client address, which a request on a channel whose
-    /// log must come from the store is charged to; `nil` when unlimited.
-    let opens: AddressRateLimiter?
+    /// log must come from the store is charged to.
+    let opens: AddressRateLimiter
 
-    init(hub: Hub, configuration: SquallConfiguration, departures: ClientDepartures, opens: AddressRateLimiter?) {
+    init(hub: Hub, configuration: SquallConfiguration, policy: LivePolicy, departures: ClientDepartures, opens: AddressRateLimiter) {
         self.hub = hub
         self.configuration = configuration
+        self.policy = policy
         self.departures = departures
-        self.publishes = configuration.publishRate.map { AddressRateLimiter($0, addresses: configuration.clientAddresses) }
+        self.publishes = AddressRateLimiter(rate: { policy.current.publishRate }, addresses: configuration.clientAddresses)
+        self.namespacePublishes = NamespaceRateLimiters(policy: policy, addresses: configuration.clientAddresses)
         self.opens = opens
+    }
+
+    /// Who the request is from (its token) under the current policy.
+    private func identify(_ request: Request) throws(APIError) -> (AccessPolicy, ClientIdentity?) {
+        let access = policy.current.access
+        let token = Credentials.token(query: request.uri.queryParameters, authorization: request.headers[.authorization])
+        return (access, try policy.identify(token, in: access))
     }
 
     func add(to router: Router<SquallRequestContext>) {
@@ -50,6 +63,9 @@ struct PollingTransport: Sendable {
     @Sendable func poll(_ request: Request, context: SquallRequestContext) async throws -> Response {
         let channel = try APIError.channel(context.parameters.get("name"))
         let (since, limit, wait) = try Self.pollQuery(request.uri.queryParameters, maxWait: configuration.longPollWait)
+        // A poll is how a polling client subscribes: the subscribe rule decides.
+        let (access, identity) = try identify(request)
+        try access.authorizeSubscribe(channel, by: identity, subscriptionToken: Credentials.subscriptionToken(query: request.uri.queryParameters))
         try chargeOpening(channel, by: context.client(of: request, configuration.clientAddresses))
         let hub = self.hub
         let budget = ReadBudget.envelopes(maxBytes: configuration.maxReplyBytes)
@@ -72,6 +88,8 @@ struct PollingTransport: Sendable {
     @Sendable func history(_ request: Request, context: SquallRequestContext) async throws -> Response {
         let channel = try APIError.channel(context.parameters.get("name"))
         let limit = try Self.limit(request.uri.queryParameters)
+        let (access, identity) = try identify(request)
+        try access.authorizeHistory(channel, by: identity, subscribed: false)
         try chargeOpening(channel, by: context.client(of: request, configuration.clientAddresses))
         let history: History
         do {
@@ -86,7 +104,7 @@ struct PollingTransport: Sendable {
     /// takes a token from its client's subscribe bucket: over the rate it is refused (429)
     /// before the store is asked.
     private func chargeOpening(_ channel: ChannelName, by client: @autoclosure () -> IPAddress?) throws(APIError) {
-        guard let opens, hub.opensFromStore(channel) else { return }
+        guard hub.opensFromStore(channel) else { return }
         try opens.charge(client(), action: "opened channels")
     }
 
@@ -95,6 +113,12 @@ struct PollingTransport: Sendable {
         let after = try request.uri.queryParameters["after"].map { text throws(APIError) in
             guard let id = UUID(uuidString: String(text)) else { throw APIError.invalidParameter("after", "a client id from an earlier page") }
             return id
+        }
+        let (access, identity) = try identify(request)
+        try access.authorizePresence(channel, by: identity, subscribed: false)
+        let namespace = access.namespace(of: channel)
+        guard namespace.options.presence else {
+            throw APIError.permissionDenied(namespace: namespace.name, rule: "presence: false", "presence is off here")
         }
         let page = hub.presence(channel, after: after, maxBytes: configuration.maxReplyBytes)
         return Self.json(ProtocolReply.presence(page, type: nil))
@@ -112,15 +136,20 @@ struct PollingTransport: Sendable {
             }
             return key
         }
+        let (access, identity) = try identify(request)
+        try access.authorizePublish(channel, by: identity, subscribed: false)
+        let namespace = access.namespace(of: channel)
         let client = context.client(of: request, configuration.clientAddresses)
-        try publishes?.charge(client, action: "published")
+        try publishes.charge(client, action: "published")
+        try namespacePublishes.charge(namespace.name, client)
         try chargeOpening(channel, by: client)
         var request = request
+        let maxSize = min(configuration.maxMessageSize, namespace.options.maxMessageSize ?? .max)
         let body: ByteBuffer
         do {
-            body = try await request.collectBody(upTo: configuration.maxMessageSize)
+            body = try await request.collectBody(upTo: maxSize)
         } catch is NIOTooManyBytesError {
-            throw APIError.messageTooLarge(limit: configuration.maxMessageSize)
+            throw APIError.messageTooLarge(limit: maxSize)
         }
         // A copy of its own: the collected body may be a slice of a larger read buffer, which
         // the log would otherwise keep alive for the retention age.

@@ -14,10 +14,11 @@ import SquallCore
 struct SSETransport: Sendable {
     let hub: Hub
     let configuration: SquallConfiguration
+    /// Keys and namespaces, read per request.
+    let policy: LivePolicy
     let departures: ClientDepartures
-    /// One bucket per client address for the subscriptions streams open with; `nil` when
-    /// unlimited.
-    let subscriptions: AddressRateLimiter?
+    /// One bucket per client address for the subscriptions streams open with.
+    let subscriptions: AddressRateLimiter
 
     func add(to router: Router<SquallRequestContext>) {
         router.group("channels/{name}").get("events", use: events)
@@ -30,16 +31,22 @@ struct SSETransport: Sendable {
             lastEventID: request.headers[Self.lastEventID],
             maxInfo: configuration.maxInfo
         )
-        try subscriptions?.charge(context.client(of: request, configuration.clientAddresses), action: "subscribed")
+        let access = policy.current.access
+        let query = request.uri.queryParameters
+        let identity = try policy.identify(Credentials.token(query: query, authorization: request.headers[.authorization]), in: access)
+        try access.authorizeSubscribe(target.channel, by: identity, subscriptionToken: Credentials.subscriptionToken(query: query))
+        let namespace = access.namespace(of: target.channel).options
+        try subscriptions.charge(context.client(of: request, configuration.clientAddresses), action: "subscribed")
         do {
             try await hub.open(target.channel)
         } catch {
             throw APIError.channelUnavailable
         }
-        let presenceEvents = ["1", "true"].contains(request.uri.queryParameters["presence"].map(String.init))
+        let presenceEvents = ["1", "true"].contains(query["presence"].map(String.init)) && namespace.presence && namespace.joinLeave
         let stream = EventStream(
             hub: hub,
             target: target,
+            identity: identity,
             presenceEvents: presenceEvents,
             outbox: Outbox(limits: configuration.outbox),
             heartbeat: configuration.sseHeartbeat,
@@ -74,6 +81,8 @@ struct SSETransport: Sendable {
 struct EventStream: Sendable {
     let hub: Hub
     let target: ChannelTarget
+    /// Who the client is; its token's expiry ends the stream with a `close` event, 4002.
+    let identity: ClientIdentity?
     let presenceEvents: Bool
     let outbox: Outbox
     let heartbeat: Duration
@@ -95,7 +104,7 @@ struct EventStream: Sendable {
             subscriber,
             to: target.channel,
             from: since,
-            member: target.member(client, transport: "sse"),
+            member: PresenceMember(id: client, info: target.info ?? identity?.info, transport: "sse", user: identity?.user),
             presenceEvents: presenceEvents
         ) { result in
             switch result {
@@ -107,6 +116,12 @@ struct EventStream: Sendable {
 
         try await withGracefulShutdownHandler {
             try await withThrowingTaskGroup(of: Void.self) { group in
+                if let expires = identity?.expires {
+                    group.addTask {
+                        try await Task.sleep(for: .seconds(max(0, min(expires.timeIntervalSinceNow, 1e9))))
+                        outbox.close(.tokenExpired)
+                    }
+                }
                 group.addTask {
                     while outbox.disconnect == nil {
                         try await Task.sleep(for: heartbeat)

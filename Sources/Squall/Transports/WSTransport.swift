@@ -18,29 +18,33 @@ final class WSTransport: NonBlockingWebSocketHandler {
     static let maxSubscriptions = 1000
 
     let hub: Hub
-    /// How fast one connection may publish; `nil` when unlimited.
-    private let publishRate: RateLimit?
-    /// How fast one connection may subscribe and unsubscribe; `nil` when unlimited.
-    private let subscribeRate: RateLimit?
+    /// Rates, keys and namespaces, read per request.
+    private let policy: LivePolicy
     /// The subscribe rate's buckets per client address, which a request that opens a channel
-    /// from the store is charged to as well; `nil` when unlimited.
-    private let opens: AddressRateLimiter?
+    /// from the store is charged to as well.
+    private let opens: AddressRateLimiter
     private let limits: ProtocolRequest.Limits
     private let budget: ReadBudget
+    private let maxMessageSize: Int
     private let subscribers = Mutex<[UUID: WSSubscriber]>([:])
 
-    init(hub: Hub, configuration: SquallConfiguration, opens: AddressRateLimiter?) {
+    init(hub: Hub, configuration: SquallConfiguration, policy: LivePolicy, opens: AddressRateLimiter) {
         self.hub = hub
-        self.publishRate = configuration.publishRate
-        self.subscribeRate = configuration.subscribeRate
+        self.policy = policy
         self.opens = opens
         self.limits = ProtocolRequest.Limits(ref: configuration.maxRef, info: configuration.maxInfo)
         self.budget = ReadBudget.envelopes(maxBytes: configuration.maxReplyBytes)
+        self.maxMessageSize = configuration.maxMessageSize
     }
 
     func openNow(_ connection: WebSocketConnection) throws {
-        subscribers.withLock {
-            $0[connection.id] = WSSubscriber(connection: connection, publishRate: publishRate?.bucketRate, subscribeRate: subscribeRate?.bucketRate)
+        let snapshot = policy.current
+        let subscriber = WSSubscriber(
+            connection: connection, publishRate: snapshot.publishRate?.bucketRate, subscribeRate: snapshot.subscribeRate?.bucketRate,
+            identity: connection.identity, connected: connection.identity != nil || snapshot.access.auth.mode == .optional)
+        subscribers.withLock { $0[connection.id] = subscriber }
+        if let expires = connection.identity?.expires {
+            subscriber.expiry.withLock { $0 = connection.closeWhenExpired(expires) }
         }
         send(ProtocolReply.welcome(client: connection.id, protocol: Self.subprotocol), to: connection)
     }
@@ -61,6 +65,7 @@ final class WSTransport: NonBlockingWebSocketHandler {
 
     func onCloseNow(_ connection: WebSocketConnection, _ cause: CloseCause) {
         guard let subscriber = subscribers.withLock({ $0.removeValue(forKey: connection.id) }) else { return }
+        subscriber.expiry.withLock { $0?.cancel() }
         for channel in subscriber.channels.withLock({ Array($0.keys) }) {
             hub.unsubscribe(subscriber, from: channel)
         }
@@ -69,14 +74,26 @@ final class WSTransport: NonBlockingWebSocketHandler {
     private func handle(_ request: ProtocolRequest, from subscriber: WSSubscriber) throws(ProtocolError) {
         let connection = subscriber.connection
         guard let op = request.op else { throw ProtocolError(.missingField, message: "every request needs \"op\"") }
+        let access = policy.current.access
+        if op == "connect" || op == "refresh" {
+            return connect(request, op, from: subscriber, access: access)
+        }
+        guard op == "ping" || subscriber.connected.withLock({ $0 }) else {
+            // `--auth required` and no token at the upgrade: nothing before a `connect`.
+            return connection.close(.unauthorized("send {\"op\":\"connect\",\"token\":…} first"))
+        }
+        let identity = subscriber.identity.withLock { $0 }
         switch op {
         case "ping":
             send(ProtocolReply.pong(ref: request.ref), to: connection)
         case "subscribe":
             let channel = try channel(of: request, op)
+            try Self.authorize { () throws(APIError) in try access.authorizeSubscribe(channel, by: identity, subscriptionToken: request.token) }
             try chargeSubscription(of: subscriber)
             try chargeOpening(channel, for: connection)
-            let member = PresenceMember(id: connection.id, info: request.info, transport: "ws")
+            let namespace = access.namespace(of: channel).options
+            let member = PresenceMember(id: connection.id, info: request.info ?? identity?.info, transport: "ws", user: identity?.user)
+            let presenceEvents = (request.presence ?? false) && namespace.presence && namespace.joinLeave
             let attempt = subscriber.channels.withLock { channels -> UInt64? in
                 guard channels[channel] != nil || channels.count < Self.maxSubscriptions else { return nil }
                 let attempt = subscriber.nextAttempt()
@@ -90,7 +107,7 @@ final class WSTransport: NonBlockingWebSocketHandler {
             // Answered under the channel's lock, before the replay: at once when the channel is
             // open, else once the store has given its log.
             if subscriber.pending.begin() { connection.holdReading() }
-            hub.subscribe(subscriber, to: channel, from: request.since, member: member, presenceEvents: request.presence ?? false) { [self] result in
+            hub.subscribe(subscriber, to: channel, from: request.since, member: member, presenceEvents: presenceEvents) { [self] result in
                 if subscriber.pending.end() { connection.resumeReading() }
                 switch result {
                 case .success(let subscription):
@@ -115,8 +132,17 @@ final class WSTransport: NonBlockingWebSocketHandler {
             send(ProtocolReply.unsubscribed(ref: request.ref, channel: channel), to: connection)
         case "publish":
             let channel = try channel(of: request, op)
+            let subscribed = subscriber.channels.withLock { $0[channel] != nil }
+            try Self.authorize { () throws(APIError) in try access.authorizePublish(channel, by: identity, subscribed: subscribed) }
             let payload = try payload(of: request)
-            if let rate = publishRate, let wait = WSSubscriber.take(from: subscriber.publishes, rate) {
+            let namespace = access.namespace(of: channel).options
+            if let limit = namespace.maxMessageSize, payload.bytes.readableBytes > min(limit, maxMessageSize) {
+                throw ProtocolError(APIError.messageTooLarge(limit: min(limit, maxMessageSize)))
+            }
+            if let rate = policy.current.publishRate, let wait = WSSubscriber.take(from: subscriber.publishes, rate) {
+                throw ProtocolError(APIError.rateLimited(rate, wait: wait))
+            }
+            if let rate = namespace.publishRate, let wait = subscriber.takeNamespacePublish(access.namespace(of: channel).name, rate) {
                 throw ProtocolError(APIError.rateLimited(rate, wait: wait))
             }
             try chargeOpening(channel, for: connection)
@@ -141,6 +167,8 @@ final class WSTransport: NonBlockingWebSocketHandler {
             }
         case "history":
             let channel = try channel(of: request, op)
+            let subscribed = subscriber.channels.withLock { $0[channel] != nil }
+            try Self.authorize { () throws(APIError) in try access.authorizeHistory(channel, by: identity, subscribed: subscribed) }
             if let limit = request.limit, limit < 1 {
                 throw ProtocolError(.invalidParameter("limit", "a positive integer"))
             }
@@ -156,6 +184,11 @@ final class WSTransport: NonBlockingWebSocketHandler {
             }
         case "presence":
             let channel = try channel(of: request, op)
+            let subscribed = subscriber.channels.withLock { $0[channel] != nil }
+            try Self.authorize { () throws(APIError) in try access.authorizePresence(channel, by: identity, subscribed: subscribed) }
+            guard access.namespace(of: channel).options.presence else {
+                throw ProtocolError(APIError.permissionDenied(namespace: access.namespace(of: channel).name, rule: "presence: false", "presence is off here"))
+            }
             let after = try request.after.map { text throws(ProtocolError) in
                 guard let id = UUID(uuidString: text) else { throw ProtocolError(.invalidParameter("after", "a client id from an earlier page")) }
                 return id
@@ -164,14 +197,51 @@ final class WSTransport: NonBlockingWebSocketHandler {
             send(ProtocolReply.presence(page, ref: request.ref), to: connection)
         default:
             throw ProtocolError(
-                .unknownOp, message: "unknown op \"\(op.prefix(64))\"; one of subscribe, unsubscribe, publish, history, presence, ping"
+                .unknownOp, message: "unknown op \"\(op.prefix(64))\"; one of connect, refresh, subscribe, unsubscribe, publish, history, presence, ping"
             )
+        }
+    }
+
+    /// `connect` (a token for a connection that upgraded without one) and `refresh` (a fresh
+    /// token before the one it has expires): a token that does not verify, or names another
+    /// user than the connection's, closes the connection with 4001.
+    private func connect(_ request: ProtocolRequest, _ op: String, from subscriber: WSSubscriber, access: AccessPolicy) {
+        let connection = subscriber.connection
+        let identity: ClientIdentity
+        do {
+            guard let token = request.token, let verified = try policy.identify(token, in: access) else {
+                return connection.close(.unauthorized("\(op) needs \"token\""))
+            }
+            identity = verified
+        } catch {
+            return connection.close(.unauthorized(error.message))
+        }
+        if let current = subscriber.identity.withLock({ $0 }), current.user != identity.user {
+            return connection.close(.unauthorized("a refreshed token must be for the same user"))
+        }
+        subscriber.identity.withLock { $0 = identity }
+        subscriber.connected.withLock { $0 = true }
+        subscriber.expiry.withLock { scheduled in
+            scheduled?.cancel()
+            scheduled = identity.expires.map { connection.closeWhenExpired($0) }
+        }
+        send(
+            ProtocolReply.connected(ref: request.ref, type: op == "connect" ? "connected" : "refreshed", user: identity.user, expires: identity.expires),
+            to: connection)
+    }
+
+    /// A refusal of the access policy as an `error` reply.
+    private static func authorize(_ decide: () throws(APIError) -> Void) throws(ProtocolError) {
+        do {
+            try decide()
+        } catch {
+            throw ProtocolError(error)
         }
     }
 
     /// Takes a subscription token: a subscribe or unsubscribe over the rate is refused.
     private func chargeSubscription(of subscriber: WSSubscriber) throws(ProtocolError) {
-        guard let rate = subscribeRate, let wait = WSSubscriber.take(from: subscriber.subscriptions, rate) else { return }
+        guard let rate = policy.current.subscribeRate, let wait = WSSubscriber.take(from: subscriber.subscriptions, rate) else { return }
         throw ProtocolError(APIError.rateLimited(rate, wait: wait, action: "subscribed"))
     }
 
@@ -179,7 +249,7 @@ final class WSTransport: NonBlockingWebSocketHandler {
     /// address's subscribe bucket too: however many connections it holds, one client cannot
     /// keep the store's reads to itself by asking for names nobody uses.
     private func chargeOpening(_ channel: ChannelName, for connection: WebSocketConnection) throws(ProtocolError) {
-        guard let opens, hub.opensFromStore(channel) else { return }
+        guard hub.opensFromStore(channel) else { return }
         do {
             try opens.charge(connection.client, action: "opened channels")
         } catch {
@@ -235,14 +305,35 @@ final class WSSubscriber: Subscriber {
     let subscriptions: Mutex<TokenBucket>
     /// Its requests waiting on the store.
     let pending = PendingRequests()
+    /// Who the client is: the token of its upgrade, `connect` or latest `refresh`.
+    let identity: Mutex<ClientIdentity?>
+    /// Whether it may make requests: it has a token, or tokens are optional.
+    let connected: Mutex<Bool>
+    /// The close at its token's expiry, which a `refresh` moves.
+    let expiry = Mutex<Scheduled<Void>?>(nil)
+    /// Its publishes per namespace with a publish rate of its own (as many as namespaces).
+    private let namespacePublishes = Mutex<[String: TokenBucket]>([:])
+
+    /// Takes a publish from namespace `name`'s bucket: `nil` when there was one, else how long
+    /// until there is.
+    func takeNamespacePublish(_ name: String, _ limit: RateLimit) -> Duration? {
+        let rate = limit.bucketRate
+        return namespacePublishes.withLock { buckets in
+            var bucket = buckets[name] ?? TokenBucket(full: rate)
+            defer { buckets[name] = bucket }
+            return bucket.take(rate) ? nil : bucket.waitTime(rate)
+        }
+    }
 
     /// A number for a subscribe, larger than any before it.
     func nextAttempt() -> UInt64 {
         attempts.add(1, ordering: .relaxed).newValue
     }
 
-    init(connection: WebSocketConnection, publishRate: TokenBucket.Rate?, subscribeRate: TokenBucket.Rate?) {
+    init(connection: WebSocketConnection, publishRate: TokenBucket.Rate?, subscribeRate: TokenBucket.Rate?, identity: ClientIdentity?, connected: Bool) {
         self.connection = connection
+        self.identity = Mutex(identity)
+        self.connected = Mutex(connected)
         self.publishes = Mutex(TokenBucket(full: publishRate ?? TokenBucket.Rate(perSecond: 1, burst: 1)))
         self.subscriptions = Mutex(TokenBucket(full: subscribeRate ?? TokenBucket.Rate(perSecond: 1, burst: 1)))
     }

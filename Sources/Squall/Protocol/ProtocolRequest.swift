@@ -32,6 +32,8 @@ struct ProtocolRequest {
     var limit: Int?
     var after: String?
     var idempotencyKey: String?
+    /// A connection token (`connect`, `refresh`) or a subscription token (`subscribe`).
+    var token: String?
 
     /// Decodes one request frame.
     /// - Throws: `invalid_json` when the frame is not JSON, `invalid_request` when it is not an
@@ -62,6 +64,7 @@ struct ProtocolRequest {
             case "encoding": request.encoding = try string(member, in: frame)
             case "after": request.after = try string(member, in: frame)
             case "idempotency_key": request.idempotencyKey = try string(member, in: frame)
+            case "token": request.token = try string(member, in: frame)
             case "presence":
                 guard member.kind == .bool else { throw wrongType(member.name) }
                 request.presence = frame.getInteger(at: frame.readerIndex + member.value.lowerBound, as: UInt8.self) == UInt8(ascii: "t")
@@ -136,26 +139,5 @@ struct ProtocolRequest {
         guard let epoch else { throw ProtocolError(.invalidRequest, message: "\"since.epoch\" is missing") }
         guard let offset else { throw ProtocolError(.invalidRequest, message: "\"since.offset\" is missing") }
         return StreamPosition(epoch: epoch, offset: offset)
-    }
-}
-
-/// A `/ws` request that cannot be served: answered with an `error` reply carrying `code`, and
-/// the socket stays open.
-struct ProtocolError: Error {
-    let code: ErrorCode
-    let message: String
-
-    static func missingField(_ field: String, for op: String) -> ProtocolError {
-        ProtocolError(.missingField, message: "\(op) needs \"\(field)\"")
-    }
-
-    init(_ code: ErrorCode, message: String) {
-        self.code = code
-        self.message = message
-    }
-
-    /// The same code and message as the HTTP API uses.
-    init(_ error: APIError) {
-        self.init(error.code, message: error.message)
     }
 }

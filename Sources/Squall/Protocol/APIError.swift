@@ -50,6 +50,18 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         message: "a WebSocket upgrade needs exactly one Sec-WebSocket-Key"
     )
 
+    /// 401: no valid connection token where one is needed; `why` says what was wrong with it.
+    public static func unauthorized(_ why: String) -> APIError {
+        APIError(.unauthorized, message: why, headers: [.wwwAuthenticate: "Bearer"])
+    }
+
+    /// 403: namespace `namespace`'s `rule` refuses this client (the default namespace when
+    /// `namespace` is empty).
+    public static func permissionDenied(namespace: String, rule: String, _ why: String) -> APIError {
+        let name = namespace.isEmpty ? "the default namespace" : "namespace \(namespace)"
+        return APIError(.permissionDenied, message: "\(name) refuses this (\(rule)): \(why)")
+    }
+
     /// 403: a page on `origin` may not open a WebSocket or change state here.
     static func originNotAllowed(_ origin: String) -> APIError {
         APIError(

@@ -14,6 +14,17 @@ enum ProtocolReply {
         return object.finish()
     }
 
+    /// The answer to `connect` and `refresh`: who the token says the client is, and when it
+    /// expires (seconds since 1970), if it does.
+    static func connected(ref: RawJSON?, type: String, user: String, expires: Date?) -> ByteBuffer {
+        var object = JSONText.Object()
+        if let expires { object.integer("expires", Int(expires.timeIntervalSince1970.rounded(.down))) }  // trap-ok: a verified exp
+        object.raw("ref", ref)
+        object.string("type", type)
+        object.string("user", user)
+        return object.finish()
+    }
+
     static func subscribed(ref: RawJSON?, _ subscription: Subscription) -> ByteBuffer {
         var object = JSONText.Object()
         object.string("channel", subscription.channel.rawValue)

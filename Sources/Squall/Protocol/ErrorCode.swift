@@ -37,6 +37,12 @@ public enum ErrorCode: Sendable, Hashable, CustomStringConvertible {
     case tooManySubscriptions
     /// 400: a binary frame on `/ws`.
     case unsupportedFrame
+    /// 401: a connection token is needed and none was given, or the one given does not verify
+    /// (bad signature, unknown key, expired, not yet valid, another audience or issuer).
+    case unauthorized
+    /// 403: the channel's namespace does not let this client subscribe, publish or read there;
+    /// the message names the namespace and the rule.
+    case permissionDenied
     /// 403: a WebSocket upgrade or a state-changing request from a web page whose origin the
     /// server does not admit (``OriginPolicy``).
     case originNotAllowed
@@ -74,7 +80,8 @@ public enum ErrorCode: Sendable, Hashable, CustomStringConvertible {
     public static let builtIn: [ErrorCode] = [
         .invalidChannel, .invalidPosition, .invalidParameter, .malformedRequest, .invalidUTF8, .unsupportedProtocol,
         .invalidWebSocketKey, .invalidJSON, .invalidRequest, .missingField, .unknownOp, .notSubscribed, .tooManySubscriptions,
-        .unsupportedFrame, .originNotAllowed, .notFound, .methodNotAllowed, .messageTooLarge, .uriTooLong, .idempotencyKeyReused, .webSocketRequired,
+        .unsupportedFrame, .unauthorized, .permissionDenied, .originNotAllowed, .notFound, .methodNotAllowed, .messageTooLarge, .uriTooLong,
+        .idempotencyKeyReused, .webSocketRequired,
         .unsupportedWebSocketVersion, .rateLimited, .requestHeadTooLarge, .internalError, .tooManyConnections,
         .storeUnavailable,
     ]
@@ -96,6 +103,8 @@ public enum ErrorCode: Sendable, Hashable, CustomStringConvertible {
         case .notSubscribed: "not_subscribed"
         case .tooManySubscriptions: "too_many_subscriptions"
         case .unsupportedFrame: "unsupported_frame"
+        case .unauthorized: "unauthorized"
+        case .permissionDenied: "permission_denied"
         case .originNotAllowed: "origin_not_allowed"
         case .notFound: "not_found"
         case .methodNotAllowed: "method_not_allowed"
@@ -120,7 +129,8 @@ public enum ErrorCode: Sendable, Hashable, CustomStringConvertible {
             .invalidWebSocketKey, .invalidJSON, .invalidRequest, .missingField, .unknownOp, .notSubscribed,
             .tooManySubscriptions, .unsupportedFrame:
             .badRequest
-        case .originNotAllowed: .forbidden
+        case .unauthorized: .unauthorized
+        case .originNotAllowed, .permissionDenied: .forbidden
         case .notFound: .notFound
         case .methodNotAllowed: .methodNotAllowed
         case .messageTooLarge: .contentTooLarge

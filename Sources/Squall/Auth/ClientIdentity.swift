@@ -1,0 +1,39 @@
+import Foundation
+import SquallCore
+
+/// Who a connection is, as a verified connection token says: its user, what presence shows
+/// of it, which channels its token grants, and when the token expires.
+public struct ClientIdentity: Sendable {
+    /// The token's `sub`: the user id, shown in presence as `user`. Empty for a token without
+    /// one.
+    public let user: String
+    /// The token's `info`, shown in presence as the member's info.
+    public let info: RawJSON?
+    /// Channels the token lets this connection subscribe to, beyond its namespace's rule.
+    public let subscribe: [ChannelPattern]
+    /// Channels the token lets this connection publish to, beyond its namespace's rule.
+    public let publish: [ChannelPattern]
+    /// The token's `exp`; `nil` for a token that does not expire.
+    public let expires: Date?
+
+    public init(user: String, info: RawJSON? = nil, subscribe: [ChannelPattern] = [], publish: [ChannelPattern] = [], expires: Date? = nil) {
+        self.user = user
+        self.info = info
+        self.subscribe = subscribe
+        self.publish = publish
+        self.expires = expires
+    }
+
+    /// The identity a verified connection token describes.
+    init(_ claims: TokenClaims) {
+        let user = claims.sub ?? ""
+        self.init(
+            user: user,
+            info: claims.info,
+            subscribe: (claims.subscribe ?? []).compactMap { ChannelPattern($0, user: user) },
+            publish: (claims.publish ?? []).compactMap { ChannelPattern($0, user: user) },
+            // Held below the year 5000, so that any later arithmetic on it stays in range.
+            expires: claims.exp.map { Date(timeIntervalSince1970: min($0, 95_000_000_000)) }
+        )
+    }
+}

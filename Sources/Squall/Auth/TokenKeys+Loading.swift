@@ -1,0 +1,143 @@
+import AsyncHTTPClient
+import Foundation
+import JWTKit
+import NIOCore
+import NIOFoundationCompat
+
+extension TokenKeys {
+    /// Why the configured keys could not be loaded: the key as configured and what is wrong.
+    public struct LoadError: Error, Sendable, CustomStringConvertible {
+        public let key: String
+        public let reason: String
+        public var description: String { "\(key): \(reason)" }
+    }
+
+    /// Most bytes of a key file or JWKS document read.
+    static let maxDocumentBytes = 1 << 20
+
+    /// Reads every key `auth` names: secrets as they are, PEM files, JWKS files and URLs
+    /// (fetched once here; ``TokenKeyRing`` refreshes them).
+    /// - Throws: ``LoadError`` naming the first key that cannot be used.
+    public static func load(_ auth: AuthConfiguration) async throws(LoadError) -> TokenKeys {
+        var keys: [Key] = []
+        for key in auth.keys {
+            switch key {
+            case .secret(let secret):
+                keys += try await hmacKeys(secret)
+            case .secretFile(let path):
+                var secret = try readText(path, as: "jwt-secret-file \(path)")
+                while secret.hasSuffix("\n") || secret.hasSuffix("\r") { secret.removeLast() }
+                keys += try await hmacKeys(secret)
+            case .publicKeyFile(let path, let kid):
+                let pem = try readText(path, as: "public key file \(path)")
+                keys += try await publicKeys(pem: pem, kid: kid, source: path)
+            case .jwks(let location):
+                keys += try await jwksKeys(try await jwksDocument(location), source: location)
+            }
+        }
+        return TokenKeys(keys)
+    }
+
+    /// A secret verifies HS256, and HS384 and HS512 when it is long enough for them (RFC 7518
+    /// §3.2: a key at least as long as the hash).
+    private static func hmacKeys(_ secret: String) async throws(LoadError) -> [Key] {
+        let length = secret.utf8.count
+        guard length >= 32 else {
+            throw LoadError(key: "jwt-secret", reason: "a secret must be at least 32 bytes (RFC 7518 §3.2), got \(length)")
+        }
+        var keys: [Key] = []
+        for (digest, minimum) in [(DigestAlgorithm.sha256, 32), (.sha384, 48), (.sha512, 64)] where length >= minimum {
+            let collection = JWTKeyCollection()
+            await collection.add(hmac: HMACKey(from: secret), digestAlgorithm: digest, kid: "k")
+            keys.append(Key(kid: nil, algorithm: try await algorithm(collection, "jwt-secret")))
+        }
+        return keys
+    }
+
+    private static func publicKeys(pem: String, kid: String?, source: String) async throws(LoadError) -> [Key] {
+        var algorithms: [any JWTAlgorithm] = []
+        if let rsa = try? JWTKit.Insecure.RSA.PublicKey(pem: pem) {
+            for digest in [DigestAlgorithm.sha256, .sha384, .sha512] {
+                let collection = JWTKeyCollection()
+                await collection.add(rsa: rsa, digestAlgorithm: digest, kid: "k")
+                algorithms.append(try await algorithm(collection, source))
+            }
+        } else if let ec = try? ES256PublicKey(pem: pem) {
+            let collection = JWTKeyCollection()
+            await collection.add(ecdsa: ec, kid: "k")
+            algorithms.append(try await algorithm(collection, source))
+        } else if let ed = try? EdDSA.PublicKey(pem: pem) {
+            let collection = JWTKeyCollection()
+            await collection.add(eddsa: ed, kid: "k")
+            algorithms.append(try await algorithm(collection, source))
+        } else {
+            throw LoadError(key: source, reason: "not a PEM public key of RSA (2048 bits or more), EC P-256 or Ed25519")
+        }
+        return algorithms.map { Key(kid: kid, algorithm: $0) }
+    }
+
+    private static func jwksKeys(_ document: Data, source: String) async throws(LoadError) -> [Key] {
+        let jwks: JWKS
+        do {
+            jwks = try JSONDecoder().decode(JWKS.self, from: document)
+        } catch {
+            throw LoadError(key: source, reason: "not a JWKS document (RFC 7517 §5)")
+        }
+        var keys: [Key] = []
+        for jwk in jwks.keys {
+            // A key without a kid cannot be told apart from the others; tokens name JWKS keys.
+            guard let kid = jwk.keyIdentifier?.string else { continue }
+            let alg: String
+            switch jwk.keyType {
+            case .rsa: alg = jwk.algorithm?.rawValue ?? "RS256"
+            case .ecdsa: alg = jwk.algorithm?.rawValue ?? "ES256"
+            case .octetKeyPair: alg = jwk.algorithm?.rawValue ?? "EdDSA"
+            default: continue
+            }
+            let collection = JWTKeyCollection()
+            do {
+                try await collection.add(jwk: jwk)
+                keys.append(Key(kid: kid, algorithm: try await collection.getKey(for: JWKIdentifier(string: kid), alg: alg)))
+            } catch {
+                throw LoadError(key: source, reason: "key \(kid) cannot be used: \(error)")
+            }
+        }
+        guard !keys.isEmpty else { throw LoadError(key: source, reason: "the JWKS document has no key with a kid") }
+        return keys
+    }
+
+    private static func algorithm(_ collection: JWTKeyCollection, _ source: String) async throws(LoadError) -> any JWTAlgorithm {
+        do {
+            return try await collection.getKey(for: "k")
+        } catch {
+            throw LoadError(key: source, reason: "\(error)")
+        }
+    }
+
+    /// The JWKS document at `location`: an `http(s)://` URL, fetched within 10 s, or a file.
+    static func jwksDocument(_ location: String) async throws(LoadError) -> Data {
+        guard location.hasPrefix("https://") || location.hasPrefix("http://") else {
+            return Data(try readText(location, as: "JWKS file \(location)").utf8)
+        }
+        do {
+            var request = HTTPClientRequest(url: location)
+            request.headers.add(name: "Accept", value: "application/json")
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+            guard response.status == .ok else { throw LoadError(key: location, reason: "answered \(response.status.code)") }
+            let body = try await response.body.collect(upTo: maxDocumentBytes)
+            return Data(buffer: body)
+        } catch let error as LoadError {
+            throw error
+        } catch {
+            throw LoadError(key: location, reason: "cannot be fetched: \(error)")
+        }
+    }
+
+    private static func readText(_ path: String, as what: String) throws(LoadError) -> String {
+        guard let data = FileManager.default.contents(atPath: path) else { throw LoadError(key: what, reason: "cannot be read") }
+        guard data.count <= maxDocumentBytes, let text = String(data: data, encoding: .utf8) else {
+            throw LoadError(key: what, reason: "is not UTF-8 text of at most 1 MiB")
+        }
+        return text
+    }
+}
