@@ -198,6 +198,8 @@ let package = Package(
                 // Channel handlers tested without sockets.
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                // Tokens signed as an application's backend would.
+                .product(name: "JWTKit", package: "jwt-kit"),
             ]
         ),
     ]

@@ -55,7 +55,7 @@ public struct AccessPolicy: Sendable {
             guard auth.mode == .optional else { throw .missing }
             return nil
         }
-        return ClientIdentity(try keys.verify(token, now: now, auth: auth, maxInfo: maxInfo))
+        return ClientIdentity(try keys.verify(token, now: now, auth: auth, maxInfo: maxInfo), leeway: auth.leeway)
     }
 
     /// Refuses a subscribe to `channel` its namespace does not allow this client. A private

@@ -15,17 +15,24 @@ public struct ClientIdentity: Sendable {
     public let publish: [ChannelPattern]
     /// The token's `exp`; `nil` for a token that does not expire.
     public let expires: Date?
+    /// When a live connection holding the token is closed (4002): `exp` and the leeway that
+    /// verification allows, so that a token accepted is never closed at once.
+    public let validUntil: Date?
 
-    public init(user: String, info: RawJSON? = nil, subscribe: [ChannelPattern] = [], publish: [ChannelPattern] = [], expires: Date? = nil) {
+    public init(
+        user: String, info: RawJSON? = nil, subscribe: [ChannelPattern] = [], publish: [ChannelPattern] = [], expires: Date? = nil,
+        leeway: Duration = .zero
+    ) {
         self.user = user
         self.info = info
         self.subscribe = subscribe
         self.publish = publish
         self.expires = expires
+        self.validUntil = expires?.addingTimeInterval(leeway.inSeconds)
     }
 
     /// The identity a verified connection token describes.
-    init(_ claims: TokenClaims) {
+    init(_ claims: TokenClaims, leeway: Duration) {
         let user = claims.sub ?? ""
         self.init(
             user: user,
@@ -33,7 +40,11 @@ public struct ClientIdentity: Sendable {
             subscribe: (claims.subscribe ?? []).compactMap { ChannelPattern($0, user: user) },
             publish: (claims.publish ?? []).compactMap { ChannelPattern($0, user: user) },
             // Held below the year 5000, so that any later arithmetic on it stays in range.
-            expires: claims.exp.map { Date(timeIntervalSince1970: min($0, 95_000_000_000)) }
+            expires: claims.exp.map { Date(timeIntervalSince1970: min($0, 95_000_000_000)) },
+            leeway: leeway
         )
     }
+
+    /// The user as presence lists it: `nil` for a token without `sub`.
+    public var presenceUser: String? { user.isEmpty ? nil : user }
 }

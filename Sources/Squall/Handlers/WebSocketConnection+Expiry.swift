@@ -3,7 +3,8 @@ import NIOCore
 import SquallCore
 
 extension WebSocketConnection {
-    /// Closes the connection with 4002 (``Disconnect/tokenExpired``) at `expires`, on its event
+    /// Closes the connection with 4002 (``Disconnect/tokenExpired``) at `expires` (a token's
+    /// ``ClientIdentity/validUntil``), on its event
     /// loop; cancel the returned task when a fresh token comes first.
     @discardableResult
     func closeWhenExpired(_ expires: Date) -> Scheduled<Void> {

@@ -58,10 +58,10 @@ final class MsgTransport: NonBlockingWebSocketHandler {
             namespaceRate: namespace.publishRate?.bucketRate, publishing: publishing,
             maxMessageSize: min(maxMessageSize, namespace.maxMessageSize ?? .max))
         subscribers.withLock { $0[connection.id] = subscriber }
-        if let expires = identity?.expires {
+        if let expires = identity?.validUntil {
             connection.closeWhenExpired(expires)
         }
-        let member = PresenceMember(id: connection.id, info: target.info ?? identity?.info, transport: "msg", user: identity?.user)
+        let member = PresenceMember(id: connection.id, info: target.info ?? identity?.info, transport: "msg", user: identity?.presenceUser)
         // Frames the client sends meanwhile are published after this subscription: the hub
         // keeps a channel's operations in order while its log is read from the store.
         hub.subscribe(subscriber, to: target.channel, from: target.since, member: member) { result in

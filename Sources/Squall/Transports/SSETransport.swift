@@ -104,7 +104,7 @@ struct EventStream: Sendable {
             subscriber,
             to: target.channel,
             from: since,
-            member: PresenceMember(id: client, info: target.info ?? identity?.info, transport: "sse", user: identity?.user),
+            member: PresenceMember(id: client, info: target.info ?? identity?.info, transport: "sse", user: identity?.presenceUser),
             presenceEvents: presenceEvents
         ) { result in
             switch result {
@@ -116,7 +116,7 @@ struct EventStream: Sendable {
 
         try await withGracefulShutdownHandler {
             try await withThrowingTaskGroup(of: Void.self) { group in
-                if let expires = identity?.expires {
+                if let expires = identity?.validUntil {
                     group.addTask {
                         try await Task.sleep(for: .seconds(max(0, min(expires.timeIntervalSinceNow, 1e9))))
                         outbox.close(.tokenExpired)

@@ -43,7 +43,7 @@ final class WSTransport: NonBlockingWebSocketHandler {
             connection: connection, publishRate: snapshot.publishRate?.bucketRate, subscribeRate: snapshot.subscribeRate?.bucketRate,
             identity: connection.identity, connected: connection.identity != nil || snapshot.access.auth.mode == .optional)
         subscribers.withLock { $0[connection.id] = subscriber }
-        if let expires = connection.identity?.expires {
+        if let expires = connection.identity?.validUntil {
             subscriber.expiry.withLock { $0 = connection.closeWhenExpired(expires) }
         }
         send(ProtocolReply.welcome(client: connection.id, protocol: Self.subprotocol), to: connection)
@@ -92,7 +92,7 @@ final class WSTransport: NonBlockingWebSocketHandler {
             try chargeSubscription(of: subscriber)
             try chargeOpening(channel, for: connection)
             let namespace = access.namespace(of: channel).options
-            let member = PresenceMember(id: connection.id, info: request.info ?? identity?.info, transport: "ws", user: identity?.user)
+            let member = PresenceMember(id: connection.id, info: request.info ?? identity?.info, transport: "ws", user: identity?.presenceUser)
             let presenceEvents = (request.presence ?? false) && namespace.presence && namespace.joinLeave
             let attempt = subscriber.channels.withLock { channels -> UInt64? in
                 guard channels[channel] != nil || channels.count < Self.maxSubscriptions else { return nil }
@@ -223,7 +223,7 @@ final class WSTransport: NonBlockingWebSocketHandler {
         subscriber.connected.withLock { $0 = true }
         subscriber.expiry.withLock { scheduled in
             scheduled?.cancel()
-            scheduled = identity.expires.map { connection.closeWhenExpired($0) }
+            scheduled = identity.validUntil.map { connection.closeWhenExpired($0) }
         }
         send(
             ProtocolReply.connected(ref: request.ref, type: op == "connect" ? "connected" : "refreshed", user: identity.user, expires: identity.expires),
