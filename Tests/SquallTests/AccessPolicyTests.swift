@@ -49,11 +49,14 @@ import Testing
     }
 
     @Test func theRulesRefuseWithTheNamespaceAndRuleNamed() throws {
-        let anonymous = try #require(Self.refusal { () throws(APIError) in try Self.policy.authorizeSubscribe(Self.channel("chat:lobby"), by: nil, subscriptionToken: nil) })
+        let anonymous = try #require(
+            Self.refusal { () throws(APIError) in try Self.policy.authorizeSubscribe(Self.channel("chat:lobby"), by: nil, subscriptionToken: nil) })
         #expect(anonymous.code == .permissionDenied)
         #expect(anonymous.message.contains("namespace chat") && anonymous.message.contains("subscribe: authenticated"))
-        #expect(Self.refusal { () throws(APIError) in try Self.policy.authorizeSubscribe(Self.channel("chat:lobby"), by: Self.ada, subscriptionToken: nil) } == nil)
-        let notSubscribed = Self.refusal { () throws(APIError) in try Self.policy.authorizePresence(Self.channel("chat:lobby"), by: Self.ada, subscribed: false) }
+        #expect(
+            Self.refusal { () throws(APIError) in try Self.policy.authorizeSubscribe(Self.channel("chat:lobby"), by: Self.ada, subscriptionToken: nil) } == nil)
+        let notSubscribed = Self.refusal { () throws(APIError) in try Self.policy.authorizePresence(Self.channel("chat:lobby"), by: Self.ada, subscribed: false)
+        }
         #expect(notSubscribed?.message.contains("presence-read: subscribers") == true)
         #expect(Self.refusal { () throws(APIError) in try Self.policy.authorizePresence(Self.channel("chat:lobby"), by: Self.ada, subscribed: true) } == nil)
         #expect(Self.refusal { () throws(APIError) in try Self.policy.authorizeHistory(Self.channel("chat:lobby"), by: nil, subscribed: false) } == nil)
@@ -64,10 +67,13 @@ import Testing
         #expect(Self.refusal { () throws(APIError) in try Self.policy.authorizePublish(Self.channel("chat:lobby"), by: Self.ada, subscribed: false) } == nil)
         #expect(Self.refusal { () throws(APIError) in try Self.policy.authorizePublish(Self.channel("chat:other"), by: Self.ada, subscribed: false) } != nil)
         // subscribe: none in `user`, yet `user:{sub}` is granted...
-        #expect(Self.refusal { () throws(APIError) in try Self.policy.authorizeSubscribe(Self.channel("user:ada"), by: Self.ada, subscriptionToken: nil) } != nil)
+        #expect(
+            Self.refusal { () throws(APIError) in try Self.policy.authorizeSubscribe(Self.channel("user:ada"), by: Self.ada, subscriptionToken: nil) } != nil)
         let granted = AccessPolicy(namespaces: ["user": NamespaceOptions(subscribe: .authenticated)])
         let bob = ClientIdentity(user: "bob", subscribe: [ChannelPattern("user:{sub}", user: "bob")].compactMap { $0 })
-        #expect(Self.refusal { () throws(APIError) in try granted.authorizeSubscribe(Self.channel("user:ada"), by: bob, subscriptionToken: nil) } == nil, "authenticated")
+        #expect(
+            Self.refusal { () throws(APIError) in try granted.authorizeSubscribe(Self.channel("user:ada"), by: bob, subscriptionToken: nil) } == nil,
+            "authenticated")
         let own = AccessPolicy(namespaces: ["user": NamespaceOptions(subscribe: .subscribers)])
         #expect(Self.refusal { () throws(APIError) in try own.authorizeSubscribe(Self.channel("user:bob"), by: bob, subscriptionToken: nil) } == nil)
         #expect(Self.refusal { () throws(APIError) in try own.authorizeSubscribe(Self.channel("user:ada"), by: bob, subscriptionToken: nil) } != nil)
@@ -76,10 +82,15 @@ import Testing
     @Test func withoutATokenRequiredModeRefusesAndOptionalLetsIn() {
         let optional = AccessPolicy()
         let anonymous = Result { () throws(APIError) in try optional.identify(nil) }
-        guard case .success(nil) = anonymous else { Issue.record("an anonymous client was refused"); return }
+        guard case .success(nil) = anonymous else {
+            Issue.record("an anonymous client was refused")
+            return
+        }
         let required = AccessPolicy(auth: AuthConfiguration(mode: .required))
         #expect(Self.refusal { () throws(APIError) in _ = try required.identify(nil) }?.code == .unauthorized)
-        #expect(Self.refusal { () throws(APIError) in _ = try optional.identify("not.a.token") }?.code == .unauthorized, "a bad token is refused even when optional")
+        #expect(
+            Self.refusal { () throws(APIError) in _ = try optional.identify("not.a.token") }?.code == .unauthorized, "a bad token is refused even when optional"
+        )
     }
 
     @Test func aNamespaceIsBuiltFromADictionaryAsTypeBuildsAClass() throws {

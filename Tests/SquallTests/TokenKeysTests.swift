@@ -65,10 +65,16 @@ import Testing
     @Test func expiredAndNotYetValidTokensAreRefusedAllowingTheLeeway() async throws {
         let keys = try await Self.keys(AuthConfiguration(keys: [.secret(Self.secret)]))
         let expired = try await Self.token(Self.claims(expiresIn: -1))
-        guard case .failure(.expired) = Self.verify(expired, keys) else { Issue.record("an expired token passed"); return }
+        guard case .failure(.expired) = Self.verify(expired, keys) else {
+            Issue.record("an expired token passed")
+            return
+        }
         #expect((try? Self.verify(expired, keys, AuthConfiguration(leeway: .seconds(5))).get()) != nil, "within the leeway")
         let early = try await Self.token(Self.claims(notBefore: 30))
-        guard case .failure(.notYetValid) = Self.verify(early, keys) else { Issue.record("a token not yet valid passed"); return }
+        guard case .failure(.notYetValid) = Self.verify(early, keys) else {
+            Issue.record("a token not yet valid passed")
+            return
+        }
     }
 
     @Test func aTokenSignedWithAnotherSecretIsRefused() async throws {
@@ -84,7 +90,10 @@ import Testing
         let signed = try await Self.token(Self.claims()).split(separator: ".")
         let none = Data(#"{"alg":"none","typ":"JWT"}"#.utf8).base64EncodedString().replacingOccurrences(of: "=", with: "")
         for token in ["\(none).\(signed[1]).", "\(none).\(signed[1]).\(signed[2])"] {
-            guard case .failure(.unknownKey) = Self.verify(token, keys) else { Issue.record("alg none passed: \(token)"); return }
+            guard case .failure(.unknownKey) = Self.verify(token, keys) else {
+                Issue.record("alg none passed: \(token)")
+                return
+            }
         }
     }
 
@@ -110,22 +119,33 @@ import Testing
         claims.iss = IssuerClaim(value: "https://id.example")
         #expect((try? Self.verify(try await Self.token(claims), keys, auth).get()) != nil)
         claims.aud = AudienceClaim(value: ["other"])
-        guard case .failure(.wrongAudience) = Self.verify(try await Self.token(claims), keys, auth) else { Issue.record("another audience passed"); return }
+        guard case .failure(.wrongAudience) = Self.verify(try await Self.token(claims), keys, auth) else {
+            Issue.record("another audience passed")
+            return
+        }
         claims.aud = AudienceClaim(value: ["chat"])
         claims.iss = IssuerClaim(value: "https://evil.example")
-        guard case .failure(.wrongIssuer) = Self.verify(try await Self.token(claims), keys, auth) else { Issue.record("another issuer passed"); return }
+        guard case .failure(.wrongIssuer) = Self.verify(try await Self.token(claims), keys, auth) else {
+            Issue.record("another issuer passed")
+            return
+        }
     }
 
     @Test func garbageIsMalformedNeverATrap() async throws {
         let keys = try await Self.keys(AuthConfiguration(keys: [.secret(Self.secret)]))
         for token in ["", ".", "..", "a.b.c", "a.b.c.d", String(repeating: "a", count: 20_000), "eyJhbGciOiJIUzI1NiJ9..", "e30.e30.e30"] {
-            guard case .failure = Self.verify(token, keys) else { Issue.record("\(token.prefix(20)) passed"); return }
+            guard case .failure = Self.verify(token, keys) else {
+                Issue.record("\(token.prefix(20)) passed")
+                return
+            }
         }
     }
 
     @Test func aShortSecretOrAMissingFileCannotBeLoaded() async {
         await #expect(throws: TokenKeys.LoadError.self) { try await TokenKeys.load(AuthConfiguration(keys: [.secret("short")])) }
-        await #expect(throws: TokenKeys.LoadError.self) { try await TokenKeys.load(AuthConfiguration(keys: [.publicKeyFile(path: "/nonexistent.pem", kid: nil)])) }
+        await #expect(throws: TokenKeys.LoadError.self) {
+            try await TokenKeys.load(AuthConfiguration(keys: [.publicKeyFile(path: "/nonexistent.pem", kid: nil)]))
+        }
         await #expect(throws: TokenKeys.LoadError.self) { try await TokenKeys.load(AuthConfiguration(keys: [.jwks("/nonexistent.json")])) }
     }
 }
