@@ -342,3 +342,75 @@ def test_a_subscribe_the_server_refuses_for_now_is_sent_again_until_it_is_served
     urllib.request.urlopen(request, timeout=5).read()
     wait_until(page, lambda d: "second:hello" in d.execute_script("return window.seen"), 10, "the message on the second channel")
     assert page.execute_script("return window.errors") == [], "a refusal for now is not the application's error"
+
+
+SECRET = "browser-test-secret-of-32-bytes!!"
+
+
+def mint(sub, seconds, secret=SECRET):
+    import jwt
+
+    return jwt.encode({"sub": sub, "exp": int(time.time()) + seconds}, secret, algorithm="HS256")
+
+
+@pytest.mark.parametrize("transport", ["websocket", "longpoll"])
+def test_squall_js_asks_the_application_for_a_new_token_when_the_server_refuses_one(squall, browser, transport):
+    server = squall("--log-level", "error", "--auth", "required", "--jwt-secret", SECRET)
+    page = browser(f"{server.http}/healthz")
+    tokens = [mint("ada", 60, secret="another-secret-of-at-least-32-bytes"), mint("ada", 60)]
+    result = page.execute_async_script("""
+        const [tokens, transport, done] = arguments;
+        import('/squall.mjs').then(({ Client }) => {
+          let asked = 0;
+          const codes = [];
+          const client = new Client(location.origin, {
+            channel: 'tokens', transports: [transport], minReconnectDelay: 50,
+            getToken: () => Promise.resolve(tokens[Math.min(asked++, tokens.length - 1)]),
+          });
+          client.addEventListener('error', (event) => { if (event.code) codes.push(event.code); });
+          client.onopen = () => client.send('with a fresh token');
+          client.onmessage = (event) => { client.close(); done({ asked, codes, data: event.data, transport: client.transport }); };
+          setTimeout(() => done({ asked, codes, timedOut: true }), 15000);
+        });
+    """, tokens, transport)
+    assert result["data"] == "with a fresh token", result
+    assert result["asked"] == 2, result
+    assert result["codes"][0] == 4001, result
+    assert result["transport"] == transport
+
+
+def test_squall_js_refreshes_its_token_before_it_expires_and_stays_connected(squall, browser):
+    server = squall("--log-level", "error", "--auth", "required", "--jwt-secret", SECRET, "--jwt-leeway", "0")
+    page = browser(f"{server.http}/healthz")
+    tokens = [mint("ada", 3), mint("ada", 60)]
+    result = page.execute_async_script("""
+        const [tokens, done] = arguments;
+        import('/squall.mjs').then(({ Client }) => {
+          let asked = 0;
+          const closes = [];
+          const client = new Client(location.origin, {
+            channel: 'refresh', transports: ['websocket'], tokenRefreshMargin: 1500,
+            getToken: () => tokens[Math.min(asked++, tokens.length - 1)],
+          });
+          client.onclose = (event) => closes.push(event.code);
+          client.onopen = () => {
+            // Past the first token's expiry: a client that did not refresh is closed with 4002.
+            setTimeout(() => client.send('after the first token expired'), 4500);
+          };
+          client.onmessage = (event) => { const state = { asked, closes: closes.slice(), data: event.data }; client.close(); done(state); };
+          setTimeout(() => done({ asked, closes, timedOut: true }), 15000);
+        });
+    """, tokens)
+    assert result == {"asked": 2, "closes": [], "data": "after the first token expired"}
+
+
+def test_squall_js_acts_on_a_close_codes_range_not_on_a_list_of_codes(squall, browser):
+    server = squall("--log-level", "error")
+    page = browser(f"{server.http}/healthz")
+    advice = page.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        import('/squall.mjs').then(({ default: Squall }) => {
+          done([1001, 1008, 1011, 3000, 4000, 4001, 4002, 4003, 4009, 4010, 4011, 4499, 4500, 4999].map(Squall.closeAdvice));
+        });
+    """)
+    assert advice == ["reconnect"] * 4 + ["refresh"] * 5 + ["reconnect"] * 3 + ["giveup"] * 2
