@@ -153,18 +153,19 @@ final class PostgresListener: Sendable {
 }
 
 extension PostgresListener {
-    /// `J NODE CHANNEL CLIENT TRANSPORT INFO` or `L NODE CHANNEL CLIENT`, from another node;
-    /// this node's own, and anything else, are ignored.
+    /// `J NODE CHANNEL CLIENT TRANSPORT USER INFO` or `L NODE CHANNEL CLIENT`, from another
+    /// node; this node's own, and anything else, are ignored.
     private func presenceChanged(_ payload: String) {
-        let parts = payload.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: false)
+        let parts = payload.split(separator: " ", maxSplits: 6, omittingEmptySubsequences: false)
         guard parts.count >= 4, let node = UUID(uuidString: String(parts[1])), let channel = try? ChannelName(String(parts[2])),
             let client = UUID(uuidString: String(parts[3]))
         else { return }
         guard node != self.node, let follower = state.withLockedValue({ $0.presence }) else { return }
         switch parts[0] {
-        case "J" where parts.count == 6:
-            let info = parts[5].isEmpty ? nil : PostgresQueries.info(String(parts[5]))
-            follower.joined(channel, PresenceMember(id: client, info: info, transport: String(parts[4])), on: node)
+        case "J" where parts.count == 7:
+            let info = parts[6].isEmpty ? nil : PostgresQueries.info(String(parts[6]))
+            let member = PresenceMember(id: client, info: info, transport: String(parts[4]), user: PostgresQueries.user(hex: parts[5]))
+            follower.joined(channel, member, on: node)
         case "L":
             follower.left(channel, client: client, on: node)
         default:

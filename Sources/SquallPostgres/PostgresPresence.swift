@@ -113,14 +113,15 @@ final class PostgresPresence: Sendable {
         let name = channel.rawValue
         let found = link.query(
             """
-            SELECT p.node, p.client, p.transport, p.info FROM squall_presence p JOIN squall_nodes n ON n.id = p.node
+            SELECT p.node, p.client, p.transport, p.info, p.user_id FROM squall_presence p JOIN squall_nodes n ON n.id = p.node
             WHERE p.channel = \(name) AND p.node <> \(node) AND n.seen >= extract(epoch FROM clock_timestamp()) - \(nodeTimeout)
             """
         )
         .flatMapThrowing { result in
             try result.rows.map { row in
-                let (node, client, transport, info) = try row.decode((UUID, UUID, String, String?).self)
-                return NodeMember(node: node, member: PresenceMember(id: client, info: info.flatMap(PostgresQueries.info), transport: transport))
+                let (node, client, transport, info, user) = try row.decode((UUID, UUID, String, String?, String?).self)
+                return NodeMember(
+                    node: node, member: PresenceMember(id: client, info: info.flatMap(PostgresQueries.info), transport: transport, user: user))
             }
         }
         do {

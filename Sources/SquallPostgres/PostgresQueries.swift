@@ -119,14 +119,16 @@ enum PostgresQueries {
         var clients: [UUID] = []
         var transports: [String] = []
         var infos: [String] = []
+        var users: [String] = []
         for change in changes {
             if case .join = change { joins.append(true) } else { joins.append(false) }
             channels.append(change.channel.rawValue)
             clients.append(change.member.id)
             transports.append(change.member.transport)
             infos.append(change.member.info.map { String(buffer: $0.bytes) } ?? "")
+            users.append(change.member.user ?? "")
         }
-        return "SELECT squall_presence_change(\(node), \(joins), \(channels), \(clients), \(transports), \(infos))"
+        return "SELECT squall_presence_change(\(node), \(joins), \(channels), \(clients), \(transports), \(infos), \(users))"
     }
 
     /// A message as a row of `squall_messages` holds it (its text was valid UTF-8 when
@@ -151,6 +153,20 @@ enum PostgresQueries {
     }
 
     /// A member's info as another node recorded it (it validated it when the client sent it).
+    /// A user id as `squall_presence` notifications write it: hex of its UTF-8, `-` for none.
+    static func user(hex text: Substring) -> String? {
+        guard text != "-", text.utf8.count.isMultiple(of: 2) else { return nil }
+        var bytes: [UInt8] = []
+        var index = text.startIndex
+        while index < text.endIndex {
+            let next = text.index(index, offsetBy: 2)
+            guard let byte = UInt8(text[index..<next], radix: 16) else { return nil }
+            bytes.append(byte)
+            index = next
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
     static func info(_ text: String) -> RawJSON? {
         try? RawJSON(validating: ByteBuffer(string: text), limits: RawJSON.Limits(maxBytes: 1 << 20, maxDepth: 64))
     }

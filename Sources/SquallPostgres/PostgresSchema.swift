@@ -17,7 +17,8 @@
 ///   notifies `squall` with `EPOCH OFFSET CHANNEL` for each channel: a position, never a payload.
 /// - `squall_nodes`: each live node's id and when it last said so (``PostgresLogStore/heartbeat``).
 /// - `squall_presence`: who is subscribed where, by node; `squall_presence_change(...)` records
-///   joins and leaves and notifies `squall_presence` with `J NODE CHANNEL CLIENT TRANSPORT INFO`
+///   joins and leaves and notifies `squall_presence` with `J NODE CHANNEL CLIENT TRANSPORT USER INFO`
+///   (`USER`: the member's user id in hex, `-` for none)
 ///   or `L NODE CHANNEL CLIENT` (an info over 7,000 bytes, past NOTIFY's 8,000, travels
 ///   only in the table: other nodes see it when they next open the channel).
 enum PostgresSchema {
@@ -43,19 +44,27 @@ enum PostgresSchema {
         )
         """,
         """
+        DO $$ BEGIN
+            IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_name = 'squall_presence' AND column_name = 'user_id') THEN
+                ALTER TABLE squall_presence ADD COLUMN user_id text;
+            END IF;
+        END $$
+        """,
+        """
         CREATE OR REPLACE FUNCTION squall_presence_change(
-            p_node uuid, p_joins boolean[], p_channels text[], p_clients uuid[], p_transports text[], p_infos text[]
+            p_node uuid, p_joins boolean[], p_channels text[], p_clients uuid[], p_transports text[], p_infos text[], p_users text[]
         ) RETURNS void LANGUAGE plpgsql AS $$
         DECLARE
             i integer;
         BEGIN
             FOR i IN 1 .. coalesce(array_length(p_joins, 1), 0) LOOP
                 IF p_joins[i] THEN
-                    INSERT INTO squall_presence (channel, client, node, transport, info)
-                        VALUES (p_channels[i], p_clients[i], p_node, p_transports[i], NULLIF(p_infos[i], ''))
+                    INSERT INTO squall_presence (channel, client, node, transport, info, user_id)
+                        VALUES (p_channels[i], p_clients[i], p_node, p_transports[i], NULLIF(p_infos[i], ''), NULLIF(p_users[i], ''))
                         ON CONFLICT DO NOTHING;
                     PERFORM pg_notify('squall_presence', 'J ' || p_node || ' ' || p_channels[i] || ' ' || p_clients[i] || ' '
-                        || p_transports[i] || ' ' || CASE WHEN octet_length(p_infos[i]) <= 7000 THEN p_infos[i] ELSE '' END);
+                        || p_transports[i] || ' ' || CASE WHEN p_users[i] = '' THEN '-' ELSE encode(convert_to(p_users[i], 'UTF8'), 'hex') END
+                        || ' ' || CASE WHEN octet_length(p_infos[i]) <= 7000 THEN p_infos[i] ELSE '' END);
                 ELSE
                     DELETE FROM squall_presence WHERE channel = p_channels[i] AND client = p_clients[i] AND node = p_node;
                     PERFORM pg_notify('squall_presence', 'L ' || p_node || ' ' || p_channels[i] || ' ' || p_clients[i]);

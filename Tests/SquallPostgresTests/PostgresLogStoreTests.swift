@@ -196,12 +196,13 @@ struct PostgresLogStoreTests {
         await storeB.close()
     }
 
-    @Test func presenceSpansNodesWithJoinAndLeaveEvents() async throws {
+    @Test func presenceSpansNodesWithJoinAndLeaveEventsAndTheMembersUser() async throws {
         let (a, storeA) = try await node()
         let (b, storeB) = try await node()
         let watcher = Recorder()
         try await b.subscribe(watcher, to: room, member: member(), presenceEvents: true)
-        let alice = PresenceMember(id: UUID(), info: .name("alice"), transport: "test")
+        // A user id with spaces and more than ASCII: it travels whole between nodes.
+        let alice = PresenceMember(id: UUID(), info: .name("alice"), transport: "test", user: "alice in wonderland ✓")
         let onA = Recorder()
         try await a.subscribe(onA, to: room, member: alice)
         try await eventually("B lists alice") { b.presence(room).contains(alice) }
