@@ -96,6 +96,49 @@ public struct JSONScanner {
         return members
     }
 
+    /// One element of a top-level array: its value's bytes and what it is.
+    public struct Element: Sendable {
+        /// Where the value lies in the text.
+        public let value: Range<Int>
+        /// What the value is.
+        public let kind: Kind
+    }
+
+    /// Validates `bytes` as JSON and, when it is an array, lists its elements in order.
+    /// - Returns: `nil` when the text is valid JSON but not an array.
+    public static func elements(_ bytes: UnsafeRawBufferPointer, maxDepth: Int) throws(Failure) -> [Element]? {
+        var scanner = JSONScanner(bytes, maxDepth: maxDepth)
+        scanner.skipWhitespace()
+        guard scanner.peek == UInt8(ascii: "[") else {
+            _ = try validate(bytes, maxDepth: maxDepth)
+            return nil
+        }
+        guard maxDepth >= 1 else { throw .tooDeep }
+        scanner.index += 1
+        var elements: [Element] = []
+        scanner.skipWhitespace()
+        if scanner.peek == UInt8(ascii: "]") {
+            scanner.index += 1
+        } else {
+            while true {
+                scanner.skipWhitespace()
+                let start = scanner.index
+                let kind = try scanner.value(depth: 1)
+                elements.append(Element(value: start..<scanner.index, kind: kind))
+                scanner.skipWhitespace()
+                if scanner.peek == UInt8(ascii: ",") {
+                    scanner.index += 1
+                    continue
+                }
+                try scanner.expect(UInt8(ascii: "]"))
+                break
+            }
+        }
+        scanner.skipWhitespace()
+        guard scanner.index == bytes.count else { throw .syntax(at: scanner.index) }
+        return elements
+    }
+
     /// The text of a JSON string literal (quotes included), unescaped. The literal must already
     /// have been validated by the scanner.
     public static func unescape(_ literal: UnsafeRawBufferPointer) throws(Failure) -> String {

@@ -47,7 +47,10 @@ struct ConfigFile: Sendable {
         }
         let provider: any ConfigProvider
         do {
-            if path.lowercased().hasSuffix(".json") {
+            if root == nil {
+                // An empty file, or one of comments only: no option set (YAMLSnapshot refuses it).
+                provider = InMemoryProvider(name: path, values: [:])
+            } else if path.lowercased().hasSuffix(".json") {
                 provider = try await FileProvider<JSONSnapshot>(filePath: FilePath(path))
             } else {
                 provider = try await FileProvider<YAMLSnapshot>(filePath: FilePath(path))

@@ -56,13 +56,11 @@ public struct ConfigReloader: Service {
         }
     }
 
-    /// Looks at the file every ``watchInterval``; a new modification time, size or inode asks
-    /// for a reload.
+    /// Reads the file every ``watchInterval``; other contents ask for a reload. (Contents, not
+    /// the modification time: an edit of the same size within the file system's timestamp
+    /// granularity would be missed; a configuration file is small.)
     private func watch(_ path: String, _ asking: AsyncStream<String>.Continuation) async {
-        func stamp() -> [String]? {
-            guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else { return nil }
-            return [FileAttributeKey.modificationDate, .size, .systemFileNumber].map { "\(attributes[$0] ?? "")" }
-        }
+        func stamp() -> Data? { FileManager.default.contents(atPath: path) }
         var last = stamp()
         while !Task.isCancelled {
             do {
@@ -92,8 +90,8 @@ public struct ConfigReloader: Service {
         var changed: [(key: String, from: String, to: String)] = []
         var refused: [String] = []
         for key in Set(before.keys).union(after.keys).sorted() {
-            let old = before[key]?.value ?? "unset"
-            let new = after[key]?.value ?? "unset"
+            let old = before[key]?.value ?? "default"
+            let new = after[key]?.value ?? "default"
             guard old != new else { continue }
             if before[key]?.live ?? after[key]?.live ?? false {
                 changed.append((key, old, new))
@@ -101,8 +99,9 @@ public struct ConfigReloader: Service {
                 refused.append(key)
             }
         }
+        let keysChanged: Bool
         do {
-            try await server.reload(loaded.configuration)
+            keysChanged = try await server.reload(loaded.configuration)
         } catch {
             logger.error("configuration reload (\(reason)) failed; nothing changed", metadata: ["error": "\(error)"])
             return running
@@ -115,7 +114,10 @@ public struct ConfigReloader: Service {
         for change in changed {
             logger.notice("reloaded \(change.key): \(change.from) -> \(change.to)", metadata: ["reload": "\(reason)"])
         }
-        if changed.isEmpty, refused.isEmpty {
+        if keysChanged {
+            logger.notice("reloaded the keys that verify tokens", metadata: ["reload": "\(reason)"])
+        }
+        if changed.isEmpty, refused.isEmpty, !keysChanged {
             logger.notice("configuration reloaded (\(reason)); nothing changed")
         }
         // What runs now: the live options as loaded, the others as they were.

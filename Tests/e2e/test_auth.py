@@ -434,6 +434,14 @@ async def test_under_optional_auth_anonymous_clients_are_served_but_a_bad_token_
         assert_upgrade_unauthorized(await refused_upgrade(optional, path, expired, via="header"), "expired")
 
 
+async def test_a_subscription_token_does_not_pass_as_a_connection_token(optional):
+    # Both kinds are signed with the same keys; one that grants a channel must not make its
+    # bearer an authenticated user everywhere.
+    subscription = mint(SECRET, sub="ada", channel="private:room")
+    assert_unauthorized(*http(optional, "GET", "/channels/open/history", subscription), "subscription token")
+    assert_upgrade_unauthorized(await refused_upgrade(optional, "/msg", subscription, via="query"), "subscription token")
+
+
 # --- Keys -----------------------------------------------------------------------------------------
 
 

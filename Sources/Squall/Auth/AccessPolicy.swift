@@ -55,7 +55,10 @@ public struct AccessPolicy: Sendable {
             guard auth.mode == .optional else { throw .missing }
             return nil
         }
-        return ClientIdentity(try keys.verify(token, now: now, auth: auth, maxInfo: maxInfo), leeway: auth.leeway)
+        let claims = try keys.verify(token, now: now, auth: auth, maxInfo: maxInfo)
+        // The same keys sign both kinds: a token for one channel must not pass as a user's.
+        guard claims.channel == nil else { throw .malformed("a subscription token (with \"channel\") is not a connection token") }
+        return ClientIdentity(claims, leeway: auth.leeway)
     }
 
     /// Refuses a subscribe to `channel` its namespace does not allow this client. A private

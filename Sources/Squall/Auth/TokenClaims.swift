@@ -2,64 +2,107 @@ import Foundation
 import NIOCore
 import SquallCore
 
-/// The claims Squall reads from a token's payload (RFC 7519 names, and Squall's own).
-struct TokenClaims: Decodable, Sendable {
+/// The claims Squall reads from a token's payload (RFC 7519 names, and Squall's own), read in
+/// one pass over ``JSONScanner`` (a `JSONDecoder` per handshake cost more than the signature).
+struct TokenClaims: Sendable {
     /// The user id.
     var sub: String?
     /// Expiry, seconds since 1970.
     var exp: Double?
     /// Not valid before, seconds since 1970.
     var nbf: Double?
-    /// Issued at, seconds since 1970.
-    var iat: Double?
-    /// The audiences: one string or a list.
-    var aud: Audience?
+    /// The audiences: `aud` as one string or a list (RFC 7519 §4.1.3).
+    var aud: [String]?
     var iss: String?
     /// Channel patterns the connection may subscribe to and publish on.
     var subscribe: [String]?
     var publish: [String]?
     /// A subscription token's channel.
     var channel: String?
-    /// Presence info, as written in the token (read apart from the rest, by ``JSONScanner``).
+    /// Presence info, as written in the token.
     var info: RawJSON?
 
-    enum CodingKeys: String, CodingKey {
-        case sub, exp, nbf, iat, aud, iss, subscribe, publish, channel
+    /// Deepest a payload may nest: `info`'s limit, in an object.
+    static func maxDepth(_ maxInfo: RawJSON.Limits) -> Int { maxInfo.maxDepth + 1 }
+
+    /// The claims of a payload's JSON; `info` at most `maxInfo`. A claim of the wrong type
+    /// makes the token malformed; claims Squall does not read are ignored.
+    static func decode(_ json: [UInt8], maxInfo: RawJSON.Limits) throws(TokenError) -> TokenClaims {
+        try json.withUnsafeBytes { raw in Result { () throws(TokenError) in try claims(raw, maxInfo: maxInfo) } }.get()
     }
 
-    /// `aud` as RFC 7519 §4.1.3 allows it: a string or an array of strings.
-    struct Audience: Decodable, Sendable {
-        let values: [String]
-
-        init(from decoder: any Decoder) throws {
-            let container = try decoder.singleValueContainer()
-            if let one = try? container.decode(String.self) {
-                values = [one]
-            } else {
-                values = try container.decode([String].self)
-            }
+    private static func claims(_ raw: UnsafeRawBufferPointer, maxInfo: RawJSON.Limits) throws(TokenError) -> TokenClaims {
+        guard let members = try? JSONScanner.members(raw, maxDepth: maxDepth(maxInfo)) else {
+            throw .malformed("its claims are not a JSON object")
         }
-    }
-
-    /// The claims of a payload's JSON; `info` at most `maxInfo`.
-    static func decode(_ json: Data, maxInfo: RawJSON.Limits) throws(TokenError) -> TokenClaims {
-        var claims: TokenClaims
-        do {
-            claims = try JSONDecoder().decode(TokenClaims.self, from: json)
-        } catch {
-            throw .malformed("its claims are not a JSON object of the expected types")
-        }
-        let buffer = ByteBuffer(bytes: json)
-        let members: [JSONScanner.Member]? = buffer.withUnsafeReadableBytes { raw in try? JSONScanner.members(raw, maxDepth: maxInfo.maxDepth + 1) }
-        if let info = members?.last(where: { $0.name == "info" }), info.kind != .null,
-            let slice = buffer.getSlice(at: info.value.lowerBound, length: info.value.count)
-        {
-            guard let raw = try? RawJSON(validating: slice, limits: maxInfo) else {
-                throw .malformed("its info is over \(maxInfo.maxBytes) bytes or \(maxInfo.maxDepth) levels deep")
+        var claims = TokenClaims()
+        for member in members where member.kind != .null {
+            let value = UnsafeRawBufferPointer(rebasing: raw[member.value])
+            switch member.name {
+            case "sub": claims.sub = try string(value, member)
+            case "iss": claims.iss = try string(value, member)
+            case "channel": claims.channel = try string(value, member)
+            case "exp": claims.exp = try number(value, member)
+            case "nbf": claims.nbf = try number(value, member)
+            case "aud": claims.aud = member.kind == .string ? [try string(value, member)] : try strings(value, member)
+            case "subscribe": claims.subscribe = try strings(value, member)
+            case "publish": claims.publish = try strings(value, member)
+            case "info":
+                guard let info = try? RawJSON(validating: ByteBuffer(bytes: value), limits: maxInfo) else {
+                    throw .malformed("its info is over \(maxInfo.maxBytes) bytes or \(maxInfo.maxDepth) levels deep")
+                }
+                claims.info = info
+            default: continue
             }
-            claims.info = raw
         }
         return claims
+    }
+
+    /// The `alg` and `kid` of a token's header.
+    static func header(_ json: [UInt8]) throws(TokenError) -> (alg: String, kid: String?) {
+        try json.withUnsafeBytes { raw in Result { () throws(TokenError) in try header(raw) } }.get()
+    }
+
+    private static func header(_ raw: UnsafeRawBufferPointer) throws(TokenError) -> (alg: String, kid: String?) {
+        guard let members = try? JSONScanner.members(raw, maxDepth: 2) else { throw .malformed("its header is not a JSON object") }
+        var alg: String?
+        var kid: String?
+        for member in members {
+            let value = UnsafeRawBufferPointer(rebasing: raw[member.value])
+            switch member.name {
+            case "alg": alg = try string(value, member)
+            case "kid": kid = try string(value, member)
+            default: continue
+            }
+        }
+        guard let alg else { throw .malformed("its header has no \"alg\"") }
+        return (alg, kid)
+    }
+
+    private static func string(_ value: UnsafeRawBufferPointer, _ member: JSONScanner.Member) throws(TokenError) -> String {
+        guard member.kind == .string, let text = try? JSONScanner.unescape(value) else { throw .malformed("\"\(member.name)\" is not a string") }
+        return text
+    }
+
+    private static func number(_ value: UnsafeRawBufferPointer, _ member: JSONScanner.Member) throws(TokenError) -> Double {
+        guard member.kind == .number, let number = Double(String(decoding: value, as: UTF8.self)), number.isFinite else {
+            throw .malformed("\"\(member.name)\" is not a number")
+        }
+        return number
+    }
+
+    private static func strings(_ value: UnsafeRawBufferPointer, _ member: JSONScanner.Member) throws(TokenError) -> [String] {
+        guard member.kind == .array, let elements = try? JSONScanner.elements(value, maxDepth: 1) else {
+            throw .malformed("\"\(member.name)\" is not a list of strings")
+        }
+        var texts: [String] = []
+        for element in elements {
+            guard element.kind == .string, let text = try? JSONScanner.unescape(UnsafeRawBufferPointer(rebasing: value[element.value])) else {
+                throw .malformed("\"\(member.name)\" is not a list of strings")
+            }
+            texts.append(text)
+        }
+        return texts
     }
 }
 

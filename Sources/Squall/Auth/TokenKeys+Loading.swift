@@ -20,22 +20,29 @@ extension TokenKeys {
     /// - Throws: ``LoadError`` naming the first key that cannot be used.
     public static func load(_ auth: AuthConfiguration) async throws(LoadError) -> TokenKeys {
         var keys: [Key] = []
+        var material = Hasher()
         for key in auth.keys {
             switch key {
             case .secret(let secret):
+                material.combine(secret)
                 keys += try await hmacKeys(secret)
             case .secretFile(let path):
                 var secret = try readText(path, as: "jwt-secret-file \(path)")
                 while secret.hasSuffix("\n") || secret.hasSuffix("\r") { secret.removeLast() }
+                material.combine(secret)
                 keys += try await hmacKeys(secret)
             case .publicKeyFile(let path, let kid):
                 let pem = try readText(path, as: "public key file \(path)")
+                material.combine(pem)
+                material.combine(kid)
                 keys += try await publicKeys(pem: pem, kid: kid, source: path)
             case .jwks(let location):
-                keys += try await jwksKeys(try await jwksDocument(location), source: location)
+                let document = try await jwksDocument(location)
+                material.combine(document)
+                keys += try await jwksKeys(document, source: location)
             }
         }
-        return TokenKeys(keys)
+        return TokenKeys(keys, fingerprint: material.finalize())
     }
 
     /// A secret verifies HS256, and HS384 and HS512 when it is long enough for them (RFC 7518

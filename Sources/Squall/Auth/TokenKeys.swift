@@ -22,15 +22,22 @@ public struct TokenKeys: Sendable {
     }
 
     let keys: [Key]
+    /// A hash of the key material they were loaded from (secrets, files, JWKS documents): two
+    /// loads within this process differ exactly when the keys do.
+    let fingerprint: Int
     private let byKid: [String: [any JWTAlgorithm]]
+    /// The keys without a `kid`, for tokens that name none.
+    private let unnamed: [any JWTAlgorithm]
 
-    init(_ keys: [Key]) {
+    init(_ keys: [Key], fingerprint: Int = 0) {
         self.keys = keys
+        self.fingerprint = fingerprint
         var byKid: [String: [any JWTAlgorithm]] = [:]
         for key in keys {
             if let kid = key.kid { byKid[kid, default: []].append(key.algorithm) }
         }
         self.byKid = byKid
+        self.unnamed = keys.filter { $0.kid == nil }.map(\.algorithm)
     }
 
     /// No key: every token is refused.
@@ -50,9 +57,8 @@ public struct TokenKeys: Sendable {
         guard bytes.count <= 16384, let first = bytes.firstIndex(of: dot), let second = bytes[(first + 1)...].firstIndex(of: dot),
             !bytes[(second + 1)...].contains(dot)
         else { throw .malformed("a token is three base64url parts joined by dots, at most 16 KiB") }
-        guard let headerJSON = Base64URL.decode(bytes[..<first]), let header = try? JSONDecoder().decode(Header.self, from: headerJSON) else {
-            throw .malformed("its header is not base64url JSON with \"alg\"")
-        }
+        guard let headerJSON = Base64URL.decode(bytes[..<first]) else { throw .malformed("its header is not base64url") }
+        let header = try TokenClaims.header(headerJSON)
         guard let signature = Base64URL.decode(bytes[(second + 1)...]) else { throw .malformed("its signature is not base64url") }
         let signed = bytes[..<second]
         let candidates: [any JWTAlgorithm]
@@ -60,7 +66,7 @@ public struct TokenKeys: Sendable {
             guard let named = byKid[kid] else { throw .unknownKey("no key has kid \"\(kid.prefix(64))\"") }
             candidates = named
         } else {
-            candidates = keys.filter { $0.kid == nil }.map(\.algorithm)
+            candidates = unnamed
         }
         let matching = candidates.filter { $0.name == header.alg }
         guard !matching.isEmpty else { throw .unknownKey("no key here verifies alg \"\(header.alg.prefix(16))\"") }
@@ -71,23 +77,41 @@ public struct TokenKeys: Sendable {
         let seconds = now.timeIntervalSince1970
         if let exp = claims.exp, seconds >= exp + leeway { throw .expired }
         if let nbf = claims.nbf, seconds + leeway < nbf { throw .notYetValid }
-        if let audience = auth.audience, !(claims.aud?.values.contains(audience) ?? false) { throw .wrongAudience }
+        if let audience = auth.audience, !(claims.aud?.contains(audience) ?? false) { throw .wrongAudience }
         if let issuer = auth.issuer, claims.iss != issuer { throw .wrongIssuer }
         return claims
     }
 
-    private struct Header: Decodable {
-        let alg: String
-        let kid: String?
-    }
 }
 
-/// Base64url without padding (RFC 7515 §2), as JWTs write every part.
+/// Base64url without padding (RFC 7515 §2), as JWTs write every part: decoded by hand over the
+/// bytes (Foundation's decoder wants a padded, standard-alphabet `String` first).
 enum Base64URL {
-    static func decode(_ bytes: ArraySlice<UInt8>) -> Data? {
-        var text = String(decoding: bytes, as: UTF8.self).replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        guard !text.contains("=") else { return nil }
-        text += String(repeating: "=", count: (4 - text.utf8.count % 4) % 4)
-        return Data(base64Encoded: text)
+    static func decode(_ text: ArraySlice<UInt8>) -> [UInt8]? {
+        guard text.count % 4 != 1 else { return nil }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(text.count * 3 / 4)
+        var accumulator: UInt32 = 0
+        var bits = 0
+        for character in text {
+            let value: UInt8
+            switch character {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): value = character - UInt8(ascii: "A")
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): value = character - UInt8(ascii: "a") + 26
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = character - UInt8(ascii: "0") + 52
+            case UInt8(ascii: "-"): value = 62
+            case UInt8(ascii: "_"): value = 63
+            default: return nil
+            }
+            accumulator = accumulator << 6 | UInt32(value)
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                bytes.append(UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)))
+            }
+        }
+        // The bits left over must be zero, or the text is not the canonical encoding of any bytes.
+        guard accumulator & ((1 << UInt32(bits)) - 1) == 0 else { return nil }
+        return bytes
     }
 }

@@ -201,8 +201,10 @@ extension APIError {
 
     /// A validated channel name, or 400 `invalid_channel`.
     static func channel(_ name: String?) throws(APIError) -> ChannelName {
+        // A path segment as a client encoded it: squall.js writes `chat:lobby` as `chat%3Alobby`.
+        let decoded = name.map { $0.contains("%") ? ($0.removingPercentEncoding ?? $0) : $0 }
         do {
-            return try ChannelName(name ?? "")
+            return try ChannelName(decoded ?? "")
         } catch {
             throw invalidChannel(error)
         }

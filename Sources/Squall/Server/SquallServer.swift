@@ -46,6 +46,8 @@ public struct SquallServer: Service, CustomStringConvertible {
     private let subscriptions: AddressRateLimiter
     /// Counts connections against the limits, which a reload may change.
     private let admission: ConnectionAdmission
+    /// Connections whose token expires, closed by one sweep a second.
+    private let expiring = ExpiringConnections()
 
     /// A server with Squall's channel transports; `/msg` is the seed's chat on channel `msg`.
     /// - Parameters:
@@ -98,10 +100,11 @@ public struct SquallServer: Service, CustomStringConvertible {
             try subscriptions.charge(client, action: "subscribed")
             return WebSocketMount.Acceptance(identity: identity)
         }
-        let msg = MsgTransport(hub: hub, policy: policy, maxInfo: maxInfo, maxMessageSize: configuration.maxMessageSize)
+        let expiring = self.expiring
+        let msg = MsgTransport(hub: hub, policy: policy, maxInfo: maxInfo, maxMessageSize: configuration.maxMessageSize, expiring: expiring)
         mounts.append(WebSocketMount(path: "/msg", handler: mounted(msg), check: msgCheck))
         mounts.append(WebSocketMount(path: "/msg/{channel}", handler: mounted(msg), check: msgCheck))
-        let ws = WSTransport(hub: hub, configuration: configuration, policy: policy, opens: subscriptions)
+        let ws = WSTransport(hub: hub, configuration: configuration, policy: policy, opens: subscriptions, expiring: expiring)
         mounts.append(
             WebSocketMount(path: "/ws", handler: mounted(ws)) { head, uri, parameters, remote, client in
                 var acceptance = try Self.negotiateSubprotocol(head, uri, parameters, remote, client)
@@ -139,8 +142,12 @@ public struct SquallServer: Service, CustomStringConvertible {
     /// connection limits (for connections that come after), publish and subscribe rates, auth (keys are loaded first; a key that cannot be loaded
     /// changes nothing), the default namespace and the namespaces — and returns at once; every
     /// connection stays open. The rest of `configuration` is ignored: it needs a restart.
-    public func reload(_ configuration: SquallConfiguration) async throws(TokenKeys.LoadError) {
+    /// - Returns: whether the keys that verify tokens changed (a secret file's contents, say,
+    ///   which the configuration's text does not show).
+    @discardableResult
+    public func reload(_ configuration: SquallConfiguration) async throws(TokenKeys.LoadError) -> Bool {
         let keys = try await TokenKeys.load(configuration.auth)
+        let changed = keys.fingerprint != policy.current.access.keys.fingerprint
         admission.update(configuration.limits)
         policy.update { snapshot in
             snapshot = LivePolicy.Snapshot(
@@ -152,6 +159,7 @@ public struct SquallServer: Service, CustomStringConvertible {
                     namespaces: configuration.namespaces, maxInfo: snapshot.access.maxInfo)
             )
         }
+        return changed
     }
 
     /// Serves `handler`'s hooks to WebSocket clients that connect to `path`, which may hold
@@ -192,6 +200,7 @@ public struct SquallServer: Service, CustomStringConvertible {
                     listener,
                     HubSweeper(hub: hub, interval: .seconds(10)),
                     KeyRefresher(policy: policy, logger: logger),
+                    ExpirySweeper(connections: expiring),
                     ConnectionDrain(connections: connections, timeout: configuration.closeTimeout),
                 ],
                 logger: logger

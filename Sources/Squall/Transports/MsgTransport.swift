@@ -27,10 +27,13 @@ final class MsgTransport: NonBlockingWebSocketHandler {
     let maxInfo: RawJSON.Limits
     /// The server's largest message; a namespace may allow less.
     let maxMessageSize: Int
+    /// Closes connections whose token expired.
+    let expiring: ExpiringConnections
     private let subscribers = Mutex<[UUID: MsgSubscriber]>([:])
 
-    init(hub: Hub, policy: LivePolicy, maxInfo: RawJSON.Limits, maxMessageSize: Int) {
+    init(hub: Hub, policy: LivePolicy, maxInfo: RawJSON.Limits, maxMessageSize: Int, expiring: ExpiringConnections) {
         self.hub = hub
+        self.expiring = expiring
         self.policy = policy
         self.maxInfo = maxInfo
         self.maxMessageSize = maxMessageSize
@@ -43,23 +46,11 @@ final class MsgTransport: NonBlockingWebSocketHandler {
             query: connection.uri.queryParameters,
             maxInfo: maxInfo
         )
-        let snapshot = policy.current
         let identity = connection.identity
-        let namespace = snapshot.access.namespace(of: target.channel).options
-        let publishing: APIError?
-        do {
-            try snapshot.access.authorizePublish(target.channel, by: identity, subscribed: true)
-            publishing = nil
-        } catch {
-            publishing = error
-        }
-        let subscriber = MsgSubscriber(
-            connection: connection, channel: target.channel, publishRate: snapshot.publishRate?.bucketRate,
-            namespaceRate: namespace.publishRate?.bucketRate, publishing: publishing,
-            maxMessageSize: min(maxMessageSize, namespace.maxMessageSize ?? .max))
+        let subscriber = MsgSubscriber(connection: connection, channel: target.channel)
         subscribers.withLock { $0[connection.id] = subscriber }
         if let expires = identity?.validUntil {
-            connection.closeWhenExpired(expires)
+            expiring.watch(connection, until: expires)
         }
         let member = PresenceMember(id: connection.id, info: target.info ?? identity?.info, transport: "msg", user: identity?.presenceUser)
         // Frames the client sends meanwhile are published after this subscription: the hub
@@ -78,13 +69,19 @@ final class MsgTransport: NonBlockingWebSocketHandler {
 
     func onMessageNow(_ connection: WebSocketConnection, _ message: Payload) throws {
         guard let subscriber = subscribers.withLock({ $0[connection.id] }) else { return }
-        if let refusal = subscriber.publishing {
-            return connection.close(.permissionDenied(refusal.message))
+        // Each frame is a publish, decided by the rules and rates in force now (a reload
+        // changes them for sockets already open).
+        let snapshot = policy.current
+        let namespace = snapshot.access.namespace(of: subscriber.channel)
+        do {
+            try snapshot.access.authorizePublish(subscriber.channel, by: connection.identity, subscribed: true)
+        } catch {
+            return connection.close(.permissionDenied(error.message))
         }
-        guard message.bytes.readableBytes <= subscriber.maxMessageSize else {
+        guard message.bytes.readableBytes <= min(maxMessageSize, namespace.options.maxMessageSize ?? .max) else {
             return connection.close(.messageTooBig)
         }
-        if !subscriber.takePublish() {
+        if !subscriber.takePublish(snapshot.publishRate?.bucketRate, namespace.options.publishRate?.bucketRate) {
             // A bare frame has no reply: a client that has used up its burst is told by the close.
             return connection.close(.publishRateExceeded)
         }
@@ -97,6 +94,7 @@ final class MsgTransport: NonBlockingWebSocketHandler {
 
     func onCloseNow(_ connection: WebSocketConnection, _ cause: CloseCause) {
         guard let subscriber = subscribers.withLock({ $0.removeValue(forKey: connection.id) }) else { return }
+        expiring.forget(connection)
         hub.unsubscribe(subscriber, from: subscriber.channel)
     }
 }
@@ -105,37 +103,31 @@ final class MsgTransport: NonBlockingWebSocketHandler {
 final class MsgSubscriber: Subscriber {
     let connection: WebSocketConnection
     let channel: ChannelName
-    /// Why it may not publish, if it may not.
-    let publishing: APIError?
-    /// Its largest message: the server's, or its namespace's if less.
-    let maxMessageSize: Int
-    private let publishRate: TokenBucket.Rate?
-    private let namespaceRate: TokenBucket.Rate?
-    /// This connection's publishes so far, against the server's publish rate and the
-    /// namespace's.
-    private let publishes: Mutex<(server: TokenBucket, namespace: TokenBucket)>
+    /// This connection's publishes so far, against the server's publish rate and its
+    /// namespace's; each made full at the first publish that has a rate.
+    private let publishes = Mutex<(server: TokenBucket?, namespace: TokenBucket?)>((nil, nil))
     /// Its publishes waiting on the store.
     let pending = PendingRequests()
 
-    init(
-        connection: WebSocketConnection, channel: ChannelName, publishRate: TokenBucket.Rate?, namespaceRate: TokenBucket.Rate?,
-        publishing: APIError?, maxMessageSize: Int
-    ) {
+    init(connection: WebSocketConnection, channel: ChannelName) {
         self.connection = connection
         self.channel = channel
-        self.publishing = publishing
-        self.maxMessageSize = maxMessageSize
-        self.publishRate = publishRate
-        self.namespaceRate = namespaceRate
-        let unused = TokenBucket.Rate(perSecond: 1, burst: 1)
-        self.publishes = Mutex((TokenBucket(full: publishRate ?? unused), TokenBucket(full: namespaceRate ?? unused)))
     }
 
-    /// Takes a publish from both buckets; `false` when either is empty.
-    func takePublish() -> Bool {
+    /// Takes a publish from the bucket of each rate given (the server's, the namespace's);
+    /// `false` when one is empty.
+    func takePublish(_ server: TokenBucket.Rate?, _ namespace: TokenBucket.Rate?) -> Bool {
         publishes.withLock { buckets in
-            if let publishRate, !buckets.server.take(publishRate) { return false }
-            if let namespaceRate, !buckets.namespace.take(namespaceRate) { return false }
+            if let server {
+                var bucket = buckets.server ?? TokenBucket(full: server)
+                defer { buckets.server = bucket }
+                guard bucket.take(server) else { return false }
+            }
+            if let namespace {
+                var bucket = buckets.namespace ?? TokenBucket(full: namespace)
+                defer { buckets.namespace = bucket }
+                guard bucket.take(namespace) else { return false }
+            }
             return true
         }
     }

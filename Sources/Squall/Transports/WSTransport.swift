@@ -26,10 +26,13 @@ final class WSTransport: NonBlockingWebSocketHandler {
     private let limits: ProtocolRequest.Limits
     private let budget: ReadBudget
     private let maxMessageSize: Int
+    /// Closes connections whose token expired; a `refresh` moves a connection's time.
+    private let expiring: ExpiringConnections
     private let subscribers = Mutex<[UUID: WSSubscriber]>([:])
 
-    init(hub: Hub, configuration: SquallConfiguration, policy: LivePolicy, opens: AddressRateLimiter) {
+    init(hub: Hub, configuration: SquallConfiguration, policy: LivePolicy, opens: AddressRateLimiter, expiring: ExpiringConnections) {
         self.hub = hub
+        self.expiring = expiring
         self.policy = policy
         self.opens = opens
         self.limits = ProtocolRequest.Limits(ref: configuration.maxRef, info: configuration.maxInfo)
@@ -44,7 +47,7 @@ final class WSTransport: NonBlockingWebSocketHandler {
             identity: connection.identity, connected: connection.identity != nil || snapshot.access.auth.mode == .optional)
         subscribers.withLock { $0[connection.id] = subscriber }
         if let expires = connection.identity?.validUntil {
-            subscriber.expiry.withLock { $0 = connection.closeWhenExpired(expires) }
+            expiring.watch(connection, until: expires)
         }
         send(ProtocolReply.welcome(client: connection.id, protocol: Self.subprotocol), to: connection)
     }
@@ -65,7 +68,7 @@ final class WSTransport: NonBlockingWebSocketHandler {
 
     func onCloseNow(_ connection: WebSocketConnection, _ cause: CloseCause) {
         guard let subscriber = subscribers.withLock({ $0.removeValue(forKey: connection.id) }) else { return }
-        subscriber.expiry.withLock { $0?.cancel() }
+        expiring.forget(connection)
         for channel in subscriber.channels.withLock({ Array($0.keys) }) {
             hub.unsubscribe(subscriber, from: channel)
         }
@@ -221,9 +224,10 @@ final class WSTransport: NonBlockingWebSocketHandler {
         }
         subscriber.identity.withLock { $0 = identity }
         subscriber.connected.withLock { $0 = true }
-        subscriber.expiry.withLock { scheduled in
-            scheduled?.cancel()
-            scheduled = identity.validUntil.map { connection.closeWhenExpired($0) }
+        if let expires = identity.validUntil {
+            expiring.watch(connection, until: expires)
+        } else {
+            expiring.forget(connection)
         }
         send(
             ProtocolReply.connected(ref: request.ref, type: op == "connect" ? "connected" : "refreshed", user: identity.user, expires: identity.expires),
@@ -309,8 +313,6 @@ final class WSSubscriber: Subscriber {
     let identity: Mutex<ClientIdentity?>
     /// Whether it may make requests: it has a token, or tokens are optional.
     let connected: Mutex<Bool>
-    /// The close at its token's expiry, which a `refresh` moves.
-    let expiry = Mutex<Scheduled<Void>?>(nil)
     /// Its publishes per namespace with a publish rate of its own (as many as namespaces).
     private let namespacePublishes = Mutex<[String: TokenBucket]>([:])
 
