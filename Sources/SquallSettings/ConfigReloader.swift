@@ -37,7 +37,7 @@ public struct ConfigReloader: Service {
     public func run() async throws {
         let (requests, asking) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(1))
         let signals = await UnixSignalsSequence(trapping: .sighup)
-        try await withGracefulShutdownHandler {
+        await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {
                     for await _ in signals { asking.yield("SIGHUP") }

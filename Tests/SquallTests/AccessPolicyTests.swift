@@ -79,18 +79,24 @@ import Testing
         #expect(Self.refusal { () throws(APIError) in try own.authorizeSubscribe(Self.channel("user:ada"), by: bob, subscriptionToken: nil) } != nil)
     }
 
-    @Test func withoutATokenRequiredModeRefusesAndOptionalLetsIn() {
-        let optional = AccessPolicy()
+    @Test func withoutATokenRequiredModeRefusesAndOptionalLetsIn() async throws {
+        let keys = try await TokenKeys.load(AuthConfiguration(keys: [.secret(String(repeating: "k", count: 32))]))
+        let optional = AccessPolicy(keys: keys)
         let anonymous = Result { () throws(APIError) in try optional.identify(nil) }
         guard case .success(nil) = anonymous else {
             Issue.record("an anonymous client was refused")
             return
         }
-        let required = AccessPolicy(auth: AuthConfiguration(mode: .required))
+        let required = AccessPolicy(auth: AuthConfiguration(mode: .required), keys: keys)
         #expect(Self.refusal { () throws(APIError) in _ = try required.identify(nil) }?.code == .unauthorized)
         #expect(
             Self.refusal { () throws(APIError) in _ = try optional.identify("not.a.token") }?.code == .unauthorized, "a bad token is refused even when optional"
         )
+        let keyless = Result { () throws(APIError) in try AccessPolicy().identify("not.a.token") }
+        guard case .success(nil) = keyless else {
+            Issue.record("without a key, a token parameter is someone else's and ignored")
+            return
+        }
     }
 
     @Test func aNamespaceIsBuiltFromADictionaryAsTypeBuildsAClass() throws {

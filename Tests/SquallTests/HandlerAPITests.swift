@@ -183,4 +183,24 @@ struct HandlerAPITests {
         #expect(close?.closeCode == .goingAway)
         #expect(close?.reason == "server shutting down")
     }
+
+    @Test("a mounted handler finds the connection token's user on the connection, and a bad token is refused")
+    func mountedIdentity() async throws {
+        let secret = String(repeating: "s", count: 32)
+        let greet = ClosureWebSocketHandler(
+            name: "Greet",
+            open: { connection in connection.writeMessage("hello \(connection.identity?.user ?? "stranger")") }
+        )
+        var configuration = LiveServer.configuration()
+        configuration.auth = AuthConfiguration(keys: [.secret(secret)])
+        try await LiveServer.run(configuration, mounting: "/greet", greet) { server in
+            let token = try await TokenKeysTests.token(TokenKeysTests.claims(sub: "ada", expiresIn: 1e9), secret: secret)
+            let ada = try await TestClient.connect(server.url("/greet?token=\(token)"))
+            #expect(try await ada.nextText() == "hello ada")
+            let anonymous = try await TestClient.connect(server.url("/greet"))
+            #expect(try await anonymous.nextText() == "hello stranger")
+            let refused = try await RawUpgrade.responseHead(port: server.port, path: "/greet?token=\(token)x")
+            #expect(refused.hasPrefix("HTTP/1.1 401"), "\(refused)")
+        }
+    }
 }

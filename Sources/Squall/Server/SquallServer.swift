@@ -170,8 +170,17 @@ public struct SquallServer: Service, CustomStringConvertible {
     /// - Parameter check: decides each upgrade before the connection opens (an `Origin` or a
     ///   token, say) and may name a subprotocol or add response headers; without one, every
     ///   upgrade is accepted.
+    ///
+    /// A connection token the upgrade carries (`?token=`, `Authorization: Bearer`) is verified as
+    /// on Squall's own routes — a bad one, or none with `--auth required`, is refused with 401 —
+    /// and the handler finds it as ``WebSocketConnection/identity``.
     public mutating func mount(_ path: String, handler: some WebSocketHandler, check: UpgradeCheck? = nil) {
-        mounts.append(WebSocketMount(path: path, handler: MountedHandler(handler: handler, pool: connections, logger: logger), check: check))
+        let policy = self.policy
+        mounts.append(
+            WebSocketMount(path: path, handler: MountedHandler(handler: handler, pool: connections, logger: logger), check: check) { head, uri in
+                try policy.identify(
+                    Credentials.token(query: uri.queryParameters, authorization: head.headers.first(name: "authorization")), in: policy.current.access)
+            })
     }
 
     /// `SquallServer(127.0.0.1:8000)`, as service-lifecycle logs it.

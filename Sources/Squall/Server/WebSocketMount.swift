@@ -35,18 +35,23 @@ struct WebSocketMount: Sendable {
         self.segments = path.split(separator: "/")
     }
 
-    /// A mount whose upgrades `check` decides (every upgrade is accepted without one).
-    init(path: String, handler: MountedHandler, check: UpgradeCheck?) {
+    /// A mount whose upgrades `check` decides (every upgrade is accepted without one), after
+    /// `identify` has said who the client is from its token (refusing a bad one).
+    init(
+        path: String, handler: MountedHandler, check: UpgradeCheck?,
+        identify: @escaping @Sendable (HTTPRequestHead, URI) throws -> ClientIdentity? = { _, _ in nil }
+    ) {
         guard let check else {
-            self.init(path: path, handler: handler) { _, _, _, _, _ in Acceptance() }
+            self.init(path: path, handler: handler) { head, uri, _, _, _ in Acceptance(identity: try identify(head, uri)) }
             return
         }
         self.init(path: path, handler: handler) { head, uri, parameters, remoteAddress, _ in
+            let identity = try identify(head, uri)
             let request = WebSocketUpgradeRequest(head: head, uri: uri, parameters: parameters, remoteAddress: remoteAddress)
             switch try check(request) {
             case .accept(let subprotocol, var headers):
                 if let subprotocol { headers[.secWebSocketProtocol] = subprotocol }
-                return Acceptance(headers: headers)
+                return Acceptance(headers: headers, identity: identity)
             case .refuse(let error):
                 throw error
             }

@@ -47,7 +47,7 @@ final class MsgTransport: NonBlockingWebSocketHandler {
             maxInfo: maxInfo
         )
         let identity = connection.identity
-        let subscriber = MsgSubscriber(connection: connection, channel: target.channel)
+        let subscriber = MsgSubscriber(connection: connection, channel: target.channel, publishRate: policy.current.publishRate?.bucketRate)
         subscribers.withLock { $0[connection.id] = subscriber }
         if let expires = identity?.validUntil {
             expiring.watch(connection, until: expires)
@@ -103,26 +103,25 @@ final class MsgTransport: NonBlockingWebSocketHandler {
 final class MsgSubscriber: Subscriber {
     let connection: WebSocketConnection
     let channel: ChannelName
-    /// This connection's publishes so far, against the server's publish rate and its
-    /// namespace's; each made full at the first publish that has a rate.
-    private let publishes = Mutex<(server: TokenBucket?, namespace: TokenBucket?)>((nil, nil))
+    /// This connection's publishes so far, against the server's publish rate; and, made at the
+    /// first publish under one, its namespace's (most channels' namespaces have none).
+    private let publishes: Mutex<(server: TokenBucket, namespace: TokenBucket?)>
     /// Its publishes waiting on the store.
     let pending = PendingRequests()
 
-    init(connection: WebSocketConnection, channel: ChannelName) {
+    /// - Parameter publishRate: the server's publish rate when the socket opens, which its
+    ///   bucket starts full of.
+    init(connection: WebSocketConnection, channel: ChannelName, publishRate: TokenBucket.Rate?) {
         self.connection = connection
         self.channel = channel
+        self.publishes = Mutex((TokenBucket(full: publishRate ?? TokenBucket.Rate(perSecond: 1, burst: 1)), nil))
     }
 
     /// Takes a publish from the bucket of each rate given (the server's, the namespace's);
     /// `false` when one is empty.
     func takePublish(_ server: TokenBucket.Rate?, _ namespace: TokenBucket.Rate?) -> Bool {
         publishes.withLock { buckets in
-            if let server {
-                var bucket = buckets.server ?? TokenBucket(full: server)
-                defer { buckets.server = bucket }
-                guard bucket.take(server) else { return false }
-            }
+            if let server, !buckets.server.take(server) { return false }
             if let namespace {
                 var bucket = buckets.namespace ?? TokenBucket(full: namespace)
                 defer { buckets.namespace = bucket }
