@@ -601,6 +601,37 @@ async def test_private_channels_take_subscription_tokens_on_sse_polls_and_msg(se
     assert await sse_status(server, f"/channels/priv:s/events?token={alice}&subscription_token={valid}") == (403, "permission_denied")
 
 
+async def test_a_subscription_token_expires_as_a_connection_token_does_unless_renewed():
+    # Leeway 0: a token is valid until its exp, and its connection closed then with 4002.
+    path = write_config(CONFIG)
+    squall = Squall(["--config", path, "--jwt-secret", SECRET, "--jwt-leeway", "0", "--log-level", "error"], {}).wait_ready()
+    try:
+        soon = lambda: token(channel="priv:x", exp=int(time.time()) + 2)  # noqa: E731
+        # /ws: subscribed with a token about to expire, and never renewed.
+        lapsing = await WS.open(squall)
+        assert (await lapsing.ask("subscribe", channel="priv:x", token=soon()))["type"] == "subscribed"
+        # /ws: renewed before it expires, by subscribing again with a fresh token.
+        renewed = await WS.open(squall)
+        assert (await renewed.ask("subscribe", channel="priv:x", token=soon()))["type"] == "subscribed"
+        await asyncio.sleep(1)
+        assert (await renewed.ask("subscribe", channel="priv:x", token=token(channel="priv:x", exp=int(time.time()) + 60)))["type"] == "subscribed"
+        plain = await connect(f"{squall.ws}/msg/priv:x?subscription_token={soon()}", open_timeout=5)
+        stream = await EventStream.open(squall, f"/channels/priv:x/events?subscription_token={soon()}")
+        assert stream.status == 200
+        assert await closed_with(lapsing.socket, timeout=5) == 4002
+        assert await closed_with(plain, timeout=5) == 4002
+        assert "event: close" in await stream.until('"code":4002', timeout=5)
+        stream.close()
+        # The renewed one is still subscribed past the first token's expiry.
+        await asyncio.sleep(1.5)
+        publish(squall, "priv:x", "still here")
+        assert (await renewed.event("message"))["data"] == "still here"
+        await renewed.close()
+    finally:
+        squall.stop(signal.SIGKILL)
+        os.unlink(path)
+
+
 # --- message size and publish rate ---------------------------------------------------------
 
 

@@ -66,7 +66,13 @@ public struct AccessPolicy: Sendable {
     /// Refuses a subscribe to `channel` its namespace does not allow this client. A private
     /// channel needs `subscriptionToken`: a token whose `channel` is this one and whose `sub` is
     /// the connection's user.
-    public func authorizeSubscribe(_ channel: ChannelName, by identity: ClientIdentity?, subscriptionToken: String?, now: Date = Date()) throws(APIError) {
+    /// - Returns: when the subscription token stops being valid (its `exp` and the leeway), for
+    ///   a private channel whose token expires: the subscription must be renewed by then, or
+    ///   its connection is closed with 4002 as for a connection token.
+    @discardableResult
+    public func authorizeSubscribe(
+        _ channel: ChannelName, by identity: ClientIdentity?, subscriptionToken: String?, now: Date = Date()
+    ) throws(APIError) -> Date? {
         let (name, options) = namespace(of: channel)
         if options.isPrivate {
             try Self.refuseNone(options.subscribe, "subscribe", name)
@@ -82,10 +88,11 @@ public struct AccessPolicy: Sendable {
             guard claims.channel == channel.description, (claims.sub ?? "") == (identity?.user ?? "") else {
                 throw APIError.permissionDenied(namespace: name, rule: "private: true", "the subscription token is for another channel or user")
             }
-            return
+            return claims.exp.map { Date(timeIntervalSince1970: min($0, 95_000_000_000)).addingTimeInterval(auth.leeway.inSeconds) }
         }
-        if identity?.subscribe.contains(where: { $0.matches(channel) }) == true, options.subscribe != .none { return }
+        if identity?.subscribe.contains(where: { $0.matches(channel) }) == true, options.subscribe != .none { return nil }
         try Self.check(options.subscribe, "subscribe", name, identity: identity, subscribed: false)
+        return nil
     }
 
     /// Refuses a publish to `channel` its namespace does not allow this client; `subscribed`

@@ -47,9 +47,13 @@ final class MsgTransport: NonBlockingWebSocketHandler {
             maxInfo: maxInfo
         )
         let identity = connection.identity
+        // The upgrade's check let the subscribe pass; a private channel's subscription token
+        // may expire before the connection's.
+        let subscriptionExpiry = try? policy.current.access.authorizeSubscribe(
+            target.channel, by: identity, subscriptionToken: Credentials.subscriptionToken(query: connection.uri.queryParameters))
         let subscriber = MsgSubscriber(connection: connection, channel: target.channel, publishRate: policy.current.publishRate?.bucketRate)
         subscribers.withLock { $0[connection.id] = subscriber }
-        if let expires = identity?.validUntil {
+        if let expires = [identity?.validUntil, subscriptionExpiry ?? nil].compactMap({ $0 }).min() {
             expiring.watch(connection, until: expires)
         }
         let member = PresenceMember(id: connection.id, info: target.info ?? identity?.info, transport: "msg", user: identity?.presenceUser)

@@ -34,7 +34,7 @@ struct SSETransport: Sendable {
         let access = policy.current.access
         let query = request.uri.queryParameters
         let identity = try policy.identify(Credentials.token(query: query, authorization: request.headers[.authorization]), in: access)
-        try access.authorizeSubscribe(target.channel, by: identity, subscriptionToken: Credentials.subscriptionToken(query: query))
+        let subscriptionExpiry = try access.authorizeSubscribe(target.channel, by: identity, subscriptionToken: Credentials.subscriptionToken(query: query))
         let namespace = access.namespace(of: target.channel).options
         try subscriptions.charge(context.client(of: request, configuration.clientAddresses), action: "subscribed")
         do {
@@ -47,6 +47,7 @@ struct SSETransport: Sendable {
             hub: hub,
             target: target,
             identity: identity,
+            expires: [identity?.validUntil, subscriptionExpiry].compactMap { $0 }.min(),
             presenceEvents: presenceEvents,
             outbox: Outbox(limits: configuration.outbox),
             heartbeat: configuration.sseHeartbeat,
@@ -81,8 +82,11 @@ struct SSETransport: Sendable {
 struct EventStream: Sendable {
     let hub: Hub
     let target: ChannelTarget
-    /// Who the client is; its token's expiry ends the stream with a `close` event, 4002.
+    /// Who the client is.
     let identity: ClientIdentity?
+    /// When its connection token, or the channel's subscription token, stops being valid: the
+    /// stream ends then with a `close` event, 4002.
+    let expires: Date?
     let presenceEvents: Bool
     let outbox: Outbox
     let heartbeat: Duration
@@ -116,7 +120,7 @@ struct EventStream: Sendable {
 
         try await withGracefulShutdownHandler {
             try await withThrowingTaskGroup(of: Void.self) { group in
-                if let expires = identity?.validUntil {
+                if let expires {
                     group.addTask {
                         try await Task.sleep(for: .seconds(max(0, min(expires.timeIntervalSinceNow, 1e9))))
                         outbox.close(.tokenExpired)

@@ -46,9 +46,7 @@ final class WSTransport: NonBlockingWebSocketHandler {
             connection: connection, publishRate: snapshot.publishRate?.bucketRate, subscribeRate: snapshot.subscribeRate?.bucketRate,
             identity: connection.identity, connected: connection.identity != nil || snapshot.access.auth.mode == .optional)
         subscribers.withLock { $0[connection.id] = subscriber }
-        if let expires = connection.identity?.validUntil {
-            expiring.watch(connection, until: expires)
-        }
+        watchExpiry(of: subscriber)
         send(ProtocolReply.welcome(client: connection.id, protocol: Self.subprotocol), to: connection)
     }
 
@@ -91,7 +89,9 @@ final class WSTransport: NonBlockingWebSocketHandler {
             send(ProtocolReply.pong(ref: request.ref), to: connection)
         case "subscribe":
             let channel = try channel(of: request, op)
-            try Self.authorize { () throws(APIError) in try access.authorizeSubscribe(channel, by: identity, subscriptionToken: request.token) }
+            let subscriptionExpiry = try Self.authorize { () throws(APIError) in
+                try access.authorizeSubscribe(channel, by: identity, subscriptionToken: request.token)
+            }
             try chargeSubscription(of: subscriber)
             try chargeOpening(channel, for: connection)
             let namespace = access.namespace(of: channel).options
@@ -114,6 +114,10 @@ final class WSTransport: NonBlockingWebSocketHandler {
                 if subscriber.pending.end() { connection.resumeReading() }
                 switch result {
                 case .success(let subscription):
+                    // A private channel's subscription token: subscribing again with a fresh
+                    // one before it expires renews it, as `refresh` does a connection token.
+                    subscriber.subscriptionExpiries.withLock { $0[channel] = subscriptionExpiry }
+                    watchExpiry(of: subscriber)
                     send(ProtocolReply.subscribed(ref: ref, subscription), to: connection)
                 case .failure:
                     // Only if no later subscribe to the channel is on its way: that one may
@@ -131,6 +135,9 @@ final class WSTransport: NonBlockingWebSocketHandler {
             }
             try chargeSubscription(of: subscriber)
             subscriber.channels.withLock { $0[channel] = nil }
+            if subscriber.subscriptionExpiries.withLock({ $0.removeValue(forKey: channel) }) != nil {
+                watchExpiry(of: subscriber)
+            }
             hub.unsubscribe(subscriber, from: channel)
             send(ProtocolReply.unsubscribed(ref: request.ref, channel: channel), to: connection)
         case "publish":
@@ -224,20 +231,28 @@ final class WSTransport: NonBlockingWebSocketHandler {
         }
         subscriber.identity.withLock { $0 = identity }
         subscriber.connected.withLock { $0 = true }
-        if let expires = identity.validUntil {
-            expiring.watch(connection, until: expires)
-        } else {
-            expiring.forget(connection)
-        }
+        watchExpiry(of: subscriber)
         send(
             ProtocolReply.connected(ref: request.ref, type: op == "connect" ? "connected" : "refreshed", user: identity.user, expires: identity.expires),
             to: connection)
     }
 
+    /// Closes the connection with 4002 when its connection token, or the first of its private
+    /// channels' subscription tokens, stops being valid.
+    private func watchExpiry(of subscriber: WSSubscriber) {
+        let tokens = subscriber.subscriptionExpiries.withLock { Array($0.values) }
+        if let expires = (tokens + [subscriber.identity.withLock { $0?.validUntil }].compactMap { $0 }).min() {
+            expiring.watch(subscriber.connection, until: expires)
+        } else {
+            expiring.forget(subscriber.connection)
+        }
+    }
+
     /// A refusal of the access policy as an `error` reply.
-    private static func authorize(_ decide: () throws(APIError) -> Void) throws(ProtocolError) {
+    @discardableResult
+    private static func authorize<Value>(_ decide: () throws(APIError) -> Value) throws(ProtocolError) -> Value {
         do {
-            try decide()
+            return try decide()
         } catch {
             throw ProtocolError(error)
         }
@@ -313,6 +328,8 @@ final class WSSubscriber: Subscriber {
     let identity: Mutex<ClientIdentity?>
     /// Whether it may make requests: it has a token, or tokens are optional.
     let connected: Mutex<Bool>
+    /// When the subscription token of each private channel it is subscribed to expires.
+    let subscriptionExpiries = Mutex<[ChannelName: Date]>([:])
     /// Its publishes per namespace with a publish rate of its own (as many as namespaces).
     private let namespacePublishes = Mutex<[String: TokenBucket]>([:])
 
