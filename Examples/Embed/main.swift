@@ -41,6 +41,9 @@ server.mount(
         return .accept()
     }
 )
+// A family of channels built from a dictionary, as type(name, bases, dict) builds a class:
+// channels chat:… keep their last 100 messages, and only their subscribers may publish there.
+try server.namespace("chat", ["history": 100, "presence": true, "publish": "subscribers"])
 // Publishing through the hub reaches the channel's subscribers on every transport.
 try await server.hub.publish(.text("the echo server is up"), to: try ChannelName("news"))
 // Serves until Ctrl-C or SIGTERM, then closes every WebSocket with 1001 and exits.

@@ -218,24 +218,25 @@ extension Hub {
         return try result.get()
     }
 
-    /// A poll: up to `limit` messages after `position`, or from the oldest retained message if
-    /// `position` is `nil`. When there are none yet it waits up to `wait` for the next publish
-    /// (a long poll; `wait` of zero is a short poll). Answers at once when the position cannot
-    /// be resumed, and with no messages when `wait` passes.
+    /// A poll: up to `limit` messages after `position`, or — if `position` is `nil` — from the
+    /// oldest retained message (`backlog`) or from now. When there are none yet it waits up to
+    /// `wait` for the next publish (a long poll; `wait` of zero is a short poll). Answers at once
+    /// when the position cannot be resumed, and with no messages when `wait` passes.
     /// - Throws: the store's error if the channel's log could not be read in time.
     public func poll(
         _ channel: ChannelName,
         since position: StreamPosition?,
         limit: Int,
         wait: Duration,
-        budget: ReadBudget = .unlimited
+        budget: ReadBudget = .unlimited,
+        backlog: Bool = true
     ) async throws(StoreError) -> History {
         // Nothing there yet: park. waitForAppend checks the log again under the lock before it
         // parks, so an append between this read and the parking is not missed.
         let (ready, start, behind) = try await whenOpen(channel) { state -> (History?, StreamPosition, Bool) in
             let time = self.now()
             self.prune(&state, now: time)
-            let start = position ?? state.log.startPosition(now: time)
+            let start = position ?? (backlog ? state.log.startPosition(now: time) : state.log.position(now: time))
             let history = state.log.read(since: start, limit: limit, budget: budget, now: time)
             let behind = state.log.standing(of: start, now: time) == .ahead
             return (history.messages.isEmpty && history.recovered && wait > .zero ? nil : history, start, behind)

@@ -155,16 +155,23 @@ enum PostgresQueries {
     /// A member's info as another node recorded it (it validated it when the client sent it).
     /// A user id as `squall_presence` notifications write it: hex of its UTF-8, `-` for none.
     static func user(hex text: Substring) -> String? {
-        guard text != "-", text.utf8.count.isMultiple(of: 2) else { return nil }
+        let digits = Array(text.utf8)
+        guard text != "-", digits.count.isMultiple(of: 2) else { return nil }
         var bytes: [UInt8] = []
-        var index = text.startIndex
-        while index < text.endIndex {
-            let next = text.index(index, offsetBy: 2)
-            guard let byte = UInt8(text[index..<next], radix: 16) else { return nil }
-            bytes.append(byte)
-            index = next
+        bytes.reserveCapacity(digits.count / 2)
+        for pair in stride(from: 0, to: digits.count, by: 2) {
+            guard let high = hexValue(digits[pair]), let low = hexValue(digits[pair + 1]) else { return nil }
+            bytes.append(high << 4 | low)
         }
         return String(validating: bytes, as: UTF8.self)
+    }
+
+    private static func hexValue(_ digit: UInt8) -> UInt8? {
+        switch digit {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): digit - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): digit - UInt8(ascii: "a") + 10
+        default: nil
+        }
     }
 
     static func info(_ text: String) -> RawJSON? {

@@ -64,7 +64,7 @@ enum PostgresSchema {
                         ON CONFLICT DO NOTHING;
                     PERFORM pg_notify('squall_presence', 'J ' || p_node || ' ' || p_channels[i] || ' ' || p_clients[i] || ' '
                         || p_transports[i] || ' ' || CASE WHEN p_users[i] = '' THEN '-' ELSE encode(convert_to(p_users[i], 'UTF8'), 'hex') END
-                        || ' ' || CASE WHEN octet_length(p_infos[i]) <= 7000 THEN p_infos[i] ELSE '' END);
+                        || ' ' || CASE WHEN octet_length(p_infos[i]) <= 7000 - 2 * octet_length(p_users[i]) THEN p_infos[i] ELSE '' END);
                 ELSE
                     DELETE FROM squall_presence WHERE channel = p_channels[i] AND client = p_clients[i] AND node = p_node;
                     PERFORM pg_notify('squall_presence', 'L ' || p_node || ' ' || p_channels[i] || ' ' || p_clients[i]);

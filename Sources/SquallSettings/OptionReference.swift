@@ -83,11 +83,13 @@ public enum OptionReference {
         text += """
 
             # The options of channels outside every namespace (names without ':', or whose
-            # namespace is not defined). Each key also fits a namespace below.
+            # namespace is not defined). Each key also fits a namespace below. The bounds left
+            # unset follow the server's (retention-*, max-message-size); a value given is held
+            # to them.
             \(Options.defaultNamespaceSection):
-              history-size: 1000         # most messages a channel keeps (at most retention-messages)
-              history-age: 1h            # how long it keeps one (at most retention-age)
-              history-bytes: 16MiB       # most bytes it keeps (at most retention-bytes)
+              # history-size: N          # most messages a channel keeps (default retention-messages)
+              # history-age: DURATION    # how long it keeps one (default retention-age)
+              # history-bytes: SIZE      # most bytes it keeps (default retention-bytes)
               presence: true             # subscribers listed in presence
               join-leave: true           # presence watchers told of joins and leaves
               subscribe: anyone          # anyone, authenticated, subscribers or none
@@ -95,7 +97,7 @@ public enum OptionReference {
               history: anyone
               presence-read: anyone
               private: false             # subscribing needs a subscription token for the channel
-              max-message-size: 1MiB     # at most max-message-size
+              # max-message-size: SIZE   # (default max-message-size)
               publish-rate: "off"        # per client, on top of publish-rate: N/s, N/min, N/h or off
 
             # Channel families: channel chat:lobby takes namespace chat's options.

@@ -148,4 +148,24 @@ import Testing
         }
         await #expect(throws: TokenKeys.LoadError.self) { try await TokenKeys.load(AuthConfiguration(keys: [.jwks("/nonexistent.json")])) }
     }
+
+    @Test func aUserIdIsAnIdNotAPayload() async throws {
+        let keys = try await Self.keys(AuthConfiguration(keys: [.secret(Self.secret)]))
+        #expect((try? Self.verify(try await Self.token(Self.claims(sub: String(repeating: "u", count: 256))), keys).get()) != nil)
+        guard case .failure(.malformed) = Self.verify(try await Self.token(Self.claims(sub: String(repeating: "u", count: 257))), keys) else {
+            Issue.record("a 257-byte sub passed")
+            return
+        }
+    }
+
+    @Test func aKeyFetchThatEndsAfterAReloadLeavesTheReloadsSettings() async throws {
+        let before = AuthConfiguration(keys: [.secret(Self.secret)])
+        let after = AuthConfiguration(mode: .required, keys: [.secret(Self.otherSecret)])
+        let policy = LivePolicy(LivePolicy.Snapshot(origins: OriginPolicy(), publishRate: nil, subscribeRate: nil, access: AccessPolicy(auth: before)))
+        // A reload lands while a refresh of the old settings' keys is on its way…
+        policy.update { $0.access = AccessPolicy(auth: after) }
+        try await policy.reloadKeys(before)
+        // …which then must not put the old settings back.
+        #expect(policy.current.access.auth == after)
+    }
 }

@@ -516,6 +516,33 @@ def test_a_jwks_file_supplies_keys_by_kid(keys, tmp_path):
         assert "alg" in refusal(server, mint(keys.rsa_a, alg="RS256"))  # JWKS keys are named by kid
 
 
+def test_a_jwks_document_with_keys_squall_cannot_use_still_gives_the_ones_it_can(keys, tmp_path):
+    # What identity providers publish: Keycloak lists an RSA-OAEP encryption key beside its
+    # signature key; others list symmetric (oct) keys, or EC keys whose alg is left out.
+    encryption = {**jwk(keys.rsa_b, "enc1", "RS256"), "alg": "RSA-OAEP", "use": "enc"}
+    symmetric = {"kty": "oct", "kid": "o1", "k": "c2VjcmV0"}
+    p384 = ec.generate_private_key(ec.SECP384R1())
+    no_alg = {key: value for key, value in jwk(p384, "e384", "ES384").items() if key != "alg"}
+    document = {"keys": [encryption, symmetric, jwk(keys.rsa_a, "r1", "RS256"), no_alg]}
+    path = tmp_path / "idp-jwks.json"
+    path.write_text(json.dumps(document))
+    with running("--auth", "required", "--jwks", str(path)) as server:
+        assert accepted(server, mint(keys.rsa_a, alg="RS256", kid="r1"))
+        assert accepted(server, mint(p384, alg="ES384", kid="e384"))
+        assert "kid" in refusal(server, mint(keys.rsa_b, alg="RS256", kid="enc1"))
+
+
+async def test_under_required_auth_a_ws_that_never_connects_is_closed_with_4001():
+    with running("--auth", "required", "--jwt-secret", SECRET, "--handshake-timeout", "1") as server:
+        async with open_ws(server, "/ws") as ws:
+            assert (await receive(ws))["type"] == "welcome"
+            async with asyncio.timeout(5):
+                with pytest.raises(ConnectionClosed) as closed:
+                    while True:
+                        await ws.recv()
+            assert closed.value.rcvd.code == 4001
+
+
 @contextmanager
 def jwks_endpoint(document):
     """Serves `document` (a dict, replaced by the test through `state`) at /jwks.json."""

@@ -414,3 +414,28 @@ def test_squall_js_acts_on_a_close_codes_range_not_on_a_list_of_codes(squall, br
         });
     """)
     assert advice == ["reconnect"] * 4 + ["refresh"] * 5 + ["reconnect"] * 3 + ["giveup"] * 2
+
+
+@pytest.mark.parametrize("transport", ["websocket", "sse", "longpoll"])
+def test_squall_js_subscribes_to_a_private_channel_with_the_applications_subscription_token(squall, browser, transport, tmp_path):
+    import jwt
+
+    config = tmp_path / "private.yaml"
+    config.write_text("namespaces:\n  priv: {private: true, history: subscribers}\n")
+    server = squall("--log-level", "error", "--config", str(config), "--jwt-secret", SECRET)
+    page = browser(f"{server.http}/healthz")
+    grant = jwt.encode({"channel": "priv:room", "exp": int(time.time()) + 60}, SECRET, algorithm="HS256")
+    result = page.execute_async_script("""
+        const [grant, transport, done] = arguments;
+        import('/squall.mjs').then(({ Client }) => {
+          const asked = [];
+          const client = new Client(location.origin, {
+            channel: 'priv:room', transports: [transport],
+            getSubscriptionToken: (channel) => { asked.push(channel); return grant; },
+          });
+          client.onopen = () => client.send('for subscribers only');
+          client.onmessage = (event) => { client.close(); done({ asked: asked.slice(0, 1), data: event.data }); };
+          setTimeout(() => done({ asked, timedOut: true }), 15000);
+        });
+    """, grant, transport)
+    assert result == {"asked": ["priv:room"], "data": "for subscribers only"}

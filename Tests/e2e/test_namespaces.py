@@ -38,6 +38,8 @@ namespaces:
   chatroom: {publish: subscribers}
   news: {publish: subscribers}
   priv: {private: true}
+  unseen: {presence-read: none}
+  vault: {history: authenticated}
   small: {max-message-size: 100}
   slow: {publish-rate: 1/s}
 """
@@ -338,6 +340,40 @@ async def test_presence_false_refuses_presence_reads_and_sends_no_joins(server):
     await watcher.close()
 
 
+async def test_a_subscriber_the_presence_read_rule_refuses_hears_no_joins_either(server):
+    # Join and leave events name members as a presence read does: presence-read: none keeps
+    # them from a subscriber that asks for them, on /ws and SSE, and the subscribe still works.
+    watcher = await WS.open(server)
+    assert (await watcher.ask("subscribe", channel="unseen:a", presence=True))["type"] == "subscribed"
+    sse = await EventStream.open(server, "/channels/unseen:a/events?presence=true")
+    assert sse.status == 200
+    await sse.until("event: subscribed")
+    async with connect(f"{server.ws}/msg/unseen:a?name=mallory", open_timeout=5):
+        events = await watcher.settle()
+    events += await watcher.settle()
+    assert [e for e in events if e["type"] in ("join", "leave")] == [], events
+    publish(server, "unseen:a", "after")
+    text = await sse.until("event: message")
+    assert "event: join" not in text and "mallory" not in text, text
+    sse.close()
+    await watcher.close()
+
+
+async def test_a_poll_the_history_rule_refuses_starts_from_now_but_may_resume(server):
+    for text in ("one", "two"):
+        assert publish(server, "vault:a", text)[0] == 201
+    assert http(server, "/channels/vault:a/history")[0] == 403
+    # Without a position an anonymous poll gets no backlog: it starts from the current position.
+    status, _, page = http(server, "/channels/vault:a/messages?wait=0")
+    assert status == 200 and page["messages"] == [] and page["offset"] == 2, page
+    # Resuming from a position is part of subscribing, which anyone may.
+    status, _, page = http(server, f"/channels/vault:a/messages?wait=0&since={page['epoch']}:1")
+    assert [m["data"] for m in page["messages"]] == ["two"], page
+    # With a token the history rule allows, the poll gets the backlog.
+    status, _, page = http(server, "/channels/vault:a/messages?wait=0", bearer=token(sub="ada"))
+    assert [m["data"] for m in page["messages"]] == ["one", "two"], page
+
+
 async def test_join_leave_false_silences_events_but_presence_still_lists_members(server):
     watcher = await WS.open(server)
     assert (await watcher.ask("subscribe", channel="nojl:a", presence=True))["type"] == "subscribed"
@@ -490,7 +526,11 @@ async def test_a_poll_follows_the_subscribe_rule_and_history_the_history_rule(se
     status, _, body = http(server, "/channels/archive:a/history")
     assert refusal(status, body) == (403, "permission_denied")
     assert "(history: none)" in body["error"]["message"]
-    assert poll_data(server, "archive:a") == ["kept"]
+    # A poll is a subscribe, which anyone may; without a position it starts from now, the
+    # backlog being history, and resumes from a position it is given.
+    assert poll_data(server, "archive:a") == []
+    _, _, head = http(server, "/channels/archive:a/messages?wait=0")
+    assert poll_data(server, "archive:a", f"&since={head['epoch']}:0") == ["kept"]
     client = await WS.open(server)
     assert is_error(await client.ask("history", channel="archive:a"))
     await client.close()

@@ -120,7 +120,7 @@ def test_a_certificate_without_its_key_is_a_usage_error(certificate):
         [squall_binary(), "serve", "--port", "0", "--tls-cert", certificate[0]], capture_output=True, text=True, timeout=20
     )
     assert result.returncode == 64
-    assert "--tls-cert and --tls-key go together" in result.stderr
+    assert 'tls-cert (flag --tls-cert): tls-cert and tls-key go together' in result.stderr
 
 
 STREAMS = 8  # more than the six connections a browser opens to one origin over HTTP/1.1

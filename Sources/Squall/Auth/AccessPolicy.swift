@@ -115,6 +115,21 @@ public struct AccessPolicy: Sendable {
         try Self.check(options.presenceRead, "presence-read", name, identity: identity, subscribed: subscribed)
     }
 
+    /// Whether a subscriber of `channel` may have its join and leave events: they name the
+    /// members as a presence read does, so the namespace must have presence and join-leave on,
+    /// and its presence-read rule must let a subscriber read. A subscribe that asks for them
+    /// where it may not is served without them.
+    public func presenceEventsAllowed(_ channel: ChannelName, by identity: ClientIdentity?) -> Bool {
+        let options = namespace(of: channel).options
+        guard options.presence, options.joinLeave else { return false }
+        do {
+            try authorizePresence(channel, by: identity, subscribed: true)
+            return true
+        } catch {
+            return false
+        }
+    }
+
     private static func refuseNone(_ access: ChannelAccess, _ rule: String, _ namespace: String) throws(APIError) {
         guard access == .none else { return }
         throw APIError.permissionDenied(namespace: namespace, rule: "\(rule): none", "only the server may do this")

@@ -32,12 +32,13 @@ public final class LivePolicy: Sendable {
         state.withLock { change(&$0) }
     }
 
-    /// Loads `auth`'s keys and then swaps them in with `auth`, so that no request sees the
-    /// new settings with the old keys.
+    /// Loads `auth`'s keys and then swaps them in — unless a reload changed the auth settings
+    /// while they were being fetched (a JWKS URL may take seconds): then the reload's stand.
     func reloadKeys(_ auth: AuthConfiguration) async throws(TokenKeys.LoadError) {
         let keys = try await TokenKeys.load(auth)
         update { snapshot in
             let access = snapshot.access
+            guard access.auth == auth else { return }
             snapshot.access = AccessPolicy(
                 auth: auth, keys: keys, defaultNamespace: access.defaultNamespace, namespaces: access.namespaces, maxInfo: access.maxInfo)
         }

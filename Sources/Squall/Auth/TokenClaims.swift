@@ -22,6 +22,9 @@ struct TokenClaims: Sendable {
     /// Presence info, as written in the token.
     var info: RawJSON?
 
+    /// Longest user id (`sub`), in bytes.
+    static let maxUserBytes = 256
+
     /// Deepest a payload may nest: `info`'s limit, in an object.
     static func maxDepth(_ maxInfo: RawJSON.Limits) -> Int { maxInfo.maxDepth + 1 }
 
@@ -39,7 +42,12 @@ struct TokenClaims: Sendable {
         for member in members where member.kind != .null {
             let value = UnsafeRawBufferPointer(rebasing: raw[member.value])
             switch member.name {
-            case "sub": claims.sub = try string(value, member)
+            case "sub":
+                let sub = try string(value, member)
+                // A user id travels in presence replies, events and notifications between nodes
+                // (PostgreSQL's hold 8,000 bytes): an id, not a payload.
+                guard sub.utf8.count <= maxUserBytes else { throw .malformed("\"sub\" is longer than \(maxUserBytes) bytes") }
+                claims.sub = sub
             case "iss": claims.iss = try string(value, member)
             case "channel": claims.channel = try string(value, member)
             case "exp": claims.exp = try number(value, member)

@@ -83,34 +83,53 @@ extension TokenKeys {
         return algorithms.map { Key(kid: kid, algorithm: $0) }
     }
 
+    /// The signature keys of a JWKS document, each read on its own: identity providers list
+    /// keys Squall has no use for beside them (Keycloak's `RSA-OAEP` encryption key, `oct`
+    /// keys), which are skipped rather than failing the document.
     private static func jwksKeys(_ document: Data, source: String) async throws(LoadError) -> [Key] {
-        let jwks: JWKS
-        do {
-            jwks = try JSONDecoder().decode(JWKS.self, from: document)
-        } catch {
-            throw LoadError(key: source, reason: "not a JWKS document (RFC 7517 §5)")
+        guard let object = try? JSONSerialization.jsonObject(with: document) as? [String: Any], let entries = object["keys"] as? [Any] else {
+            throw LoadError(key: source, reason: "not a JWKS document (RFC 7517 §5): no \"keys\" list")
         }
         var keys: [Key] = []
-        for jwk in jwks.keys {
+        var skipped: [String] = []
+        for entry in entries {
+            guard let fields = entry as? [String: Any], let data = try? JSONSerialization.data(withJSONObject: fields) else { continue }
             // A key without a kid cannot be told apart from the others; tokens name JWKS keys.
-            guard let kid = jwk.keyIdentifier?.string else { continue }
-            let alg: String
-            switch jwk.keyType {
-            case .rsa: alg = jwk.algorithm?.rawValue ?? "RS256"
-            case .ecdsa: alg = jwk.algorithm?.rawValue ?? "ES256"
-            case .octetKeyPair: alg = jwk.algorithm?.rawValue ?? "EdDSA"
-            default: continue
+            guard let kid = fields["kid"] as? String else {
+                skipped.append("a key without kid")
+                continue
+            }
+            if let use = fields["use"] as? String, use != "sig" {
+                skipped.append("\(kid) (use \(use))")
+                continue
+            }
+            guard let jwk = try? JSONDecoder().decode(JWK.self, from: data), let alg = signatureAlgorithm(jwk, curve: fields["crv"] as? String) else {
+                skipped.append("\(kid) (\(fields["kty"] ?? "?") \(fields["alg"] ?? ""))")
+                continue
             }
             let collection = JWTKeyCollection()
             do {
                 try await collection.add(jwk: jwk)
                 keys.append(Key(kid: kid, algorithm: try await collection.getKey(for: JWKIdentifier(string: kid), alg: alg)))
             } catch {
-                throw LoadError(key: source, reason: "key \(kid) cannot be used: \(error)")
+                skipped.append("\(kid) (\(error))")
             }
         }
-        guard !keys.isEmpty else { throw LoadError(key: source, reason: "the JWKS document has no key with a kid") }
+        guard !keys.isEmpty else {
+            throw LoadError(key: source, reason: "the JWKS document has no signature key Squall can use; skipped: \(skipped.joined(separator: ", "))")
+        }
         return keys
+    }
+
+    /// The algorithm a JWKS key verifies: its `alg`, else its type's (by curve for EC keys).
+    private static func signatureAlgorithm(_ jwk: JWK, curve: String?) -> String? {
+        if let alg = jwk.algorithm?.rawValue { return alg }
+        switch jwk.keyType {
+        case .rsa: return "RS256"
+        case .ecdsa: return ["P-256": "ES256", "P-384": "ES384", "P-521": "ES512"][curve ?? "P-256"]
+        case .octetKeyPair: return "EdDSA"
+        default: return nil
+        }
     }
 
     private static func algorithm(_ collection: JWTKeyCollection, _ source: String) async throws(LoadError) -> any JWTAlgorithm {

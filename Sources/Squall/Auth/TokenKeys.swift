@@ -46,9 +46,6 @@ public struct TokenKeys: Sendable {
     /// Whether any key is configured.
     public var isEmpty: Bool { keys.isEmpty }
 
-    /// Key ids, for logs.
-    var kids: Set<String> { Set(byKid.keys) }
-
     /// Verifies `token`'s signature and time claims and returns its claims.
     func verify(_ token: String, now: Date, auth: AuthConfiguration, maxInfo: RawJSON.Limits) throws(TokenError) -> TokenClaims {
         guard !keys.isEmpty else { throw .noKeys }

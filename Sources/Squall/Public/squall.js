@@ -37,6 +37,7 @@
     longPollWait: 25,         // s a long poll may wait
     publishRetries: 5,        // times a publish whose answer was lost is sent again
     getToken: null,           // () => token or Promise<token>: the application's connection token
+    getSubscriptionToken: null, // (channel) => token or Promise<token>, for channels of private namespaces
     tokenRefreshMargin: 10000 // ms before a token's exp that a fresh one is asked for
   };
 
@@ -173,7 +174,7 @@
   Client.prototype._ensureToken = function () {
     var client = this;
     if (typeof this.options.getToken !== 'function' || this._token) return Promise.resolve();
-    return Promise.resolve(this.options.getToken()).then(function (token) {
+    return askForToken(this.options).then(function (token) {
       client._setToken(token);
     });
   };
@@ -187,16 +188,30 @@
     clearTimeout(this._tokenTimer);
     var expires = tokenExpiry(this._token);
     if (!expires || this._closedByUser) return;
-    var delay = Math.max(1000, expires - Date.now() - this.options.tokenRefreshMargin);
-    this._tokenTimer = setTimeout(function () {
+    var due = expires - this.options.tokenRefreshMargin;
+    // setTimeout fires at once for delays past 2^31 - 1 ms (24.8 days): wait in steps.
+    var wait = function () {
+      var delay = Math.max(1000, due - Date.now());
+      client._tokenTimer = setTimeout(delay > MAX_TIMEOUT ? wait : refresh, Math.min(delay, MAX_TIMEOUT));
+    };
+    var refresh = function () {
       if (client._closedByUser) return;
-      Promise.resolve(client.options.getToken()).then(function (fresh) {
+      askForToken(client.options).then(function (fresh) {
         client._setToken(fresh);
         if (client._session && client._session.refresh) client._session.refresh(client._token);
       }, function (error) {
         client._emit('error', { message: 'getToken failed: ' + (error && error.message || error) });
       });
-    }, delay);
+    };
+    wait();
+  };
+
+  /** Resolves with a subscription token for `channel` from `getSubscriptionToken`, or null
+   *  without one; asked at every subscribe, so a resubscribe after a drop gets a fresh one. */
+  Client.prototype._subscriptionToken = function (channel) {
+    var options = this.options;
+    if (typeof options.getSubscriptionToken !== 'function') return Promise.resolve(null);
+    return new Promise(function (resolve) { resolve(options.getSubscriptionToken(channel)); });
   };
 
   // ---- Connection life cycle -------------------------------------------------------------
@@ -249,10 +264,12 @@
         // that has worked before is retried instead: the server is down, not the transport.
         var code = reason && reason.code || 1006;
         var advice = closeAdvice(code);
-        // A close the server chose (a token refused or expired) says nothing of the transport.
+        // A close the server chose (Squall's own codes: a token refused or expired) says
+        // nothing of the transport; 1006 and the like do.
         var early = !opened || Date.now() - openedAt < client.options.stableAfter;
-        if (early && name !== client._knownGood && !(reason && reason.code)) client._attempt += 1;
-        if (advice === 'refresh') client._token = null;
+        if (early && name !== client._knownGood && !(code >= 4000)) client._attempt += 1;
+        // A token that expired (4002) is replaced; one the timer already replaced is kept.
+        if (advice === 'refresh' && !(code === 4002 && tokenExpiry(client._token) > Date.now() + 1000)) client._token = null;
         if (wasOpen || advice === 'giveup') {
           client.readyState = advice === 'giveup' ? Client.CLOSED : Client.CONNECTING;
           client._emit('close', { code: code, reason: reason && reason.reason || '', wasClean: false });
@@ -401,7 +418,25 @@
     var body = { op: 'subscribe', channel: channel, ref: ref, presence: !!(this.client.options.presence && state.presence) };
     if (this.client.options.name) body.info = { name: this.client.options.name };
     if (position) body.since = position;
-    this.request(body);
+    var self = this;
+    var client = this.client;
+    client._subscriptionToken(channel).then(function (token) {
+      if (token) {
+        body.token = token;
+        // Subscribing again with a fresh token before this one expires renews the grant.
+        var expires = tokenExpiry(token);
+        if (expires) {
+          var delay = Math.min(MAX_TIMEOUT, Math.max(1000, expires - Date.now() - client.options.tokenRefreshMargin));
+          setTimeout(function () {
+            var current = client._channels[channel];
+            if (current && client._session === self && self.open && !self.stopped) self.subscribe(channel, current.position);
+          }, delay);
+        }
+      }
+      self.request(body);
+    }, function (error) {
+      client._emit('error', { message: 'getSubscriptionToken failed: ' + (error && error.message || error), channel: channel });
+    });
   };
 
   /** A subscribe the server could not serve now — the channel's store did not answer in time
@@ -492,8 +527,18 @@
     if (position) query.push('since=' + encodeURIComponent(position.epoch + ':' + position.offset));
     if (client.options.presence && state.presence) query.push('presence=1');
     if (client.options.name) query.push('name=' + encodeURIComponent(client.options.name));
-    // EventSource sends no headers of the page's: the token goes in the query.
+    // EventSource sends no headers of the page's: the tokens go in the query.
     if (client._token) query.push('token=' + encodeURIComponent(client._token));
+    client._subscriptionToken(channel).then(function (token) {
+      if (self.stopped || !client._channels[channel]) return;
+      if (token) query.push('subscription_token=' + encodeURIComponent(token));
+      self.openStream(channel, query);
+    }, function (error) { self.fail({ reason: 'getSubscriptionToken failed: ' + error }); });
+  };
+
+  EventSourceSession.prototype.openStream = function (channel, query) {
+    var self = this;
+    var client = this.client;
     var source = new global.EventSource(client.url + '/channels/' + encodeURIComponent(channel) + '/events' + (query.length ? '?' + query.join('&') : ''));
     this.sources[channel] = source;
     source.addEventListener('subscribed', function (event) { client._subscribed(JSON.parse(event.data)); });
@@ -561,6 +606,7 @@
     var path = client.url + '/channels/' + encodeURIComponent(channel);
     var since = position;
     var resuming = !!position;
+    var subscription = '';
     function fail(error) {
       // 401 and 403 are the credentials range's 4001 and 4003 on a socket.
       var code = error && error.status === 401 ? 4001 : error && error.status === 403 ? 4003 : undefined;
@@ -568,7 +614,7 @@
     }
     function poll() {
       if (!loop.active || self.stopped) return;
-      var query = 'wait=' + self.wait + '&since=' + encodeURIComponent(since.epoch + ':' + since.offset);
+      var query = 'wait=' + self.wait + '&since=' + encodeURIComponent(since.epoch + ':' + since.offset) + subscription;
       loop.controller = typeof AbortController === 'function' ? new AbortController() : null;
       getJSON(path + '/messages?' + query, loop.controller, client._token).then(function (page) {
         if (!loop.active || self.stopped) return;
@@ -581,14 +627,25 @@
         if (self.wait > 0) poll(); else loop.timer = setTimeout(poll, client.options.shortPollInterval);
       }, fail);
     }
-    if (since) return poll();
-    // A fresh subscription starts from now, as on the other transports.
-    getJSON(path + '/history?limit=1', null, client._token).then(function (head) {
-      if (!loop.active || self.stopped) return;
-      client._subscribed({ channel: channel, epoch: head.epoch, offset: head.offset });
-      since = { epoch: head.epoch, offset: head.offset };
-      poll();
+    client._subscriptionToken(channel).then(function (token) {
+      if (token) subscription = '&subscription_token=' + encodeURIComponent(token);
+      start();
     }, fail);
+    function start() {
+      if (since) return poll();
+      // A fresh subscription starts from now, as on the other transports: the position of the
+    // latest message, or — where the namespace lets this client subscribe but not read history
+    // — what a poll without a position answers there, which starts from now.
+      getJSON(path + '/history?limit=1', null, client._token).catch(function (error) {
+        if (error.status !== 403) throw error;
+        return getJSON(path + '/messages?wait=0&limit=1' + subscription, null, client._token);
+      }).then(function (head) {
+        if (!loop.active || self.stopped) return;
+        client._subscribed({ channel: channel, epoch: head.epoch, offset: head.offset });
+        since = { epoch: head.epoch, offset: head.offset };
+        poll();
+      }, fail);
+    }
   };
 
   PollingSession.prototype.unsubscribe = function (channel) {
@@ -656,6 +713,14 @@
       error.cause = failure;
       throw error;
     });
+  }
+
+  /** The longest delay setTimeout honours. */
+  var MAX_TIMEOUT = 2147483647;
+
+  /** The application's token, as a promise even when getToken returns one or throws. */
+  function askForToken(options) {
+    return new Promise(function (resolve) { resolve(options.getToken()); });
   }
 
   function getJSON(url, controller, token) {

@@ -66,6 +66,8 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
     let departures: ClientDepartures
     /// The origins admitted now, among what may change while the server runs.
     let policy: LivePolicy
+    /// Closes a connection when the token it upgraded with expires, whatever its mount.
+    let expiring: ExpiringConnections
     let logger: Logger
     /// Counts connections against ``ConnectionLimits``.
     let admission: ConnectionAdmission
@@ -82,9 +84,11 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
         departures: ClientDepartures,
         policy: LivePolicy,
         admission: ConnectionAdmission,
+        expiring: ExpiringConnections,
         tls: TLSAcceptor?,
         logger: Logger
     ) {
+        self.expiring = expiring
         self.tls = tls
         self.policy = policy
         self.responder = responder
@@ -348,6 +352,10 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
             mounted: mount.mounted
         )
         let handler = WebSocketFrameHandler(writer: writer, sink: connection, maxMessageSize: configuration.maxMessageSize)
+        if let until = identity?.validUntil {
+            expiring.watch(connection, until: until)
+            channel.closeFuture.assumeIsolated().whenComplete { [expiring] _ in expiring.forget(connection) }
+        }
         connection.open()
         return handler
     }

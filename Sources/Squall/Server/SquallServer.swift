@@ -289,6 +289,7 @@ public struct SquallServer: Service, CustomStringConvertible {
                 departures: departures,
                 policy: policy,
                 admission: admission,
+                expiring: expiring,
                 tls: tls,
                 logger: logger
             ),

@@ -24,8 +24,4 @@ struct ChannelTarget {
         }
         self.info = info
     }
-
-    func member(_ id: UUID, transport: String) -> PresenceMember {
-        PresenceMember(id: id, info: info, transport: transport)
-    }
 }

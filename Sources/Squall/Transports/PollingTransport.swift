@@ -63,9 +63,12 @@ struct PollingTransport: Sendable {
     @Sendable func poll(_ request: Request, context: SquallRequestContext) async throws -> Response {
         let channel = try APIError.channel(context.parameters.get("name"))
         let (since, limit, wait) = try Self.pollQuery(request.uri.queryParameters, maxWait: configuration.longPollWait)
-        // A poll is how a polling client subscribes: the subscribe rule decides.
+        // A poll is how a polling client subscribes: the subscribe rule decides. Resuming from a
+        // position is part of subscribing; the backlog a poll without one gets is history, which
+        // a client the history rule refuses does not get: its poll starts from now.
         let (access, identity) = try identify(request)
         try access.authorizeSubscribe(channel, by: identity, subscriptionToken: Credentials.subscriptionToken(query: request.uri.queryParameters))
+        let backlog = since != nil || (try? access.authorizeHistory(channel, by: identity, subscribed: false)) != nil
         try chargeOpening(channel, by: context.client(of: request, configuration.clientAddresses))
         let hub = self.hub
         let budget = ReadBudget.envelopes(maxBytes: configuration.maxReplyBytes)
@@ -75,7 +78,7 @@ struct PollingTransport: Sendable {
         let history = await cancelWhenGracefulShutdown {
             await departure.cancelling { () async -> Result<History, StoreError> in
                 do throws(StoreError) {
-                    return .success(try await hub.poll(channel, since: since, limit: limit, wait: wait, budget: budget))
+                    return .success(try await hub.poll(channel, since: since, limit: limit, wait: wait, budget: budget, backlog: backlog))
                 } catch {
                     return .failure(error)
                 }

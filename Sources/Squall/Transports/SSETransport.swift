@@ -35,14 +35,13 @@ struct SSETransport: Sendable {
         let query = request.uri.queryParameters
         let identity = try policy.identify(Credentials.token(query: query, authorization: request.headers[.authorization]), in: access)
         let subscriptionExpiry = try access.authorizeSubscribe(target.channel, by: identity, subscriptionToken: Credentials.subscriptionToken(query: query))
-        let namespace = access.namespace(of: target.channel).options
         try subscriptions.charge(context.client(of: request, configuration.clientAddresses), action: "subscribed")
         do {
             try await hub.open(target.channel)
         } catch {
             throw APIError.channelUnavailable
         }
-        let presenceEvents = ["1", "true"].contains(query["presence"].map(String.init)) && namespace.presence && namespace.joinLeave
+        let presenceEvents = ["1", "true"].contains(query["presence"].map(String.init)) && access.presenceEventsAllowed(target.channel, by: identity)
         let stream = EventStream(
             hub: hub,
             target: target,

@@ -26,6 +26,8 @@ final class WSTransport: NonBlockingWebSocketHandler {
     private let limits: ProtocolRequest.Limits
     private let budget: ReadBudget
     private let maxMessageSize: Int
+    /// How long a connection under `auth: required` may take to send its `connect`.
+    private let handshakeTimeout: Duration
     /// Closes connections whose token expired; a `refresh` moves a connection's time.
     private let expiring: ExpiringConnections
     private let subscribers = Mutex<[UUID: WSSubscriber]>([:])
@@ -38,6 +40,7 @@ final class WSTransport: NonBlockingWebSocketHandler {
         self.limits = ProtocolRequest.Limits(ref: configuration.maxRef, info: configuration.maxInfo)
         self.budget = ReadBudget.envelopes(maxBytes: configuration.maxReplyBytes)
         self.maxMessageSize = configuration.maxMessageSize
+        self.handshakeTimeout = configuration.handshakeTimeout
     }
 
     func openNow(_ connection: WebSocketConnection) throws {
@@ -46,6 +49,10 @@ final class WSTransport: NonBlockingWebSocketHandler {
             connection: connection, publishRate: snapshot.publishRate?.bucketRate, subscribeRate: snapshot.subscribeRate?.bucketRate,
             identity: connection.identity, connected: connection.identity != nil || snapshot.access.auth.mode == .optional)
         subscribers.withLock { $0[connection.id] = subscriber }
+        if connection.identity == nil, snapshot.access.auth.mode == .required {
+            // It may send its token in a `connect`, within the time a handshake is given.
+            expiring.watch(connection, until: Date().addingTimeInterval(handshakeTimeout.inSeconds), closing: .unauthorized("no connect in time"))
+        }
         watchExpiry(of: subscriber)
         send(ProtocolReply.welcome(client: connection.id, protocol: Self.subprotocol), to: connection)
     }
@@ -79,6 +86,7 @@ final class WSTransport: NonBlockingWebSocketHandler {
         if op == "connect" || op == "refresh" {
             return connect(request, op, from: subscriber, access: access)
         }
+        // `auth: required` is decided when a client connects: a reload never drops a connection.
         guard op == "ping" || subscriber.connected.withLock({ $0 }) else {
             // `--auth required` and no token at the upgrade: nothing before a `connect`.
             return connection.close(.unauthorized("send {\"op\":\"connect\",\"token\":…} first"))
@@ -94,9 +102,8 @@ final class WSTransport: NonBlockingWebSocketHandler {
             }
             try chargeSubscription(of: subscriber)
             try chargeOpening(channel, for: connection)
-            let namespace = access.namespace(of: channel).options
             let member = PresenceMember(id: connection.id, info: request.info ?? identity?.info, transport: "ws", user: identity?.presenceUser)
-            let presenceEvents = (request.presence ?? false) && namespace.presence && namespace.joinLeave
+            let presenceEvents = (request.presence ?? false) && access.presenceEventsAllowed(channel, by: identity)
             let attempt = subscriber.channels.withLock { channels -> UInt64? in
                 guard channels[channel] != nil || channels.count < Self.maxSubscriptions else { return nil }
                 let attempt = subscriber.nextAttempt()
@@ -115,9 +122,13 @@ final class WSTransport: NonBlockingWebSocketHandler {
                 switch result {
                 case .success(let subscription):
                     // A private channel's subscription token: subscribing again with a fresh
-                    // one before it expires renews it, as `refresh` does a connection token.
-                    subscriber.subscriptionExpiries.withLock { $0[channel] = subscriptionExpiry }
-                    watchExpiry(of: subscriber)
+                    // one before it expires renews it, as `refresh` does a connection token —
+                    // unless the connection closed, or left the channel, while it opened.
+                    let current = subscribers.withLock { $0[connection.id] } === subscriber && subscriber.channels.withLock { $0[channel] == attempt }
+                    if current {
+                        subscriber.subscriptionExpiries.withLock { $0[channel] = subscriptionExpiry }
+                        watchExpiry(of: subscriber)
+                    }
                     send(ProtocolReply.subscribed(ref: ref, subscription), to: connection)
                 case .failure:
                     // Only if no later subscribe to the channel is on its way: that one may
@@ -219,6 +230,7 @@ final class WSTransport: NonBlockingWebSocketHandler {
         let connection = subscriber.connection
         let identity: ClientIdentity
         do {
+            guard !access.keys.isEmpty else { return connection.close(.unauthorized("this server has no key to verify tokens with")) }
             guard let token = request.token, let verified = try policy.identify(token, in: access) else {
                 return connection.close(.unauthorized("\(op) needs \"token\""))
             }
@@ -240,8 +252,11 @@ final class WSTransport: NonBlockingWebSocketHandler {
     /// Closes the connection with 4002 when its connection token, or the first of its private
     /// channels' subscription tokens, stops being valid.
     private func watchExpiry(of subscriber: WSSubscriber) {
+        let identity = subscriber.identity.withLock { $0 }
+        // Before its `connect`, an anonymous connection under `auth: required` has its deadline.
+        guard subscriber.connected.withLock({ $0 }) else { return }
         let tokens = subscriber.subscriptionExpiries.withLock { Array($0.values) }
-        if let expires = (tokens + [subscriber.identity.withLock { $0?.validUntil }].compactMap { $0 }).min() {
+        if let expires = (tokens + [identity?.validUntil].compactMap { $0 }).min() {
             expiring.watch(subscriber.connection, until: expires)
         } else {
             expiring.forget(subscriber.connection)
@@ -326,7 +341,7 @@ final class WSSubscriber: Subscriber {
     let pending = PendingRequests()
     /// Who the client is: the token of its upgrade, `connect` or latest `refresh`.
     let identity: Mutex<ClientIdentity?>
-    /// Whether it may make requests: it has a token, or tokens are optional.
+    /// Whether it may make requests: it had a token, or tokens were optional, when it connected.
     let connected: Mutex<Bool>
     /// When the subscription token of each private channel it is subscribed to expires.
     let subscriptionExpiries = Mutex<[ChannelName: Date]>([:])
