@@ -20,6 +20,7 @@ public enum FuzzTargets {
         "inflate": inflate,
         "query": query,
         "request": request,
+        "token": token,
     ]
 
     /// WebSocket frames, cut at every split a network could make of them: the first byte says
@@ -97,6 +98,28 @@ public enum FuzzTargets {
             guard (try? RawJSON(validating: value.bytes, limits: RawJSON.Limits(maxBytes: .max, maxDepth: 64))) == value else {
                 fatalError("a kept value is not valid JSON")  // trap-ok: the fuzzer's finding
             }
+        }
+    }
+
+    /// A connection token as a client sends it: each part decoded from base64url, the header's
+    /// `alg` and `kid` and the claims read as verification reads them (the signature check in
+    /// between is swift-crypto's).
+    static func token(_ data: UnsafeRawBufferPointer) {
+        let parts = Array(data).split(separator: UInt8(ascii: "."), maxSplits: 2, omittingEmptySubsequences: false)
+        for part in parts {
+            guard let decoded = Base64URL.decode(part) else { continue }
+            // What decodes is the canonical encoding of what it decodes to.
+            let encoded = Data(decoded).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+                .replacingOccurrences(of: "=", with: "")
+            guard Array(encoded.utf8) == Array(part) else {
+                fatalError("base64url decoded text that is not the encoding of its bytes")  // trap-ok: the fuzzer's finding
+            }
+        }
+        if let header = parts.first.flatMap({ Base64URL.decode($0) }) {
+            _ = try? TokenClaims.header(header)
+        }
+        if parts.count > 1, let claims = Base64URL.decode(parts[1]), let read = try? TokenClaims.decode(claims, maxInfo: RawJSON.Limits()) {
+            _ = ClientIdentity(read, leeway: .seconds(5))
         }
     }
 }
