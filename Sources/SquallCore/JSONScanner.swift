@@ -58,42 +58,17 @@ public struct JSONScanner {
     /// Validates `bytes` as JSON and, when it is an object, lists its members in order.
     /// - Returns: `nil` when the text is valid JSON but not an object.
     public static func members(_ bytes: UnsafeRawBufferPointer, maxDepth: Int) throws(Failure) -> [Member]? {
-        var scanner = JSONScanner(bytes, maxDepth: maxDepth)
-        scanner.skipWhitespace()
-        guard scanner.peek == UInt8(ascii: "{") else {
-            _ = try validate(bytes, maxDepth: maxDepth)
-            return nil
+        try container(bytes, maxDepth: maxDepth, open: UInt8(ascii: "{"), close: UInt8(ascii: "}")) { scanner throws(Failure) in
+            let nameStart = scanner.index
+            try scanner.string()
+            let name = try Self.unescape(UnsafeRawBufferPointer(rebasing: bytes[nameStart..<scanner.index]))
+            scanner.skipWhitespace()
+            try scanner.expect(UInt8(ascii: ":"))
+            scanner.skipWhitespace()
+            let valueStart = scanner.index
+            let kind = try scanner.value(depth: 1)
+            return Member(name: name, value: valueStart..<scanner.index, kind: kind)
         }
-        guard maxDepth >= 1 else { throw .tooDeep }
-        scanner.index += 1
-        var members: [Member] = []
-        scanner.skipWhitespace()
-        if scanner.peek == UInt8(ascii: "}") {
-            scanner.index += 1
-        } else {
-            while true {
-                scanner.skipWhitespace()
-                let nameStart = scanner.index
-                try scanner.string()
-                let name = try Self.unescape(UnsafeRawBufferPointer(rebasing: bytes[nameStart..<scanner.index]))
-                scanner.skipWhitespace()
-                try scanner.expect(UInt8(ascii: ":"))
-                scanner.skipWhitespace()
-                let valueStart = scanner.index
-                let kind = try scanner.value(depth: 1)
-                members.append(Member(name: name, value: valueStart..<scanner.index, kind: kind))
-                scanner.skipWhitespace()
-                if scanner.peek == UInt8(ascii: ",") {
-                    scanner.index += 1
-                    continue
-                }
-                try scanner.expect(UInt8(ascii: "}"))
-                break
-            }
-        }
-        scanner.skipWhitespace()
-        guard scanner.index == bytes.count else { throw .syntax(at: scanner.index) }
-        return members
     }
 
     /// One element of a top-level array: its value's bytes and what it is.
@@ -107,36 +82,47 @@ public struct JSONScanner {
     /// Validates `bytes` as JSON and, when it is an array, lists its elements in order.
     /// - Returns: `nil` when the text is valid JSON but not an array.
     public static func elements(_ bytes: UnsafeRawBufferPointer, maxDepth: Int) throws(Failure) -> [Element]? {
+        try container(bytes, maxDepth: maxDepth, open: UInt8(ascii: "["), close: UInt8(ascii: "]")) { scanner throws(Failure) in
+            let start = scanner.index
+            let kind = try scanner.value(depth: 1)
+            return Element(value: start..<scanner.index, kind: kind)
+        }
+    }
+
+    /// The items of a top-level object or array (`open` … `close`), each read by `item` from its
+    /// first byte; `nil` when the text is valid JSON of another kind.
+    @inline(__always)
+    private static func container<Item>(
+        _ bytes: UnsafeRawBufferPointer, maxDepth: Int, open: UInt8, close: UInt8, item: (inout JSONScanner) throws(Failure) -> Item
+    ) throws(Failure) -> [Item]? {
         var scanner = JSONScanner(bytes, maxDepth: maxDepth)
         scanner.skipWhitespace()
-        guard scanner.peek == UInt8(ascii: "[") else {
+        guard scanner.peek == open else {
             _ = try validate(bytes, maxDepth: maxDepth)
             return nil
         }
         guard maxDepth >= 1 else { throw .tooDeep }
         scanner.index += 1
-        var elements: [Element] = []
+        var items: [Item] = []
         scanner.skipWhitespace()
-        if scanner.peek == UInt8(ascii: "]") {
+        if scanner.peek == close {
             scanner.index += 1
         } else {
             while true {
                 scanner.skipWhitespace()
-                let start = scanner.index
-                let kind = try scanner.value(depth: 1)
-                elements.append(Element(value: start..<scanner.index, kind: kind))
+                items.append(try item(&scanner))
                 scanner.skipWhitespace()
                 if scanner.peek == UInt8(ascii: ",") {
                     scanner.index += 1
                     continue
                 }
-                try scanner.expect(UInt8(ascii: "]"))
+                try scanner.expect(close)
                 break
             }
         }
         scanner.skipWhitespace()
         guard scanner.index == bytes.count else { throw .syntax(at: scanner.index) }
-        return elements
+        return items
     }
 
     /// The text of a JSON string literal (quotes included), unescaped. The literal must already

@@ -56,6 +56,23 @@ struct JSONScannerTests {
         #expect(members?.map(\.kind) == [.string, .number, .object])
     }
 
+    @Test("an array's elements come out in order with their exact bytes; other values give none")
+    func elements() throws {
+        func elements(_ text: String, maxDepth: Int = 4) throws -> [String]? {
+            var text = text
+            let utf8 = Array(text.utf8)
+            let found = try text.withUTF8 { bytes in try JSONScanner.elements(UnsafeRawBufferPointer(bytes), maxDepth: maxDepth) }
+            return found?.map { String(decoding: utf8[$0.value], as: UTF8.self) }
+        }
+        #expect(try elements(#" ["chat:*", 1 ,{"a":[2]}, null] "#) == [#""chat:*""#, "1", #"{"a":[2]}"#, "null"])
+        #expect(try elements("[]") == [])
+        #expect(try elements(#"{"a":1}"#) == nil)
+        #expect(try elements(#""x""#) == nil)
+        #expect(throws: JSONScanner.Failure.self) { try elements("[1,]") }
+        #expect(throws: JSONScanner.Failure.self) { try elements("[1] [2]") }
+        #expect(throws: JSONScanner.Failure.tooDeep) { try elements("[[1]]", maxDepth: 1) }
+    }
+
     @Test("escapes are undone, surrogate pairs joined and lone surrogates replaced")
     func unescape() throws {
         func text(_ literal: String) throws -> String {
