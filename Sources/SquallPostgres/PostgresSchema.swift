@@ -15,6 +15,10 @@
 ///   within the window with the first message's position — `fresh` false for a retry of the
 ///   same payload, NULL for a key used for another — gives the rest the next offsets, and
 ///   notifies `squall` with `EPOCH OFFSET CHANNEL` for each channel: a position, never a payload.
+/// - `squall_publish(channel, data, idempotency_key)`: what an application calls inside its own
+///   transaction to publish (text, or `bytea` for a binary message): one `squall_append`, so the
+///   message is delivered if and only if the transaction commits, in offset order with every
+///   node's publishes (docs/scaling.md).
 /// - `squall_nodes`: each live node's id and when it last said so (``PostgresLogStore/heartbeat``).
 /// - `squall_presence`: who is subscribed where, by node; `squall_presence_change(...)` records
 ///   joins and leaves and notifies `squall_presence` with `J NODE CHANNEL CLIENT TRANSPORT USER INFO`
@@ -158,6 +162,43 @@ enum PostgresSchema {
             UNION ALL SELECT s.ord, s.epoch, s."offset", s.id, s.time, s.fresh FROM seen s;
             PERFORM pg_notify('squall', c.epoch || ' ' || c.last_offset || ' ' || c.name) FROM squall_channels c WHERE c.name = ANY (p_channels);
         END
+        $$
+        """,
+        // Publishing from the application's own SQL: squall_append for one message, inside the
+        // caller's transaction. Its row and its notification take effect if and only if that
+        // transaction commits (PostgreSQL delivers NOTIFY at commit), and its offset is taken
+        // under the channel row's lock, in order with every node's publishes — which wait for
+        // the caller's commit meanwhile, so the transaction should be short.
+        """
+        CREATE OR REPLACE FUNCTION squall_publish_payload(p_channel text, p_data bytea, p_binary boolean, p_idempotency_key text)
+        RETURNS TABLE (epoch text, "offset" bigint, id uuid, fresh boolean) LANGUAGE plpgsql AS $$
+        BEGIN
+            IF p_channel IS NULL OR p_channel !~ '^[A-Za-z0-9_.:@-]{1,128}$' THEN
+                RAISE EXCEPTION 'squall_publish: "%" is not a channel name: 1 to 128 of A-Z a-z 0-9 _ - . : @', p_channel USING ERRCODE = '22023';
+            END IF;
+            IF p_data IS NULL OR octet_length(p_data) > 16777216 THEN
+                RAISE EXCEPTION 'squall_publish: the data must be at most 16 MiB' USING ERRCODE = '22023';
+            END IF;
+            IF p_idempotency_key IS NOT NULL AND p_idempotency_key !~ '^[!-~]{1,255}$' THEN
+                RAISE EXCEPTION 'squall_publish: an idempotency key is 1 to 255 visible ASCII characters' USING ERRCODE = '22023';
+            END IF;
+            RETURN QUERY SELECT a.epoch, a."offset", a.message_id, a.fresh FROM squall_append(
+                ARRAY[p_channel], ARRAY[gen_random_uuid()], ARRAY[extract(epoch FROM clock_timestamp())::double precision], ARRAY[''],
+                ARRAY[p_binary], ARRAY[p_data], ARRAY[coalesce(p_idempotency_key, '')], 300) AS a;
+        END
+        $$
+        """,
+        // The forms an application calls: text (UTF-8, delivered as a text message) and bytes.
+        """
+        CREATE OR REPLACE FUNCTION squall_publish(p_channel text, p_data text, p_idempotency_key text DEFAULT NULL)
+        RETURNS TABLE (epoch text, "offset" bigint, id uuid, fresh boolean) LANGUAGE sql AS $$
+            SELECT * FROM squall_publish_payload(p_channel, convert_to(p_data, 'UTF8'), false, p_idempotency_key)
+        $$
+        """,
+        """
+        CREATE OR REPLACE FUNCTION squall_publish(p_channel text, p_data bytea, p_idempotency_key text DEFAULT NULL)
+        RETURNS TABLE (epoch text, "offset" bigint, id uuid, fresh boolean) LANGUAGE sql AS $$
+            SELECT * FROM squall_publish_payload(p_channel, p_data, true, p_idempotency_key)
         $$
         """,
     ]

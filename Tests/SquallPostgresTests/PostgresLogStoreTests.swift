@@ -196,6 +196,38 @@ struct PostgresLogStoreTests {
         await storeB.close()
     }
 
+    @Test func aPublishFromTheApplicationsTransactionIsDeliveredIfAndOnlyIfItCommits() async throws {
+        let (a, storeA) = try await node()
+        let (b, storeB) = try await node()
+        let onA = Recorder()
+        let onB = Recorder()
+        try await a.subscribe(onA, to: room, member: member())
+        try await b.subscribe(onB, to: room, member: member())
+        let first = try await a.publish(.text("from a node"), to: room)
+        // The application's own transaction: its other work, then the publish, then the outcome.
+        try await psql(
+            """
+            BEGIN; CREATE TEMP TABLE orders (id int); INSERT INTO orders VALUES (1);
+            SELECT squall_publish('\(room.rawValue)', 'rolled back'); ROLLBACK;
+            BEGIN; SELECT squall_publish('\(room.rawValue)', 'order 1 shipped', 'order-1'); COMMIT;
+            """)
+        // A retry of the committed one with its key publishes nothing new.
+        _ = try await psql("SELECT squall_publish('\(room.rawValue)', 'order 1 shipped', 'order-1')")
+        try await psql("SELECT squall_publish('\(room.rawValue)', '\\x00ff'::bytea)")
+        _ = try await b.publish(.text("from b, after"), to: room)
+        for recorder in [onA, onB] {
+            try await eventually("every node delivers the committed ones") { recorder.messages.withLock { $0.count } == 4 }
+            #expect(recorder.texts.prefix(2) == ["from a node", "order 1 shipped"])
+            let binary = recorder.messages.withLock { $0[2].payload }
+            #expect(binary.kind == .binary && Array(binary.bytes.readableBytesView) == [0x00, 0xFF])
+            #expect(recorder.offsets == [first.offset, first.offset + 1, first.offset + 2, first.offset + 3], "in offset order with the nodes' publishes")
+        }
+        #expect(try await count("squall_messages", where: "channel = '\(room.rawValue)' AND payload = convert_to('rolled back', 'UTF8')") == 0)
+        await #expect(throws: PsqlFailed.self) { _ = try await psql("SELECT squall_publish('not a channel!', 'x')") }
+        await storeA.close()
+        await storeB.close()
+    }
+
     @Test func presenceSpansNodesWithJoinAndLeaveEventsAndTheMembersUser() async throws {
         let (a, storeA) = try await node()
         let (b, storeB) = try await node()
