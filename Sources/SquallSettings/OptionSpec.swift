@@ -33,7 +33,7 @@ public struct OptionSpec: Sendable, Hashable {
 }
 
 /// An option whose values parse into `Value`.
-public struct Option<Value: Sendable>: Sendable {
+public struct ServeOption<Value: Sendable>: Sendable {
     public let spec: OptionSpec
     /// The value when no source gives one.
     let defaultValue: Value

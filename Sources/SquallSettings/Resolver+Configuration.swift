@@ -52,7 +52,7 @@ extension Resolver {
         )
     }
 
-    private mutating func rate(_ rate: Option<RateLimit?>, burst: Option<Int?>) throws(SettingError) -> RateLimit? {
+    private mutating func rate(_ rate: ServeOption<RateLimit?>, burst: ServeOption<Int?>) throws(SettingError) -> RateLimit? {
         let limit = try value(rate)
         let burst = try value(burst)
         guard let limit else { return nil }

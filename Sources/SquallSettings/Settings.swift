@@ -59,7 +59,7 @@ struct Resolver {
         self.sources = sources
     }
 
-    mutating func value<Value>(_ option: Option<Value>) throws(SettingError) -> Value {
+    mutating func value<Value>(_ option: ServeOption<Value>) throws(SettingError) -> Value {
         let spec = option.spec
         guard let (texts, source) = try sources.texts(spec) else {
             record(spec, spec.defaultText, .defaultValue)

@@ -4,13 +4,15 @@ import datetime
 import email.utils
 import re
 import signal
+import subprocess
+import time
 import urllib.request
 
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from conftest import Squall, free_port
+from conftest import Squall, free_port, squall_binary
 from test_chat import wait_for_connections
 
 
@@ -144,3 +146,25 @@ def test_healthz_keys_come_in_the_order_docs_protocol_md_shows(squall):
     with urllib.request.urlopen(f"{server.http}/healthz", timeout=5) as response:
         body = response.read().decode()
     assert body == '{"channels":0,"connections":0,"status":"ok","waiting_polls":0}', body
+
+
+def test_squall_token_mints_a_token_the_server_accepts_with_the_claims_asked_for(squall):
+    import jwt
+
+    secret = "command-test-secret-of-at-least-32-bytes"
+    minted = subprocess.run(
+        [squall_binary(), "token", "--sub", "alice", "--subscribe", "chat:*", "--publish", "chat:lobby", "--info", '{"name":"Alice"}',
+         "--ttl", "5m", "--jwt-secret", secret],
+        capture_output=True, text=True, timeout=20)
+    assert minted.returncode == 0, minted.stderr
+    token = minted.stdout.strip()
+    claims = jwt.decode(token, secret, algorithms=["HS256"])
+    assert claims["sub"] == "alice" and claims["subscribe"] == ["chat:*"] and claims["publish"] == ["chat:lobby"]
+    assert claims["info"] == {"name": "Alice"}
+    assert 290 <= claims["exp"] - time.time() <= 300
+    server = squall("--auth", "required", "--jwt-secret", secret)
+    request = urllib.request.Request(f"{server.http}/channels/chat:lobby/history", headers={"Authorization": f"Bearer {token}"})
+    assert urllib.request.urlopen(request, timeout=5).status == 200
+    # Without a secret there is nothing to sign with: a usage error, not a token.
+    refused = subprocess.run([squall_binary(), "token", "--sub", "alice"], capture_output=True, text=True, timeout=20, env={"PATH": "/usr/bin:/bin"})
+    assert refused.returncode == 64 and "signs with a secret" in refused.stderr
