@@ -38,6 +38,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-configuration", exact: "1.4.0", traits: [.defaults, "YAML", "Reloading"]),
         .package(url: "https://github.com/jpsim/Yams", exact: "6.2.2"),
         .package(url: "https://github.com/apple/swift-system", exact: "1.8.1"),
+        // /metrics in Prometheus's text format.
+        .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
         // JWT connection and subscription tokens.
         .package(url: "https://github.com/vapor/jwt-kit", exact: "5.8.0"),
     ],
@@ -79,6 +81,7 @@ let package = Package(
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             // Each folder is a layer; its README.md says what it owns and may import.
             exclude: ["Configuration", "WebSocket", "Protocol", "Wire", "HTTP", "Auth", "Handlers", "Transports", "Server", "SPI"].map { "\($0)/README.md" },

@@ -45,6 +45,8 @@ public final class Hub: Sendable {
     let opener: ChannelOpener?
     let channelTotal = Atomic<Int>(0)
     let waiterTotal = Atomic<Int>(0)
+    let messageTotal = Atomic<Int>(0)
+    let deliveryTotal = Atomic<Int>(0)
 
     /// A hub whose logs live in `storage` and keep `retention`.
     /// - Parameters:
@@ -104,6 +106,14 @@ public final class Hub: Sendable {
 
     /// How many waiting polls are parked across all channels.
     public var waitingPolls: Int { waiterTotal.load(ordering: .relaxed) }
+
+    /// How many messages have joined the logs this hub holds (published here, or — from a
+    /// shared store — on another node), since it started.
+    public var messageCount: Int { messageTotal.load(ordering: .relaxed) }
+
+    /// How many times a message has been handed to one of this hub's subscribers, since it
+    /// started: counted per message (its audience's size), never per delivery.
+    public var deliveryCount: Int { deliveryTotal.load(ordering: .relaxed) }
 
     /// How many channels the hub holds now, opening ones included.
     public var channelCount: Int { channelTotal.load(ordering: .relaxed) }

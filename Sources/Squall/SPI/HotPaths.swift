@@ -33,7 +33,7 @@ public enum HotPaths {
         },
         Path(name: "Log append (publish, no subscribers)", expected: 1...1) {
             let hub = Hub()
-            let appended = Counter()
+            let appended = TallyCounter()
             return {
                 // 1 when the publish took the next offset, answered before it returned.
                 let before = appended.value
@@ -59,7 +59,7 @@ public enum HotPaths {
         },
         Path(name: "Fan-out of one message to 1,000 subscribers", expected: 1000...1000) {
             let hub = Hub()
-            let deliveries = Counter()
+            let deliveries = TallyCounter()
             for _ in 0..<1000 {
                 hub.subscribe(FrameTaker(deliveries), to: channel, member: PresenceMember(id: UUID(), info: nil, transport: "bench")) { _ in }
             }
@@ -87,7 +87,7 @@ public enum HotPaths {
 }
 
 /// A count the hot paths keep of what they did.
-private final class Counter: Sendable {
+private final class TallyCounter: Sendable {
     private let count = Atomic<Int>(0)
     var value: Int { count.load(ordering: .relaxed) }
     func add() { count.add(1, ordering: .relaxed) }
@@ -95,9 +95,9 @@ private final class Counter: Sendable {
 
 /// A subscriber that does what a plain socket's does up to the socket: takes the shared frame.
 private final class FrameTaker: Subscriber {
-    let deliveries: Counter
+    let deliveries: TallyCounter
 
-    init(_ deliveries: Counter) {
+    init(_ deliveries: TallyCounter) {
         self.deliveries = deliveries
     }
 

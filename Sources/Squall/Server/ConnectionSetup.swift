@@ -68,6 +68,8 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
     let policy: LivePolicy
     /// Closes a connection when the token it upgraded with expires, whatever its mount.
     let expiring: ExpiringConnections
+    /// Counts upgrades accepted and refused, for `/metrics`.
+    let metrics: ServerMetrics
     let logger: Logger
     /// Counts connections against ``ConnectionLimits``.
     let admission: ConnectionAdmission
@@ -85,10 +87,12 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
         policy: LivePolicy,
         admission: ConnectionAdmission,
         expiring: ExpiringConnections,
+        metrics: ServerMetrics,
         tls: TLSAcceptor?,
         logger: Logger
     ) {
         self.expiring = expiring
+        self.metrics = metrics
         self.tls = tls
         self.policy = policy
         self.responder = responder
@@ -292,6 +296,7 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
                     on: channel
                 )
                 accepted.value = Accepted(handler: handler, client: client, start: start)
+                metrics.accepted()
                 return headers
             }
             throw APIError.notFound(uri.path)
@@ -305,6 +310,8 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
     /// Answers a refused upgrade with its JSON error and closes the connection: the client
     /// expected a WebSocket, so nothing more will come on it that Squall could serve.
     private func answer(_ refusal: Refusal, on http: NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>) async throws {
+        // Counted here, where it is answered: the fast path's refusal is decided again on NIO's.
+        metrics.refused(refusal.error.code)
         let body = refusal.error.jsonBody
         var fields = refusal.error.headers
         fields[.contentType] = "application/json; charset=utf-8"

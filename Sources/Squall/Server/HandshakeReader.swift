@@ -111,6 +111,7 @@ final class HandshakeReader: ChannelInboundHandler, RemovableChannelHandler {
             }
             answer(request, headers: headers, headLength: headLength, context: context)
         case .malformedUpgrade(let error, let uri):
+            upgrade.metrics.refused(APIError(error).code)
             refuse(APIError(error), uri: uri, context: context)
         case .other:
             giveToNIO(context)

@@ -48,6 +48,8 @@ public struct SquallServer: Service, CustomStringConvertible {
     private let admission: ConnectionAdmission
     /// Connections whose token expires, closed by one sweep a second.
     private let expiring = ExpiringConnections()
+    /// What `/metrics` serves.
+    private let metrics = ServerMetrics()
 
     /// A server with Squall's channel transports; `/msg` is the seed's chat on channel `msg`.
     /// - Parameters:
@@ -247,6 +249,12 @@ public struct SquallServer: Service, CustomStringConvertible {
             body.integer("waiting_polls", hub.waitingPolls)
             return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: body.finish()))
         }
+        let metrics = self.metrics
+        router.get("/metrics") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: metrics.render(hub: hub, pool: connections)))
+        }
         let departures = ClientDepartures()
         PollingTransport(hub: hub, configuration: configuration, policy: policy, departures: departures, opens: subscriptions).add(to: router)
         SSETransport(hub: hub, configuration: configuration, policy: policy, departures: departures, subscriptions: subscriptions).add(to: router)
@@ -290,6 +298,7 @@ public struct SquallServer: Service, CustomStringConvertible {
                 policy: policy,
                 admission: admission,
                 expiring: expiring,
+                metrics: metrics,
                 tls: tls,
                 logger: logger
             ),

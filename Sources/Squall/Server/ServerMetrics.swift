@@ -1,0 +1,93 @@
+import Foundation
+import NIOCore
+import Prometheus
+import SquallCore
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// What `/metrics` tells Prometheus, in its text format (swift-prometheus's registry, one per
+/// server: no process-wide `MetricsSystem` bootstrap, so that servers embedded side by side keep
+/// their own).
+///
+/// Contracts: nothing here runs per delivery. Handshakes are counted as they are decided; the
+/// hub's message and delivery totals (kept per message) and the gauges — connections, channels,
+/// waiting polls, the process's memory, descriptors and CPU — are read when Prometheus scrapes.
+final class ServerMetrics: Sendable {
+    private let registry = PrometheusCollectorRegistry()
+    private let handshakes: Counter
+    private let messages: Counter
+    private let deliveries: Counter
+    private let connections: Gauge
+    private let channels: Gauge
+    private let waitingPolls: Gauge
+    private let residentBytes: Gauge
+    private let openDescriptors: Gauge
+    private let cpuSeconds: Gauge
+    /// The hub's totals as last exported: a Prometheus counter only goes up by what came since.
+    private let exported = Mutex<(messages: Int, deliveries: Int)>((0, 0))
+
+    init() {
+        handshakes = registry.makeCounter(name: "squall_websocket_handshakes_total", labels: [("result", "accepted")], help: Self.handshakeHelp)
+        messages = registry.makeCounter(name: "squall_messages_total", help: "Messages that joined this node's channel logs.")
+        deliveries = registry.makeCounter(name: "squall_deliveries_total", help: "Messages handed to this node's subscribers, one per subscriber.")
+        connections = registry.makeGauge(name: "squall_websocket_connections", help: "Open WebSocket connections.")
+        channels = registry.makeGauge(name: "squall_channels", help: "Channels this node holds, opening ones included.")
+        waitingPolls = registry.makeGauge(name: "squall_long_polls_waiting", help: "Long polls parked waiting for a message.")
+        residentBytes = registry.makeGauge(name: "process_resident_memory_bytes", help: "Resident memory size in bytes.")
+        openDescriptors = registry.makeGauge(name: "process_open_fds", help: "Open file descriptors.")
+        cpuSeconds = registry.makeGauge(name: "process_cpu_seconds_total", help: "User and system CPU time spent, in seconds.")
+    }
+
+    private static let handshakeHelp = "WebSocket upgrades, accepted or refused (by the refusal's error code)."
+
+    /// An upgrade accepted.
+    func accepted() {
+        handshakes.increment()
+    }
+
+    /// An upgrade refused with `code` (`origin_not_allowed`, `unauthorized`, `too_many_connections`, …).
+    func refused(_ code: ErrorCode) {
+        registry.makeCounter(
+            name: "squall_websocket_handshakes_total", labels: [("result", "refused"), ("reason", code.description)], help: Self.handshakeHelp
+        )
+        .increment()
+    }
+
+    /// The text Prometheus scrapes, with the totals and gauges read now.
+    func render(hub: Hub, pool: ConnectionPool) -> ByteBuffer {
+        let (newMessages, newDeliveries) = exported.withLock { exported -> (Int, Int) in
+            let now = (messages: hub.messageCount, deliveries: hub.deliveryCount)
+            defer { exported = now }
+            return (now.messages - exported.messages, now.deliveries - exported.deliveries)
+        }
+        if newMessages > 0 { messages.increment(by: Int64(newMessages)) }
+        if newDeliveries > 0 { deliveries.increment(by: Int64(newDeliveries)) }
+        connections.set(Double(pool.count))
+        channels.set(Double(hub.channelCount))
+        waitingPolls.set(Double(hub.waitingPolls))
+        let process = Self.process()
+        residentBytes.set(process.residentBytes)
+        openDescriptors.set(process.descriptors)
+        cpuSeconds.set(process.cpuSeconds)
+        return ByteBuffer(bytes: registry.emitToBuffer())
+    }
+
+    /// The process's resident memory (`/proc/self/statm`), open descriptors (`/proc/self/fd`)
+    /// and CPU time (`getrusage`); 0 where the system does not say.
+    private static func process() -> (residentBytes: Double, descriptors: Double, cpuSeconds: Double) {
+        var resident = 0.0
+        if let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8),
+            let pages = statm.split(separator: " ").dropFirst().first.flatMap({ Double($0) })
+        {
+            resident = pages * Double(sysconf(Int32(_SC_PAGESIZE)))
+        }
+        let descriptors = Double((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0)
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let cpu = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+        return (resident, descriptors, cpu)
+    }
+}

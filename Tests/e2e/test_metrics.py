@@ -1,0 +1,96 @@
+"""/metrics in Prometheus's text format: exact counts after known traffic, read directly and
+through a real Prometheus (Debian's) scraping Squall on loopback."""
+import asyncio
+import json
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+
+from websockets.asyncio.client import connect
+
+from conftest import free_port
+
+
+def scrape(server):
+    """{"name{labels}": value} of every sample /metrics serves."""
+    with urllib.request.urlopen(f"{server.http}/metrics", timeout=5) as response:
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = response.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return samples
+
+
+def publish(server, channel, text):
+    request = urllib.request.Request(f"{server.http}/channels/{channel}/messages", data=text.encode(), method="POST")
+    urllib.request.urlopen(request, timeout=5).read()
+
+
+async def traffic(server):
+    """Two /msg subscribers of `metered`, one refused upgrade, five publishes over HTTP."""
+    sockets = [await connect(f"{server.ws}/msg/metered", open_timeout=5) for _ in range(2)]
+    try:
+        await connect(f"{server.ws}/msg/metered", origin="https://elsewhere.example", open_timeout=5)
+    except Exception:  # noqa: BLE001 - refused with 403, as meant
+        pass
+    for n in range(5):
+        publish(server, "metered", f"m{n}")
+    for socket in sockets:
+        for n in range(5):
+            assert await asyncio.wait_for(socket.recv(), 5) == f"m{n}"
+    return sockets
+
+
+async def test_metrics_count_messages_deliveries_and_handshakes_exactly(squall):
+    server = squall("--log-level", "error")
+    before = scrape(server)
+    sockets = await traffic(server)
+    after = scrape(server)
+    delta = lambda name: after.get(name, 0) - before.get(name, 0)  # noqa: E731
+    assert delta("squall_messages_total") == 5
+    assert delta("squall_deliveries_total") == 10, "five messages to two subscribers, counted per message"
+    assert delta('squall_websocket_handshakes_total{result="accepted"}') == 2
+    assert delta('squall_websocket_handshakes_total{result="refused",reason="origin_not_allowed"}') == 1
+    assert after["squall_websocket_connections"] == 2
+    assert after["squall_channels"] >= 1
+    assert after["process_resident_memory_bytes"] > 1 << 20 and after["process_open_fds"] > 2
+    for socket in sockets:
+        await socket.close()
+
+
+async def test_a_real_prometheus_scrapes_squall_and_answers_a_query_for_its_counter(squall, tmp_path):
+    server = squall("--log-level", "error")
+    sockets = await traffic(server)
+    port = free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n"
+        f"  - job_name: squall\n    static_configs:\n      - targets: ['127.0.0.1:{server.port}']\n")
+    prometheus = subprocess.Popen(
+        ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
+         "--log.level=warn"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        query = urllib.parse.quote('squall_messages_total{job="squall"}')
+        deadline = time.monotonic() + 30
+        value = None
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/query?query={query}", timeout=2) as response:
+                    result = json.loads(response.read())["data"]["result"]
+                if result:
+                    value = result[0]["value"][1]
+                    break
+            except OSError:
+                pass
+            await asyncio.sleep(0.5)
+        assert value == "5", f"Prometheus answered {value!r}"
+    finally:
+        prometheus.terminate()
+        prometheus.wait(timeout=20)
+        for socket in sockets:
+            await socket.close()
