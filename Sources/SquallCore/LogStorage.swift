@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Where a ``Hub``'s logs live, and so which way a publish takes to them.
 public enum LogStorage: Sendable {
     /// In memory only: a publish is in the log at once; a restart forgets everything.
@@ -21,6 +23,34 @@ public enum LogStorage: Sendable {
         case .shared(let log, _, _): await log.close()
         }
     }
+
+    /// Whether the store answers a read (of a channel nobody uses, which creates nothing) within
+    /// `deadline`: what a readiness probe asks. Memory always does.
+    public func answers(within deadline: Duration) async -> Bool {
+        let probe: @Sendable () async -> Bool
+        switch self {
+        case .memory:
+            return true
+        case .local(let store):
+            probe = { (try? await store.restore([Self.probeChannel], retention: Retention())) != nil }
+        case .shared(let log, _, _):
+            probe = { (try? await log.open([Self.probeChannel], retention: Retention())) != nil }
+        }
+        // Whichever comes first answers; a store that has not answered by the deadline finishes
+        // its read on its own (bounded by the store's deadlines), with nobody waiting on it.
+        let waiting = Mutex<CheckedContinuation<Bool, Never>?>(nil)
+        let answer: @Sendable (Bool) -> Void = { value in waiting.withLock { $0.take() }?.resume(returning: value) }
+        return await withCheckedContinuation { continuation in
+            waiting.withLock { $0 = continuation }
+            Task { answer(await probe()) }
+            Task {
+                try? await Task.sleep(for: deadline)
+                answer(false)
+            }
+        }
+    }
+
+    private static let probeChannel = try! ChannelName("squall.readiness")  // trap-ok: a valid name, written here
 
     /// The logs are durable: a position given out survives a restart.
     var isDurable: Bool {

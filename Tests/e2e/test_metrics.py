@@ -1,15 +1,21 @@
-"""/metrics in Prometheus's text format: exact counts after known traffic, read directly and
-through a real Prometheus (Debian's) scraping Squall on loopback."""
+"""/metrics in Prometheus's text format — exact counts after known traffic, read directly and
+through a real Prometheus (Debian's) scraping Squall on loopback — and /readyz."""
 import asyncio
 import json
+import os
 import subprocess
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
+import pytest
 from websockets.asyncio.client import connect
 
 from conftest import free_port
+from test_postgres_nodes import postgres
+
+DATABASE = os.environ.get("SQUALL_TEST_POSTGRES")
 
 
 def scrape(server):
@@ -94,3 +100,34 @@ async def test_a_real_prometheus_scrapes_squall_and_answers_a_query_for_its_coun
         prometheus.wait(timeout=20)
         for socket in sockets:
             await socket.close()
+
+
+def readiness(server):
+    try:
+        with urllib.request.urlopen(f"{server.http}/readyz", timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_readyz_says_ready_while_the_server_listens_and_its_store_answers(squall):
+    server = squall("--log-level", "error")
+    assert readiness(server) == (200, {"draining": False, "status": "ready", "store": True})
+
+
+@pytest.mark.skipif(not DATABASE, reason="needs a database: SQUALL_TEST_POSTGRES=postgres://… (scripts/postgres starts one)")
+def test_readyz_says_not_ready_while_the_database_does_not_answer(squall):
+    server = squall("--log-level", "error", "--store", DATABASE)
+    assert readiness(server)[0] == 200
+    postgres("pause")
+    try:
+        began = time.monotonic()
+        status, body = readiness(server)
+        assert (status, body["store"], body["status"]) == (503, False, "not_ready"), body
+        assert time.monotonic() - began < 5, "a readiness probe never waits on the store past its deadline"
+    finally:
+        postgres("resume")
+    deadline = time.monotonic() + 20
+    while readiness(server)[0] != 200:
+        assert time.monotonic() < deadline, "ready again once the database answers"
+        time.sleep(0.2)

@@ -249,6 +249,19 @@ public struct SquallServer: Service, CustomStringConvertible {
             body.integer("waiting_polls", hub.waitingPolls)
             return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: body.finish()))
         }
+        let storage = configuration.storage
+        router.get("/readyz") { _, _ in
+            // Ready: listening (this answer says so), not shutting down, the store answering.
+            let draining = Task.isShuttingDownGracefully
+            let store = await storage.answers(within: .seconds(2))
+            var body = JSONText.Object()
+            body.bool("draining", draining)
+            body.string("status", !draining && store ? "ready" : "not_ready")
+            body.bool("store", store)
+            return Response(
+                status: !draining && store ? .ok : .serviceUnavailable, headers: [.contentType: "application/json; charset=utf-8"],
+                body: .init(byteBuffer: body.finish()))
+        }
         let metrics = self.metrics
         router.get("/metrics") { _, _ in
             Response(
