@@ -32,23 +32,37 @@ public enum LogStorage: Sendable {
         case .memory:
             return true
         case .local(let store):
-            probe = { (try? await store.restore([Self.probeChannel], retention: Retention())) != nil }
+            probe = { (try? await store.restore([Self.probeChannel], retention: Self.probeRetention)) != nil }
         case .shared(let log, _, _):
-            probe = { (try? await log.open([Self.probeChannel], retention: Retention())) != nil }
+            probe = { (try? await log.open([Self.probeChannel], retention: Self.probeRetention)) != nil }
         }
         // Whichever comes first answers; a store that has not answered by the deadline finishes
         // its read on its own (bounded by the store's deadlines), with nobody waiting on it.
-        let waiting = Mutex<CheckedContinuation<Bool, Never>?>(nil)
-        let answer: @Sendable (Bool) -> Void = { value in waiting.withLock { $0.take() }?.resume(returning: value) }
+        let race = FirstAnswer()
         return await withCheckedContinuation { continuation in
-            waiting.withLock { $0 = continuation }
-            Task { answer(await probe()) }
-            Task {
+            race.waiting.withLock { $0 = continuation }
+            let timer = Task {
                 try? await Task.sleep(for: deadline)
-                answer(false)
+                race.answer(false)
+            }
+            Task {
+                race.answer(await probe())
+                timer.cancel()
             }
         }
     }
+
+    /// Whichever of the store and the deadline answers first resumes the probe, once.
+    private final class FirstAnswer: Sendable {
+        let waiting = Mutex<CheckedContinuation<Bool, Never>?>(nil)
+
+        func answer(_ value: Bool) {
+            waiting.withLock { $0.take() }?.resume(returning: value)
+        }
+    }
+
+    /// The probe reads at most one message of its channel, whoever has published there.
+    private static let probeRetention = Retention(maxMessages: 1, maxBytes: 1)
 
     private static let probeChannel = try! ChannelName("squall.readiness")  // trap-ok: a valid name, written here
 

@@ -61,10 +61,11 @@ struct Token: AsyncParsableCommand {
             case .secret(let secret):
                 return secret
             case .secretFile(let path):
-                guard let text = FileManager.default.contents(atPath: path).flatMap({ String(data: $0, encoding: .utf8) }) else {
-                    throw ValidationError("jwt-secret-file \(path) cannot be read")
+                do {
+                    return try TokenKeys.secret(fromFile: path)
+                } catch {
+                    throw ValidationError(error.description)
                 }
-                return text.trimmingCharacters(in: .newlines)
             case .publicKeyFile, .jwks:
                 continue
             }

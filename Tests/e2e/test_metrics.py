@@ -131,3 +131,24 @@ def test_readyz_says_not_ready_while_the_database_does_not_answer(squall):
     while readiness(server)[0] != 200:
         assert time.monotonic() < deadline, "ready again once the database answers"
         time.sleep(0.2)
+
+
+def test_readyz_says_draining_as_soon_as_a_shutdown_begins(squall):
+    import signal
+    import socket
+
+    server = squall("--log-level", "error", "--close-timeout", "3")
+    # A client that never answers the close keeps the drain going for the close timeout.
+    silent = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    silent.sendall(b"GET /msg HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    assert b" 101 " in silent.recv(4096)
+    assert readiness(server)[0] == 200
+    server.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 2
+    status, body = readiness(server)
+    while status == 200 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        status, body = readiness(server)
+    assert (status, body) == (503, {"draining": True, "status": "not_ready", "store": True})
+    silent.close()

@@ -27,8 +27,7 @@ extension TokenKeys {
                 material.combine(secret)
                 keys += try await hmacKeys(secret)
             case .secretFile(let path):
-                var secret = try readText(path, as: "jwt-secret-file \(path)")
-                while secret.hasSuffix("\n") || secret.hasSuffix("\r") { secret.removeLast() }
+                let secret = try secret(fromFile: path)
                 material.combine(secret)
                 keys += try await hmacKeys(secret)
             case .publicKeyFile(let path, let kid):
@@ -157,6 +156,14 @@ extension TokenKeys {
         } catch {
             throw LoadError(key: location, reason: "cannot be fetched: \(error)")
         }
+    }
+
+    /// The secret a `jwt-secret-file` holds: its text without the line ends after it (as
+    /// `echo` and editors leave them).
+    public static func secret(fromFile path: String) throws(LoadError) -> String {
+        var scalars = try readText(path, as: "jwt-secret-file \(path)").unicodeScalars[...]
+        while let last = scalars.last, last == "\n" || last == "\r" { scalars.removeLast() }
+        return String(String.UnicodeScalarView(scalars))
     }
 
     private static func readText(_ path: String, as what: String) throws(LoadError) -> String {

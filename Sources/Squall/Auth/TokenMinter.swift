@@ -40,8 +40,8 @@ public enum TokenMinter {
     public static func hs256(_ claims: Claims, secret: String, now: Date = Date()) async throws(Failure) -> String {
         guard secret.utf8.count >= 32 else { throw Failure(description: "a secret must be at least 32 bytes (RFC 7518 §3.2)") }
         var payload = Payload(
-            sub: claims.sub.map(SubjectClaim.init(value:)), exp: claims.expires.map(ExpirationClaim.init(value:)),
-            iat: IssuedAtClaim(value: now.addingTimeInterval(0)), aud: claims.audience.map { AudienceClaim(value: [$0]) },
+            sub: claims.sub.map(SubjectClaim.init(value:)), exp: claims.expires.map { ExpirationClaim(value: Self.seconds($0)) },
+            iat: IssuedAtClaim(value: Self.seconds(now)), aud: claims.audience.map { AudienceClaim(value: [$0]) },
             iss: claims.issuer.map(IssuerClaim.init(value:)), subscribe: claims.subscribe.isEmpty ? nil : claims.subscribe,
             publish: claims.publish.isEmpty ? nil : claims.publish, channel: claims.channel, info: nil)
         if let info = claims.info {
@@ -57,6 +57,11 @@ public enum TokenMinter {
         } catch {
             throw Failure(description: "the token could not be signed: \(error)")
         }
+    }
+
+    /// `date` in whole seconds, as most JWT libraries write a NumericDate.
+    private static func seconds(_ date: Date) -> Date {
+        Date(timeIntervalSince1970: date.timeIntervalSince1970.rounded(.down))
     }
 
     private struct Payload: JWTPayload {

@@ -10,6 +10,8 @@ import SquallCore
 struct ConnectionDrain: Service {
     let connections: ConnectionPool
     let timeout: Duration
+    /// Set as draining starts, for `/readyz`: the drain runs before the listener is told to stop.
+    let draining: DrainingFlag
 
     func run() async throws {
         do {
@@ -17,6 +19,7 @@ struct ConnectionDrain: Service {
         } catch {
             return  // cancelled, not shut down gracefully: nothing to drain
         }
+        draining.start()
         connections.closeAll(.shutdown)
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await connections.waitUntilEmpty() }

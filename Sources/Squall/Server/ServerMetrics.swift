@@ -25,9 +25,11 @@ final class ServerMetrics: Sendable {
     private let waitingPolls: Gauge
     private let residentBytes: Gauge
     private let openDescriptors: Gauge
-    private let cpuSeconds: Gauge
-    /// The hub's totals as last exported: a Prometheus counter only goes up by what came since.
-    private let exported = Mutex<(messages: Int, deliveries: Int)>((0, 0))
+    private let cpuSeconds: Counter
+    /// Refusals by error code, made once: a refusal is counted without the registry's lock.
+    private let refusals: [ErrorCode: Counter]
+    /// The totals as last exported: a Prometheus counter only goes up by what came since.
+    private let exported = Mutex<(messages: Int, deliveries: Int, cpu: Double)>((0, 0, 0))
 
     init() {
         handshakes = registry.makeCounter(name: "squall_websocket_handshakes_total", labels: [("result", "accepted")], help: Self.handshakeHelp)
@@ -38,7 +40,15 @@ final class ServerMetrics: Sendable {
         waitingPolls = registry.makeGauge(name: "squall_long_polls_waiting", help: "Long polls parked waiting for a message.")
         residentBytes = registry.makeGauge(name: "process_resident_memory_bytes", help: "Resident memory size in bytes.")
         openDescriptors = registry.makeGauge(name: "process_open_fds", help: "Open file descriptors.")
-        cpuSeconds = registry.makeGauge(name: "process_cpu_seconds_total", help: "User and system CPU time spent, in seconds.")
+        cpuSeconds = registry.makeCounter(name: "process_cpu_seconds_total", help: "User and system CPU time spent, in seconds.")
+        refusals = Dictionary(
+            uniqueKeysWithValues: ErrorCode.builtIn.map { [registry] code in
+                (
+                    code,
+                    registry.makeCounter(
+                        name: "squall_websocket_handshakes_total", labels: [("result", "refused"), ("reason", code.description)], help: Self.handshakeHelp)
+                )
+            })
     }
 
     private static let handshakeHelp = "WebSocket upgrades, accepted or refused (by the refusal's error code)."
@@ -48,30 +58,31 @@ final class ServerMetrics: Sendable {
         handshakes.increment()
     }
 
-    /// An upgrade refused with `code` (`origin_not_allowed`, `unauthorized`, `too_many_connections`, …).
+    /// An upgrade request refused with `code` (`origin_not_allowed`, `unauthorized`, …).
     func refused(_ code: ErrorCode) {
-        registry.makeCounter(
-            name: "squall_websocket_handshakes_total", labels: [("result", "refused"), ("reason", code.description)], help: Self.handshakeHelp
-        )
-        .increment()
+        let counter =
+            refusals[code]
+            ?? registry.makeCounter(
+                name: "squall_websocket_handshakes_total", labels: [("result", "refused"), ("reason", code.description)], help: Self.handshakeHelp)
+        counter.increment()
     }
 
     /// The text Prometheus scrapes, with the totals and gauges read now.
     func render(hub: Hub, pool: ConnectionPool) -> ByteBuffer {
-        let (newMessages, newDeliveries) = exported.withLock { exported -> (Int, Int) in
-            let now = (messages: hub.messageCount, deliveries: hub.deliveryCount)
+        let process = Self.process()
+        let (newMessages, newDeliveries, newCPU) = exported.withLock { exported -> (Int, Int, Double) in
+            let now = (messages: hub.messageCount, deliveries: hub.deliveryCount, cpu: process.cpuSeconds)
             defer { exported = now }
-            return (now.messages - exported.messages, now.deliveries - exported.deliveries)
+            return (now.messages - exported.messages, now.deliveries - exported.deliveries, max(0, now.cpu - exported.cpu))
         }
         if newMessages > 0 { messages.increment(by: Int64(newMessages)) }
         if newDeliveries > 0 { deliveries.increment(by: Int64(newDeliveries)) }
+        if newCPU > 0 { cpuSeconds.increment(by: newCPU) }
         connections.set(Double(pool.count))
         channels.set(Double(hub.channelCount))
         waitingPolls.set(Double(hub.waitingPolls))
-        let process = Self.process()
         residentBytes.set(process.residentBytes)
         openDescriptors.set(process.descriptors)
-        cpuSeconds.set(process.cpuSeconds)
         return ByteBuffer(bytes: registry.emitToBuffer())
     }
 
@@ -86,7 +97,11 @@ final class ServerMetrics: Sendable {
         }
         let descriptors = Double((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0)
         var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
+        #if canImport(Glibc)
+            getrusage(RUSAGE_SELF.rawValue, &usage)
+        #else
+            getrusage(RUSAGE_SELF, &usage)
+        #endif
         let cpu = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
         return (resident, descriptors, cpu)
     }

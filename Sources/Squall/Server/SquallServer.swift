@@ -50,6 +50,8 @@ public struct SquallServer: Service, CustomStringConvertible {
     private let expiring = ExpiringConnections()
     /// What `/metrics` serves.
     private let metrics = ServerMetrics()
+    /// Whether the server has begun to shut down, for `/readyz`.
+    private let draining = DrainingFlag()
 
     /// A server with Squall's channel transports; `/msg` is the seed's chat on channel `msg`.
     /// - Parameters:
@@ -212,7 +214,7 @@ public struct SquallServer: Service, CustomStringConvertible {
                     HubSweeper(hub: hub, interval: .seconds(10)),
                     KeyRefresher(policy: policy, logger: logger),
                     ExpirySweeper(connections: expiring),
-                    ConnectionDrain(connections: connections, timeout: configuration.closeTimeout),
+                    ConnectionDrain(connections: connections, timeout: configuration.closeTimeout, draining: draining),
                 ],
                 logger: logger
             )
@@ -250,9 +252,10 @@ public struct SquallServer: Service, CustomStringConvertible {
             return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: body.finish()))
         }
         let storage = configuration.storage
+        let drainingFlag = self.draining
         router.get("/readyz") { _, _ in
             // Ready: listening (this answer says so), not shutting down, the store answering.
-            let draining = Task.isShuttingDownGracefully
+            let draining = drainingFlag.isDraining
             let store = await storage.answers(within: .seconds(2))
             var body = JSONText.Object()
             body.bool("draining", draining)
