@@ -2,6 +2,7 @@
 through a real Prometheus (Debian's) scraping Squall on loopback — and /readyz."""
 import asyncio
 import json
+import re
 import os
 import subprocess
 import time
@@ -152,3 +153,16 @@ def test_readyz_says_draining_as_soon_as_a_shutdown_begins(squall):
         status, body = readiness(server)
     assert (status, body) == (503, {"draining": True, "status": "not_ready", "store": True})
     silent.close()
+
+
+def test_the_grafana_dashboard_asks_only_for_metrics_squall_serves(squall):
+    from pathlib import Path
+
+    dashboard = json.loads((Path(__file__).resolve().parents[2] / "docs/grafana-dashboard.json").read_text())
+    server = squall("--log-level", "error")
+    served = {name.split("{")[0] for name in scrape(server)}
+    asked = set()
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            asked |= {name for name in re.findall(r"[a-z_]+(?=[{\[)]|$)", target["expr"]) if name.startswith(("squall_", "process_"))}
+    assert asked and asked <= served, f"the dashboard asks for {sorted(asked - served)}, which /metrics does not serve"
