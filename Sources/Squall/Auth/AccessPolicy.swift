@@ -10,11 +10,12 @@ import SquallCore
 /// the rule otherwise.
 public struct AccessPolicy: Sendable {
     public let auth: AuthConfiguration
-    public let keys: TokenKeys
+    /// Swapped alone when a JWKS URL's keys are fetched again.
+    public internal(set) var keys: TokenKeys
     /// The options of channels whose name has no `:`, or whose namespace is not defined.
     public let defaultNamespace: NamespaceOptions
     /// Namespaces by name: channel `chat:lobby` is in namespace `chat`.
-    public let namespaces: [String: NamespaceOptions]
+    public internal(set) var namespaces: [String: NamespaceOptions]
     let maxInfo: RawJSON.Limits
 
     public init(

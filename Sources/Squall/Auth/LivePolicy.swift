@@ -37,10 +37,8 @@ public final class LivePolicy: Sendable {
     func reloadKeys(_ auth: AuthConfiguration) async throws(TokenKeys.LoadError) {
         let keys = try await TokenKeys.load(auth)
         update { snapshot in
-            let access = snapshot.access
-            guard access.auth == auth else { return }
-            snapshot.access = AccessPolicy(
-                auth: auth, keys: keys, defaultNamespace: access.defaultNamespace, namespaces: access.namespaces, maxInfo: access.maxInfo)
+            guard snapshot.access.auth == auth else { return }
+            snapshot.access.keys = keys
         }
     }
 

@@ -122,13 +122,7 @@ public struct SquallServer: Service, CustomStringConvertible {
     /// Adds (or replaces) namespace `name`: channels `name:…` take `options` from their next
     /// subscribe, publish or read on. The typed form of ``namespace(_:_:)-(_,[String:NamespaceValue])``.
     public func namespace(_ name: String, _ options: NamespaceOptions) {
-        policy.update { snapshot in
-            var namespaces = snapshot.access.namespaces
-            namespaces[name] = options
-            let access = snapshot.access
-            snapshot.access = AccessPolicy(
-                auth: access.auth, keys: access.keys, defaultNamespace: access.defaultNamespace, namespaces: namespaces, maxInfo: access.maxInfo)
-        }
+        policy.update { $0.access.namespaces[name] = options }
     }
 
     /// Adds (or replaces) namespace `name` built from a dictionary — the seed's
