@@ -42,6 +42,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
         // JWT connection and subscription tokens.
         .package(url: "https://github.com/vapor/jwt-kit", exact: "5.8.0"),
+        // The server API, generated at build time from docs/openapi.yaml.
+        .package(url: "https://github.com/apple/swift-openapi-generator", exact: "1.14.3"),
+        .package(url: "https://github.com/apple/swift-openapi-runtime", exact: "1.13.4"),
+        .package(url: "https://github.com/swift-server/swift-openapi-hummingbird", exact: "2.1.0"),
     ],
     targets: [
         .target(
@@ -52,10 +56,22 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
+        // The server API's request and response types and routes, generated from
+        // docs/openapi.yaml (linked here) at build time, so that the spec is the API.
+        .target(
+            name: "SquallServerAPI",
+            dependencies: [
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime")
+            ],
+            plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
+        ),
         .target(
             name: "Squall",
             dependencies: [
                 "SquallCore",
+                "SquallServerAPI",
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 // TLS and, chosen by ALPN, HTTP/2 for the HTTP routes.
@@ -84,7 +100,9 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             // Each folder is a layer; its README.md says what it owns and may import.
-            exclude: ["Configuration", "WebSocket", "Protocol", "Wire", "HTTP", "Auth", "Handlers", "Transports", "Server", "SPI"].map { "\($0)/README.md" },
+            exclude: ["Configuration", "WebSocket", "Protocol", "Wire", "HTTP", "Auth", "Handlers", "Transports", "ServerAPI", "Server", "SPI"].map {
+                "\($0)/README.md"
+            },
             resources: [.copy("Public")]
         ),
         // The durable log store on SQLite: SquallCore's LogStore over GRDB, knowing no HTTP.
@@ -203,6 +221,8 @@ let package = Package(
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 // Tokens signed as an application's backend would.
                 .product(name: "JWTKit", package: "jwt-kit"),
+                // The server API's requests, checked as the routes check them.
+                "SquallServerAPI",
             ]
         ),
     ]

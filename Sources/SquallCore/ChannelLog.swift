@@ -221,6 +221,15 @@ struct ChannelLog {
         }
     }
 
+    /// Drops the retained messages up to `offset`, oldest first: a history removal. The position
+    /// stays, so a resume from before the last dropped one is no longer recoverable.
+    mutating func drop(through offset: UInt64) {
+        while let first = entries.first, first.offset <= offset {
+            entries.removeFirst().release(from: ledger)
+            droppedThrough = first.offset
+        }
+    }
+
     /// Up to `limit` messages after `offset`, oldest first, as many as `budget` allows.
     func messages(after offset: UInt64, limit: Int, budget: ReadBudget) -> [Message] {
         guard let first = entries.first?.offset, offset < lastOffset else { return [] }

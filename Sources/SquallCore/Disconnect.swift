@@ -139,6 +139,14 @@ extension Disconnect {
     /// which tells it whether that is recoverable.
     public static let logRestarted = Disconnect(code: 4011, reason: "channel log restarted; resume from your last position")
 
+    // 4500–4999: do not reconnect.
+
+    /// 4500: a backend disconnected the user through the server API, without a code of its own.
+    public static let disconnectedByServer = Disconnect(code: 4500, reason: "disconnected by the server")
+    /// 4501: a backend took the user off the channel through the server API: a `/msg` socket
+    /// or SSE stream, which is its channel, ends.
+    public static let unsubscribedByServer = Disconnect(code: 4501, reason: "unsubscribed by the server")
+
     /// Every code Squall itself sends, each with an example of its disconnect.
     public static let registry: [Disconnect] = [
         .normal, .shutdown,
@@ -148,6 +156,7 @@ extension Disconnect {
         .invalidUTF8, .invalidCompressedData, .invalidCloseReason, .slowConsumer, .publishRateExceeded, .messageTooBig, .serverError, .cannotInflate,
         .storeUnavailable,
         .unauthorized("a connection token is required"), .tokenExpired, .permissionDenied("namespace chat refuses this (publish: subscribers)"),
-        .positionNotRecoverable(current: StreamPosition(epoch: "epoch", offset: 0)), .logRestarted,
+        .positionNotRecoverable(current: StreamPosition(epoch: "epoch", offset: 0)), .logRestarted, .disconnectedByServer,
+        .unsubscribedByServer,
     ]
 }

@@ -8,6 +8,11 @@ public protocol LogBroker: Sendable {
     /// Starts telling `follower` when channels' logs grow. Called once, by the hub that uses the
     /// store; the broker holds the follower weakly.
     func follow(_ follower: any LogFollower)
+    /// Starts telling `follower`, held weakly, the commands other nodes send.
+    func follow(_ follower: any NodeCommandFollower)
+    /// Sends `command` to every other node listening now. Returns once the store has taken it.
+    /// - Throws: when the store could not be reached: no other node was told.
+    func send(_ command: NodeCommand) async throws(StoreError)
 }
 
 /// Whoever a ``LogBroker`` tells about logs that grew: a ``Hub``.
@@ -16,4 +21,6 @@ public protocol LogFollower: AnyObject, Sendable {
     func advanced(_ channel: ChannelName, to position: StreamPosition)
     /// Notifications may have been missed: every open channel should read what it lacks.
     func resynchronize()
+    /// `channel`'s history was removed through `position`, on some node: this node's copy goes.
+    func historyRemoved(_ channel: ChannelName, through position: StreamPosition)
 }

@@ -52,6 +52,11 @@ public protocol SharedLog: Sendable {
         retention: Retention
     ) async throws(StoreError) -> CatchUp
 
+    /// Deletes `channel`'s messages, keeping its position, and has the broker tell every node
+    /// (``LogFollower/historyRemoved(_:through:)``).
+    /// - Returns: the position removed through; `nil` for a channel the store holds nothing for.
+    func removeHistory(_ channel: ChannelName) async throws(StoreError) -> StreamPosition?
+
     /// Commits what is queued, calls every `committed` still owed, and stops.
     func close() async
 }

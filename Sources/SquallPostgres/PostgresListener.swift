@@ -5,9 +5,9 @@ import NIOCore
 import PostgresNIO
 import SquallCore
 
-/// The node's ear on the database: a connection that `LISTEN`s on `squall` and
-/// `squall_presence`, and tells the hub each position and each other node's presence change a
-/// notification carries.
+/// The node's ear on the database: a connection that `LISTEN`s on `squall`, `squall_presence`
+/// and `squall_command`, and tells the hub each position and each other node's presence change a
+/// notification carries, and the server each command (``PostgresCommands``).
 ///
 /// Contracts: notifications carry `EPOCH OFFSET CHANNEL` (PostgresSchema), never payloads.
 /// When the connection is lost it is made again, retrying every ``retryDelay``; once `LISTEN`
@@ -25,6 +25,7 @@ final class PostgresListener: Sendable {
     private struct State {
         weak var logs: (any LogFollower)?
         weak var presence: (any PresenceFollower)?
+        weak var commands: (any NodeCommandFollower)?
         var started = false
         var connection: PostgresConnection?
         var stopped = false
@@ -54,6 +55,12 @@ final class PostgresListener: Sendable {
     /// follower.
     func start(for follower: any PresenceFollower) {
         if start({ $0.presence = follower }) { loop.execute { self.connect() } }
+    }
+
+    /// Tells `follower`, held weakly, the commands other nodes send; listening starts with the
+    /// first follower.
+    func start(for follower: any NodeCommandFollower) {
+        if start({ $0.commands = follower }) { loop.execute { self.connect() } }
     }
 
     /// Records a follower; `true` if listening should start now.
@@ -102,6 +109,9 @@ final class PostgresListener: Sendable {
         connection.addListener(channel: Self.presenceChannel) { [weak self] _, notification in
             self?.presenceChanged(notification.payload)
         }
+        connection.addListener(channel: PostgresCommands.channel) { [weak self] _, notification in
+            self?.commanded(notification.payload)
+        }
         connection.closeFuture.whenComplete { _ in
             self.state.withLockedValue { $0.connection = nil }
             self.retry()
@@ -109,6 +119,7 @@ final class PostgresListener: Sendable {
         connection.query("LISTEN squall", logger: logger).flatMap { _ in
             connection.query("LISTEN squall_presence", logger: self.logger)
         }
+        .flatMap { _ in connection.query("LISTEN squall_command", logger: self.logger) }
         .whenComplete { result in
             switch result {
             case .success:
@@ -169,6 +180,20 @@ extension PostgresListener {
         case "L":
             follower.left(channel, client: client, on: node)
         default:
+            return
+        }
+    }
+}
+
+extension PostgresListener {
+    /// A history removal (for the log follower) or another node's command.
+    private func commanded(_ payload: String) {
+        switch PostgresCommands.notice(payload, node: node) {
+        case .historyRemoved(let channel, let position):
+            state.withLockedValue { $0.logs }?.historyRemoved(channel, through: position)
+        case .command(let command):
+            state.withLockedValue { $0.commands }?.received(command)
+        case nil:
             return
         }
     }

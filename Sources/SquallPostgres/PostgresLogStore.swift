@@ -51,6 +51,9 @@ public final class PostgresLogStore: SharedLog, LogBroker, PresenceRegistry {
     private let presence: PostgresPresence
     private let nodes: PostgresNodes
     private let janitor: PostgresJanitor
+    /// Where history removals and commands to other nodes go: the presence link, since both are
+    /// rare and small.
+    private let commandLink: PostgresLink
 
     /// Connects to the database at `address` and creates or updates Squall's tables there.
     /// - Parameters:
@@ -80,6 +83,7 @@ public final class PostgresLogStore: SharedLog, LogBroker, PresenceRegistry {
         presence = PostgresPresence(node: node, link: upkeep, logger: logger)
         nodes = PostgresNodes(node: node, link: upkeep, listener: listener)
         janitor = PostgresJanitor(link: cleaning, retention: retention, logger: logger)
+        commandLink = upkeep
         do {
             try await Self.migrate(writing, logger: logger).get()
         } catch {
@@ -124,6 +128,18 @@ public final class PostgresLogStore: SharedLog, LogBroker, PresenceRegistry {
         try await reader.read(channel, after: position, limit: limit, retention: retention)
     }
 
+    public func removeHistory(_ channel: ChannelName) async throws(StoreError) -> StreamPosition? {
+        do {
+            let rows = try await commandLink.query(PostgresCommands.removeHistory(channel)).get().rows
+            return try rows.first.map { row in
+                let (epoch, offset, _) = try row.decode((String, Int64, String).self)
+                return StreamPosition(epoch: epoch, offset: UInt64(clamping: offset))
+            }
+        } catch {
+            throw StoreError(postgres: error, doing: "remove \(channel)'s history")
+        }
+    }
+
     /// Commits what is queued, answers every append still owed, and lets go of every
     /// connection and the store's thread.
     public func close() async {
@@ -144,6 +160,18 @@ public final class PostgresLogStore: SharedLog, LogBroker, PresenceRegistry {
 
     public func follow(_ follower: any LogFollower) {
         listener.start(for: follower)
+    }
+
+    public func follow(_ follower: any NodeCommandFollower) {
+        listener.start(for: follower)
+    }
+
+    public func send(_ command: NodeCommand) async throws(StoreError) {
+        do {
+            _ = try await commandLink.query(PostgresCommands.send(command, from: node)).get()
+        } catch {
+            throw StoreError(postgres: error, doing: "tell the other nodes")
+        }
     }
 
     // MARK: - PresenceRegistry

@@ -186,6 +186,13 @@ public enum Options {
         spec("jwt-leeway", file: "auth.jwt-leeway", "5s", "DURATION", live: true, "clock skew allowed on exp and nbf"), default: .seconds(5),
         allowsZero: true)
 
+    // MARK: Server API
+
+    public static let apiKey = ServeOption<[String]>.list(
+        spec(
+            "api-key", env: "SQUALL_API_KEYS", "none", "KEY", live: true, arity: .list,
+            "a key that opens the server API (/api/…, Authorization: apikey KEY); repeat for rotation; none: the API is off"))
+
     /// Every option, in the order help and docs list them.
     public static let all: [OptionSpec] = [
         config.spec, configWatch.spec, host.spec, port.spec, logLevel.spec, threads.spec, maxMessageSize.spec, outboxMessages.spec,
@@ -195,6 +202,7 @@ public enum Options {
         publishRate.spec, publishBurst.spec, subscribeRate.spec, subscribeBurst.spec, socketSendBuffer.spec, allowedOrigin.spec,
         trustedProxy.spec, forwardedHeader.spec, ipv4Prefix.spec, ipv6Prefix.spec, tlsCert.spec, tlsKey.spec, auth.spec, jwtSecret.spec,
         jwtSecretFile.spec, jwtPublicKey.spec, jwks.spec, jwksRefresh.spec, jwtAudience.spec, jwtIssuer.spec, jwtLeeway.spec,
+        apiKey.spec,
     ]
 
     /// The option a flag (`port` of `--port`) names.

@@ -47,6 +47,7 @@ extension Resolver {
             subscribeRate: try rate(Options.subscribeRate, burst: Options.subscribeBurst),
             tls: try tls(),
             auth: try auth(),
+            apiKeys: APIKeys(try value(Options.apiKey)),
             defaultNamespace: defaults.defaultNamespace,
             namespaces: defaults.namespaces
         )

@@ -91,7 +91,7 @@ struct Resolver {
     /// A value as it may be printed: secrets hidden, a database URL without its password.
     static func shown(_ spec: OptionSpec, _ text: String) -> String {
         switch spec.key {
-        case Options.jwtSecret.spec.key: return text == spec.defaultText ? text : "<secret>"
+        case Options.jwtSecret.spec.key, Options.apiKey.spec.key: return text == spec.defaultText ? text : "<secret>"
         case Options.store.spec.key:
             guard let at = text.firstIndex(of: "@"), let scheme = text.range(of: "://"), let colon = text[scheme.upperBound..<at].firstIndex(of: ":") else {
                 return text

@@ -161,7 +161,8 @@ import Testing
     @Test func aKeyFetchThatEndsAfterAReloadLeavesTheReloadsSettings() async throws {
         let before = AuthConfiguration(keys: [.secret(Self.secret)])
         let after = AuthConfiguration(mode: .required, keys: [.secret(Self.otherSecret)])
-        let policy = LivePolicy(LivePolicy.Snapshot(origins: OriginPolicy(), publishRate: nil, subscribeRate: nil, access: AccessPolicy(auth: before)))
+        let policy = LivePolicy(
+            LivePolicy.Snapshot(origins: OriginPolicy(), publishRate: nil, subscribeRate: nil, access: AccessPolicy(auth: before), apiKeys: APIKeys()))
         // A reload lands while a refresh of the old settings' keys is on its way…
         policy.update { $0.access = AccessPolicy(auth: after) }
         try await policy.reloadKeys(before)

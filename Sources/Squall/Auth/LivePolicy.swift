@@ -2,8 +2,8 @@ import Foundation
 import SquallCore
 import Synchronization
 
-/// What may change while the server runs — allowed origins, rates, tokens' keys and
-/// namespaces — as one snapshot that every request reads and a reload swaps whole.
+/// What may change while the server runs — allowed origins, rates, tokens' keys, namespaces and
+/// API keys — as one snapshot that every request reads and a reload swaps whole.
 ///
 /// Contracts: a read is one uncontended lock and a reference copy; nothing waits on a reload.
 /// A connection keeps what it was granted when it connected and subscribed (permissions are
@@ -15,6 +15,8 @@ public final class LivePolicy: Sendable {
         public var publishRate: RateLimit?
         public var subscribeRate: RateLimit?
         public var access: AccessPolicy
+        /// The keys that open the server API.
+        public var apiKeys: APIKeys
     }
 
     private let state: Mutex<Snapshot>

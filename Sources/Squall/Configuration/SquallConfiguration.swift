@@ -81,6 +81,8 @@ public struct SquallConfiguration: Sendable {
     /// Whether clients need connection tokens, and the keys that verify them. Default: tokens
     /// optional, no key (so every client is anonymous).
     public var auth: AuthConfiguration
+    /// The keys that open the server API (`/api/…`). Default none: the API is off.
+    public var apiKeys: APIKeys
     /// The options of channels outside every namespace. Default: anyone may do anything.
     public var defaultNamespace: NamespaceOptions
     /// Channel families by name (`chat` for `chat:lobby`), each with its options. Default none.
@@ -114,6 +116,7 @@ public struct SquallConfiguration: Sendable {
         subscribeRate: RateLimit? = .standardSubscriptions,
         tls: TLSFiles? = nil,
         auth: AuthConfiguration = AuthConfiguration(),
+        apiKeys: APIKeys = APIKeys(),
         defaultNamespace: NamespaceOptions = NamespaceOptions(),
         namespaces: [String: NamespaceOptions] = [:]
     ) {
@@ -143,6 +146,7 @@ public struct SquallConfiguration: Sendable {
         self.subscribeRate = subscribeRate
         self.tls = tls
         self.auth = auth
+        self.apiKeys = apiKeys
         self.defaultNamespace = defaultNamespace
         self.namespaces = namespaces
     }

@@ -48,6 +48,8 @@ public enum ErrorCode: Sendable, Hashable, CustomStringConvertible {
     case originNotAllowed
     /// 404: no such route.
     case notFound
+    /// 404: the server API (`/api/…`) is off: no `api-key` is configured.
+    case apiDisabled
     /// 405: a known route with another method.
     case methodNotAllowed
     /// 413: a body over the message size limit.
@@ -80,7 +82,7 @@ public enum ErrorCode: Sendable, Hashable, CustomStringConvertible {
     public static let builtIn: [ErrorCode] = [
         .invalidChannel, .invalidPosition, .invalidParameter, .malformedRequest, .invalidUTF8, .unsupportedProtocol,
         .invalidWebSocketKey, .invalidJSON, .invalidRequest, .missingField, .unknownOp, .notSubscribed, .tooManySubscriptions,
-        .unsupportedFrame, .unauthorized, .permissionDenied, .originNotAllowed, .notFound, .methodNotAllowed, .messageTooLarge, .uriTooLong,
+        .unsupportedFrame, .unauthorized, .permissionDenied, .originNotAllowed, .notFound, .apiDisabled, .methodNotAllowed, .messageTooLarge, .uriTooLong,
         .idempotencyKeyReused, .webSocketRequired,
         .unsupportedWebSocketVersion, .rateLimited, .requestHeadTooLarge, .internalError, .tooManyConnections,
         .storeUnavailable,
@@ -107,6 +109,7 @@ public enum ErrorCode: Sendable, Hashable, CustomStringConvertible {
         case .permissionDenied: "permission_denied"
         case .originNotAllowed: "origin_not_allowed"
         case .notFound: "not_found"
+        case .apiDisabled: "api_disabled"
         case .methodNotAllowed: "method_not_allowed"
         case .messageTooLarge: "message_too_large"
         case .uriTooLong: "uri_too_long"
@@ -131,7 +134,7 @@ public enum ErrorCode: Sendable, Hashable, CustomStringConvertible {
             .badRequest
         case .unauthorized: .unauthorized
         case .originNotAllowed, .permissionDenied: .forbidden
-        case .notFound: .notFound
+        case .notFound, .apiDisabled: .notFound
         case .methodNotAllowed: .methodNotAllowed
         case .messageTooLarge: .contentTooLarge
         case .uriTooLong: .init(code: 414, reasonPhrase: "URI Too Long")

@@ -68,6 +68,8 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
     let policy: LivePolicy
     /// Closes a connection when the token it upgraded with expires, whatever its mount.
     let expiring: ExpiringConnections
+    /// Every identified user's connections, which the server API's `disconnect` closes.
+    let users: ConnectedUsers
     /// Counts upgrades accepted and refused, for `/metrics`.
     let metrics: ServerMetrics
     let logger: Logger
@@ -87,11 +89,13 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
         policy: LivePolicy,
         admission: ConnectionAdmission,
         expiring: ExpiringConnections,
+        users: ConnectedUsers,
         metrics: ServerMetrics,
         tls: TLSAcceptor?,
         logger: Logger
     ) {
         self.expiring = expiring
+        self.users = users
         self.metrics = metrics
         self.tls = tls
         self.policy = policy
@@ -362,6 +366,10 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
         if let until = identity?.validUntil {
             expiring.watch(connection, until: until)
             channel.closeFuture.assumeIsolated().whenComplete { [expiring] _ in expiring.forget(connection) }
+        }
+        if let user = identity?.presenceUser {
+            users.add(connection, user: user)
+            channel.closeFuture.assumeIsolated().whenComplete { [users] _ in users.remove(connection, user: user) }
         }
         connection.open()
         return handler

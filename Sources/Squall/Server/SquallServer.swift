@@ -48,6 +48,14 @@ public struct SquallServer: Service, CustomStringConvertible {
     private let admission: ConnectionAdmission
     /// Connections whose token expires, closed by one sweep a second.
     private let expiring = ExpiringConnections()
+    /// Every identified user's connections and streams, for the server API.
+    private let users = ConnectedUsers()
+    /// This process among the nodes, as the server API's `info` names it.
+    private let node = UUID.random()
+    /// Where commands to other nodes go: a shared store's broker.
+    private var broker: (any LogBroker)? {
+        if case .shared(_, let broker, _) = configuration.storage { broker } else { nil }
+    }
     /// What `/metrics` serves.
     private let metrics = ServerMetrics()
     /// Whether the server has begun to shut down, for `/readyz`.
@@ -74,7 +82,8 @@ public struct SquallServer: Service, CustomStringConvertible {
                 subscribeRate: configuration.subscribeRate,
                 access: AccessPolicy(
                     auth: configuration.auth, defaultNamespace: configuration.defaultNamespace, namespaces: configuration.namespaces,
-                    maxInfo: configuration.maxInfo)
+                    maxInfo: configuration.maxInfo),
+                apiKeys: configuration.apiKeys
             ))
         self.policy = policy
         self.admission = ConnectionAdmission(configuration.limits, addresses: configuration.clientAddresses)
@@ -108,7 +117,7 @@ public struct SquallServer: Service, CustomStringConvertible {
         let msg = MsgTransport(hub: hub, policy: policy, maxInfo: maxInfo, maxMessageSize: configuration.maxMessageSize, expiring: expiring)
         mounts.append(WebSocketMount(path: "/msg", handler: mounted(msg), check: msgCheck))
         mounts.append(WebSocketMount(path: "/msg/{channel}", handler: mounted(msg), check: msgCheck))
-        let ws = WSTransport(hub: hub, configuration: configuration, policy: policy, opens: subscriptions, expiring: expiring)
+        let ws = WSTransport(hub: hub, configuration: configuration, policy: policy, opens: subscriptions, expiring: expiring, users: users)
         mounts.append(
             WebSocketMount(path: "/ws", handler: mounted(ws)) { head, uri, parameters, remote, client in
                 var acceptance = try Self.negotiateSubprotocol(head, uri, parameters, remote, client)
@@ -138,7 +147,7 @@ public struct SquallServer: Service, CustomStringConvertible {
 
     /// Applies what can change while the server runs from `configuration` — allowed origins,
     /// connection limits (for connections that come after), publish and subscribe rates, auth (keys are loaded first; a key that cannot be loaded
-    /// changes nothing), the default namespace and the namespaces — and returns at once; every
+    /// changes nothing), API keys, the default namespace and the namespaces — and returns at once; every
     /// connection stays open. The rest of `configuration` is ignored: it needs a restart.
     /// - Returns: whether the keys that verify tokens changed (a secret file's contents, say,
     ///   which the configuration's text does not show).
@@ -154,7 +163,8 @@ public struct SquallServer: Service, CustomStringConvertible {
                 subscribeRate: configuration.subscribeRate,
                 access: AccessPolicy(
                     auth: configuration.auth, keys: keys, defaultNamespace: configuration.defaultNamespace,
-                    namespaces: configuration.namespaces, maxInfo: snapshot.access.maxInfo)
+                    namespaces: configuration.namespaces, maxInfo: snapshot.access.maxInfo),
+                apiKeys: configuration.apiKeys
             )
         }
         return changed
@@ -199,6 +209,8 @@ public struct SquallServer: Service, CustomStringConvertible {
         // The configured keys, before the first client: a key that cannot be loaded stops the
         // server here rather than refusing every token later.
         try await policy.reloadKeys(configuration.auth)
+        // Other nodes' `disconnect` and `unsubscribe` reach this node's users.
+        broker?.follow(users)
         let listener = try makeListener()
         let group = ServiceGroup(
             configuration: .init(
@@ -267,7 +279,14 @@ public struct SquallServer: Service, CustomStringConvertible {
         }
         let departures = ClientDepartures()
         PollingTransport(hub: hub, configuration: configuration, policy: policy, departures: departures, opens: subscriptions).add(to: router)
-        SSETransport(hub: hub, configuration: configuration, policy: policy, departures: departures, subscriptions: subscriptions).add(to: router)
+        SSETransport(hub: hub, configuration: configuration, policy: policy, departures: departures, subscriptions: subscriptions, users: users)
+            .add(to: router)
+
+        try ServerAPI(
+            commands: ServerCommands(
+                hub: hub, users: users, pool: connections, broker: broker, maxReplyBytes: configuration.maxReplyBytes, node: node, started: .now),
+            limits: ServerCommand.Limits(maxMessageSize: configuration.maxMessageSize, policy: policy)
+        ).add(to: router, gate: APIGate(policy: policy, maxBodyBytes: max(16 << 20, 2 * configuration.maxMessageSize)))
 
         let policy = self.policy
         let addresses = configuration.clientAddresses
@@ -308,6 +327,7 @@ public struct SquallServer: Service, CustomStringConvertible {
                 policy: policy,
                 admission: admission,
                 expiring: expiring,
+                users: users,
                 metrics: metrics,
                 tls: tls,
                 logger: logger

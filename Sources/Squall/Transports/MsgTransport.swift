@@ -103,6 +103,16 @@ final class MsgTransport: NonBlockingWebSocketHandler {
     }
 }
 
+extension MsgTransport: ChannelLeaving {
+    /// A plain socket is its channel: the server API taking its user off that channel closes it
+    /// with 4501.
+    func unsubscribe(_ connection: WebSocketConnection, from channel: ChannelName) -> Bool {
+        guard subscribers.withLock({ $0[connection.id]?.channel == channel }) else { return false }
+        connection.close(.unsubscribedByServer)
+        return true
+    }
+}
+
 /// Delivers a channel's messages to a plain socket as the frames that were published.
 final class MsgSubscriber: Subscriber {
     let connection: WebSocketConnection

@@ -19,6 +19,8 @@ struct SSETransport: Sendable {
     let departures: ClientDepartures
     /// One bucket per client address for the subscriptions streams open with.
     let subscriptions: AddressRateLimiter
+    /// Identified users' sessions, for the server API.
+    let users: ConnectedUsers
 
     func add(to router: Router<SquallRequestContext>) {
         router.group("channels/{name}").get("events", use: events)
@@ -52,7 +54,8 @@ struct SSETransport: Sendable {
             heartbeat: configuration.sseHeartbeat,
             closeTimeout: configuration.closeTimeout,
             socket: context.socket,
-            departure: departures[context.socket]
+            departure: departures[context.socket],
+            users: users
         )
         var headers: HTTPFields = [
             .contentType: "text/event-stream; charset=utf-8",
@@ -92,6 +95,8 @@ struct EventStream: Sendable {
     let closeTimeout: Duration
     let socket: any Channel
     let departure: ClientDeparture
+    /// Identified users' sessions, which this stream joins while it runs.
+    let users: ConnectedUsers
 
     func run(writer: inout any ResponseBodyWriter) async throws {
         let outbox = self.outbox
@@ -116,6 +121,9 @@ struct EventStream: Sendable {
             }
         }
         defer { hub.unsubscribe(subscriber, from: target.channel) }
+        let session = SSESession(outbox: outbox, channel: target.channel)
+        if let user = identity?.presenceUser { users.add(session, user: user) }
+        defer { if let user = identity?.presenceUser { users.remove(session, user: user) } }
 
         try await withGracefulShutdownHandler {
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -168,6 +176,28 @@ struct EventStream: Sendable {
         body.integer("code", disconnect.code)
         body.string("reason", disconnect.reason)
         return SSE.event("close", data: body.finish())
+    }
+}
+
+/// A stream as the server API sees it: ended with a `close` event by `disconnect`, and by
+/// `unsubscribe` from its channel (4501).
+final class SSESession: UserSession {
+    let outbox: Outbox
+    let channel: ChannelName
+
+    init(outbox: Outbox, channel: ChannelName) {
+        self.outbox = outbox
+        self.channel = channel
+    }
+
+    func disconnect(_ disconnect: Disconnect) {
+        outbox.close(disconnect)
+    }
+
+    func unsubscribe(from channel: ChannelName) -> Bool {
+        guard channel == self.channel else { return false }
+        outbox.close(.unsubscribedByServer)
+        return true
     }
 }
 

@@ -30,10 +30,16 @@ final class WSTransport: NonBlockingWebSocketHandler {
     private let handshakeTimeout: Duration
     /// Closes connections whose token expired; a `refresh` moves a connection's time.
     private let expiring: ExpiringConnections
+    /// Identified users' connections, which a `connect` adds this connection to.
+    private let users: ConnectedUsers
     private let subscribers = Mutex<[UUID: WSSubscriber]>([:])
 
-    init(hub: Hub, configuration: SquallConfiguration, policy: LivePolicy, opens: AddressRateLimiter, expiring: ExpiringConnections) {
+    init(
+        hub: Hub, configuration: SquallConfiguration, policy: LivePolicy, opens: AddressRateLimiter, expiring: ExpiringConnections,
+        users: ConnectedUsers
+    ) {
         self.hub = hub
+        self.users = users
         self.expiring = expiring
         self.policy = policy
         self.opens = opens
@@ -74,6 +80,10 @@ final class WSTransport: NonBlockingWebSocketHandler {
     func onCloseNow(_ connection: WebSocketConnection, _ cause: CloseCause) {
         guard let subscriber = subscribers.withLock({ $0.removeValue(forKey: connection.id) }) else { return }
         expiring.forget(connection)
+        // A user known from the upgrade is the server's to forget; one from a `connect`, this handler's.
+        if connection.identity == nil, let user = subscriber.identity.withLock({ $0 })?.presenceUser {
+            users.remove(connection, user: user)
+        }
         for channel in subscriber.channels.withLock({ Array($0.keys) }) {
             hub.unsubscribe(subscriber, from: channel)
         }
@@ -145,12 +155,7 @@ final class WSTransport: NonBlockingWebSocketHandler {
                 throw ProtocolError(.notSubscribed, message: "not subscribed to \(channel)")
             }
             try chargeSubscription(of: subscriber)
-            subscriber.channels.withLock { $0[channel] = nil }
-            if subscriber.subscriptionExpiries.withLock({ $0.removeValue(forKey: channel) }) != nil {
-                watchExpiry(of: subscriber)
-            }
-            hub.unsubscribe(subscriber, from: channel)
-            send(ProtocolReply.unsubscribed(ref: request.ref, channel: channel), to: connection)
+            leave(channel, subscriber, ref: request.ref)
         case "publish":
             let channel = try channel(of: request, op)
             let subscribed = subscriber.channels.withLock { $0[channel] != nil }
@@ -241,12 +246,27 @@ final class WSTransport: NonBlockingWebSocketHandler {
         if let current = subscriber.identity.withLock({ $0 }), current.user != identity.user {
             return connection.close(.unauthorized("a refreshed token must be for the same user"))
         }
-        subscriber.identity.withLock { $0 = identity }
+        let previous = subscriber.identity.withLock { held in
+            defer { held = identity }
+            return held
+        }
         subscriber.connected.withLock { $0 = true }
+        if previous == nil, let user = identity.presenceUser { users.add(connection, user: user) }
         watchExpiry(of: subscriber)
         send(
             ProtocolReply.connected(ref: request.ref, type: op == "connect" ? "connected" : "refreshed", user: identity.user, expires: identity.expires),
             to: connection)
+    }
+
+    /// Takes `subscriber` off `channel` and says so with an `unsubscribed` reply (`ref` is the
+    /// request's; none when the server API asked).
+    private func leave(_ channel: ChannelName, _ subscriber: WSSubscriber, ref: RawJSON?) {
+        subscriber.channels.withLock { $0[channel] = nil }
+        if subscriber.subscriptionExpiries.withLock({ $0.removeValue(forKey: channel) }) != nil {
+            watchExpiry(of: subscriber)
+        }
+        hub.unsubscribe(subscriber, from: channel)
+        send(ProtocolReply.unsubscribed(ref: ref, channel: channel), to: subscriber.connection)
     }
 
     /// Closes the connection with 4002 when its connection token, or the first of its private
@@ -322,6 +342,18 @@ final class WSTransport: NonBlockingWebSocketHandler {
 
     private func send(_ reply: ByteBuffer, to connection: WebSocketConnection) {
         connection.writeMessage(.text(utf8: reply))
+    }
+}
+
+extension WSTransport: ChannelLeaving {
+    /// The server API took the connection's user off `channel`: the connection stays open and
+    /// is told with an `unsubscribed` reply without `ref`.
+    func unsubscribe(_ connection: WebSocketConnection, from channel: ChannelName) -> Bool {
+        guard let subscriber = subscribers.withLock({ $0[connection.id] }), subscriber.channels.withLock({ $0[channel] != nil }) else {
+            return false
+        }
+        leave(channel, subscriber, ref: nil)
+        return true
     }
 }
 

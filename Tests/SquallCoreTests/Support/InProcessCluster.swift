@@ -39,6 +39,7 @@ final class InProcessCluster: Sendable {
     private struct Follower {
         weak var logs: (any LogFollower)?
         weak var presence: (any PresenceFollower)?
+        weak var commands: (any NodeCommandFollower)?
     }
 
     private let state = Mutex(State())
@@ -149,6 +150,32 @@ final class InProcessCluster: Sendable {
         }
     }
 
+    /// Deletes `channel`'s messages and tells every node, as PostgreSQL's store does.
+    fileprivate func removeHistory(_ channel: ChannelName) -> StreamPosition? {
+        let (position, followers) = state.withLock { state -> (StreamPosition?, [any LogFollower]) in
+            guard var row = state.rows[channel] else { return (nil, []) }
+            row.messages.removeAll()
+            state.rows[channel] = row
+            return (StreamPosition(epoch: row.epoch, offset: row.lastOffset), state.followers.values.compactMap(\.logs))
+        }
+        if let position { for follower in followers { follower.historyRemoved(channel, through: position) } }
+        return position
+    }
+
+    /// Hands `command` to every node but `node`.
+    fileprivate func send(_ command: NodeCommand, from node: UUID) {
+        let followers = state.withLock { $0.followers.filter { $0.key != node }.compactMap(\.value.commands) }
+        for follower in followers { follower.received(command) }
+    }
+
+    fileprivate func follow(_ node: UUID, commands: any NodeCommandFollower) {
+        state.withLock { state in
+            var follower = state.followers[node] ?? Follower()
+            follower.commands = commands
+            state.followers[node] = follower
+        }
+    }
+
     fileprivate func follow(_ node: UUID, logs: (any LogFollower)? = nil, presence: (any PresenceFollower)? = nil) {
         state.withLock { state in
             var follower = state.followers[node] ?? Follower()
@@ -201,7 +228,13 @@ final class InProcessCluster: Sendable {
             try await cluster.read(channel, after: position, limit: limit, retention: retention)
         }
 
+        func removeHistory(_ channel: ChannelName) async throws(StoreError) -> StreamPosition? { cluster.removeHistory(channel) }
+
         func close() async {}
+
+        func follow(_ follower: any NodeCommandFollower) { cluster.follow(node, commands: follower) }
+
+        func send(_ command: NodeCommand) async throws(StoreError) { cluster.send(command, from: node) }
 
         func follow(_ follower: any LogFollower) { cluster.follow(node, logs: follower) }
 
