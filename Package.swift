@@ -170,6 +170,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                // `squall api`: a running server's API, called as a backend calls it.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
         // The README's embedding example, built with everything else so that it cannot rot.

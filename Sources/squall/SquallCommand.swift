@@ -5,7 +5,7 @@ struct SquallCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "squall",
         abstract: "Squall, a real-time messaging server: WebSocket broadcast chat and more.",
-        subcommands: [Serve.self, Config.self, Token.self, Bench.self],
+        subcommands: [Serve.self, Config.self, Token.self, API.self, Bench.self],
         defaultSubcommand: Serve.self
     )
 }

@@ -2,6 +2,7 @@
 import asyncio
 import datetime
 import email.utils
+import json
 import re
 import signal
 import subprocess
@@ -168,3 +169,32 @@ def test_squall_token_mints_a_token_the_server_accepts_with_the_claims_asked_for
     # Without a secret there is nothing to sign with: a usage error, not a token.
     refused = subprocess.run([squall_binary(), "token", "--sub", "alice"], capture_output=True, text=True, timeout=20, env={"PATH": "/usr/bin:/bin"})
     assert refused.returncode == 64 and "signs with a secret" in refused.stderr
+
+
+async def test_squall_api_drives_a_running_server_with_the_configured_key(squall, tmp_path):
+    config = tmp_path / "squall.yaml"
+    config.write_text("api-key: [operator-key]\n")
+    server = squall("--config", str(config), "--log-level", "error")
+
+    def api(*args, input=None):
+        return subprocess.run([squall_binary(), "api", *args, "--config", str(config), "--port", str(server.port)],
+                              capture_output=True, text=True, timeout=20, input=input)
+
+    async with connect(f"{server.ws}/msg/news", open_timeout=5) as listener:
+        published = api("publish", "news", "from the operator", "--idempotency-key", "op-1")
+        assert published.returncode == 0, published.stderr
+        assert json.loads(published.stdout)["offset"] == 1
+        assert await asyncio.wait_for(listener.recv(), 5) == "from the operator"
+        channels = api("channels", "n*")
+        assert json.loads(channels.stdout) == {"channels": [{"channel": "news", "subscribers": 1}]}
+    history = json.loads(api("history", "news", "--limit", "5").stdout)
+    assert [m["data"] for m in history["messages"]] == ["from the operator"]
+    batch = api("batch", "-", input=json.dumps([{"method": "publish", "params": {"channel": "news", "data": "second"}}]))
+    assert json.loads(batch.stdout)["replies"][0]["result"]["offset"] == 2
+    assert json.loads(api("info").stdout)["nodes"][0]["messages"] == 2
+    # A refusal is the server's JSON error on stderr and exit 1; no key at all is a usage error.
+    refused = api("disconnect", "alice", "--code", "1000")
+    assert refused.returncode == 1 and "invalid_parameter" in refused.stderr
+    nokey = subprocess.run([squall_binary(), "api", "info", "--port", str(server.port)], capture_output=True, text=True, timeout=20,
+                           env={"PATH": "/usr/bin:/bin"})
+    assert nokey.returncode == 64 and "no API key" in nokey.stderr

@@ -11,6 +11,9 @@ public struct APIKeys: Sendable, Hashable, CustomStringConvertible {
         self.keys = keys.filter { !$0.isEmpty }.map { Array($0.utf8) }
     }
 
+    /// The first key, for a client of the API on this machine (`squall api`).
+    public var first: String? { keys.first.map { String(decoding: $0, as: UTF8.self) } }
+
     /// Whether the API is on.
     public var isEmpty: Bool { keys.isEmpty }
 
