@@ -99,6 +99,9 @@ extension Disconnect {
     /// 1008: a `/msg` client kept publishing over the publish rate until its burst was used up;
     /// its frames have no reply to say so otherwise.
     public static let publishRateExceeded = Disconnect(code: 1008, reason: "publish rate exceeded")
+    /// 1008: a client sent more than may wait while the backend's hooks decide whether to let
+    /// it in.
+    public static let earlyMessages = Disconnect(code: 1008, reason: "too many messages before the connection was let in")
     /// 1009: a message over the size limit, compressed or inflated.
     public static let messageTooBig = Disconnect(code: 1009, reason: "message too big")
     /// 1011: a handler failed while serving this connection.
@@ -107,6 +110,9 @@ extension Disconnect {
     public static let cannotInflate = Disconnect(code: 1011, reason: "cannot inflate now")
     /// 1011: the channel's log could not be read from the store in time; the client may retry.
     public static let storeUnavailable = Disconnect(code: 1011, reason: "store unavailable; retry later")
+    /// 1013 (try again later): the backend's hook did not answer, so the connection could not be
+    /// let in or renewed.
+    public static let hookUnavailable = Disconnect(code: 1013, reason: "backend unavailable; retry later")
 
     // MARK: 4000–4999: Squall's own
 
@@ -143,6 +149,11 @@ extension Disconnect {
 
     /// 4500: a backend disconnected the user through the server API, without a code of its own.
     public static let disconnectedByServer = Disconnect(code: 4500, reason: "disconnected by the server")
+    /// 4503 unless the backend said another code: the backend's hook refused the connection, its
+    /// renewal, its subscription (a `/msg` socket) or its publish (a `/msg` frame).
+    public static func hookDenied(code: UInt16?, _ why: String) -> Disconnect {
+        Disconnect(code: code ?? 4503, reason: String(why.utf8.prefix(123)) ?? "denied by the backend")
+    }
     /// 4501: a backend took the user off the channel through the server API: a `/msg` socket
     /// or SSE stream, which is its channel, ends.
     public static let unsubscribedByServer = Disconnect(code: 4501, reason: "unsubscribed by the server")
@@ -153,10 +164,11 @@ extension Disconnect {
         .unmaskedFrame, .reservedBits, .noExtensionNegotiated, .compressedControlOrContinuation, .expectedContinuation,
         .unexpectedContinuation, .unknownOpcode, .invalidFrameLength, .fragmentedControlFrame, .controlFrameTooLong,
         .invalidCloseFrame, .invalidCloseCode,
-        .invalidUTF8, .invalidCompressedData, .invalidCloseReason, .slowConsumer, .publishRateExceeded, .messageTooBig, .serverError, .cannotInflate,
-        .storeUnavailable,
+        .invalidUTF8, .invalidCompressedData, .invalidCloseReason, .slowConsumer, .publishRateExceeded, .earlyMessages, .messageTooBig, .serverError,
+        .cannotInflate,
+        .storeUnavailable, .hookUnavailable,
         .unauthorized("a connection token is required"), .tokenExpired, .permissionDenied("namespace chat refuses this (publish: subscribers)"),
         .positionNotRecoverable(current: StreamPosition(epoch: "epoch", offset: 0)), .logRestarted, .disconnectedByServer,
-        .unsubscribedByServer,
+        .unsubscribedByServer, .hookDenied(code: nil, "denied by the backend"),
     ]
 }

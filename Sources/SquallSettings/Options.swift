@@ -193,6 +193,26 @@ public enum Options {
             "api-key", env: "SQUALL_API_KEYS", "none", "KEY", live: true, arity: .list,
             "a key that opens the server API (/api/…, Authorization: apikey KEY); repeat for rotation; none: the API is off"))
 
+    // MARK: Backend hooks
+
+    public static let hookConnect = ServeOption<String?>.optionalText(
+        spec("hook-connect", "none", "URL", "asked before a WebSocket or SSE client is let in; may name its user (docs/operations.md)"))
+    public static let hookRefresh = ServeOption<String?>.optionalText(
+        spec("hook-refresh", "none", "URL", "asked when a connection's time is up, instead of closing it with 4002"))
+    public static let hookSubscribe = ServeOption<String?>.optionalText(
+        spec("hook-subscribe", "none", "URL", "asked before each subscribe (a namespace's hook-subscribe replaces it)"))
+    public static let hookPublish = ServeOption<String?>.optionalText(
+        spec("hook-publish", "none", "URL", "asked before each client publish; may replace the data (a namespace's hook-publish replaces it)"))
+    public static let hookTimeout = ServeOption<Duration>.duration(
+        spec("hook-timeout", "3s", "DURATION", "how long a hook may take; later counts as unavailable (hook_unavailable)"), default: .seconds(3))
+    public static let hookConcurrency = ServeOption<Int>.integer(
+        spec("hook-concurrency", "1000", "N", "most calls of one hook waiting at once; more are refused (hook_unavailable)"), default: 1000,
+        in: 1...1_000_000)
+    public static let hookHeader = ServeOption<[String]>.list(
+        spec(
+            "hook-header", env: "SQUALL_HOOK_HEADERS", "none", "NAME", arity: .list,
+            "a request header the hooks are shown (cookie, authorization, x-request-id); repeatable"))
+
     /// Every option, in the order help and docs list them.
     public static let all: [OptionSpec] = [
         config.spec, configWatch.spec, host.spec, port.spec, logLevel.spec, threads.spec, maxMessageSize.spec, outboxMessages.spec,
@@ -202,7 +222,8 @@ public enum Options {
         publishRate.spec, publishBurst.spec, subscribeRate.spec, subscribeBurst.spec, socketSendBuffer.spec, allowedOrigin.spec,
         trustedProxy.spec, forwardedHeader.spec, ipv4Prefix.spec, ipv6Prefix.spec, tlsCert.spec, tlsKey.spec, auth.spec, jwtSecret.spec,
         jwtSecretFile.spec, jwtPublicKey.spec, jwks.spec, jwksRefresh.spec, jwtAudience.spec, jwtIssuer.spec, jwtLeeway.spec,
-        apiKey.spec,
+        apiKey.spec, hookConnect.spec, hookRefresh.spec, hookSubscribe.spec, hookPublish.spec, hookTimeout.spec, hookConcurrency.spec,
+        hookHeader.spec,
     ]
 
     /// The option a flag (`port` of `--port`) names.

@@ -48,6 +48,7 @@ extension Resolver {
             tls: try tls(),
             auth: try auth(),
             apiKeys: APIKeys(try value(Options.apiKey)),
+            hooks: try hooks(),
             defaultNamespace: defaults.defaultNamespace,
             namespaces: defaults.namespaces
         )
@@ -82,6 +83,22 @@ extension Resolver {
             let given = certificate == nil ? Options.tlsKey.spec : Options.tlsCert.spec
             throw SettingError(key: given.key, value: nil, source: source(of: given), problem: "tls-cert and tls-key go together")
         }
+    }
+
+    private mutating func hooks() throws(SettingError) -> HookConfiguration {
+        var urls: [HookConfiguration.Kind: String] = [:]
+        let options: [(HookConfiguration.Kind, ServeOption<String?>)] = [
+            (.connect, Options.hookConnect), (.refresh, Options.hookRefresh), (.subscribe, Options.hookSubscribe), (.publish, Options.hookPublish),
+        ]
+        for (kind, option) in options {
+            guard let url = try value(option) else { continue }
+            guard HookConfiguration.isURL(url) else {
+                throw SettingError(key: option.spec.key, value: url, source: source(of: option.spec), problem: "is not an http:// or https:// URL")
+            }
+            urls[kind] = url
+        }
+        return HookConfiguration(
+            urls: urls, timeout: try value(Options.hookTimeout), concurrency: try value(Options.hookConcurrency), headers: try value(Options.hookHeader))
     }
 
     private mutating func auth() throws(SettingError) -> AuthConfiguration {

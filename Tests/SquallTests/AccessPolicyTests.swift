@@ -110,4 +110,14 @@ import Testing
         #expect(throws: NamespaceOptions.InvalidOption.self) { try NamespaceOptions(["presence": "maybe"]) }
         #expect(throws: NamespaceOptions.InvalidOption.self) { try NamespaceOptions(["history-size": 0]) }
     }
+
+    @Test func aNamespaceHasItsOwnHooksOrTurnsTheServersOff() throws {
+        let hooked = try NamespaceOptions(["hook-subscribe": "https://app.example/hooks/subscribe", "hook-publish": "off"])
+        #expect(hooked.subscribeHook.url(server: "http://server/sub") == "https://app.example/hooks/subscribe")
+        #expect(hooked.publishHook.url(server: "http://server/pub") == nil)
+        #expect(NamespaceOptions().publishHook.url(server: "http://server/pub") == "http://server/pub")
+        for url in ["ftp://x", "app.example/hook", "http://", "http://a b"] {
+            #expect(throws: NamespaceOptions.InvalidOption.self, "\(url)") { try NamespaceOptions(["hook-publish": .text(url)]) }
+        }
+    }
 }

@@ -20,11 +20,14 @@ public final class LivePolicy: Sendable {
     }
 
     private let state: Mutex<Snapshot>
+    /// The backend's hooks, which a restart changes (a namespace's own hooks change live).
+    let hooks: BackendHooks
     /// When the JWKS URLs were last fetched because a token named a `kid` they lacked.
     private let lastKeyRefresh = Mutex<ContinuousClock.Instant?>(nil)
 
-    init(_ snapshot: Snapshot) {
+    init(_ snapshot: Snapshot, hooks: HookConfiguration = HookConfiguration()) {
         state = Mutex(snapshot)
+        self.hooks = BackendHooks(hooks, maxInfo: snapshot.access.maxInfo)
     }
 
     /// The snapshot now.

@@ -27,7 +27,7 @@ extension NamespaceOptions {
     /// Every key a namespace's dictionary may hold, in the order docs list them.
     public static let keys = [
         "history-size", "history-age", "history-bytes", "presence", "join-leave", "subscribe", "publish", "history", "presence-read", "private",
-        "max-message-size", "publish-rate",
+        "max-message-size", "publish-rate", "hook-subscribe", "hook-publish",
     ]
 
     /// A key or value a namespace cannot take: the key, the value as given, and what it must be.
@@ -43,7 +43,8 @@ extension NamespaceOptions {
     /// family. Keys are the configuration file's (``keys``): `history-size`, `history-age`
     /// (`1h`), `history-bytes` (`1MiB`), `presence`, `join-leave`, `private` (booleans),
     /// `subscribe`, `publish`, `history`, `presence-read` (a ``ChannelAccess``),
-    /// `max-message-size` (`64KiB`) and `publish-rate` (`10/s`, or `off`). `history` given a
+    /// `max-message-size` (`64KiB`), `publish-rate` (`10/s`, or `off`) and `hook-subscribe`,
+    /// `hook-publish` (an http(s) URL, or `off`). `history` given a
     /// number is the history size, as in `["history": 100, "publish": "subscribers"]`. Keys
     /// absent keep their defaults.
     /// - Throws: ``InvalidOption`` for an unknown key or a value of the wrong kind.
@@ -81,6 +82,8 @@ extension NamespaceOptions {
                 }
                 publishRate = rate
             }
+        case "hook-subscribe": subscribeHook = try Self.hook(key, value)
+        case "hook-publish": publishHook = try Self.hook(key, value)
         default:
             throw InvalidOption(key: key, value: value.description, requirement: "a namespace option; one of \(Self.keys.joined(separator: ", "))")
         }
@@ -109,6 +112,13 @@ extension NamespaceOptions {
     private static func flag(_ key: String, _ value: NamespaceValue) throws(InvalidOption) -> Bool {
         guard let flag = ValueText.boolean(value.description) else { throw InvalidOption(key: key, value: value.description, requirement: "true or false") }
         return flag
+    }
+
+    private static func hook(_ key: String, _ value: NamespaceValue) throws(InvalidOption) -> NamespaceHook {
+        let text = value.description
+        if text == "off" { return .off }
+        guard HookConfiguration.isURL(text) else { throw InvalidOption(key: key, value: text, requirement: "an http:// or https:// URL, or off") }
+        return .url(text)
     }
 
     private static func access(_ key: String, _ value: NamespaceValue) throws(InvalidOption) -> ChannelAccess {

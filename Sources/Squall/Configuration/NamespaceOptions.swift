@@ -37,6 +37,10 @@ public struct NamespaceOptions: Sendable, Equatable {
     /// How fast one client (a WebSocket connection, or an HTTP client address) may publish
     /// here, on top of the server's `publish-rate`; `nil` for no limit of the namespace's own.
     public var publishRate: RateLimit?
+    /// The subscribe hook of this namespace's channels. Default: the server's.
+    public var subscribeHook: NamespaceHook
+    /// The publish hook of this namespace's channels. Default: the server's.
+    public var publishHook: NamespaceHook
 
     /// A namespace; every argument has the default documented on its property.
     public init(
@@ -51,8 +55,12 @@ public struct NamespaceOptions: Sendable, Equatable {
         presenceRead: ChannelAccess = .anyone,
         isPrivate: Bool = false,
         maxMessageSize: Int? = nil,
-        publishRate: RateLimit? = nil
+        publishRate: RateLimit? = nil,
+        subscribeHook: NamespaceHook = .inherited,
+        publishHook: NamespaceHook = .inherited
     ) {
+        self.subscribeHook = subscribeHook
+        self.publishHook = publishHook
         self.historySize = historySize
         self.historyAge = historyAge
         self.historyBytes = historyBytes

@@ -83,6 +83,8 @@ public struct SquallConfiguration: Sendable {
     public var auth: AuthConfiguration
     /// The keys that open the server API (`/api/…`). Default none: the API is off.
     public var apiKeys: APIKeys
+    /// The backend's hooks on connect, refresh, subscribe and publish. Default none.
+    public var hooks: HookConfiguration
     /// The options of channels outside every namespace. Default: anyone may do anything.
     public var defaultNamespace: NamespaceOptions
     /// Channel families by name (`chat` for `chat:lobby`), each with its options. Default none.
@@ -117,6 +119,7 @@ public struct SquallConfiguration: Sendable {
         tls: TLSFiles? = nil,
         auth: AuthConfiguration = AuthConfiguration(),
         apiKeys: APIKeys = APIKeys(),
+        hooks: HookConfiguration = HookConfiguration(),
         defaultNamespace: NamespaceOptions = NamespaceOptions(),
         namespaces: [String: NamespaceOptions] = [:]
     ) {
@@ -147,6 +150,7 @@ public struct SquallConfiguration: Sendable {
         self.tls = tls
         self.auth = auth
         self.apiKeys = apiKeys
+        self.hooks = hooks
         self.defaultNamespace = defaultNamespace
         self.namespaces = namespaces
     }

@@ -105,6 +105,9 @@ public final class WebSocketConnection: Sendable, Identifiable, Hashable, Custom
         return logger
     }
 
+    /// The upgrade request's headers, as the backend's hooks are shown them.
+    var requestHeaders: [(name: String, value: String)] { head.headers.map { ($0.name, $0.value) } }
+
     /// The client's address, as the operating system reports it.
     public var remoteAddress: SocketAddress? { socket.remoteAddress }
 

@@ -43,6 +43,9 @@ public enum ErrorCode: Sendable, Hashable, CustomStringConvertible {
     /// 403: the channel's namespace does not let this client subscribe, publish or read there;
     /// the message names the namespace and the rule.
     case permissionDenied
+    /// 403: the backend's hook (``HookConfiguration``) refused the connection, subscription or
+    /// publish; the message is the backend's.
+    case hookDenied
     /// 403: a WebSocket upgrade or a state-changing request from a web page whose origin the
     /// server does not admit (``OriginPolicy``).
     case originNotAllowed
@@ -72,6 +75,9 @@ public enum ErrorCode: Sendable, Hashable, CustomStringConvertible {
     /// 503: the server holds as many connections as it may, in all or from this address
     /// (``ConnectionLimits``).
     case tooManyConnections
+    /// 503: the backend's hook did not answer in time, could not be reached, answered something
+    /// that is not a decision, or has as many calls waiting as it may; nothing was done.
+    case hookUnavailable
     /// 503: the store could not commit a publish, or give a channel's log in time
     /// (``StoreError``); nothing was done.
     case storeUnavailable
@@ -82,10 +88,11 @@ public enum ErrorCode: Sendable, Hashable, CustomStringConvertible {
     public static let builtIn: [ErrorCode] = [
         .invalidChannel, .invalidPosition, .invalidParameter, .malformedRequest, .invalidUTF8, .unsupportedProtocol,
         .invalidWebSocketKey, .invalidJSON, .invalidRequest, .missingField, .unknownOp, .notSubscribed, .tooManySubscriptions,
-        .unsupportedFrame, .unauthorized, .permissionDenied, .originNotAllowed, .notFound, .apiDisabled, .methodNotAllowed, .messageTooLarge, .uriTooLong,
+        .unsupportedFrame, .unauthorized, .permissionDenied, .hookDenied, .originNotAllowed, .notFound, .apiDisabled, .methodNotAllowed, .messageTooLarge,
+        .uriTooLong,
         .idempotencyKeyReused, .webSocketRequired,
         .unsupportedWebSocketVersion, .rateLimited, .requestHeadTooLarge, .internalError, .tooManyConnections,
-        .storeUnavailable,
+        .storeUnavailable, .hookUnavailable,
     ]
 
     /// The code as clients see it.
@@ -107,6 +114,8 @@ public enum ErrorCode: Sendable, Hashable, CustomStringConvertible {
         case .unsupportedFrame: "unsupported_frame"
         case .unauthorized: "unauthorized"
         case .permissionDenied: "permission_denied"
+        case .hookDenied: "hook_denied"
+        case .hookUnavailable: "hook_unavailable"
         case .originNotAllowed: "origin_not_allowed"
         case .notFound: "not_found"
         case .apiDisabled: "api_disabled"
@@ -133,7 +142,7 @@ public enum ErrorCode: Sendable, Hashable, CustomStringConvertible {
             .tooManySubscriptions, .unsupportedFrame:
             .badRequest
         case .unauthorized: .unauthorized
-        case .originNotAllowed, .permissionDenied: .forbidden
+        case .originNotAllowed, .permissionDenied, .hookDenied: .forbidden
         case .notFound, .apiDisabled: .notFound
         case .methodNotAllowed: .methodNotAllowed
         case .messageTooLarge: .contentTooLarge
@@ -143,7 +152,7 @@ public enum ErrorCode: Sendable, Hashable, CustomStringConvertible {
         case .requestHeadTooLarge: .init(code: 431, reasonPhrase: "Request Header Fields Too Large")
         case .rateLimited: .tooManyRequests
         case .internalError: .internalServerError
-        case .tooManyConnections, .storeUnavailable: .serviceUnavailable
+        case .tooManyConnections, .storeUnavailable, .hookUnavailable: .serviceUnavailable
         case .custom(_, let status): status
         }
     }

@@ -46,8 +46,9 @@ public struct SquallServer: Service, CustomStringConvertible {
     private let subscriptions: AddressRateLimiter
     /// Counts connections against the limits, which a reload may change.
     private let admission: ConnectionAdmission
-    /// Connections whose token expires, closed by one sweep a second.
-    private let expiring = ExpiringConnections()
+    /// Connections whose token expires, closed (or renewed by the refresh hook) by one sweep a
+    /// second.
+    private let expiring: ExpiringConnections
     /// Every identified user's connections and streams, for the server API.
     private let users = ConnectedUsers()
     /// This process among the nodes, as the server API's `info` names it.
@@ -84,8 +85,9 @@ public struct SquallServer: Service, CustomStringConvertible {
                     auth: configuration.auth, defaultNamespace: configuration.defaultNamespace, namespaces: configuration.namespaces,
                     maxInfo: configuration.maxInfo),
                 apiKeys: configuration.apiKeys
-            ))
+            ), hooks: configuration.hooks)
         self.policy = policy
+        self.expiring = ExpiringConnections(policy: policy)
         self.admission = ConnectionAdmission(configuration.limits, addresses: configuration.clientAddresses)
         let retention = configuration.retention
         let hub = Hub(
@@ -114,7 +116,8 @@ public struct SquallServer: Service, CustomStringConvertible {
             return WebSocketMount.Acceptance(identity: identity)
         }
         let expiring = self.expiring
-        let msg = MsgTransport(hub: hub, policy: policy, maxInfo: maxInfo, maxMessageSize: configuration.maxMessageSize, expiring: expiring)
+        let msg = MsgTransport(
+            hub: hub, policy: policy, maxInfo: maxInfo, maxMessageSize: configuration.maxMessageSize, expiring: expiring, users: users)
         mounts.append(WebSocketMount(path: "/msg", handler: mounted(msg), check: msgCheck))
         mounts.append(WebSocketMount(path: "/msg/{channel}", handler: mounted(msg), check: msgCheck))
         let ws = WSTransport(hub: hub, configuration: configuration, policy: policy, opens: subscriptions, expiring: expiring, users: users)

@@ -29,14 +29,17 @@ final class MsgTransport: NonBlockingWebSocketHandler {
     let maxMessageSize: Int
     /// Closes connections whose token expired.
     let expiring: ExpiringConnections
+    /// Identified users' connections, which a user the connect hook names joins.
+    let users: ConnectedUsers
     private let subscribers = Mutex<[UUID: MsgSubscriber]>([:])
 
-    init(hub: Hub, policy: LivePolicy, maxInfo: RawJSON.Limits, maxMessageSize: Int, expiring: ExpiringConnections) {
+    init(hub: Hub, policy: LivePolicy, maxInfo: RawJSON.Limits, maxMessageSize: Int, expiring: ExpiringConnections, users: ConnectedUsers) {
         self.hub = hub
         self.expiring = expiring
         self.policy = policy
         self.maxInfo = maxInfo
         self.maxMessageSize = maxMessageSize
+        self.users = users
     }
 
     func openNow(_ connection: WebSocketConnection) throws {
@@ -46,15 +49,62 @@ final class MsgTransport: NonBlockingWebSocketHandler {
             query: connection.uri.queryParameters,
             maxInfo: maxInfo
         )
-        let identity = connection.identity
+        let access = policy.current.access
         // The upgrade's check let the subscribe pass; a private channel's subscription token
         // may expire before the connection's.
-        let subscriptionExpiry = try? policy.current.access.authorizeSubscribe(
-            target.channel, by: identity, subscriptionToken: Credentials.subscriptionToken(query: connection.uri.queryParameters))
-        let subscriber = MsgSubscriber(connection: connection, channel: target.channel, publishRate: policy.current.publishRate?.bucketRate)
+        let subscriptionExpiry =
+            (try? access.authorizeSubscribe(
+                target.channel, by: connection.identity, subscriptionToken: Credentials.subscriptionToken(query: connection.uri.queryParameters))) ?? nil
+        let subscriber = MsgSubscriber(
+            connection: connection, channel: target.channel, publishRate: policy.current.publishRate?.bucketRate, identity: connection.identity)
         subscribers.withLock { $0[connection.id] = subscriber }
-        if let expires = [identity?.validUntil, subscriptionExpiry ?? nil].compactMap({ $0 }).min() {
-            expiring.watch(connection, until: expires)
+        let hooks = policy.hooks
+        let connectHook = hooks.url(.connect, in: access)
+        let subscribeHook = hooks.url(.subscribe, channel: target.channel, in: access)
+        guard connectHook != nil || subscribeHook != nil else {
+            return subscribe(subscriber, target, subscriptionExpiry: subscriptionExpiry)
+        }
+        // The backend decides first; frames that come meanwhile wait, in order.
+        subscriber.early.hold()
+        var call = BackendHooks.Call(
+            kind: .connect, client: connection.id, transport: "msg", address: connection.client, user: connection.identity?.presenceUser,
+            channel: target.channel, headers: connection.requestHeaders)
+        Task {
+            var identity = connection.identity
+            if let connectHook {
+                let decision = await hooks.ask(call, at: connectHook)
+                if let disconnect = decision.disconnect { return connection.close(disconnect) }
+                if case .allow(let grant) = decision, let user = grant.user {
+                    identity = ClientIdentity(user: user, info: grant.info ?? identity?.info, expires: grant.expires)
+                }
+            }
+            if let subscribeHook {
+                call.kind = .subscribe
+                call.user = identity?.presenceUser
+                if let disconnect = await hooks.ask(call, at: subscribeHook).disconnect { return connection.close(disconnect) }
+            }
+            connection.socket.eventLoop.execute { [self, identity] in
+                // Closed while the backend decided: nothing to subscribe.
+                guard subscribers.withLock({ $0[connection.id] === subscriber }) else { return }
+                if identity !== connection.identity {
+                    subscriber.identity.withLock { $0 = identity }
+                    if let user = identity?.presenceUser { users.add(connection, user: user) }
+                }
+                subscribe(subscriber, target, subscriptionExpiry: subscriptionExpiry)
+                for message in subscriber.early.release() {
+                    publish(message, from: subscriber)
+                }
+                connection.resumeReading()
+            }
+        }
+    }
+
+    /// Subscribes the socket, now that it is let in, and watches when its time is up.
+    private func subscribe(_ subscriber: MsgSubscriber, _ target: ChannelTarget, subscriptionExpiry: Date?) {
+        let connection = subscriber.connection
+        let identity = subscriber.identity.withLock { $0 }
+        if let expires = [identity?.validUntil, subscriptionExpiry].compactMap({ $0 }).min() {
+            expiring.watch(connection, until: expires, user: identity?.presenceUser, transport: "msg")
         }
         let member = PresenceMember(id: connection.id, info: target.info ?? identity?.info, transport: "msg", user: identity?.presenceUser)
         // Frames the client sends meanwhile are published after this subscription: the hub
@@ -73,12 +123,25 @@ final class MsgTransport: NonBlockingWebSocketHandler {
 
     func onMessageNow(_ connection: WebSocketConnection, _ message: Payload) throws {
         guard let subscriber = subscribers.withLock({ $0[connection.id] }) else { return }
-        // Each frame is a publish, decided by the rules and rates in force now (a reload
-        // changes them for sockets already open).
+        switch subscriber.early.keep(message) {
+        case .held:
+            return connection.holdReading()
+        case .tooMuch:
+            return connection.close(.earlyMessages)
+        case .notDeciding:
+            publish(message, from: subscriber)
+        }
+    }
+
+    /// Each frame is a publish, decided by the rules and rates in force now (a reload changes
+    /// them for sockets already open), and by the publish hook when there is one.
+    private func publish(_ message: Payload, from subscriber: MsgSubscriber) {
+        let connection = subscriber.connection
         let snapshot = policy.current
         let namespace = snapshot.access.namespace(of: subscriber.channel)
+        let identity = subscriber.identity.withLock { $0 }
         do {
-            try snapshot.access.authorizePublish(subscriber.channel, by: connection.identity, subscribed: true)
+            try snapshot.access.authorizePublish(subscriber.channel, by: identity, subscribed: true)
         } catch {
             return connection.close(.permissionDenied(error.message))
         }
@@ -91,14 +154,37 @@ final class MsgTransport: NonBlockingWebSocketHandler {
         }
         // /msg has no acknowledgements: a message the store could not keep is not broadcast.
         if subscriber.pending.begin() { connection.holdReading() }
-        hub.publish(message, to: subscriber.channel, publisher: connection.id) { _ in
-            if subscriber.pending.end() { connection.resumeReading() }
+        let hub = self.hub
+        let channel = subscriber.channel
+        guard let hook = policy.hooks.url(.publish, channel: channel, in: snapshot.access) else {
+            return hub.publish(message, to: channel, publisher: connection.id) { _ in
+                if subscriber.pending.end() { connection.resumeReading() }
+            }
+        }
+        let call = BackendHooks.Call(
+            kind: .publish, client: connection.id, transport: "msg", address: connection.client, user: identity?.presenceUser, channel: channel,
+            payload: message, headers: connection.requestHeaders)
+        let hooks = policy.hooks
+        // In the order sent, whatever each hook call takes.
+        subscriber.calls.run {
+            let decision = await hooks.ask(call, at: hook)
+            guard case .allow(let grant) = decision else {
+                if subscriber.pending.end() { connection.resumeReading() }
+                return connection.close(decision.disconnect ?? .hookUnavailable)
+            }
+            hub.publish(grant.payload ?? message, to: channel, publisher: connection.id) { _ in
+                if subscriber.pending.end() { connection.resumeReading() }
+            }
         }
     }
 
     func onCloseNow(_ connection: WebSocketConnection, _ cause: CloseCause) {
         guard let subscriber = subscribers.withLock({ $0.removeValue(forKey: connection.id) }) else { return }
         expiring.forget(connection)
+        // A user named by the connect hook is this handler's to forget; one from the upgrade, the server's.
+        if let identity = subscriber.identity.withLock({ $0 }), identity !== connection.identity, let user = identity.presenceUser {
+            users.remove(connection, user: user)
+        }
         hub.unsubscribe(subscriber, from: subscriber.channel)
     }
 }
@@ -120,14 +206,21 @@ final class MsgSubscriber: Subscriber {
     /// This connection's publishes so far, against the server's publish rate; and, made at the
     /// first publish under one, its namespace's (most channels' namespaces have none).
     private let publishes: Mutex<(server: TokenBucket, namespace: TokenBucket?)>
-    /// Its publishes waiting on the store.
+    /// Its publishes waiting on the store or the publish hook.
     let pending = PendingRequests()
+    /// Its publishes waiting on the publish hook, kept in order.
+    let calls = OrderedCalls()
+    /// Who the client is: its token's, or the connect hook's, user.
+    let identity: Mutex<ClientIdentity?>
+    /// Frames that came while the connect and subscribe hooks decided.
+    let early = EarlyMessages()
 
     /// - Parameter publishRate: the server's publish rate when the socket opens, which its
     ///   bucket starts full of.
-    init(connection: WebSocketConnection, channel: ChannelName, publishRate: TokenBucket.Rate?) {
+    init(connection: WebSocketConnection, channel: ChannelName, publishRate: TokenBucket.Rate?, identity: ClientIdentity?) {
         self.connection = connection
         self.channel = channel
+        self.identity = Mutex(identity)
         self.publishes = Mutex((TokenBucket(full: publishRate ?? TokenBucket.Rate(perSecond: 1, burst: 1)), nil))
     }
 

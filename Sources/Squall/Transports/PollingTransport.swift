@@ -69,7 +69,10 @@ struct PollingTransport: Sendable {
         let (access, identity) = try identify(request)
         try access.authorizeSubscribe(channel, by: identity, subscriptionToken: Credentials.subscriptionToken(query: request.uri.queryParameters))
         let backlog = since != nil || (try? access.authorizeHistory(channel, by: identity, subscribed: false)) != nil
-        try chargeOpening(channel, by: context.client(of: request, configuration.clientAddresses))
+        let client = context.client(of: request, configuration.clientAddresses)
+        try chargeOpening(channel, by: client)
+        // Each poll subscribes anew: the subscribe hook decides each.
+        _ = try await policy.hooks.check(Self.hookCall(.subscribe, request, client: client, identity: identity, channel: channel), in: access)
         let hub = self.hub
         let budget = ReadBudget.envelopes(maxBytes: configuration.maxReplyBytes)
         // A shutdown, or the client going away, ends the wait at once: the poll is answered,
@@ -158,7 +161,7 @@ struct PollingTransport: Sendable {
         // the log would otherwise keep alive for the retention age.
         var bytes = ByteBufferAllocator().buffer(capacity: body.readableBytes)
         bytes.writeImmutableBuffer(body)
-        let payload: Payload
+        var payload: Payload
         if !Self.isBinary(request.headers[.contentType]) {
             guard String(validating: bytes.readableBytesView, as: UTF8.self) != nil else {
                 throw APIError(.invalidUTF8, message: "a text body must be UTF-8; send binary as application/octet-stream")
@@ -166,6 +169,11 @@ struct PollingTransport: Sendable {
             payload = .text(utf8: bytes)
         } else {
             payload = .binary(bytes)
+        }
+        var call = Self.hookCall(.publish, request, client: client, identity: identity, channel: channel)
+        call.payload = payload
+        if let replaced = try await policy.hooks.check(call, in: access)?.payload {
+            payload = replaced
         }
         let message: Message
         do {
@@ -177,6 +185,15 @@ struct PollingTransport: Sendable {
     }
 
     // MARK: - Helpers
+
+    /// What the backend's hook is told about an HTTP request.
+    static func hookCall(
+        _ kind: HookConfiguration.Kind, _ request: Request, client: IPAddress?, identity: ClientIdentity?, channel: ChannelName
+    ) -> BackendHooks.Call {
+        BackendHooks.Call(
+            kind: kind, client: UUID.random(), transport: "http", address: client, user: identity?.presenceUser, channel: channel,
+            headers: request.headers.map { ($0.name.canonicalName, $0.value) })
+    }
 
     private static let idempotencyKeyField = HTTPField.Name("Idempotency-Key")!  // trap-ok: a valid field name, written here
 

@@ -35,9 +35,26 @@ struct SSETransport: Sendable {
         )
         let access = policy.current.access
         let query = request.uri.queryParameters
-        let identity = try policy.identify(Credentials.token(query: query, authorization: request.headers[.authorization]), in: access)
+        var identity = try policy.identify(Credentials.token(query: query, authorization: request.headers[.authorization]), in: access)
         let subscriptionExpiry = try access.authorizeSubscribe(target.channel, by: identity, subscriptionToken: Credentials.subscriptionToken(query: query))
-        try subscriptions.charge(context.client(of: request, configuration.clientAddresses), action: "subscribed")
+        let address = context.client(of: request, configuration.clientAddresses)
+        try subscriptions.charge(address, action: "subscribed")
+        // A stream is a connection and a subscription: the connect hook, which may name its
+        // user, then the subscribe hook decide before it starts.
+        let client = UUID.random()
+        var call = BackendHooks.Call(
+            kind: .connect, client: client, transport: "sse", address: address, user: identity?.presenceUser, channel: target.channel,
+            headers: request.headers.map { ($0.name.canonicalName, $0.value) })
+        if let grant = try await policy.hooks.check(call, in: access), let user = grant.user {
+            identity = ClientIdentity(user: user, info: grant.info ?? identity?.info, expires: grant.expires)
+        }
+        call.kind = .subscribe
+        call.user = identity?.presenceUser
+        _ = try await policy.hooks.check(call, in: access)
+        call.kind = .refresh
+        call.channel = nil
+        let hooks = policy.hooks
+        let refresh = hooks.url(.refresh, in: access).map { url in { @Sendable [call] in await hooks.ask(call, at: url) } }
         do {
             try await hub.open(target.channel)
         } catch {
@@ -45,6 +62,7 @@ struct SSETransport: Sendable {
         }
         let presenceEvents = ["1", "true"].contains(query["presence"].map(String.init)) && access.presenceEventsAllowed(target.channel, by: identity)
         let stream = EventStream(
+            client: client,
             hub: hub,
             target: target,
             identity: identity,
@@ -55,7 +73,8 @@ struct SSETransport: Sendable {
             closeTimeout: configuration.closeTimeout,
             socket: context.socket,
             departure: departures[context.socket],
-            users: users
+            users: users,
+            refresh: refresh
         )
         var headers: HTTPFields = [
             .contentType: "text/event-stream; charset=utf-8",
@@ -82,6 +101,8 @@ struct SSETransport: Sendable {
 /// comment line every heartbeat keeps proxies from closing an idle stream and lets the server
 /// notice a client that vanished.
 struct EventStream: Sendable {
+    /// The client's id, in presence and in the `subscribed` event.
+    let client: UUID
     let hub: Hub
     let target: ChannelTarget
     /// Who the client is.
@@ -97,6 +118,9 @@ struct EventStream: Sendable {
     let departure: ClientDeparture
     /// Identified users' sessions, which this stream joins while it runs.
     let users: ConnectedUsers
+    /// The refresh hook's call, when one is set: asked when the stream's time is up, instead of
+    /// ending it with 4002.
+    let refresh: (@Sendable () async -> BackendHooks.Decision)?
 
     func run(writer: inout any ResponseBodyWriter) async throws {
         let outbox = self.outbox
@@ -104,7 +128,7 @@ struct EventStream: Sendable {
         let subscriber = SSESubscriber(outbox: outbox, socket: socket, closeTimeout: closeTimeout)
         // A client that went away ends the stream now, not at the next heartbeat's failed write.
         departure.whenDeparted { outbox.finish() }
-        let client = UUID.random()
+        let client = self.client
         let since = target.since
         // The channel was opened before the response began; should the sweep have let it go
         // since, the stream waits for it again, or ends with a close event if it cannot have it.
@@ -128,9 +152,24 @@ struct EventStream: Sendable {
         try await withGracefulShutdownHandler {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 if let expires {
+                    let refresh = self.refresh
                     group.addTask {
-                        try await Task.sleep(for: .seconds(max(0, min(expires.timeIntervalSinceNow, 1e9))))
-                        outbox.close(.tokenExpired)
+                        var until = expires
+                        while true {
+                            try await Task.sleep(for: .seconds(max(0, min(until.timeIntervalSinceNow, 1e9))))
+                            let decision = await refresh?()
+                            if let disconnect = decision.map({ $0.disconnect }) ?? .tokenExpired {
+                                outbox.close(disconnect)
+                                return
+                            }
+                            // Renewed: until the new expire_at, or for good without one.
+                            guard case .allow(let grant) = decision, let next = grant.expires else { return }
+                            guard next > Date() else {
+                                outbox.close(.tokenExpired)
+                                return
+                            }
+                            until = next
+                        }
                     }
                 }
                 group.addTask {

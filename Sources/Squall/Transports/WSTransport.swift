@@ -19,7 +19,7 @@ final class WSTransport: NonBlockingWebSocketHandler {
 
     let hub: Hub
     /// Rates, keys and namespaces, read per request.
-    private let policy: LivePolicy
+    let policy: LivePolicy
     /// The subscribe rate's buckets per client address, which a request that opens a channel
     /// from the store is charged to as well.
     private let opens: AddressRateLimiter
@@ -29,10 +29,10 @@ final class WSTransport: NonBlockingWebSocketHandler {
     /// How long a connection under `auth: required` may take to send its `connect`.
     private let handshakeTimeout: Duration
     /// Closes connections whose token expired; a `refresh` moves a connection's time.
-    private let expiring: ExpiringConnections
+    let expiring: ExpiringConnections
     /// Identified users' connections, which a `connect` adds this connection to.
-    private let users: ConnectedUsers
-    private let subscribers = Mutex<[UUID: WSSubscriber]>([:])
+    let users: ConnectedUsers
+    let subscribers = Mutex<[UUID: WSSubscriber]>([:])
 
     init(
         hub: Hub, configuration: SquallConfiguration, policy: LivePolicy, opens: AddressRateLimiter, expiring: ExpiringConnections,
@@ -59,12 +59,27 @@ final class WSTransport: NonBlockingWebSocketHandler {
             // It may send its token in a `connect`, within the time a handshake is given.
             expiring.watch(connection, until: Date().addingTimeInterval(handshakeTimeout.inSeconds), closing: .unauthorized("no connect in time"))
         }
+        if let hook = policy.hooks.url(.connect, in: snapshot.access) {
+            // Welcomed once the backend lets it in; requests that come meanwhile wait.
+            subscriber.early.hold()
+            return askConnectHook(hook, for: subscriber)
+        }
         watchExpiry(of: subscriber)
         send(ProtocolReply.welcome(client: connection.id, protocol: Self.subprotocol), to: connection)
     }
 
     func onMessageNow(_ connection: WebSocketConnection, _ message: Payload) throws {
         guard let subscriber = subscribers.withLock({ $0[connection.id] }) else { return }
+        switch subscriber.early.keep(message) {
+        case .held: return connection.holdReading()
+        case .tooMuch: return connection.close(.earlyMessages)
+        case .notDeciding: handle(message, from: subscriber)
+        }
+    }
+
+    /// One request: answered, or refused with an `error` reply.
+    func handle(_ message: Payload, from subscriber: WSSubscriber) {
+        let connection = subscriber.connection
         var ref: RawJSON?
         do throws(ProtocolError) {
             guard message.kind == .text else {
@@ -127,28 +142,33 @@ final class WSTransport: NonBlockingWebSocketHandler {
             // Answered under the channel's lock, before the replay: at once when the channel is
             // open, else once the store has given its log.
             if subscriber.pending.begin() { connection.holdReading() }
-            hub.subscribe(subscriber, to: channel, from: request.since, member: member, presenceEvents: presenceEvents) { [self] result in
-                if subscriber.pending.end() { connection.resumeReading() }
-                switch result {
-                case .success(let subscription):
-                    // A private channel's subscription token: subscribing again with a fresh
-                    // one before it expires renews it, as `refresh` does a connection token —
-                    // unless the connection closed, or left the channel, while it opened.
-                    let current = subscribers.withLock { $0[connection.id] } === subscriber && subscriber.channels.withLock { $0[channel] == attempt }
-                    if current {
-                        subscriber.subscriptionExpiries.withLock { $0[channel] = subscriptionExpiry }
-                        watchExpiry(of: subscriber)
+            let since = request.since
+            let join: @Sendable () -> Void = { [self] in
+                hub.subscribe(subscriber, to: channel, from: since, member: member, presenceEvents: presenceEvents) { [self] result in
+                    if subscriber.pending.end() { connection.resumeReading() }
+                    switch result {
+                    case .success(let subscription):
+                        // A private channel's subscription token: subscribing again with a fresh
+                        // one before it expires renews it, as `refresh` does a connection token —
+                        // unless the connection closed, or left the channel, while it opened.
+                        let current = subscribers.withLock { $0[connection.id] } === subscriber && subscriber.channels.withLock { $0[channel] == attempt }
+                        if current {
+                            subscriber.subscriptionExpiries.withLock { $0[channel] = subscriptionExpiry }
+                            watchExpiry(of: subscriber)
+                        }
+                        send(ProtocolReply.subscribed(ref: ref, subscription), to: connection)
+                    case .failure:
+                        // Only if no later subscribe to the channel is on its way: that one may
+                        // succeed (on the channel opened anew), and must be unsubscribed at close.
+                        subscriber.channels.withLock { channels in
+                            if channels[channel] == attempt { channels[channel] = nil }
+                        }
+                        send(Self.failure(ref, APIError.channelUnavailable), to: connection)
                     }
-                    send(ProtocolReply.subscribed(ref: ref, subscription), to: connection)
-                case .failure:
-                    // Only if no later subscribe to the channel is on its way: that one may
-                    // succeed (on the channel opened anew), and must be unsubscribed at close.
-                    subscriber.channels.withLock { channels in
-                        if channels[channel] == attempt { channels[channel] = nil }
-                    }
-                    send(Self.failure(ref, APIError.channelUnavailable), to: connection)
                 }
             }
+            guard let hook = policy.hooks.url(.subscribe, channel: channel, in: access) else { return join() }
+            askSubscribeHook(hook, channel: channel, attempt: attempt, ref: ref, for: subscriber, then: join)
         case "unsubscribe":
             let channel = try channel(of: request, op)
             guard subscriber.channels.withLock({ $0[channel] != nil }) else {
@@ -182,15 +202,19 @@ final class WSTransport: NonBlockingWebSocketHandler {
             // `published` once the message is in the log (with a store: committed), which may
             // be after later requests of this connection are answered; `ref` tells them apart.
             if subscriber.pending.begin() { connection.holdReading() }
-            hub.publish(payload, to: channel, publisher: connection.id, idempotencyKey: idempotencyKey) { [self] result in
-                if subscriber.pending.end() { connection.resumeReading() }
-                switch result {
-                case .success(let message):
-                    send(ProtocolReply.published(message, ref: ref), to: connection)
-                case .failure(let error):
-                    send(Self.failure(ref, APIError(error)), to: connection)
+            let publish: @Sendable (Payload) -> Void = { [self] payload in
+                hub.publish(payload, to: channel, publisher: connection.id, idempotencyKey: idempotencyKey) { [self] result in
+                    if subscriber.pending.end() { connection.resumeReading() }
+                    switch result {
+                    case .success(let message):
+                        send(ProtocolReply.published(message, ref: ref), to: connection)
+                    case .failure(let error):
+                        send(Self.failure(ref, APIError(error)), to: connection)
+                    }
                 }
             }
+            guard let hook = policy.hooks.url(.publish, channel: channel, in: access) else { return publish(payload) }
+            askPublishHook(hook, channel: channel, payload: payload, ref: ref, for: subscriber, then: publish)
         case "history":
             let channel = try channel(of: request, op)
             let subscribed = subscriber.channels.withLock { $0[channel] != nil }
@@ -271,13 +295,13 @@ final class WSTransport: NonBlockingWebSocketHandler {
 
     /// Closes the connection with 4002 when its connection token, or the first of its private
     /// channels' subscription tokens, stops being valid.
-    private func watchExpiry(of subscriber: WSSubscriber) {
+    func watchExpiry(of subscriber: WSSubscriber) {
         let identity = subscriber.identity.withLock { $0 }
         // Before its `connect`, an anonymous connection under `auth: required` has its deadline.
         guard subscriber.connected.withLock({ $0 }) else { return }
         let tokens = subscriber.subscriptionExpiries.withLock { Array($0.values) }
         if let expires = (tokens + [identity?.validUntil].compactMap { $0 }).min() {
-            expiring.watch(subscriber.connection, until: expires)
+            expiring.watch(subscriber.connection, until: expires, user: identity?.presenceUser, transport: "ws")
         } else {
             expiring.forget(subscriber.connection)
         }
@@ -336,11 +360,11 @@ final class WSTransport: NonBlockingWebSocketHandler {
     }
 
     /// An `error` reply with the code and message the HTTP API answers `error` with.
-    private static func failure(_ ref: RawJSON?, _ error: APIError) -> ByteBuffer {
+    static func failure(_ ref: RawJSON?, _ error: APIError) -> ByteBuffer {
         ProtocolReply.failure(ref: ref, code: error.code.description, message: error.message)
     }
 
-    private func send(_ reply: ByteBuffer, to connection: WebSocketConnection) {
+    func send(_ reply: ByteBuffer, to connection: WebSocketConnection) {
         connection.writeMessage(.text(utf8: reply))
     }
 }
@@ -354,72 +378,5 @@ extension WSTransport: ChannelLeaving {
         }
         leave(channel, subscriber, ref: nil)
         return true
-    }
-}
-
-/// Delivers a channel's messages and presence events to a `/ws` client as JSON.
-final class WSSubscriber: Subscriber {
-    let connection: WebSocketConnection
-    /// The channels this client is subscribed to (or whose subscribe is on its way), each with
-    /// the number of its latest subscribe: a subscribe's answer may come from the store's
-    /// thread while later requests are handled.
-    let channels = Mutex<[ChannelName: UInt64]>([:])
-    private let attempts = Atomic<UInt64>(0)
-    /// This connection's publishes so far, against the publish rate.
-    let publishes: Mutex<TokenBucket>
-    /// Its subscribes and unsubscribes so far, against the subscribe rate.
-    let subscriptions: Mutex<TokenBucket>
-    /// Its requests waiting on the store.
-    let pending = PendingRequests()
-    /// Who the client is: the token of its upgrade, `connect` or latest `refresh`.
-    let identity: Mutex<ClientIdentity?>
-    /// Whether it may make requests: it had a token, or tokens were optional, when it connected.
-    let connected: Mutex<Bool>
-    /// When the subscription token of each private channel it is subscribed to expires.
-    let subscriptionExpiries = Mutex<[ChannelName: Date]>([:])
-    /// Its publishes per namespace with a publish rate of its own (as many as namespaces).
-    private let namespacePublishes = Mutex<[String: TokenBucket]>([:])
-
-    /// Takes a publish from namespace `name`'s bucket: `nil` when there was one, else how long
-    /// until there is.
-    func takeNamespacePublish(_ name: String, _ limit: RateLimit) -> Duration? {
-        let rate = limit.bucketRate
-        return namespacePublishes.withLock { buckets in
-            var bucket = buckets[name] ?? TokenBucket(full: rate)
-            defer { buckets[name] = bucket }
-            return bucket.take(rate) ? nil : bucket.waitTime(rate)
-        }
-    }
-
-    /// A number for a subscribe, larger than any before it.
-    func nextAttempt() -> UInt64 {
-        attempts.add(1, ordering: .relaxed).newValue
-    }
-
-    init(connection: WebSocketConnection, publishRate: TokenBucket.Rate?, subscribeRate: TokenBucket.Rate?, identity: ClientIdentity?, connected: Bool) {
-        self.connection = connection
-        self.identity = Mutex(identity)
-        self.connected = Mutex(connected)
-        self.publishes = Mutex(TokenBucket(full: publishRate ?? TokenBucket.Rate(perSecond: 1, burst: 1)))
-        self.subscriptions = Mutex(TokenBucket(full: subscribeRate ?? TokenBucket.Rate(perSecond: 1, burst: 1)))
-    }
-
-    /// Takes a token from `bucket` (``publishes`` or ``subscriptions``): `nil` when there was
-    /// one, else how long until there is.
-    static func take(from bucket: borrowing Mutex<TokenBucket>, _ limit: RateLimit) -> Duration? {
-        let rate = limit.bucketRate
-        return bucket.withLock { bucket in bucket.take(rate) ? nil : bucket.waitTime(rate) }
-    }
-
-    func receive(_ message: Message) {
-        connection.write(message, as: EnvelopeFrame.self)
-    }
-
-    func receive(_ event: PresenceEvent) {
-        connection.writeFrame(event.encoded(PresenceFrame.self))
-    }
-
-    func lost(_ channel: ChannelName, current: StreamPosition) {
-        connection.close(.logRestarted)
     }
 }
