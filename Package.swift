@@ -42,6 +42,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
         // JWT connection and subscription tokens.
         .package(url: "https://github.com/vapor/jwt-kit", exact: "5.8.0"),
+        // HMAC-SHA256 for webhook signatures (Standard Webhooks).
+        .package(url: "https://github.com/apple/swift-crypto", exact: "4.5.2"),
         // The server API, generated at build time from docs/openapi.yaml.
         .package(url: "https://github.com/apple/swift-openapi-generator", exact: "1.14.3"),
         .package(url: "https://github.com/apple/swift-openapi-runtime", exact: "1.13.4"),
@@ -98,9 +100,11 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             // Each folder is a layer; its README.md says what it owns and may import.
-            exclude: ["Configuration", "WebSocket", "Protocol", "Wire", "HTTP", "Auth", "Handlers", "Transports", "ServerAPI", "Server", "SPI"].map {
+            exclude: ["Configuration", "WebSocket", "Protocol", "Wire", "HTTP", "Auth", "Handlers", "Transports", "ServerAPI", "Webhooks", "Server", "SPI"].map
+            {
                 "\($0)/README.md"
             },
             resources: [.copy("Public")]

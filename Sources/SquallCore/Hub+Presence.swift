@@ -37,6 +37,7 @@ extension Hub {
     /// Under the channel's lock: a member joined or left; its watchers hear of it at the end of
     /// the channel's turn, which this starts if none is running.
     func record(_ change: PresenceChange, isLocal: Bool, in state: inout ChannelState.Locked) {
+        if isLocal { observer?.subscription(change) }
         if state.audience.turn.isEmpty {
             let channel = change.channel
             let turn = presenceTurn

@@ -155,6 +155,7 @@ extension Hub {
     /// Hands a message that joined the log to the channel's subscribers and waiting polls.
     func deliver(_ message: Message, to state: inout ChannelState.Locked, now time: Date) {
         state.audience.deliver(message)
+        observer?.published(message)
         messageTotal.add(1, ordering: .relaxed)
         deliveryTotal.add(state.audience.subscribers.count, ordering: .relaxed)
         // Fan-out made the message's copies: hold the log to its byte bound now.

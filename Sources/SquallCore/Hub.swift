@@ -47,6 +47,8 @@ public final class Hub: Sendable {
     let waiterTotal = Atomic<Int>(0)
     let messageTotal = Atomic<Int>(0)
     let deliveryTotal = Atomic<Int>(0)
+    /// Told of this node's subscribes, unsubscribes and messages: the server's lifecycle events.
+    let observer: (any HubObserver)?
 
     /// A hub whose logs live in `storage` and keep `retention`.
     /// - Parameters:
@@ -58,6 +60,7 @@ public final class Hub: Sendable {
     ///   - now: the clock messages are stamped with.
     ///   - retentionOf: a channel's own retention, within `retention` (which a store keeps); it
     ///     is asked when the channel's log opens. Default `retention` for every channel.
+    ///   - observer: told of this node's subscribes, unsubscribes and messages.
     public init(
         retention: Retention = Retention(),
         storage: LogStorage = .memory,
@@ -65,8 +68,10 @@ public final class Hub: Sendable {
         opening: OpeningLimits = OpeningLimits(),
         presenceTurn: Duration = .milliseconds(50),
         now: @escaping @Sendable () -> Date = { Date() },
-        retentionOf: (@Sendable (ChannelName) -> Retention)? = nil
+        retentionOf: (@Sendable (ChannelName) -> Retention)? = nil,
+        observer: (any HubObserver)? = nil
     ) {
+        self.observer = observer
         self.retention = retention
         self.retentionOf = retentionOf ?? { _ in retention }
         self.storage = storage

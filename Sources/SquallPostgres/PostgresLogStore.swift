@@ -54,6 +54,8 @@ public final class PostgresLogStore: SharedLog, LogBroker, PresenceRegistry {
     /// Where history removals and commands to other nodes go: the presence link, since both are
     /// rare and small.
     private let commandLink: PostgresLink
+    /// Lifecycle events waiting for their webhooks, on a link of their own.
+    private let outbox: PostgresOutbox
 
     /// Connects to the database at `address` and creates or updates Squall's tables there.
     /// - Parameters:
@@ -61,12 +63,14 @@ public final class PostgresLogStore: SharedLog, LogBroker, PresenceRegistry {
     ///     byte bound is each node's, in memory). Give every node the same.
     ///   - idempotency: how long a key is recognised across nodes (its `duration`).
     ///   - maxQueuedBytes: most bytes of messages waiting for the writer (default 64 MiB).
+    ///   - maxOutboxEvents: most lifecycle events waiting in the outbox (default 1,000,000).
     /// - Throws: ``StoreError`` if the database cannot be reached or its schema created.
     public init(
         address: PostgresAddress,
         retention: Retention = Retention(),
         idempotency: IdempotencyWindow = IdempotencyWindow(),
         maxQueuedBytes: Int = 64 << 20,
+        maxOutboxEvents: Int = 1_000_000,
         logger: Logger = Logger(label: "squall.postgres")
     ) async throws(StoreError) {
         let configuration = try address.configuration()
@@ -74,8 +78,8 @@ public final class PostgresLogStore: SharedLog, LogBroker, PresenceRegistry {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
         let link = { PostgresLink(loop: loop, configuration: configuration, logger: logger) }
-        let (writing, opening, reading, upkeep, cleaning) = (link(), link(), link(), link(), link())
-        links = [writing, opening, reading, upkeep, cleaning]
+        let (writing, opening, reading, upkeep, cleaning, events) = (link(), link(), link(), link(), link(), link())
+        links = [writing, opening, reading, upkeep, cleaning, events]
         writer = PostgresWriter(
             link: writing, retention: retention, window: idempotency.duration.inSeconds, maxQueuedBytes: maxQueuedBytes, logger: logger)
         reader = PostgresReader(opener: opening, reader: reading)
@@ -84,6 +88,7 @@ public final class PostgresLogStore: SharedLog, LogBroker, PresenceRegistry {
         nodes = PostgresNodes(node: node, link: upkeep, listener: listener)
         janitor = PostgresJanitor(link: cleaning, retention: retention, logger: logger)
         commandLink = upkeep
+        outbox = PostgresOutbox(link: events, maxEvents: maxOutboxEvents, logger: logger)
         do {
             try await Self.migrate(writing, logger: logger).get()
         } catch {
@@ -144,6 +149,7 @@ public final class PostgresLogStore: SharedLog, LogBroker, PresenceRegistry {
     /// connection and the store's thread.
     public func close() async {
         await writer.close()
+        outbox.close()
         presence.close()
         nodes.stop()
         janitor.stop()
@@ -188,4 +194,38 @@ public final class PostgresLogStore: SharedLog, LogBroker, PresenceRegistry {
     public func announce(_ change: PresenceChange) {
         presence.announce(change)
     }
+}
+
+extension PostgresLogStore: EventOutbox {
+    public var isDurable: Bool { true }
+
+    public func record(_ events: [LifecycleEvent]) throws(StoreError) {
+        try outbox.record(events)
+    }
+
+    public func recordPublished(_ event: @escaping @Sendable (Message) -> LifecycleEvent?) {
+        writer.publishedEvent.withLock { $0 = event }
+    }
+
+    public func recordExpiredPresence(namespaces: Set<String>?) {
+        nodes.reportExpired(namespaces: namespaces)
+    }
+
+    public func due(limit: Int, lease: Duration) async throws(StoreError) -> [OutboxEntry] {
+        try await outbox.due(limit: limit, lease: lease)
+    }
+
+    public func delivered(_ id: UUID) async throws(StoreError) {
+        try await outbox.delivered(id)
+    }
+
+    public func retry(_ id: UUID, deliveredTo: Set<String>, at retryAt: Date) async throws(StoreError) {
+        try await outbox.retry(id, deliveredTo: deliveredTo, at: retryAt)
+    }
+
+    public func deadLetter(_ id: UUID, reason: String) async throws(StoreError) {
+        try await outbox.deadLetter(id, reason: reason)
+    }
+
+    public func depth() async -> Int { outbox.depth }
 }

@@ -24,6 +24,15 @@ final class PostgresNodes: Sendable {
     /// When the last heartbeat that landed was sent.
     private let lastBeat = NIOLockedValueBox(NIODeadline.now())
     private let stopped = NIOLockedValueBox(false)
+    /// Whether a beat records `presence_expired` events for the nodes it finds gone, and of
+    /// which namespaces (`nil`: all); `.none` until webhooks ask for them.
+    private let expiredEvents = NIOLockedValueBox<Set<String>??>(.none)
+
+    /// From now on a beat records a `presence_expired` event for each channel a gone node's
+    /// members were on: once, by whichever node marks it gone first.
+    func reportExpired(namespaces: Set<String>?) {
+        expiredEvents.withLockedValue { $0 = .some(namespaces) }
+    }
 
     init(node: UUID, link: PostgresLink, listener: PostgresListener) {
         self.node = node
@@ -47,9 +56,13 @@ final class PostgresNodes: Sendable {
         let done = link.query(
             """
             INSERT INTO squall_nodes (id, seen) VALUES (\(node), extract(epoch FROM clock_timestamp()))
-            ON CONFLICT (id) DO UPDATE SET seen = EXCLUDED.seen
+            ON CONFLICT (id) DO UPDATE SET seen = EXCLUDED.seen, expired = false
             """
         )
+        .flatMap { [link, expiredEvents] _ -> EventLoopFuture<Void> in
+            guard case .some(let namespaces) = expiredEvents.withLockedValue({ $0 }) else { return link.loop.makeSucceededVoidFuture() }
+            return link.query(PostgresQueries.expiredPresence(timeout: timeout, namespaces: namespaces)).map { _ in }
+        }
         .flatMap { [link] _ in
             link.query("SELECT id FROM squall_nodes WHERE seen < extract(epoch FROM clock_timestamp()) - \(timeout)")
         }

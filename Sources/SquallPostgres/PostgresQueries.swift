@@ -6,8 +6,10 @@ import SquallCore
 /// The statements a node sends, built in one place, and the rows they answer with decoded in
 /// one place.
 enum PostgresQueries {
-    /// One `squall_append` call for a batch of drafts (see ``PostgresSchema``).
-    static func append(_ batch: [PostgresWriter.Pending], window: Double) -> PostgresQuery {
+    /// One `squall_append` call for a batch of drafts (see ``PostgresSchema``); with `events`
+    /// (which drafts get one), each new message's `published` event is inserted into the
+    /// outbox in the same statement, and so the same transaction.
+    static func append(_ batch: [PostgresWriter.Pending], window: Double, events: [Bool]? = nil) -> PostgresQuery {
         let channels = batch.map(\.draft.channel.rawValue)
         let ids = batch.map(\.draft.id)
         let times = batch.map(\.draft.time.timeIntervalSince1970)
@@ -15,9 +17,64 @@ enum PostgresQueries {
         let binary = batch.map { $0.draft.payload.kind == .binary }
         let payloads = batch.map(\.draft.payload.bytes)
         let keys = batch.map { $0.key?.rawValue ?? "" }
+        guard let events, events.contains(true) else {
+            return """
+                SELECT ord, epoch, "offset", message_id, message_time, fresh FROM squall_append(\(channels), \(ids), \(times), \(publishers), \
+                \(binary), \(payloads), \(keys), \(window))
+                """
+        }
         return """
-            SELECT ord, epoch, "offset", message_id, message_time, fresh FROM squall_append(\(channels), \(ids), \(times), \(publishers), \
-            \(binary), \(payloads), \(keys), \(window))
+            WITH appended AS (
+                SELECT ord, epoch, "offset", message_id, message_time, fresh FROM squall_append(\(channels), \(ids), \(times), \(publishers), \
+                \(binary), \(payloads), \(keys), \(window))
+            ), recorded AS (
+                INSERT INTO squall_webhook_outbox (id, type, time, namespace, body, next_at)
+                SELECT gen_random_uuid(), 'published', a.message_time, CASE WHEN c.name LIKE '%:%' THEN split_part(c.name, ':', 1) ELSE '' END,
+                    convert_to(jsonb_build_object(
+                        'type', 'published',
+                        'timestamp', to_char(to_timestamp(a.message_time) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+                        'data', jsonb_strip_nulls(jsonb_build_object(
+                            'channel', c.name, 'epoch', a.epoch, 'id', upper(a.message_id::text), 'offset', a."offset",
+                            'publisher', nullif(p.publisher, ''), 'time', round(a.message_time * 1000)::bigint))
+                    )::text, 'UTF8'), a.message_time
+                FROM appended a
+                JOIN unnest(\(channels)::text[]) WITH ORDINALITY AS c(name, ord) ON c.ord = a.ord
+                JOIN unnest(\(publishers)::text[]) WITH ORDINALITY AS p(publisher, ord) ON p.ord = a.ord
+                JOIN unnest(\(events)::boolean[]) WITH ORDINALITY AS e(wanted, ord) ON e.ord = a.ord
+                WHERE a.fresh AND e.wanted
+                ON CONFLICT (id) DO NOTHING
+            )
+            SELECT ord, epoch, "offset", message_id, message_time, fresh FROM appended
+            """
+    }
+
+    /// Marks the nodes silent for `timeout` as expired — each once, by whichever node gets there
+    /// first — and records, in the same statement, a `presence_expired` event per channel
+    /// their members were on (of `namespaces`; all when `nil`).
+    static func expiredPresence(timeout: Double, namespaces: Set<String>?) -> PostgresQuery {
+        let all = namespaces == nil
+        let names = Array(namespaces ?? [])
+        return """
+            WITH gone AS (
+                UPDATE squall_nodes SET expired = true
+                WHERE seen < extract(epoch FROM clock_timestamp()) - \(timeout) AND NOT expired RETURNING id
+            )
+            INSERT INTO squall_webhook_outbox (id, type, time, namespace, body, next_at)
+            SELECT gen_random_uuid(), 'presence_expired', extract(epoch FROM clock_timestamp()), ns,
+                convert_to(jsonb_build_object(
+                    'type', 'presence_expired',
+                    'timestamp', to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+                    'data', jsonb_build_object('channel', channel, 'node', upper(node::text), 'clients', clients)
+                )::text, 'UTF8'),
+                extract(epoch FROM clock_timestamp())
+            FROM (
+                SELECT p.node, p.channel, CASE WHEN p.channel LIKE '%:%' THEN split_part(p.channel, ':', 1) ELSE '' END AS ns,
+                    jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+                        'id', upper(p.client::text), 'transport', p.transport, 'user', nullif(p.user_id, ''), 'info', p.info::jsonb))) AS clients
+                FROM squall_presence p JOIN gone ON p.node = gone.id
+                GROUP BY p.node, p.channel
+            ) expired
+            WHERE \(all) OR ns = ANY (\(names)::text[])
             """
     }
 

@@ -121,6 +121,32 @@ enum PostgresSchema {
             END IF;
         END $$
         """,
+        // Lifecycle events waiting for their webhooks' receivers, and those that ran out of
+        // retries; a row is leased (next_at moved on) by the node delivering it.
+        """
+        CREATE TABLE IF NOT EXISTS squall_webhook_outbox (
+            id uuid PRIMARY KEY,
+            type text NOT NULL,
+            time double precision NOT NULL,
+            namespace text,
+            body bytea NOT NULL,
+            attempts integer NOT NULL DEFAULT 0,
+            next_at double precision NOT NULL,
+            delivered_to text[] NOT NULL DEFAULT '{}'
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS squall_webhook_outbox_due ON squall_webhook_outbox (next_at)",
+        """
+        CREATE TABLE IF NOT EXISTS squall_webhook_dead (
+            id uuid PRIMARY KEY,
+            type text NOT NULL,
+            time double precision NOT NULL,
+            body bytea NOT NULL,
+            reason text NOT NULL,
+            failed_at double precision NOT NULL
+        )
+        """,
+        "ALTER TABLE squall_nodes ADD COLUMN IF NOT EXISTS expired boolean NOT NULL DEFAULT false",
         """
         CREATE OR REPLACE FUNCTION squall_append(
             p_channels text[], p_ids uuid[], p_times double precision[], p_publishers text[],

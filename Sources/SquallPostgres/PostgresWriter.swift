@@ -47,6 +47,8 @@ final class PostgresWriter: Sendable {
     private let maxQueuedBytes: Int
     private let logger: Logger
     private let queue = Mutex(Queue())
+    /// Which messages get a `published` event in their transaction, once webhooks want them.
+    let publishedEvent = Mutex<(@Sendable (Message) -> LifecycleEvent?)?>(nil)
 
     init(link: PostgresLink, retention: Retention, window: Double, maxQueuedBytes: Int, logger: Logger) {
         self.link = link
@@ -123,7 +125,12 @@ final class PostgresWriter: Sendable {
                 writeNext()
             }
         case .append(let batch):
-            link.query(PostgresQueries.append(batch, window: window)).whenComplete { [self] result in
+            // The maker decides which messages get an event (its namespace filter); the
+            // database writes the event, once it has given the message its position.
+            let events = publishedEvent.withLock { $0 }.map { make in
+                batch.map { make($0.draft.message(at: StreamPosition(epoch: "", offset: 0))) != nil }
+            }
+            link.query(PostgresQueries.append(batch, window: window, events: events)).whenComplete { [self] result in
                 // Certainly not committed, or committed: answered; else the answer may have
                 // been lost after the commit.
                 guard case .failure(let error) = result, !PostgresLink.certainlyDidNothing(error) else {

@@ -10,7 +10,7 @@ extension SQLiteLogStore {
         var nextSweep = DispatchTime.now() + sweepInterval
         var sweepUnfinished = false
         while true {
-            let (batch, trims, cleanupTurn, closing) = queue.withLock { queue -> ([Pending], [ChannelName: Trim], Bool, Bool) in
+            let (batch, events, trims, cleanupTurn, closing) = queue.withLock { queue -> ([Pending], [LifecycleEvent], [ChannelName: Trim], Bool, Bool) in
                 let batch: [Pending]
                 if queue.appends.count <= Self.maxBatch {
                     batch = queue.appends
@@ -20,6 +20,8 @@ extension SQLiteLogStore {
                     queue.appends.removeFirst(batch.count)
                 }
                 queue.queuedBytes -= batch.reduce(0) { $0 + $1.size }
+                let events = queue.events
+                queue.events = []
                 // Trims wait while appends do, acknowledgements first, but not forever: under
                 // load they run every `trimEvery` batches, or the file would only grow.
                 if !batch.isEmpty { queue.batchesSinceTrim += 1 }
@@ -29,17 +31,17 @@ extension SQLiteLogStore {
                     queue.trims = [:]
                     queue.batchesSinceTrim = 0
                 }
-                queue.idle = batch.isEmpty && trims.isEmpty && !queue.closing
-                return (batch, trims, trimNow, queue.closing)
+                queue.idle = batch.isEmpty && events.isEmpty && trims.isEmpty && !queue.closing
+                return (batch, events, trims, trimNow, queue.closing)
             }
             let sweepDue = !closing && (sweepUnfinished || DispatchTime.now() >= nextSweep)
-            if batch.isEmpty && trims.isEmpty && !sweepDue {
+            if batch.isEmpty && events.isEmpty && trims.isEmpty && !sweepDue {
                 if closing { break }
                 // The store's own thread, asleep until an append, a trim or the next sweep.
                 _ = wake.wait(timeout: nextSweep)  // blocking-ok: the writer thread, never a request's
                 continue
             }
-            if !batch.isEmpty { commit(batch) }
+            if !batch.isEmpty || !events.isEmpty { commit(batch, events: events) }
             if !trims.isEmpty { delete(trims) }
             // A sweep takes the trims' turn: when no append waits, and under load every
             // `trimEvery` batches, or a busy file would never sweep.
@@ -66,8 +68,9 @@ extension SQLiteLogStore {
     }
 
     /// Commits `pending`, but for messages of an epoch that lost a commit: those fail too
-    /// (`Queue.brokenEpochs`).
-    private func commit(_ pending: [Pending]) {
+    /// (`Queue.brokenEpochs`); with them, in the same transaction, `events` and each message's
+    /// `published` event.
+    private func commit(_ pending: [Pending], events: [LifecycleEvent]) {
         let brokenEpochs = queue.withLock { $0.brokenEpochs }
         var batch: [Pending] = []
         batch.reserveCapacity(pending.count)
@@ -78,7 +81,11 @@ extension SQLiteLogStore {
                 batch.append(entry)
             }
         }
-        guard !batch.isEmpty else { return }
+        guard !batch.isEmpty || !events.isEmpty else { return }
+        let published = publishedEvent.withLock { $0 }
+        // Published events, within what the outbox may hold.
+        let room = queue.withLock { max(0, maxOutboxEvents - $0.outboxCount) }
+        let publishedEvents = published.map { make in Array(batch.lazy.compactMap { make($0.message) }.prefix(room)) } ?? []
         var error: StoreError?
         do {
             // The writer thread: group commit is its work.
@@ -96,6 +103,7 @@ extension SQLiteLogStore {
                     ])
                     heads[message.channel] = message
                 }
+                try Self.insert(events + publishedEvents, into: db)
                 // A channel's epoch is a first one when its row is new; a later epoch (after a
                 // failed commit) is not.
                 let head = try db.cachedStatement(
@@ -113,6 +121,7 @@ extension SQLiteLogStore {
                 }
                 return heads
             }
+            if !publishedEvents.isEmpty { queue.withLock { $0.outboxCount += publishedEvents.count } }
             if !brokenEpochs.isEmpty {
                 queue.withLock { queue in
                     for (channel, last) in heads where queue.brokenEpochs[channel].map({ $0 != last.position.epoch }) == true {
@@ -123,6 +132,7 @@ extension SQLiteLogStore {
         } catch let failure {
             error = StoreError("SQLite commit failed: \(failure)")
             queue.withLock { queue in
+                queue.outboxCount -= events.count
                 for entry in batch { queue.brokenEpochs[entry.message.channel] = entry.message.position.epoch }
             }
         }

@@ -53,6 +53,10 @@ public final class SQLiteLogStore: LogStore {
 
     /// Most bytes of messages waiting to be committed; past it an append fails at once.
     public let maxQueuedBytes: Int
+    /// Most lifecycle events the outbox holds; past it new events are refused.
+    public let maxOutboxEvents: Int
+    /// Makes the `published` event of each message committed, once webhooks want them.
+    let publishedEvent = Mutex<(@Sendable (Message) -> LifecycleEvent?)?>(nil)
     /// What the file keeps, by age and meta TTL, whichever channels are open.
     public let retention: Retention
 
@@ -76,6 +80,10 @@ public final class SQLiteLogStore: LogStore {
 
     struct Queue {
         var appends: [Pending] = []
+        /// Lifecycle events for the next commit.
+        var events: [LifecycleEvent] = []
+        /// Events in the outbox table and queued for it, against ``maxOutboxEvents``.
+        var outboxCount = 0
         /// The bytes of `appends`, payloads and a row's worth each.
         var queuedBytes = 0
         var trims: [ChannelName: Trim] = [:]
@@ -109,9 +117,14 @@ public final class SQLiteLogStore: LogStore {
     ///   - maxQueuedBytes: most bytes of messages waiting for their commit (default 64 MiB);
     ///     an append past it fails with ``StoreError`` (`store_unavailable`), so a disk slower
     ///     than the publishers bounds memory instead of growing it.
+    ///   - maxOutboxEvents: most lifecycle events the outbox holds (default 1,000,000).
     /// - Throws: ``StoreError`` if the file cannot be opened or its schema created.
-    public init(path: String, durability: Durability = .processCrash, retention: Retention = Retention(), maxQueuedBytes: Int = 64 << 20) throws(StoreError) {
+    public init(
+        path: String, durability: Durability = .processCrash, retention: Retention = Retention(), maxQueuedBytes: Int = 64 << 20,
+        maxOutboxEvents: Int = 1_000_000
+    ) throws(StoreError) {
         self.maxQueuedBytes = maxQueuedBytes
+        self.maxOutboxEvents = maxOutboxEvents
         self.retention = retention
         var configuration = Configuration()
         configuration.prepareDatabase { db in
@@ -119,7 +132,14 @@ public final class SQLiteLogStore: LogStore {
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
-            try pool.write { db in try SQLiteSchema.migrate(db) }  // blocking-ok: at start, before any request
+            let events = try pool.write { db in  // blocking-ok: at start, before any request
+                try SQLiteSchema.migrate(db)
+                // One process uses the file: leases an earlier run took (it was killed while
+                // delivering) are void, and what they held is due now.
+                try db.execute(sql: "UPDATE webhook_outbox SET next_at = min(next_at, ?)", arguments: [Date().timeIntervalSince1970])
+                return try Int.fetchOne(db, sql: "SELECT count(*) FROM webhook_outbox") ?? 0
+            }
+            queue.withLock { $0.outboxCount = events }
         } catch {
             throw StoreError("cannot open the SQLite database at \(path): \(error)")
         }

@@ -9,6 +9,9 @@ import GRDB
 ///   first since the file held nothing for it (``StoredLog/isFirst``).
 /// - `messages(channel, epoch, seq, id, time, publisher, binary, payload, idempotency_key)`: the
 ///   retained messages.
+/// - `webhook_outbox(id, type, time, namespace, body, attempts, next_at, delivered_to)`: lifecycle
+///   events waiting for their receivers; `webhook_dead(id, type, time, body, reason, failed_at)`:
+///   those that ran out of retries.
 /// - Indexes on `messages(time)` and `channels(updated)`, so that deleting by age and forgetting
 ///   channels by their meta TTL read only what they delete.
 enum SQLiteSchema {
@@ -40,5 +43,18 @@ enum SQLiteSchema {
             try db.execute(sql: "ALTER TABLE channels ADD COLUMN is_first INTEGER NOT NULL DEFAULT 1")
         }
         try db.execute(sql: "CREATE INDEX IF NOT EXISTS channels_updated ON channels (updated)")
+        try db.execute(
+            sql: """
+                CREATE TABLE IF NOT EXISTS webhook_outbox (
+                    id TEXT PRIMARY KEY, type TEXT NOT NULL, time REAL NOT NULL, namespace TEXT, body BLOB NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0, next_at REAL NOT NULL, delivered_to TEXT NOT NULL DEFAULT '[]'
+                );
+                CREATE INDEX IF NOT EXISTS webhook_outbox_due ON webhook_outbox (next_at);
+                CREATE TABLE IF NOT EXISTS webhook_dead (
+                    id TEXT PRIMARY KEY, type TEXT NOT NULL, time REAL NOT NULL, body BLOB NOT NULL, reason TEXT NOT NULL, failed_at REAL NOT NULL
+                );
+                CREATE INDEX IF NOT EXISTS webhook_dead_failed ON webhook_dead (failed_at);
+                """
+        )
     }
 }

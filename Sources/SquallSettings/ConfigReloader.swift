@@ -123,7 +123,8 @@ public struct ConfigReloader: Service {
         // What runs now: the live options as loaded, the others as they were.
         let effective = loaded.effective.filter(\.live) + running.effective.filter { !$0.live }
         return Settings(
-            configuration: loaded.configuration, store: running.store, sqliteSync: running.sqliteSync, logLevel: running.logLevel,
+            configuration: loaded.configuration, store: running.store, sqliteSync: running.sqliteSync,
+            webhookOutboxMax: running.webhookOutboxMax, logLevel: running.logLevel,
             threads: running.threads, configFile: running.configFile, watchesConfig: running.watchesConfig, effective: effective)
     }
 }

@@ -213,6 +213,34 @@ public enum Options {
             "hook-header", env: "SQUALL_HOOK_HEADERS", "none", "NAME", arity: .list,
             "a request header the hooks are shown (cookie, authorization, x-request-id); repeatable"))
 
+    // MARK: Lifecycle webhooks
+
+    public static let webhook = ServeOption<[String]>.list(
+        spec(
+            "webhook", env: "SQUALL_WEBHOOKS", "none", "URL", arity: .list,
+            "a URL that lifecycle events are POSTed to, signed (Standard Webhooks); repeatable; needs webhook-secret"))
+    public static let webhookSecret = ServeOption<String?>.optionalText(
+        spec("webhook-secret", "none", "whsec_BASE64", "the key webhooks are signed with: whsec_ and at least 16 bytes in base64"))
+    public static let webhookEvents = ServeOption<[String]>.list(
+        spec(
+            "webhook-events", env: "SQUALL_WEBHOOK_EVENTS", "all", "TYPE", arity: .list,
+            "an event type sent: connected, disconnected, subscribed, unsubscribed, published, presence_expired; repeatable"))
+    public static let webhookNamespaces = ServeOption<[String]>.list(
+        spec(
+            "webhook-namespaces", env: "SQUALL_WEBHOOK_NAMESPACES", "all", "NAMESPACE", arity: .list,
+            "a namespace whose channels' events are sent (default for the default one); repeatable"))
+    public static let webhookTimeout = ServeOption<Duration>.duration(
+        spec("webhook-timeout", "10s", "DURATION", "how long one delivery may take"), default: .seconds(10))
+    public static let webhookRetryFor = ServeOption<Duration>.duration(
+        spec("webhook-retry-for", "24h", "DURATION", "how long an event is retried before it becomes a dead letter"), default: .seconds(86_400))
+    public static let webhookBackoffMax = ServeOption<Duration>.duration(
+        spec("webhook-backoff-max", "5m", "DURATION", "longest wait between a webhook's tries (1 s, 2 s, 4 s, … up to it)"), default: .seconds(300))
+    public static let webhookConcurrency = ServeOption<Int>.integer(
+        spec("webhook-concurrency", "16", "N", "most webhook deliveries under way at once"), default: 16, in: 1...10_000)
+    public static let webhookOutboxMax = ServeOption<Int>.integer(
+        spec("webhook-outbox-max", "1000000", "N", "most events waiting for delivery (in memory without a store: 10,000); more are dropped"),
+        default: 1_000_000, in: 1...1_000_000_000)
+
     /// Every option, in the order help and docs list them.
     public static let all: [OptionSpec] = [
         config.spec, configWatch.spec, host.spec, port.spec, logLevel.spec, threads.spec, maxMessageSize.spec, outboxMessages.spec,
@@ -223,7 +251,8 @@ public enum Options {
         trustedProxy.spec, forwardedHeader.spec, ipv4Prefix.spec, ipv6Prefix.spec, tlsCert.spec, tlsKey.spec, auth.spec, jwtSecret.spec,
         jwtSecretFile.spec, jwtPublicKey.spec, jwks.spec, jwksRefresh.spec, jwtAudience.spec, jwtIssuer.spec, jwtLeeway.spec,
         apiKey.spec, hookConnect.spec, hookRefresh.spec, hookSubscribe.spec, hookPublish.spec, hookTimeout.spec, hookConcurrency.spec,
-        hookHeader.spec,
+        hookHeader.spec, webhook.spec, webhookSecret.spec, webhookEvents.spec, webhookNamespaces.spec, webhookTimeout.spec, webhookRetryFor.spec,
+        webhookBackoffMax.spec, webhookConcurrency.spec, webhookOutboxMax.spec,
     ]
 
     /// The option a flag (`port` of `--port`) names.

@@ -49,6 +49,7 @@ extension Resolver {
             auth: try auth(),
             apiKeys: APIKeys(try value(Options.apiKey)),
             hooks: try hooks(),
+            webhooks: try webhooks(),
             defaultNamespace: defaults.defaultNamespace,
             namespaces: defaults.namespaces
         )
@@ -83,6 +84,37 @@ extension Resolver {
             let given = certificate == nil ? Options.tlsKey.spec : Options.tlsCert.spec
             throw SettingError(key: given.key, value: nil, source: source(of: given), problem: "tls-cert and tls-key go together")
         }
+    }
+
+    private mutating func webhooks() throws(SettingError) -> WebhookConfiguration? {
+        let urls = try value(Options.webhook)
+        let secretText = try value(Options.webhookSecret)
+        guard !urls.isEmpty else { return nil }
+        for url in urls where !HookConfiguration.isURL(url) {
+            throw SettingError(
+                key: Options.webhook.spec.key, value: url, source: source(of: Options.webhook.spec), problem: "is not an http:// or https:// URL")
+        }
+        guard let secretText else {
+            throw SettingError(
+                key: Options.webhook.spec.key, value: urls[0], source: source(of: Options.webhook.spec),
+                problem: "needs webhook-secret (whsec_ and base64) to sign events with")
+        }
+        guard let secret = WebhookConfiguration.key(fromSecret: secretText) else {
+            throw SettingError(
+                key: Options.webhookSecret.spec.key, value: "<secret>", source: source(of: Options.webhookSecret.spec),
+                problem: "is not whsec_ followed by at least 16 bytes in base64")
+        }
+        let events = try value(Options.webhookEvents)
+        for event in events where !WebhookConfiguration.eventTypes.contains(event) {
+            throw SettingError(
+                key: Options.webhookEvents.spec.key, value: event, source: source(of: Options.webhookEvents.spec),
+                problem: "is not an event type; one of \(WebhookConfiguration.eventTypes.joined(separator: ", "))")
+        }
+        let namespaces = try value(Options.webhookNamespaces)
+        return WebhookConfiguration(
+            urls: urls, secret: secret, events: events.isEmpty ? nil : Set(events),
+            namespaces: namespaces.isEmpty ? nil : Set(namespaces.map { $0 == "default" ? "" : $0 }), timeout: try value(Options.webhookTimeout),
+            retryFor: try value(Options.webhookRetryFor), maxBackoff: try value(Options.webhookBackoffMax), concurrency: try value(Options.webhookConcurrency))
     }
 
     private mutating func hooks() throws(SettingError) -> HookConfiguration {

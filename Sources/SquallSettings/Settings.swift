@@ -16,6 +16,8 @@ public struct Settings: Sendable {
     public let configuration: SquallConfiguration
     public let store: StoreOption
     public let sqliteSync: SQLiteSync
+    /// Most lifecycle events a store's outbox holds.
+    public let webhookOutboxMax: Int
     public let logLevel: Logger.Level
     /// Event-loop threads; `nil` for one per CPU the process may run on.
     public let threads: Int?
@@ -91,7 +93,7 @@ struct Resolver {
     /// A value as it may be printed: secrets hidden, a database URL without its password.
     static func shown(_ spec: OptionSpec, _ text: String) -> String {
         switch spec.key {
-        case Options.jwtSecret.spec.key, Options.apiKey.spec.key: return text == spec.defaultText ? text : "<secret>"
+        case Options.jwtSecret.spec.key, Options.apiKey.spec.key, Options.webhookSecret.spec.key: return text == spec.defaultText ? text : "<secret>"
         case Options.store.spec.key:
             guard let at = text.firstIndex(of: "@"), let scheme = text.range(of: "://"), let colon = text[scheme.upperBound..<at].firstIndex(of: ":") else {
                 return text
@@ -112,6 +114,7 @@ struct Resolver {
         let configuration = try configuration()
         let store = try value(Options.store)
         let sqliteSync = try value(Options.sqliteSync)
+        let webhookOutboxMax = try value(Options.webhookOutboxMax)
         let (defaultNamespace, namespaces) = try namespaces()
         var withNamespaces = configuration
         withNamespaces.defaultNamespace = defaultNamespace
@@ -122,7 +125,8 @@ struct Resolver {
             (order[$0.element.key] ?? Options.all.count + $0.offset, $0.offset) < (order[$1.element.key] ?? Options.all.count + $1.offset, $1.offset)
         }
         return Settings(
-            configuration: withNamespaces, store: store, sqliteSync: sqliteSync, logLevel: logLevel, threads: threads, configFile: configFile,
+            configuration: withNamespaces, store: store, sqliteSync: sqliteSync, webhookOutboxMax: webhookOutboxMax, logLevel: logLevel, threads: threads,
+            configFile: configFile,
             watchesConfig: watches, effective: sorted.map(\.element))
     }
 }

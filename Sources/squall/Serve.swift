@@ -63,9 +63,11 @@ struct Serve: AsyncParsableCommand {
                 return .memory
             case .sqlite(let path):
                 let durability: SQLiteLogStore.Durability = settings.sqliteSync == .full ? .powerLoss : .processCrash
-                return .local(try SQLiteLogStore(path: path, durability: durability, retention: retention))
+                return .local(
+                    try SQLiteLogStore(path: path, durability: durability, retention: retention, maxOutboxEvents: settings.webhookOutboxMax))
             case .postgres(let url):
-                return .shared(try await PostgresLogStore(address: PostgresAddress(url), retention: retention))
+                return .shared(
+                    try await PostgresLogStore(address: PostgresAddress(url), retention: retention, maxOutboxEvents: settings.webhookOutboxMax))
             }
         } catch {
             throw ValidationError(error.description)

@@ -85,6 +85,8 @@ public struct SquallConfiguration: Sendable {
     public var apiKeys: APIKeys
     /// The backend's hooks on connect, refresh, subscribe and publish. Default none.
     public var hooks: HookConfiguration
+    /// Lifecycle webhooks. Default none.
+    public var webhooks: WebhookConfiguration?
     /// The options of channels outside every namespace. Default: anyone may do anything.
     public var defaultNamespace: NamespaceOptions
     /// Channel families by name (`chat` for `chat:lobby`), each with its options. Default none.
@@ -120,6 +122,7 @@ public struct SquallConfiguration: Sendable {
         auth: AuthConfiguration = AuthConfiguration(),
         apiKeys: APIKeys = APIKeys(),
         hooks: HookConfiguration = HookConfiguration(),
+        webhooks: WebhookConfiguration? = nil,
         defaultNamespace: NamespaceOptions = NamespaceOptions(),
         namespaces: [String: NamespaceOptions] = [:]
     ) {
@@ -151,6 +154,7 @@ public struct SquallConfiguration: Sendable {
         self.auth = auth
         self.apiKeys = apiKeys
         self.hooks = hooks
+        self.webhooks = webhooks
         self.defaultNamespace = defaultNamespace
         self.namespaces = namespaces
     }

@@ -72,6 +72,7 @@ public final class ConnectedUsers: NodeCommandFollower {
 
 extension WebSocketConnection: UserSession {
     func disconnect(_ disconnect: Disconnect) {
+        self[Kicked.self] = true
         close(disconnect)
     }
 

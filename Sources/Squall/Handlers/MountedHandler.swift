@@ -11,11 +11,18 @@ final class MountedHandler: Sendable {
     let pool: ConnectionPool
     /// The server's logger; a connection's ``WebSocketConnection/logger`` adds its id.
     let logger: Logger
+    /// What lifecycle events call the mount's transport: `ws`, `msg`, or `websocket` for a
+    /// handler of the application's.
+    let transport: String
+    /// Where its connections' `connected` and `disconnected` events go, when webhooks are on.
+    let events: LifecycleEvents?
 
-    init(handler: any WebSocketHandler, pool: ConnectionPool, logger: Logger) {
+    init(handler: any WebSocketHandler, pool: ConnectionPool, logger: Logger, transport: String = "websocket", events: LifecycleEvents? = nil) {
         self.handler = handler
         self.nonBlocking = handler as? any NonBlockingWebSocketHandler
         self.pool = pool
         self.logger = logger
+        self.transport = transport
+        self.events = events
     }
 }

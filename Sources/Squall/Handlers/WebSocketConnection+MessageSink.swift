@@ -14,6 +14,7 @@ extension WebSocketConnection: WebSocketMessageSink {
     func open() {
         // A pool that is closing (shutdown) closes the newcomer at once.
         mounted.pool.add(self)
+        mounted.events?.connected(client: id, transport: mounted.transport, user: identity?.presenceUser, address: client)
         guard let handler = mounted.nonBlocking else {
             _ = queue?.enqueue(.open, for: self)
             return
@@ -56,6 +57,10 @@ extension WebSocketConnection: WebSocketMessageSink {
     }
 
     func ended(_ cause: CloseCause) {
+        if let events = mounted.events {
+            let (why, disconnect) = LifecycleEvents.cause(of: cause, kicked: self[Kicked.self] ?? false)
+            events.disconnected(client: id, transport: mounted.transport, user: identity?.presenceUser, cause: why, disconnect: disconnect)
+        }
         guard let handler = mounted.nonBlocking else {
             _ = queue?.enqueue(.close(cause), for: self)
             return
@@ -65,4 +70,10 @@ extension WebSocketConnection: WebSocketMessageSink {
         logClosed(cause)
         mounted.pool.remove(self)
     }
+}
+
+/// Set on a connection the server API's `disconnect` closes, so that its `disconnected` event
+/// says `kicked`.
+enum Kicked: ConnectionStorageKey {
+    typealias Value = Bool
 }

@@ -28,8 +28,10 @@ final class ServerMetrics: Sendable {
     private let cpuSeconds: Counter
     /// Refusals by error code, made once: a refusal is counted without the registry's lock.
     private let refusals: [ErrorCode: Counter]
+    /// Webhook deliveries by outcome, and the outbox's depth.
+    let webhooks: WebhookMetrics
     /// The totals as last exported: a Prometheus counter only goes up by what came since.
-    private let exported = Mutex<(messages: Int, deliveries: Int, cpu: Double)>((0, 0, 0))
+    private let exported = Mutex<(messages: Int, deliveries: Int, cpu: Double, droppedEvents: Int)>((0, 0, 0, 0))
 
     init() {
         handshakes = registry.makeCounter(name: "squall_websocket_handshakes_total", labels: [("result", "accepted")], help: Self.handshakeHelp)
@@ -41,6 +43,13 @@ final class ServerMetrics: Sendable {
         residentBytes = registry.makeGauge(name: "process_resident_memory_bytes", help: "Resident memory size in bytes.")
         openDescriptors = registry.makeGauge(name: "process_open_fds", help: "Open file descriptors.")
         cpuSeconds = registry.makeCounter(name: "process_cpu_seconds_total", help: "User and system CPU time spent, in seconds.")
+        let webhookHelp = "Webhook events delivered to every receiver, tries that failed, events out of retries, and events lost."
+        webhooks = WebhookMetrics(
+            delivered: registry.makeCounter(name: "squall_webhook_events_total", labels: [("outcome", "delivered")], help: webhookHelp),
+            failed: registry.makeCounter(name: "squall_webhook_events_total", labels: [("outcome", "failed")], help: webhookHelp),
+            dead: registry.makeCounter(name: "squall_webhook_events_total", labels: [("outcome", "dead")], help: webhookHelp),
+            dropped: registry.makeCounter(name: "squall_webhook_events_total", labels: [("outcome", "dropped")], help: webhookHelp),
+            depth: registry.makeGauge(name: "squall_webhook_outbox_events", help: "Webhook events waiting for delivery."))
         refusals = Dictionary(
             uniqueKeysWithValues: ErrorCode.builtIn.map { [registry] code in
                 (
@@ -68,13 +77,17 @@ final class ServerMetrics: Sendable {
     }
 
     /// The text Prometheus scrapes, with the totals and gauges read now.
-    func render(hub: Hub, pool: ConnectionPool) -> ByteBuffer {
+    func render(hub: Hub, pool: ConnectionPool, events: LifecycleEvents?) -> ByteBuffer {
         let process = Self.process()
-        let (newMessages, newDeliveries, newCPU) = exported.withLock { exported -> (Int, Int, Double) in
-            let now = (messages: hub.messageCount, deliveries: hub.deliveryCount, cpu: process.cpuSeconds)
+        let (newMessages, newDeliveries, newCPU, newDropped) = exported.withLock { exported -> (Int, Int, Double, Int) in
+            let now = (messages: hub.messageCount, deliveries: hub.deliveryCount, cpu: process.cpuSeconds, droppedEvents: events?.dropped ?? 0)
             defer { exported = now }
-            return (now.messages - exported.messages, now.deliveries - exported.deliveries, max(0, now.cpu - exported.cpu))
+            return (
+                now.messages - exported.messages, now.deliveries - exported.deliveries, max(0, now.cpu - exported.cpu),
+                now.droppedEvents - exported.droppedEvents
+            )
         }
+        if newDropped > 0 { webhooks.dropped.increment(by: Int64(newDropped)) }
         if newMessages > 0 { messages.increment(by: Int64(newMessages)) }
         if newDeliveries > 0 { deliveries.increment(by: Int64(newDeliveries)) }
         if newCPU > 0 { cpuSeconds.increment(by: newCPU) }

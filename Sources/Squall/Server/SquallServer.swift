@@ -53,6 +53,8 @@ public struct SquallServer: Service, CustomStringConvertible {
     private let users = ConnectedUsers()
     /// This process among the nodes, as the server API's `info` names it.
     private let node = UUID.random()
+    /// Lifecycle events for webhooks, when they are configured.
+    private let events: LifecycleEvents?
     /// Where commands to other nodes go: a shared store's broker.
     private var broker: (any LogBroker)? {
         if case .shared(_, let broker, _) = configuration.storage { broker } else { nil }
@@ -90,19 +92,24 @@ public struct SquallServer: Service, CustomStringConvertible {
         self.expiring = ExpiringConnections(policy: policy)
         self.admission = ConnectionAdmission(configuration.limits, addresses: configuration.clientAddresses)
         let retention = configuration.retention
+        let node = self.node
+        let events = configuration.webhooks.map { webhooks in
+            LifecycleEvents(configuration: webhooks, outbox: Self.outbox(of: configuration.storage), node: node, logger: logger)
+        }
+        self.events = events
         let hub = Hub(
             retention: retention, storage: configuration.storage, opening: configuration.opening,
             retentionOf: { channel in
                 policy.current.access.namespace(of: channel).options.retention(within: retention)
-            })
+            }, observer: events)
         self.hub = hub
         let maxInfo = configuration.maxInfo
         let addresses = configuration.clientAddresses
         let subscriptions = AddressRateLimiter(rate: { policy.current.subscribeRate }, addresses: addresses, exemptsLoopback: true)
         self.subscriptions = subscriptions
         let pool = connections
-        func mounted(_ handler: any WebSocketHandler) -> MountedHandler {
-            MountedHandler(handler: handler, pool: pool, logger: logger)
+        func mounted(_ handler: any WebSocketHandler, _ transport: String) -> MountedHandler {
+            MountedHandler(handler: handler, pool: pool, logger: logger, transport: transport, events: events)
         }
         // A plain socket subscribes as it opens: its token, the namespace's rules and the
         // subscribe rate (charged to its client's address) decide at the upgrade.
@@ -118,11 +125,11 @@ public struct SquallServer: Service, CustomStringConvertible {
         let expiring = self.expiring
         let msg = MsgTransport(
             hub: hub, policy: policy, maxInfo: maxInfo, maxMessageSize: configuration.maxMessageSize, expiring: expiring, users: users)
-        mounts.append(WebSocketMount(path: "/msg", handler: mounted(msg), check: msgCheck))
-        mounts.append(WebSocketMount(path: "/msg/{channel}", handler: mounted(msg), check: msgCheck))
+        mounts.append(WebSocketMount(path: "/msg", handler: mounted(msg, "msg"), check: msgCheck))
+        mounts.append(WebSocketMount(path: "/msg/{channel}", handler: mounted(msg, "msg"), check: msgCheck))
         let ws = WSTransport(hub: hub, configuration: configuration, policy: policy, opens: subscriptions, expiring: expiring, users: users)
         mounts.append(
-            WebSocketMount(path: "/ws", handler: mounted(ws)) { head, uri, parameters, remote, client in
+            WebSocketMount(path: "/ws", handler: mounted(ws, "ws")) { head, uri, parameters, remote, client in
                 var acceptance = try Self.negotiateSubprotocol(head, uri, parameters, remote, client)
                 // Without a token here, a `/ws` client may still send one in its `connect`.
                 let token = Credentials.token(query: uri.queryParameters, authorization: head.headers.first(name: "authorization"))
@@ -188,7 +195,8 @@ public struct SquallServer: Service, CustomStringConvertible {
     public mutating func mount(_ path: String, handler: some WebSocketHandler, check: UpgradeCheck? = nil) {
         let policy = self.policy
         mounts.append(
-            WebSocketMount(path: path, handler: MountedHandler(handler: handler, pool: connections, logger: logger), check: check) { head, uri in
+            WebSocketMount(path: path, handler: MountedHandler(handler: handler, pool: connections, logger: logger, events: events), check: check) {
+                head, uri in
                 try policy.identify(
                     Credentials.token(query: uri.queryParameters, authorization: head.headers.first(name: "authorization")), in: policy.current.access)
             })
@@ -223,8 +231,12 @@ public struct SquallServer: Service, CustomStringConvertible {
                     HubSweeper(hub: hub, interval: .seconds(10)),
                     KeyRefresher(policy: policy, logger: logger),
                     ExpirySweeper(connections: expiring),
-                    ConnectionDrain(connections: connections, timeout: configuration.closeTimeout, draining: draining),
-                ],
+                ]
+                    + (events.map { events in
+                        [WebhookDispatcher(outbox: events.outbox, configuration: events.configuration, metrics: metrics.webhooks, logger: logger)]
+                    } ?? []) + [
+                        ConnectionDrain(connections: connections, timeout: configuration.closeTimeout, draining: draining)
+                    ],
                 logger: logger
             )
         )
@@ -278,12 +290,15 @@ public struct SquallServer: Service, CustomStringConvertible {
         router.get("/metrics") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: .init(byteBuffer: metrics.render(hub: hub, pool: connections)))
+                body: .init(byteBuffer: metrics.render(hub: hub, pool: connections, events: events)))
         }
         let departures = ClientDepartures()
         PollingTransport(hub: hub, configuration: configuration, policy: policy, departures: departures, opens: subscriptions).add(to: router)
-        SSETransport(hub: hub, configuration: configuration, policy: policy, departures: departures, subscriptions: subscriptions, users: users)
-            .add(to: router)
+        SSETransport(
+            hub: hub, configuration: configuration, policy: policy, departures: departures, subscriptions: subscriptions, users: users,
+            events: events
+        )
+        .add(to: router)
 
         try ServerAPI(
             commands: ServerCommands(
@@ -359,6 +374,17 @@ public struct SquallServer: Service, CustomStringConvertible {
             )
         }
         return WebSocketMount.Acceptance(headers: [.secWebSocketProtocol: WSTransport.subprotocol])
+    }
+}
+
+extension SquallServer {
+    /// Where `storage` keeps lifecycle events: its own outbox, if it has one, else memory.
+    static func outbox(of storage: LogStorage) -> any EventOutbox {
+        switch storage {
+        case .memory: MemoryEventOutbox()
+        case .local(let store): store as? any EventOutbox ?? MemoryEventOutbox()
+        case .shared(let log, _, _): log as? any EventOutbox ?? MemoryEventOutbox()
+        }
     }
 }
 

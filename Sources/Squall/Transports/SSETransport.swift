@@ -4,6 +4,7 @@ import Hummingbird
 import NIOCore
 import ServiceLifecycle
 import SquallCore
+import Synchronization
 
 /// `GET /channels/{name}/events`: a channel as Server-Sent Events, resuming from `Last-Event-ID`
 /// or `since`; `presence=true` adds join and leave events.
@@ -21,6 +22,8 @@ struct SSETransport: Sendable {
     let subscriptions: AddressRateLimiter
     /// Identified users' sessions, for the server API.
     let users: ConnectedUsers
+    /// Lifecycle events, when webhooks are on.
+    let events: LifecycleEvents?
 
     func add(to router: Router<SquallRequestContext>) {
         router.group("channels/{name}").get("events", use: events)
@@ -74,6 +77,8 @@ struct SSETransport: Sendable {
             socket: context.socket,
             departure: departures[context.socket],
             users: users,
+            events: events,
+            address: address,
             refresh: refresh
         )
         var headers: HTTPFields = [
@@ -118,6 +123,10 @@ struct EventStream: Sendable {
     let departure: ClientDeparture
     /// Identified users' sessions, which this stream joins while it runs.
     let users: ConnectedUsers
+    /// Where its `connected` and `disconnected` events go, when webhooks are on.
+    let events: LifecycleEvents?
+    /// The client's address, for its `connected` event.
+    let address: IPAddress?
     /// The refresh hook's call, when one is set: asked when the stream's time is up, instead of
     /// ending it with 4002.
     let refresh: (@Sendable () async -> BackendHooks.Decision)?
@@ -147,6 +156,14 @@ struct EventStream: Sendable {
         defer { hub.unsubscribe(subscriber, from: target.channel) }
         let session = SSESession(outbox: outbox, channel: target.channel)
         if let user = identity?.presenceUser { users.add(session, user: user) }
+        events?.connected(client: client, transport: "sse", user: identity?.presenceUser, address: address)
+        // Ended by the server (its `close` event says why), or by the client going away.
+        let ending = Mutex<Disconnect?>(nil)
+        defer {
+            let disconnect = ending.withLock { $0 }
+            let cause = session.kicked.withLock { $0 } ? .kicked : disconnect.map(LifecycleEvents.cause(of:)) ?? .clientClose
+            events?.disconnected(client: client, transport: "sse", user: identity?.presenceUser, cause: cause, disconnect: disconnect)
+        }
         defer { if let user = identity?.presenceUser { users.remove(session, user: user) } }
 
         try await withGracefulShutdownHandler {
@@ -183,6 +200,7 @@ struct EventStream: Sendable {
                     case .payloads(let payloads):
                         try await writer.write(contentsOf: payloads.map(\.bytes))
                     case .disconnect(let disconnect):
+                        ending.withLock { $0 = disconnect }
                         try await writer.write(Self.closeEvent(disconnect))
                         break loop
                     }
@@ -223,6 +241,8 @@ struct EventStream: Sendable {
 final class SSESession: UserSession {
     let outbox: Outbox
     let channel: ChannelName
+    /// Whether the server API's `disconnect` ended it.
+    let kicked = Mutex(false)
 
     init(outbox: Outbox, channel: ChannelName) {
         self.outbox = outbox
@@ -230,6 +250,7 @@ final class SSESession: UserSession {
     }
 
     func disconnect(_ disconnect: Disconnect) {
+        kicked.withLock { $0 = true }
         outbox.close(disconnect)
     }
 

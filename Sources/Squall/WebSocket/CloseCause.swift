@@ -9,6 +9,8 @@ public enum CloseCause: Sendable, CustomStringConvertible {
     case serverClosed(Disconnect)
     /// A protocol error, an invalid or oversized message, or a hook that threw.
     case failed(any Error)
+    /// The client did not answer a ping before the next one was due: it was dropped.
+    case pingTimedOut
 
     /// A short phrase for logs.
     public var description: String {
@@ -16,6 +18,7 @@ public enum CloseCause: Sendable, CustomStringConvertible {
         case .clientClosed: "closed by client"
         case .serverClosed(let disconnect): "closed by server: \(disconnect)"
         case .failed(let error): "failed: \(error)"
+        case .pingTimedOut: "no pong within the ping interval"
         }
     }
 }

@@ -120,6 +120,8 @@ struct WebSocketStateMachine {
     private var awaitingPong: UInt64?
     /// A protocol violation or a hook's error: the end cause that wins over the others.
     private var failure: (any Error)?
+    /// The client left a ping unanswered for a whole interval: it is dropped.
+    private var pingTimedOut = false
     let maxMessageSize: Int
     /// permessage-deflate was negotiated: RSV1 marks a compressed message.
     let deflate: Bool
@@ -286,7 +288,10 @@ struct WebSocketStateMachine {
     /// The ping interval came round; `nonce` is this round's.
     mutating func pingDue(nonce: UInt64) -> PingAction {
         guard case .open = state else { return .none }
-        guard awaitingPong == nil else { return .drop }
+        guard awaitingPong == nil else {
+            pingTimedOut = true
+            return .drop
+        }
         awaitingPong = nonce
         return .ping(nonce)
     }
@@ -302,6 +307,7 @@ struct WebSocketStateMachine {
         state = .closed
         fragments = nil
         text = nil
+        if pingTimedOut { return .pingTimedOut }
         if let failure { return .failed(failure) }
         switch previous {
         case .closing(let closing), .closeQueued(let closing): return closing.answeredClient ? .clientClosed : .serverClosed(closing.sent)
