@@ -31,8 +31,18 @@ extension Hub {
         to channel: ChannelName,
         publisher: UUID? = nil,
         idempotencyKey: IdempotencyKey? = nil,
-        acknowledged: @escaping @Sendable (Result<Message, PublishError>) -> Void
+        acknowledged answer: @escaping @Sendable (Result<Message, PublishError>) -> Void
     ) {
+        let acknowledged: @Sendable (Result<Message, PublishError>) -> Void
+        if let observer {
+            let start = ContinuousClock.now
+            acknowledged = { result in
+                observer.acknowledged(result, after: .now - start)
+                answer(result)
+            }
+        } else {
+            acknowledged = answer
+        }
         let request = PublishRequest(channel: channel, payload: payload, publisher: publisher, key: idempotencyKey, time: now(), acknowledged: acknowledged)
         if let answer = withOpenChannel(channel, { take(request, into: &$0) }) {
             answer.send()

@@ -53,4 +53,11 @@ public protocol LogStore: Sendable {
     /// fails at once. Returns once the store has let go of its resources; calling it again
     /// returns at once. ``SquallServer`` calls it when it has stopped serving.
     func close() async
+    /// Tells `observer` of every commit from now on (a default does nothing).
+    func observe(_ observer: any StoreObserver)
+}
+
+extension LogStore {
+    /// Tells `observer` of every commit from now on; a store that keeps no such figures ignores it.
+    public func observe(_ observer: any StoreObserver) {}
 }

@@ -59,7 +59,14 @@ public protocol SharedLog: Sendable {
 
     /// Commits what is queued, calls every `committed` still owed, and stops.
     func close() async
+    /// Tells `observer` of every commit from now on (a default does nothing).
+    func observe(_ observer: any StoreObserver)
 }
 
 /// A store that is all three parts of a shared log — PostgreSQL's.
 public typealias SharedLogStore = SharedLog & LogBroker & PresenceRegistry
+
+extension SharedLog {
+    /// Tells `observer` of every commit from now on; a store that keeps no such figures ignores it.
+    public func observe(_ observer: any StoreObserver) {}
+}

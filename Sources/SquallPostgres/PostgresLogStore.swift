@@ -129,6 +129,10 @@ public final class PostgresLogStore: SharedLog, LogBroker, PresenceRegistry {
         try writer.append(PostgresWriter.Pending(draft: draft, key: idempotencyKey, committed: committed))
     }
 
+    public func observe(_ observer: any StoreObserver) {
+        writer.observer.withLock { $0 = observer }
+    }
+
     public func read(_ channel: ChannelName, after position: StreamPosition, limit: Int, retention: Retention) async throws(StoreError) -> CatchUp {
         try await reader.read(channel, after: position, limit: limit, retention: retention)
     }

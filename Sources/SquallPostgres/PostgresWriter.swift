@@ -47,6 +47,8 @@ final class PostgresWriter: Sendable {
     private let maxQueuedBytes: Int
     private let logger: Logger
     private let queue = Mutex(Queue())
+    /// Told of each commit, for `/metrics`.
+    let observer = Mutex<(any StoreObserver)?>(nil)
     /// Which messages get a `published` event in their transaction, once webhooks want them.
     let publishedEvent = Mutex<(@Sendable (Message) -> LifecycleEvent?)?>(nil)
 
@@ -130,7 +132,11 @@ final class PostgresWriter: Sendable {
             let events = publishedEvent.withLock { $0 }.map { make in
                 batch.map { make($0.draft.message(at: StreamPosition(epoch: "", offset: 0))) != nil }
             }
+            let started = ContinuousClock.now
             link.query(PostgresQueries.append(batch, window: window, events: events)).whenComplete { [self] result in
+                if let observer = observer.withLock({ $0 }) {
+                    if case .success = result { observer.committed(messages: batch.count, after: .now - started) } else { observer.commitFailed() }
+                }
                 // Certainly not committed, or committed: answered; else the answer may have
                 // been lost after the commit.
                 guard case .failure(let error) = result, !PostgresLink.certainlyDidNothing(error) else {

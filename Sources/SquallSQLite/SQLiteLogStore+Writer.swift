@@ -87,6 +87,7 @@ extension SQLiteLogStore {
         let room = queue.withLock { max(0, maxOutboxEvents - $0.outboxCount) }
         let publishedEvents = published.map { make in Array(batch.lazy.compactMap { make($0.message) }.prefix(room)) } ?? []
         var error: StoreError?
+        let started = ContinuousClock.now
         do {
             // The writer thread: group commit is its work.
             let heads = try pool.write { db -> [ChannelName: Message] in  // blocking-ok: the writer thread
@@ -135,6 +136,9 @@ extension SQLiteLogStore {
                 queue.outboxCount -= events.count
                 for entry in batch { queue.brokenEpochs[entry.message.channel] = entry.message.position.epoch }
             }
+        }
+        if let observer = observer.withLock({ $0 }) {
+            if error == nil { observer.committed(messages: batch.count, after: .now - started) } else { observer.commitFailed() }
         }
         for entry in batch { entry.committed(error) }
     }

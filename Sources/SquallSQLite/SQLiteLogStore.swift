@@ -55,6 +55,8 @@ public final class SQLiteLogStore: LogStore {
     public let maxQueuedBytes: Int
     /// Most lifecycle events the outbox holds; past it new events are refused.
     public let maxOutboxEvents: Int
+    /// Told of each commit, for `/metrics`.
+    let observer = Mutex<(any StoreObserver)?>(nil)
     /// Makes the `published` event of each message committed, once webhooks want them.
     let publishedEvent = Mutex<(@Sendable (Message) -> LifecycleEvent?)?>(nil)
     /// What the file keeps, by age and meta TTL, whichever channels are open.
@@ -223,6 +225,10 @@ public final class SQLiteLogStore: LogStore {
             }
             if closed { closer.resume() } else if wasIdle { wake.signal() }
         }
+    }
+
+    public func observe(_ observer: any StoreObserver) {
+        self.observer.withLock { $0 = observer }
     }
 
     public func trim(_ channel: ChannelName, epoch: String, through offset: UInt64) {

@@ -166,3 +166,32 @@ def test_the_grafana_dashboard_asks_only_for_metrics_squall_serves(squall):
         for target in panel["targets"]:
             asked |= {name for name in re.findall(r"[a-z_]+(?=[{\[)]|$)", target["expr"]) if name.startswith(("squall_", "process_"))}
     assert asked and asked <= served, f"the dashboard asks for {sorted(asked - served)}, which /metrics does not serve"
+
+
+async def test_metrics_count_acknowledgements_commits_http_refusals_and_hook_calls(squall, tmp_path):
+    from test_hooks import Backend
+
+    backend = Backend()
+    backend.answers["publish"] = lambda call: {"error": {"message": "no"}} if call["data"] == "refused" else {"result": {}}
+    try:
+        server = squall("--log-level", "error", "--store", f"sqlite:{tmp_path}/squall.db", "--hook-publish", f"{backend.url}/publish")
+        before = scrape(server)
+        for n in range(4):
+            publish(server, "timed", f"m{n}")
+        for body in ("refused", "refused"):
+            with pytest.raises(urllib.error.HTTPError):
+                publish(server, "timed", body)
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(f"{server.http}/channels/bad%20name/history", timeout=5)
+        after = scrape(server)
+    finally:
+        backend.close()
+    delta = lambda name: after.get(name, 0) - before.get(name, 0)  # noqa: E731
+    assert delta("squall_publish_acknowledgement_seconds_count") == 4
+    assert after["squall_publish_acknowledgement_seconds_sum"] > 0
+    assert 1 <= delta("squall_store_commit_seconds_count") <= 4, "each commit a batch"
+    assert delta('squall_http_refusals_total{reason="hook_denied"}') == 2
+    assert delta('squall_http_refusals_total{reason="invalid_channel"}') == 1
+    assert delta('squall_hook_calls_total{hook="publish",outcome="allow"}') == 4
+    assert delta('squall_hook_calls_total{hook="publish",outcome="deny"}') == 2
+    assert after["squall_store_commit_errors_total"] == 0

@@ -54,6 +54,11 @@ public final class BackendHooks: Sendable {
     let configuration: HookConfiguration
     private let maxInfo: RawJSON.Limits
     private let waiting = Mutex<[HookConfiguration.Kind: Int]>([:])
+    /// Calls so far by hook and outcome (`allow`, `deny`, `unavailable`), for `/metrics`.
+    private let outcomes = Mutex<[String: Int]>([:])
+
+    /// Calls so far, keyed `HOOK OUTCOME`.
+    var counts: [String: Int] { outcomes.withLock { $0 } }
 
     init(_ configuration: HookConfiguration, maxInfo: RawJSON.Limits) {
         self.configuration = configuration
@@ -86,6 +91,18 @@ public final class BackendHooks: Sendable {
 
     /// Asks the hook at `url` about `call`.
     func ask(_ call: Call, at url: String) async -> Decision {
+        let decision = await decide(call, at: url)
+        let outcome =
+            switch decision {
+            case .allow: "allow"
+            case .deny: "deny"
+            case .unavailable: "unavailable"
+            }
+        outcomes.withLock { $0["\(call.kind.rawValue) \(outcome)", default: 0] += 1 }
+        return decision
+    }
+
+    private func decide(_ call: Call, at url: String) async -> Decision {
         let admitted = waiting.withLock { waiting in
             guard waiting[call.kind, default: 0] < configuration.concurrency else { return false }
             waiting[call.kind, default: 0] += 1

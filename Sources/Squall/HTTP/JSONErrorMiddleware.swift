@@ -9,8 +9,24 @@ struct JSONErrorMiddleware: RouterMiddleware {
     typealias Context = SquallRequestContext
 
     let maxMessageSize: Int
+    /// Told the code of each error answered, for `/metrics`.
+    let refused: @Sendable (ErrorCode) -> Void
+
+    init(maxMessageSize: Int, refused: @escaping @Sendable (ErrorCode) -> Void = { _ in }) {
+        self.maxMessageSize = maxMessageSize
+        self.refused = refused
+    }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await answer(request, context: context, next: next)
+        } catch let error as APIError {
+            refused(error.code)
+            throw error
+        }
+    }
+
+    private func answer(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
         } catch let error as APIError {

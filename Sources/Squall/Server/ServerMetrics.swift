@@ -30,6 +30,12 @@ final class ServerMetrics: Sendable {
     private let refusals: [ErrorCode: Counter]
     /// Webhook deliveries by outcome, and the outbox's depth.
     let webhooks: WebhookMetrics
+    private let acknowledgements: DurationHistogram
+    private let commits: DurationHistogram
+    private let commitErrors: Counter
+    private let httpRefusals: [ErrorCode: Counter]
+    /// Hook calls as last exported, keyed `HOOK OUTCOME`.
+    private let exportedHooks = Mutex<[String: Int]>([:])
     /// The totals as last exported: a Prometheus counter only goes up by what came since.
     private let exported = Mutex<(messages: Int, deliveries: Int, cpu: Double, droppedEvents: Int)>((0, 0, 0, 0))
 
@@ -43,6 +49,24 @@ final class ServerMetrics: Sendable {
         residentBytes = registry.makeGauge(name: "process_resident_memory_bytes", help: "Resident memory size in bytes.")
         openDescriptors = registry.makeGauge(name: "process_open_fds", help: "Open file descriptors.")
         cpuSeconds = registry.makeCounter(name: "process_cpu_seconds_total", help: "User and system CPU time spent, in seconds.")
+        let latencies: [Duration] = [
+            .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
+            .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5),
+        ]
+        acknowledgements = registry.makeDurationHistogram(
+            descriptor: MetricNameDescriptor(
+                namespace: "squall", metricName: "publish_acknowledgement", unitName: "seconds",
+                helpText: "From a publish's arrival to its answer (with a store: its commit)."),
+            buckets: latencies)
+        commits = registry.makeDurationHistogram(
+            descriptor: MetricNameDescriptor(
+                namespace: "squall", metricName: "store_commit", unitName: "seconds", helpText: "How long each store commit (a batch of messages) took."),
+            buckets: latencies)
+        commitErrors = registry.makeCounter(name: "squall_store_commit_errors_total", help: "Store commits that failed: their messages were refused.")
+        httpRefusals = Dictionary(
+            uniqueKeysWithValues: ErrorCode.builtIn.map { [registry] code in
+                (code, registry.makeCounter(name: "squall_http_refusals_total", labels: [("reason", code.description)], help: Self.refusalHelp))
+            })
         let webhookHelp = "Webhook events delivered to every receiver, tries that failed, events out of retries, and events lost."
         webhooks = WebhookMetrics(
             delivered: registry.makeCounter(name: "squall_webhook_events_total", labels: [("outcome", "delivered")], help: webhookHelp),
@@ -61,6 +85,29 @@ final class ServerMetrics: Sendable {
     }
 
     private static let handshakeHelp = "WebSocket upgrades, accepted or refused (by the refusal's error code)."
+    private static let refusalHelp = "HTTP requests answered with an error, by its code (origin, auth, limits, hooks, bad input)."
+    private static let hookHelp = "Calls of the backend's hooks, by hook and outcome."
+
+    /// An HTTP request answered with `code`.
+    func refusedRequest(_ code: ErrorCode) {
+        (httpRefusals[code] ?? registry.makeCounter(name: "squall_http_refusals_total", labels: [("reason", code.description)], help: Self.refusalHelp))
+            .increment()
+    }
+
+    /// A publish answered after `duration`.
+    func acknowledged(after duration: Duration) {
+        acknowledgements.record(duration)
+    }
+
+    /// A store commit of `messages` took `duration`.
+    func committed(after duration: Duration) {
+        commits.record(duration)
+    }
+
+    /// A store commit failed.
+    func commitFailed() {
+        commitErrors.increment()
+    }
 
     /// An upgrade accepted.
     func accepted() {
@@ -77,8 +124,18 @@ final class ServerMetrics: Sendable {
     }
 
     /// The text Prometheus scrapes, with the totals and gauges read now.
-    func render(hub: Hub, pool: ConnectionPool, events: LifecycleEvents?) -> ByteBuffer {
+    func render(hub: Hub, pool: ConnectionPool, events: LifecycleEvents?, hooks: BackendHooks) -> ByteBuffer {
         let process = Self.process()
+        let hookCounts = hooks.counts
+        let newHookCalls = exportedHooks.withLock { exported in
+            defer { exported = hookCounts }
+            return hookCounts.map { ($0.key, $0.value - exported[$0.key, default: 0]) }.filter { $0.1 > 0 }
+        }
+        for (key, count) in newHookCalls {
+            let parts = key.split(separator: " ")
+            registry.makeCounter(name: "squall_hook_calls_total", labels: [("hook", String(parts[0])), ("outcome", String(parts[1]))], help: Self.hookHelp)
+                .increment(by: Int64(count))
+        }
         let (newMessages, newDeliveries, newCPU, newDropped) = exported.withLock { exported -> (Int, Int, Double, Int) in
             let now = (messages: hub.messageCount, deliveries: hub.deliveryCount, cpu: process.cpuSeconds, droppedEvents: events?.dropped ?? 0)
             defer { exported = now }

@@ -60,7 +60,7 @@ public struct SquallServer: Service, CustomStringConvertible {
         if case .shared(_, let broker, _) = configuration.storage { broker } else { nil }
     }
     /// What `/metrics` serves.
-    private let metrics = ServerMetrics()
+    private let metrics: ServerMetrics
     /// Whether the server has begun to shut down, for `/readyz`.
     private let draining = DrainingFlag()
 
@@ -92,16 +92,24 @@ public struct SquallServer: Service, CustomStringConvertible {
         self.expiring = ExpiringConnections(policy: policy)
         self.admission = ConnectionAdmission(configuration.limits, addresses: configuration.clientAddresses)
         let retention = configuration.retention
+        let metrics = ServerMetrics()
+        self.metrics = metrics
         let node = self.node
         let events = configuration.webhooks.map { webhooks in
             LifecycleEvents(configuration: webhooks, outbox: Self.outbox(of: configuration.storage), node: node, logger: logger)
         }
         self.events = events
+        let observer = ServerObserver(metrics: metrics, events: events)
+        switch configuration.storage {
+        case .memory: break
+        case .local(let store): store.observe(observer)
+        case .shared(let log, _, _): log.observe(observer)
+        }
         let hub = Hub(
             retention: retention, storage: configuration.storage, opening: configuration.opening,
             retentionOf: { channel in
                 policy.current.access.namespace(of: channel).options.retention(within: retention)
-            }, observer: events)
+            }, observer: observer)
         self.hub = hub
         let maxInfo = configuration.maxInfo
         let addresses = configuration.clientAddresses
@@ -260,7 +268,7 @@ public struct SquallServer: Service, CustomStringConvertible {
         let router = Router(context: SquallRequestContext.self)
         router.add(middleware: AccessLogMiddleware(logger: logger, addresses: configuration.clientAddresses))
         router.add(middleware: OriginMiddleware { [policy] in policy.current.origins })
-        router.add(middleware: JSONErrorMiddleware(maxMessageSize: configuration.maxMessageSize))
+        router.add(middleware: JSONErrorMiddleware(maxMessageSize: configuration.maxMessageSize) { [metrics] in metrics.refusedRequest($0) })
         assets.add(to: router)
         let hub = self.hub
         router.get("/healthz") { _, _ in
@@ -287,10 +295,11 @@ public struct SquallServer: Service, CustomStringConvertible {
                 body: .init(byteBuffer: body.finish()))
         }
         let metrics = self.metrics
+        let hooks = self.policy.hooks
         router.get("/metrics") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: .init(byteBuffer: metrics.render(hub: hub, pool: connections, events: events)))
+                body: .init(byteBuffer: metrics.render(hub: hub, pool: connections, events: events, hooks: hooks)))
         }
         let departures = ClientDepartures()
         PollingTransport(hub: hub, configuration: configuration, policy: policy, departures: departures, opens: subscriptions).add(to: router)
