@@ -1,4 +1,5 @@
-"""Takes docs/demo.png: the demo chat with two people talking, in headless Chromium.
+"""Takes docs/demo.png — the demo chat with two people talking — and docs/admin.png — the admin
+page of a server with some traffic — in headless Chromium.
 
 Run after `scripts/test` has made .venv-test:  .venv-test/bin/python scripts/screenshot.py
 """
@@ -6,6 +7,7 @@ import json
 import os
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -50,6 +52,46 @@ def main():
         server.stop()
 
 
+def admin():
+    """docs/admin.png: the admin page, signed in, with a few clients on a few channels."""
+    import asyncio
+
+    from websockets.asyncio.client import connect
+
+    server = Squall(["--log-level", "error", "--api-key", "screenshot-key"], {}).wait_ready()
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1200,900", "--hide-scrollbars"):
+        options.add_argument(flag)
+    page = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
+
+    async def traffic():
+        sockets = [await connect(f"{server.ws}/msg/{room}") for room in ("lobby", "lobby", "lobby", "chat:support", "news")]
+        page.get(f"{server.http}/admin")
+        page.find_element("id", "key").send_keys("screenshot-key")
+        page.find_element("css selector", "#login-form button").click()
+        try:  # a refusal, for the list of them
+            urllib.request.urlopen(f"{server.http}/channels/bad%20name/history", timeout=5)
+        except urllib.error.HTTPError:
+            pass
+        for n in range(30):
+            request = urllib.request.Request(f"{server.http}/channels/lobby/messages", data=f"m{n}".encode(), method="POST")
+            urllib.request.urlopen(request, timeout=5).read()
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.2)
+        out = ROOT / "docs" / "admin.png"
+        page.save_screenshot(str(out))
+        print(f"wrote {out.relative_to(ROOT)}")
+        for socket in sockets:
+            await socket.close()
+
+    try:
+        asyncio.run(traffic())
+    finally:
+        page.quit()
+        server.stop()
+
+
 if __name__ == "__main__":
     os.environ.setdefault("SQUALL_BIN", str(ROOT / ".build" / "debug" / "squall"))
     main()
+    admin()

@@ -3,15 +3,25 @@ import Foundation
 /// What a backend asks of the hub through the server API: the channels in use, and forgetting a
 /// channel's history.
 extension Hub {
-    /// The channels with subscribers on this node, by name, each with how many it has here;
-    /// with `matching`, only the names it accepts. One shard is locked at a time.
-    public func channels(matching: (ChannelName) -> Bool = { _ in true }) -> [(channel: ChannelName, subscribers: Int)] {
-        var found: [(channel: ChannelName, subscribers: Int)] = []
+    /// A channel in use on this node: how many subscribers it has here, and the offset its log
+    /// has reached (its message rate is how fast that grows).
+    public struct ChannelUse: Sendable, Hashable {
+        public let channel: ChannelName
+        public let subscribers: Int
+        public let lastOffset: UInt64
+    }
+
+    /// The channels with subscribers on this node, by name; with `matching`, only the names it
+    /// accepts. One shard is locked at a time.
+    public func channels(matching: (ChannelName) -> Bool = { _ in true }) -> [ChannelUse] {
+        var found: [ChannelUse] = []
         for shard in allShards {
             let states = shard.withLock { Array($0) }
             for (channel, state) in states where matching(channel) {
-                let count = state.lock.withLock { $0.retired ? 0 : $0.audience.subscribers.count }
-                if count > 0 { found.append((channel, count)) }
+                let use = state.lock.withLock { state in
+                    state.retired ? nil : ChannelUse(channel: channel, subscribers: state.audience.subscribers.count, lastOffset: state.log.lastOffset)
+                }
+                if let use, use.subscribers > 0 { found.append(use) }
             }
         }
         return found.sorted { $0.channel < $1.channel }

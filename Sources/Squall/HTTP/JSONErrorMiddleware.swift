@@ -9,10 +9,11 @@ struct JSONErrorMiddleware: RouterMiddleware {
     typealias Context = SquallRequestContext
 
     let maxMessageSize: Int
-    /// Told the code of each error answered, for `/metrics`.
-    let refused: @Sendable (ErrorCode) -> Void
+    /// Told of each error answered, for `/metrics` and the admin page: its code and the
+    /// request's method and path.
+    let refused: @Sendable (ErrorCode, String) -> Void
 
-    init(maxMessageSize: Int, refused: @escaping @Sendable (ErrorCode) -> Void = { _ in }) {
+    init(maxMessageSize: Int, refused: @escaping @Sendable (ErrorCode, String) -> Void = { _, _ in }) {
         self.maxMessageSize = maxMessageSize
         self.refused = refused
     }
@@ -21,7 +22,7 @@ struct JSONErrorMiddleware: RouterMiddleware {
         do {
             return try await answer(request, context: context, next: next)
         } catch let error as APIError {
-            refused(error.code)
+            refused(error.code, "\(request.method) \(request.uri.path)")
             throw error
         }
     }

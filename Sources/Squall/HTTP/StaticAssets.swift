@@ -2,7 +2,7 @@ import Foundation
 import Hummingbird
 import NIOCore
 
-/// The files under `Public/` — the demo chat page and the browser client — read once at start-up
+/// The files under `Public/` — the demo chat page, the admin page and the browser client — read once at start-up
 /// and served from memory.
 struct StaticAssets: Sendable {
     /// A served file: its route, bundled name and content type.
@@ -14,6 +14,8 @@ struct StaticAssets: Sendable {
 
     static let files = [
         File(route: "/", name: "index.html", contentType: "text/html; charset=utf-8"),
+        // The admin page: its data comes from the server API and /admin/events, behind the key.
+        File(route: "/admin", name: "admin.html", contentType: "text/html; charset=utf-8"),
         File(route: "/squall.js", name: "squall.js", contentType: "text/javascript; charset=utf-8"),
         File(route: "/squall.mjs", name: "squall.mjs", contentType: "text/javascript; charset=utf-8"),
     ]

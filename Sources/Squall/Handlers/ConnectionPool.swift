@@ -51,6 +51,16 @@ public final class ConnectionPool: Sendable {
     /// How many connections are in the pool.
     public var count: Int { state.withLock { $0.members.count } }
 
+    /// Open connections by transport (`ws`, `msg`, `websocket`): a pass over the pool, for the
+    /// admin page.
+    var countsByTransport: [String: Int] {
+        state.withLock { state in
+            var counts: [String: Int] = [:]
+            for connection in state.members.values { counts[connection.mounted.transport, default: 0] += 1 }
+            return counts
+        }
+    }
+
     /// The connections in the pool now, in no particular order.
     public var connections: [WebSocketConnection] { state.withLock { Array($0.members.values) } }
 

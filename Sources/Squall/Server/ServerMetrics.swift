@@ -30,6 +30,8 @@ final class ServerMetrics: Sendable {
     private let refusals: [ErrorCode: Counter]
     /// Webhook deliveries by outcome, and the outbox's depth.
     let webhooks: WebhookMetrics
+    /// The last refusals — of HTTP requests and upgrades — for the admin page.
+    let recentRefusals = RecentEvents()
     private let acknowledgements: DurationHistogram
     private let commits: DurationHistogram
     private let commitErrors: Counter
@@ -73,7 +75,8 @@ final class ServerMetrics: Sendable {
             failed: registry.makeCounter(name: "squall_webhook_events_total", labels: [("outcome", "failed")], help: webhookHelp),
             dead: registry.makeCounter(name: "squall_webhook_events_total", labels: [("outcome", "dead")], help: webhookHelp),
             dropped: registry.makeCounter(name: "squall_webhook_events_total", labels: [("outcome", "dropped")], help: webhookHelp),
-            depth: registry.makeGauge(name: "squall_webhook_outbox_events", help: "Webhook events waiting for delivery."))
+            depth: registry.makeGauge(name: "squall_webhook_outbox_events", help: "Webhook events waiting for delivery."),
+            recentFailures: RecentEvents())
         refusals = Dictionary(
             uniqueKeysWithValues: ErrorCode.builtIn.map { [registry] code in
                 (
@@ -116,6 +119,7 @@ final class ServerMetrics: Sendable {
 
     /// An upgrade request refused with `code` (`origin_not_allowed`, `unauthorized`, …).
     func refused(_ code: ErrorCode) {
+        recentRefusals.add(code.description, "WebSocket upgrade")
         let counter =
             refusals[code]
             ?? registry.makeCounter(

@@ -51,6 +51,8 @@ public struct SquallServer: Service, CustomStringConvertible {
     private let expiring: ExpiringConnections
     /// Every identified user's connections and streams, for the server API.
     private let users = ConnectedUsers()
+    /// How many SSE streams are open, for the admin page.
+    private let streams = OpenStreams()
     /// This process among the nodes, as the server API's `info` names it.
     private let node = UUID.random()
     /// Lifecycle events for webhooks, when they are configured.
@@ -268,7 +270,11 @@ public struct SquallServer: Service, CustomStringConvertible {
         let router = Router(context: SquallRequestContext.self)
         router.add(middleware: AccessLogMiddleware(logger: logger, addresses: configuration.clientAddresses))
         router.add(middleware: OriginMiddleware { [policy] in policy.current.origins })
-        router.add(middleware: JSONErrorMiddleware(maxMessageSize: configuration.maxMessageSize) { [metrics] in metrics.refusedRequest($0) })
+        router.add(
+            middleware: JSONErrorMiddleware(maxMessageSize: configuration.maxMessageSize) { [metrics] code, request in
+                metrics.refusedRequest(code)
+                metrics.recentRefusals.add(code.description, request)
+            })
         assets.add(to: router)
         let hub = self.hub
         router.get("/healthz") { _, _ in
@@ -305,15 +311,21 @@ public struct SquallServer: Service, CustomStringConvertible {
         PollingTransport(hub: hub, configuration: configuration, policy: policy, departures: departures, opens: subscriptions).add(to: router)
         SSETransport(
             hub: hub, configuration: configuration, policy: policy, departures: departures, subscriptions: subscriptions, users: users,
-            events: events
+            events: events, streams: streams
         )
         .add(to: router)
 
-        try ServerAPI(
-            commands: ServerCommands(
-                hub: hub, users: users, pool: connections, broker: broker, maxReplyBytes: configuration.maxReplyBytes, node: node, started: .now),
-            limits: ServerCommand.Limits(maxMessageSize: configuration.maxMessageSize, policy: policy)
-        ).add(to: router, gate: APIGate(policy: policy, maxBodyBytes: max(16 << 20, 2 * configuration.maxMessageSize)))
+        let commands = ServerCommands(
+            hub: hub, users: users, pool: connections, broker: broker, maxReplyBytes: configuration.maxReplyBytes, node: node, started: .now)
+        let gate = APIGate(policy: policy, maxBodyBytes: max(16 << 20, 2 * configuration.maxMessageSize))
+        try ServerAPI(commands: commands, limits: ServerCommand.Limits(maxMessageSize: configuration.maxMessageSize, policy: policy))
+            .add(to: router, gate: gate)
+        var webhooksWaiting: (@Sendable () async -> Int)?
+        if let outbox = events?.outbox { webhooksWaiting = { await outbox.depth() } }
+        AdminFeed(
+            commands: commands, streams: streams, refusals: metrics.recentRefusals, webhookFailures: metrics.webhooks.recentFailures,
+            webhooksWaiting: webhooksWaiting
+        ).add(to: router, gate: gate)
 
         let policy = self.policy
         let addresses = configuration.clientAddresses

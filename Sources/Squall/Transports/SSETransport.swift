@@ -24,6 +24,8 @@ struct SSETransport: Sendable {
     let users: ConnectedUsers
     /// Lifecycle events, when webhooks are on.
     let events: LifecycleEvents?
+    /// How many streams are open.
+    let streams: OpenStreams
 
     func add(to router: Router<SquallRequestContext>) {
         router.group("channels/{name}").get("events", use: events)
@@ -78,6 +80,7 @@ struct SSETransport: Sendable {
             departure: departures[context.socket],
             users: users,
             events: events,
+            streams: streams,
             address: address,
             refresh: refresh
         )
@@ -125,6 +128,8 @@ struct EventStream: Sendable {
     let users: ConnectedUsers
     /// Where its `connected` and `disconnected` events go, when webhooks are on.
     let events: LifecycleEvents?
+    /// Counts it while it is open.
+    let streams: OpenStreams
     /// The client's address, for its `connected` event.
     let address: IPAddress?
     /// The refresh hook's call, when one is set: asked when the stream's time is up, instead of
@@ -157,6 +162,8 @@ struct EventStream: Sendable {
         let session = SSESession(outbox: outbox, channel: target.channel)
         if let user = identity?.presenceUser { users.add(session, user: user) }
         events?.connected(client: client, transport: "sse", user: identity?.presenceUser, address: address)
+        streams.opened()
+        defer { streams.closed() }
         // Ended by the server (its `close` event says why), or by the client going away.
         let ending = Mutex<Disconnect?>(nil)
         defer {

@@ -99,6 +99,7 @@ final class WebhookDispatcher: Service, Sendable {
                 return try await outbox.delivered(event.id)
             }
             metrics.failed.increment()
+            metrics.recentFailures.add(event.type, failure)
             guard outbox.isDurable else {
                 metrics.dropped.increment()
                 logger.warning("webhook event dropped (no store: delivered at most once)", metadata: ["type": "\(event.type)", "error": "\(failure)"])
@@ -156,4 +157,6 @@ struct WebhookMetrics: Sendable {
     let dropped: Counter
     /// Events waiting in the outbox.
     let depth: Gauge
+    /// The last failed tries, for the admin page.
+    let recentFailures: RecentEvents
 }
