@@ -46,7 +46,8 @@ struct AdminFeed: Sendable {
                 seen[use.channel] = use.lastOffset
                 var channel = JSONText.Object()
                 channel.string("channel", use.channel.rawValue)
-                channel.integer("rate", Int((Double(use.lastOffset >= before ? use.lastOffset - before : 0) / seconds).rounded()))
+                let rate = min(Double(use.lastOffset >= before ? use.lastOffset - before : 0) / seconds, 1e12)
+                channel.integer("rate", Int(rate.rounded()))  // trap-ok: held below 1e12
                 channel.integer("subscribers", use.subscribers)
                 listed.append(channel.finish())
             }
