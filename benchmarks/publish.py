@@ -7,7 +7,9 @@
 For each store (`--store memory`, `--store sqlite:FILE` in a fresh directory) Squall serves on
 core 0 with `--publish-rate off`; `squall bench publish` (release build) runs on core 1: 16
 connections publish 100,000 messages of 64 bytes, acknowledged one by one, over /ws (16 in
-flight per connection) and over HTTP (one request in flight per connection).
+flight per connection) and over HTTP (one request in flight per connection) — the channel route
+(`POST /channels/C/messages`), the server API's `POST /api/publish`, and its `POST /api/batch`
+with 100 publishes a request (`--transports` picks).
 
 PostgreSQL (`--store postgres://…`, the server scripts/postgres starts unless `--postgres URL`
 names one, commits fsynced) runs two nodes of one system, unpinned (node, node, database and
@@ -34,6 +36,9 @@ KEYS = ["acknowledgedPerSecond", "acknowledgedP50Milliseconds", "acknowledgedP99
         "deliveredP50Milliseconds", "deliveredP99Milliseconds", "serverMicrosecondsPerPublish"]
 
 
+API_KEY = "bench-key"
+
+
 def release_binary():
     subprocess.run(["swift", "build", "-c", "release", "--product", "squall"], cwd=ROOT, check=True)
     bin_path = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT, check=True,
@@ -46,14 +51,15 @@ def measure(squall, store, transport, runs, messages):
         store_arg = "memory" if store == "memory" else f"sqlite:{directory}/bench.sqlite"
         port = free_port()
         server = subprocess.Popen(["taskset", "-c", "0", str(squall), "serve", "--port", str(port), "--log-level", "error",
-                                   "--publish-rate", "off", "--store", store_arg], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                   "--publish-rate", "off", "--store", store_arg, "--api-key", API_KEY],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_listening(port, server)
             results = []
             for run in range(runs):
                 result = bench(squall, f"ws://127.0.0.1:{port}/ws", "publish", "--transport", transport, "--publishers", "16",
                                "--messages", str(messages), "--size", "64", "--window", "16", "--channel", f"{transport}-{run}",
-                               "--server-pid", str(server.pid))
+                               "--server-pid", str(server.pid), "--api-key", API_KEY, "--batch", "100")
                 if result["acknowledged"] != messages or result["delivered"] != messages:
                     raise RuntimeError(f"{store} over {transport}: {result['acknowledged']} acknowledged, {result['delivered']} delivered")
                 result["serverMicrosecondsPerPublish"] = 1e6 * result["serverCPUSeconds"] / result["acknowledged"]
@@ -96,12 +102,14 @@ def main():
     parser.add_argument("--postgres", help="a PostgreSQL URL (default: the server scripts/postgres starts)")
     parser.add_argument("--stores", default="memory,sqlite,postgres",
                         help="which to measure, comma-separated; rows already in the day's results file are kept")
+    parser.add_argument("--transports", default="ws,http,api,api-batch",
+                        help="for memory and SQLite, comma-separated: ws, http, api (POST /api/publish), api-batch (POST /api/batch)")
     options = parser.parse_args()
     stores = options.stores.split(",")
     messages = 10_000 if options.quick else 100_000
     squall = release_binary()
     table = {f"{store} over {transport}": measure(squall, store, transport, options.runs, messages)
-             for store in ["memory", "sqlite"] if store in stores for transport in ["ws", "http"]}
+             for store in ["memory", "sqlite"] if store in stores for transport in options.transports.split(",")}
     if "postgres" in stores:
         database = options.postgres or subprocess.run(["bash", str(ROOT / "scripts/postgres")], check=True,
                                                       capture_output=True, text=True).stdout.strip()

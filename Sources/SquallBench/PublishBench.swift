@@ -13,6 +13,16 @@ public enum PublishTransport: String, Sendable, CaseIterable, Encodable {
     /// flight per connection (HTTP/1.1 answers in order, and browsers do not pipeline); each
     /// is acknowledged by its 201.
     case http
+    /// The server API's `POST /api/publish` (JSON, an API key), one request in flight per
+    /// connection, each acknowledged by its 200.
+    case api
+    /// The server API's `POST /api/batch`: each request publishes `batch` messages, one request
+    /// in flight per connection; its 200 acknowledges them all (a reply with an `error` counts
+    /// as a refusal).
+    case apiBatch = "api-batch"
+
+    /// Whether it speaks HTTP, one request in flight per connection.
+    var isHTTP: Bool { self != .ws }
 }
 
 extension Benchmarks {
@@ -41,10 +51,14 @@ extension Benchmarks {
         window: Int = 16,
         channel: String = "bench-publish",
         timeout: Duration = .seconds(60),
-        serverPID: Int32? = nil
+        serverPID: Int32? = nil,
+        apiKey: String? = nil,
+        batch: Int = 100
     ) async throws -> PublishResult {
         let loop = MultiThreadedEventLoopGroup.singleton.next()
-        let run = PublishRun(loop: loop, total: messages, size: max(size, 20), window: transport == .http ? 1 : max(window, 1))
+        let run = PublishRun(
+            loop: loop, total: messages, size: max(size, 20), window: transport.isHTTP ? 1 : max(window, 1),
+            batch: transport == .apiBatch ? max(1, batch) : 1)
         let subscriber = try await connect((subscriberTarget ?? target).at(path: "/msg/\(channel)"), on: loop, delegate: run.subscriber)
         let targets = [target] + moreTargets
         var sockets: [BenchSocket] = [subscriber]
@@ -69,11 +83,12 @@ extension Benchmarks {
                 list.append(publisher)
             }
             publishersList = list
-        case .http:
+        case .http, .api, .apiBatch:
             var list: [PublishRun.Publisher] = []
             for index in 0..<publishers {
                 let publisherTarget = targets[index % targets.count]
-                let publisher = PublishRun.Publisher(run: run, transport: .http, channel: channel, host: publisherTarget.authority)
+                let publisher = PublishRun.Publisher(
+                    run: run, transport: transport, channel: channel, host: publisherTarget.authority, apiKey: apiKey)
                 let connection = try await ClientBootstrap(group: loop)
                     .channelOption(.socketOption(.tcp_nodelay), value: 1)
                     .channelInitializer { channel in
@@ -157,6 +172,8 @@ private final class PublishRun: @unchecked Sendable {
     let total: Int
     let size: Int
     let window: Int
+    /// Messages per request (`api-batch`); 1 otherwise.
+    let batch: Int
     private(set) var acknowledged = 0
     private(set) var refused = 0
     private(set) var delivered = 0
@@ -168,11 +185,12 @@ private final class PublishRun: @unchecked Sendable {
     private var finished: EventLoopPromise<Void>?
     lazy var subscriber = Subscriber(run: self)
 
-    init(loop: any EventLoop, total: Int, size: Int, window: Int) {
+    init(loop: any EventLoop, total: Int, size: Int, window: Int, batch: Int = 1) {
         self.loop = loop
         self.total = total
         self.size = size
         self.window = window
+        self.batch = batch
     }
 
     /// One publish from each publisher, unmeasured, until the subscriber has seen one:
@@ -207,9 +225,15 @@ private final class PublishRun: @unchecked Sendable {
 
     /// Claims the next publish of the run, if any is left.
     func claim() -> Bool {
-        guard measuring, sent < total else { return false }
-        sent += 1
-        return true
+        claim(upTo: 1) == 1
+    }
+
+    /// Claims up to `count` publishes of the run: how many were left to claim.
+    func claim(upTo count: Int) -> Int {
+        guard measuring else { return 0 }
+        let claimed = min(count, total - sent)
+        sent += claimed
+        return claimed
     }
 
     func answered(acknowledged ok: Bool, sentAt: UInt64?) {
@@ -288,6 +312,10 @@ private final class PublishRun: @unchecked Sendable {
         let transport: PublishTransport
         /// Set once the `/ws` handshake is done.
         var socket: BenchSocket?
+        /// Messages in each `api-batch` request not yet answered, by request number.
+        private var batchSizes: [UInt64: Int] = [:]
+        /// The answer's body so far (`api-batch` counts the errors in it).
+        private var answerBody: [UInt8] = []
         /// Send times of the publishes not yet answered, by request number; `nil` for warm-ups.
         /// HTTP answers in request order; `/ws` replies carry the number as `ref`, since a
         /// refusal (sent at once) can overtake acknowledgements still waiting for a commit.
@@ -301,42 +329,63 @@ private final class PublishRun: @unchecked Sendable {
         /// The HTTP request's head but for its `Content-Length`, built once.
         private let httpHead: HTTPRequestHead
 
-        init(run: PublishRun, transport: PublishTransport, channel: String, host: String) {
+        init(run: PublishRun, transport: PublishTransport, channel: String, host: String, apiKey: String? = nil) {
             self.run = run
             self.transport = transport
             self.channel = channel
-            self.httpHead = HTTPRequestHead(
-                version: .http1_1, method: .POST, uri: "/channels/\(channel)/messages", headers: ["Host": host, "Content-Type": "text/plain"]
-            )
+            var headers: HTTPHeaders = ["Host": host, "Content-Type": transport == .http ? "text/plain" : "application/json"]
+            if let apiKey { headers.add(name: "Authorization", value: "apikey \(apiKey)") }
+            let uri =
+                switch transport {
+                case .ws, .http: "/channels/\(channel)/messages"
+                case .api: "/api/publish"
+                case .apiBatch: "/api/batch"
+                }
+            self.httpHead = HTTPRequestHead(version: .http1_1, method: .POST, uri: uri, headers: headers)
         }
 
         /// Sends publishes until the window is full or the run has none left.
         func pump() {
             var sentAny = false
-            while inFlight.count < run.window, run.claim() {
-                send(warmUp: false, flush: false)
+            while inFlight.count < run.window {
+                let claimed = run.claim(upTo: run.batch)
+                guard claimed > 0 else { break }
+                send(warmUp: false, flush: false, messages: claimed)
                 sentAny = true
             }
             if sentAny { flush() }
         }
 
-        func send(warmUp: Bool, flush: Bool = true) {
+        func send(warmUp: Bool, flush: Bool = true, messages: Int = 1) {
             let sentAt = NIODeadline.now().uptimeNanoseconds
             let request = nextRequest
             nextRequest += 1
             inFlight.updateValue(warmUp ? nil : sentAt, forKey: request)
+            batchSizes[request] = messages
             let payload = run.payload(sentAt: sentAt, warmUp: warmUp)
             switch transport {
             case .ws:
                 // The payload is ASCII digits and padding: nothing to escape.
                 let json = #"{"op":"publish","channel":"\#(channel)","data":"\#(String(decoding: payload, as: UTF8.self))","ref":\#(request)}"#
                 socket?.sendText(Array(json.utf8), flush: false)
-            case .http:
+            case .http, .api, .apiBatch:
                 guard let context else { return }
+                // The payload is ASCII digits and padding: nothing to escape.
+                let data = String(decoding: payload, as: UTF8.self)
+                let body: [UInt8] =
+                    switch transport {
+                    case .ws, .http: payload
+                    case .api: Array(#"{"channel":"\#(channel)","data":"\#(data)"}"#.utf8)
+                    case .apiBatch:
+                        Array(
+                            (#"{"commands":["#
+                                + Array(repeating: #"{"method":"publish","params":{"channel":"\#(channel)","data":"\#(data)"}}"#, count: messages)
+                                .joined(separator: ",") + "]}").utf8)
+                    }
                 var head = httpHead
-                head.headers.add(name: "Content-Length", value: String(payload.count))
+                head.headers.add(name: "Content-Length", value: String(body.count))
                 context.write(wrapOutboundOut(.head(head)), promise: nil)
-                context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: payload)))), promise: nil)
+                context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
                 context.write(wrapOutboundOut(.end(nil)), promise: nil)
             }
             if flush { self.flush() }
@@ -345,13 +394,15 @@ private final class PublishRun: @unchecked Sendable {
         private func flush() {
             switch transport {
             case .ws: socket?.context?.flush()
-            case .http: context?.flush()
+            case .http, .api, .apiBatch: context?.flush()
             }
         }
 
-        private func answered(_ request: UInt64, _ ok: Bool) {
+        /// Request `request` was answered: each of its messages acknowledged, but `refusals`.
+        private func answered(_ request: UInt64, _ ok: Bool, refusals: Int = 0) {
             guard let sentAt = inFlight.removeValue(forKey: request) else { return }
-            run.answered(acknowledged: ok, sentAt: sentAt)
+            let messages = batchSizes.removeValue(forKey: request) ?? 1
+            for index in 0..<messages { run.answered(acknowledged: ok && index >= refusals, sentAt: sentAt) }
         }
 
         // MARK: /ws
@@ -381,16 +432,38 @@ private final class PublishRun: @unchecked Sendable {
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             switch unwrapInboundIn(data) {
-            case .head(let head): status = head.status
-            case .body: break
+            case .head(let head):
+                status = head.status
+                answerBody.removeAll(keepingCapacity: true)
+            case .body(let part):
+                if transport == .apiBatch { answerBody.append(contentsOf: part.readableBytesView) }
             case .end:
-                answered(nextAnswer, status == .created)
+                let ok = status == (transport == .http ? .created : .ok)
+                answered(nextAnswer, ok, refusals: transport == .apiBatch ? Self.occurrences(of: Self.errorKey, in: answerBody) : 0)
                 nextAnswer += 1
                 status = nil
             }
         }
 
         func channelReadComplete(context: ChannelHandlerContext) { pump() }
+
+        private static let errorKey = Array(#""error":"#.utf8)
+
+        /// How often `key` appears in `bytes`.
+        private static func occurrences(of key: [UInt8], in bytes: [UInt8]) -> Int {
+            guard bytes.count >= key.count else { return 0 }
+            var count = 0
+            var index = 0
+            while index <= bytes.count - key.count {
+                if bytes[index] == key[0], bytes[index..<index + key.count].elementsEqual(key) {
+                    count += 1
+                    index += key.count
+                } else {
+                    index += 1
+                }
+            }
+            return count
+        }
     }
 }
 

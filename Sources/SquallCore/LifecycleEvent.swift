@@ -90,8 +90,12 @@ public protocol EventOutbox: Sendable {
     /// records a `presence_expired` event per channel its members were on (of `namespaces`, or
     /// every channel when `nil`). A store of one node has no other node to notice.
     func recordExpiredPresence(namespaces: Set<String>?)
+    /// Events the store accepted and then lost (a failed commit) or did not record for want of
+    /// room (a message's `published` event), so far.
+    var droppedEvents: Int { get }
 }
 
 extension EventOutbox {
     public func recordExpiredPresence(namespaces: Set<String>?) {}
+    public var droppedEvents: Int { 0 }
 }

@@ -51,8 +51,8 @@ public final class PostgresLogStore: SharedLog, LogBroker, PresenceRegistry {
     private let presence: PostgresPresence
     private let nodes: PostgresNodes
     private let janitor: PostgresJanitor
-    /// Where history removals and commands to other nodes go: the presence link, since both are
-    /// rare and small.
+    /// Where history removals and commands to other nodes go: a link of their own, so that a
+    /// long delete never holds up the heartbeats on the presence link.
     private let commandLink: PostgresLink
     /// Lifecycle events waiting for their webhooks, on a link of their own.
     private let outbox: PostgresOutbox
@@ -78,17 +78,19 @@ public final class PostgresLogStore: SharedLog, LogBroker, PresenceRegistry {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
         let link = { PostgresLink(loop: loop, configuration: configuration, logger: logger) }
-        let (writing, opening, reading, upkeep, cleaning, events) = (link(), link(), link(), link(), link(), link())
-        links = [writing, opening, reading, upkeep, cleaning, events]
+        let (writing, opening, reading, upkeep, cleaning, events, commands) = (link(), link(), link(), link(), link(), link(), link())
+        links = [writing, opening, reading, upkeep, cleaning, events, commands]
+        let outbox = PostgresOutbox(link: events, maxEvents: maxOutboxEvents, logger: logger)
+        self.outbox = outbox
         writer = PostgresWriter(
-            link: writing, retention: retention, window: idempotency.duration.inSeconds, maxQueuedBytes: maxQueuedBytes, logger: logger)
+            link: writing, retention: retention, window: idempotency.duration.inSeconds, maxQueuedBytes: maxQueuedBytes,
+            eventRoom: { outbox.reserve($0) }, logger: logger)
         reader = PostgresReader(opener: opening, reader: reading)
         listener = PostgresListener(node: node, loop: loop, configuration: configuration, logger: logger)
         presence = PostgresPresence(node: node, link: upkeep, logger: logger)
         nodes = PostgresNodes(node: node, link: upkeep, listener: listener)
         janitor = PostgresJanitor(link: cleaning, retention: retention, logger: logger)
-        commandLink = upkeep
-        outbox = PostgresOutbox(link: events, maxEvents: maxOutboxEvents, logger: logger)
+        commandLink = commands
         do {
             try await Self.migrate(writing, logger: logger).get()
         } catch {
@@ -232,4 +234,6 @@ extension PostgresLogStore: EventOutbox {
     }
 
     public func depth() async -> Int { outbox.depth }
+
+    public var droppedEvents: Int { outbox.dropped }
 }

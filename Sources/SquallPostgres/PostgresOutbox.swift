@@ -28,6 +28,7 @@ final class PostgresOutbox: Sendable {
 
     private let link: PostgresLink
     private let maxEvents: Int
+    private let droppedTotal = Atomic<Int>(0)
     private let logger: Logger
     private let state = Mutex(State())
 
@@ -35,6 +36,22 @@ final class PostgresOutbox: Sendable {
         self.link = link
         self.maxEvents = maxEvents
         self.logger = logger
+    }
+
+    /// Events refused (the outbox full) or lost (an insert failed).
+    var dropped: Int { droppedTotal.load(ordering: .relaxed) }
+
+    /// Room for up to `wanted` `published` events the writer records in a message's statement:
+    /// counted in now, the rest counted dropped.
+    func reserve(_ wanted: Int) -> Int {
+        guard wanted > 0 else { return 0 }
+        let granted = state.withLock { state in
+            let granted = max(0, min(wanted, maxEvents - state.count))
+            state.count += granted
+            return granted
+        }
+        if granted < wanted { droppedTotal.add(wanted - granted, ordering: .relaxed) }
+        return granted
     }
 
     func record(_ events: [LifecycleEvent]) throws(StoreError) {
@@ -76,6 +93,7 @@ final class PostgresOutbox: Sendable {
                 logger.error(
                     "PostgreSQL could not record lifecycle events", metadata: ["error": "\(StoreError(postgres: error, doing: "record events"))"])
                 state.withLock { $0.count -= batch.count }
+                droppedTotal.add(batch.count, ordering: .relaxed)
             }
             writeNext()
         }

@@ -51,8 +51,14 @@ final class PostgresWriter: Sendable {
     let observer = Mutex<(any StoreObserver)?>(nil)
     /// Which messages get a `published` event in their transaction, once webhooks want them.
     let publishedEvent = Mutex<(@Sendable (Message) -> LifecycleEvent?)?>(nil)
+    /// How many of so many wanted events the outbox has room for (it counts them in).
+    private let eventRoom: @Sendable (Int) -> Int
 
-    init(link: PostgresLink, retention: Retention, window: Double, maxQueuedBytes: Int, logger: Logger) {
+    init(
+        link: PostgresLink, retention: Retention, window: Double, maxQueuedBytes: Int, eventRoom: @escaping @Sendable (Int) -> Int = { $0 },
+        logger: Logger
+    ) {
+        self.eventRoom = eventRoom
         self.link = link
         self.retention = retention
         self.window = window
@@ -129,8 +135,17 @@ final class PostgresWriter: Sendable {
         case .append(let batch):
             // The maker decides which messages get an event (its namespace filter); the
             // database writes the event, once it has given the message its position.
-            let events = publishedEvent.withLock { $0 }.map { make in
+            var events = publishedEvent.withLock { $0 }.map { make in
                 batch.map { make($0.draft.message(at: StreamPosition(epoch: "", offset: 0))) != nil }
+            }
+            // Within the outbox's bound: the rest are not recorded (the outbox counts them dropped).
+            if let wanted = events {
+                var room = eventRoom(wanted.count { $0 })
+                events = wanted.map { want in
+                    guard want, room > 0 else { return false }
+                    room -= 1
+                    return true
+                }
             }
             let started = ContinuousClock.now
             link.query(PostgresQueries.append(batch, window: window, events: events)).whenComplete { [self] result in

@@ -110,6 +110,8 @@ extension SQLiteLogStore: EventOutbox {
         }
     }
 
+    public var droppedEvents: Int { droppedEventTotal.load(ordering: .relaxed) }
+
     public func depth() async -> Int {
         queue.withLock { $0.outboxCount - $0.events.count }
     }

@@ -85,7 +85,9 @@ extension SQLiteLogStore {
         let published = publishedEvent.withLock { $0 }
         // Published events, within what the outbox may hold.
         let room = queue.withLock { max(0, maxOutboxEvents - $0.outboxCount) }
-        let publishedEvents = published.map { make in Array(batch.lazy.compactMap { make($0.message) }.prefix(room)) } ?? []
+        let allPublished = published.map { make in batch.compactMap { make($0.message) } } ?? []
+        let publishedEvents = Array(allPublished.prefix(room))
+        if publishedEvents.count < allPublished.count { droppedEventTotal.add(allPublished.count - publishedEvents.count, ordering: .relaxed) }
         var error: StoreError?
         let started = ContinuousClock.now
         do {
@@ -132,12 +134,13 @@ extension SQLiteLogStore {
             }
         } catch let failure {
             error = StoreError("SQLite commit failed: \(failure)")
+            droppedEventTotal.add(events.count, ordering: .relaxed)
             queue.withLock { queue in
                 queue.outboxCount -= events.count
                 for entry in batch { queue.brokenEpochs[entry.message.channel] = entry.message.position.epoch }
             }
         }
-        if let observer = observer.withLock({ $0 }) {
+        if let observer = observer.withLock({ $0 }), !batch.isEmpty {
             if error == nil { observer.committed(messages: batch.count, after: .now - started) } else { observer.commitFailed() }
         }
         for entry in batch { entry.committed(error) }

@@ -55,6 +55,8 @@ public final class SQLiteLogStore: LogStore {
     public let maxQueuedBytes: Int
     /// Most lifecycle events the outbox holds; past it new events are refused.
     public let maxOutboxEvents: Int
+    /// Events lost with a failed commit, or not recorded for want of room.
+    let droppedEventTotal = Atomic<Int>(0)
     /// Told of each commit, for `/metrics`.
     let observer = Mutex<(any StoreObserver)?>(nil)
     /// Makes the `published` event of each message committed, once webhooks want them.

@@ -149,7 +149,9 @@ extension Bench {
         @Option(help: "The node whose /msg the subscriber times deliveries on. [default: the first --url]")
         var subscriberUrl: String?
         @Flag(help: "Print the result as one JSON object.") var json = false
-        @Option(help: "ws or http.") var transport = PublishTransport.ws
+        @Option(help: "ws, http, api (POST /api/publish) or api-batch (POST /api/batch).") var transport = PublishTransport.ws
+        @Option(help: "The server's API key, for api and api-batch.") var apiKey: String?
+        @Option(help: "Publishes per api-batch request (1–1000).") var batch = 100
         @Option(help: "Publishing connections (1–1000).") var publishers = 16
         @Option(help: "Messages to publish in all (1–10000000).") var messages = 100_000
         @Option(help: "Bytes per message (20–65536).") var size = 64
@@ -164,6 +166,7 @@ extension Bench {
             try check(size, in: 20...65_536, "size")
             try check(window, in: 1...10_000, "window")
             try check(timeout, in: 1...600, "timeout")
+            try check(batch, in: 1...1000, "batch")
             guard (try? ChannelName(channel)) != nil else { throw ValidationError("--channel is not a valid channel name") }
         }
 
@@ -175,7 +178,7 @@ extension Bench {
                 try await Benchmarks.publish(
                     first, moreTargets: Array(targets.dropFirst()), subscriberTarget: try subscriberUrl.map { try Bench.resolve($0) },
                     transport: transport, publishers: publishers, messages: messages, size: size, window: window, channel: channel,
-                    timeout: .seconds(timeout), serverPID: serverPid
+                    timeout: .seconds(timeout), serverPID: serverPid, apiKey: apiKey, batch: batch
                 ),
                 json: json
             )

@@ -27,13 +27,16 @@ struct BenchTests {
         }
     }
 
-    @Test("publish counts every acknowledgement and every delivery, over /ws and HTTP", arguments: PublishTransport.allCases)
+    @Test("publish counts every acknowledgement and every delivery, over /ws, HTTP and the server API", arguments: PublishTransport.allCases)
     func publish(transport: PublishTransport) async throws {
         var configuration = LiveServer.configuration()
         configuration.publishRate = nil
+        configuration.apiKeys = APIKeys(["bench-key"])
         try await LiveServer.run(configuration) { server in
             let target = try #require(BenchTarget(url: server.url("/ws")))
-            let result = try await Benchmarks.publish(target, transport: transport, publishers: 4, messages: 400, size: 64, window: 8, timeout: .seconds(30))
+            let result = try await Benchmarks.publish(
+                target, transport: transport, publishers: 4, messages: 400, size: 64, window: 8, timeout: .seconds(30), apiKey: "bench-key",
+                batch: 30)
             #expect(result.acknowledged == 400 && result.refused == 0 && result.delivered == 400)
             #expect(result.acknowledgedP50Milliseconds <= result.acknowledgedP99Milliseconds && result.deliveredP99Milliseconds > 0)
         }

@@ -60,9 +60,13 @@ public final class BackendHooks: Sendable {
     /// Calls so far, keyed `HOOK OUTCOME`.
     var counts: [String: Int] { outcomes.withLock { $0 } }
 
-    init(_ configuration: HookConfiguration, maxInfo: RawJSON.Limits) {
+    /// Largest message a publish hook may give instead of the client's.
+    private let maxMessageSize: Int
+
+    init(_ configuration: HookConfiguration, maxInfo: RawJSON.Limits, maxMessageSize: Int = 1 << 20) {
         self.configuration = configuration
         self.maxInfo = maxInfo
+        self.maxMessageSize = maxMessageSize
     }
 
     /// The URL that decides `kind` for `channel`: a namespace's own subscribe or publish hook,
@@ -115,17 +119,18 @@ public final class BackendHooks: Sendable {
         request.headers.add(name: "Content-Type", value: "application/json")
         request.headers.add(name: "User-Agent", value: "Squall hook")
         request.body = .bytes(body(of: call))
-        let answer: ByteBuffer
+        let answer: (status: UInt, body: ByteBuffer)
         do {
-            let response = try await HTTPClient.shared.execute(request, timeout: TimeAmount(configuration.timeout))
-            guard response.status.code == 200 else {
-                return .unavailable("the \(call.kind) hook answered \(response.status.code)")
+            // The whole answer, body included, within the timeout.
+            answer = try await Deadline.run(within: configuration.timeout) { [request] in
+                let response = try await HTTPClient.shared.execute(request, timeout: TimeAmount(self.configuration.timeout))
+                return (response.status.code, try await response.body.collect(upTo: Self.maxAnswerBytes))
             }
-            answer = try await response.body.collect(upTo: Self.maxAnswerBytes)
         } catch {
             return .unavailable("the \(call.kind) hook did not answer: \(String(describing: error).prefix(200))")
         }
-        return decision(answer, kind: call.kind)
+        guard answer.status == 200 else { return .unavailable("the \(call.kind) hook answered \(answer.status)") }
+        return decision(answer.body, kind: call.kind)
     }
 
     /// The JSON the backend is sent, keys sorted.
@@ -188,8 +193,26 @@ public final class BackendHooks: Sendable {
             default:
                 return malformed
             }
+            guard let payload = grant.payload, payload.bytes.readableBytes <= maxMessageSize else {
+                return .unavailable("the \(kind) hook's data is over max-message-size (\(maxMessageSize) bytes)")
+            }
         }
         return .allow(grant)
+    }
+}
+
+extension BackendHooks.Grant {
+    /// Who a client is once the connect hook allowed it: `held` (its token's) when the answer
+    /// names nothing; else the user the answer names (or `held`'s), with the answer's info and
+    /// `expire_at` — keeping the token's channel grants, and its expiry unless the answer gives
+    /// one, when the user is the token's.
+    func identity(replacing held: ClientIdentity?) -> ClientIdentity? {
+        guard user != nil || info != nil || expires != nil else { return held }
+        let name = user ?? held?.user ?? ""
+        let same = held.map { $0.user == name } ?? false
+        return ClientIdentity(
+            user: name, info: info ?? held?.info, subscribe: same ? held?.subscribe ?? [] : [], publish: same ? held?.publish ?? [] : [],
+            expires: expires ?? (same ? held?.validUntil : nil))
     }
 }
 

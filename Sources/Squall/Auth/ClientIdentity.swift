@@ -48,6 +48,11 @@ public final class ClientIdentity: Sendable {
         )
     }
 
+    /// The same identity, valid until `until` (`nil`: for good) — a renewal by the refresh hook.
+    func renewed(until: Date?) -> ClientIdentity {
+        ClientIdentity(user: user, info: info, subscribe: subscribe, publish: publish, expires: until)
+    }
+
     /// The user as presence lists it: `nil` for a token without `sub`.
     public var presenceUser: String? { user.isEmpty ? nil : user }
 }

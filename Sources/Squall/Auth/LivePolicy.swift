@@ -25,9 +25,9 @@ public final class LivePolicy: Sendable {
     /// When the JWKS URLs were last fetched because a token named a `kid` they lacked.
     private let lastKeyRefresh = Mutex<ContinuousClock.Instant?>(nil)
 
-    init(_ snapshot: Snapshot, hooks: HookConfiguration = HookConfiguration()) {
+    init(_ snapshot: Snapshot, hooks: HookConfiguration = HookConfiguration(), maxMessageSize: Int = 1 << 20) {
         state = Mutex(snapshot)
-        self.hooks = BackendHooks(hooks, maxInfo: snapshot.access.maxInfo)
+        self.hooks = BackendHooks(hooks, maxInfo: snapshot.access.maxInfo, maxMessageSize: maxMessageSize)
     }
 
     /// The snapshot now.

@@ -1,5 +1,4 @@
 import Foundation
-import Logging
 import NIOCore
 import SquallCore
 import Synchronization
@@ -11,8 +10,8 @@ import Synchronization
 ///
 /// Contracts: recording only queues (it runs under the hub's channel locks); an event the
 /// configuration filters out is never made; one the outbox refuses (full, or closed) is counted
-/// in ``dropped`` and logged at most once every 10 s. With a durable store `published` events are
-/// the store's, written in the message's own transaction.
+/// in ``dropped`` (the dispatcher logs drops, away from the locks). With a durable store
+/// `published` events are the store's, written in the message's own transaction.
 public final class LifecycleEvents: HubObserver {
     /// Why a connection ended, as `disconnected` events say.
     enum Cause: String {
@@ -30,15 +29,12 @@ public final class LifecycleEvents: HubObserver {
     let configuration: WebhookConfiguration
     let outbox: any EventOutbox
     private let node: UUID
-    private let logger: Logger
     private let droppedTotal = Atomic<Int>(0)
-    private let lastDropLog = Mutex<ContinuousClock.Instant?>(nil)
 
-    init(configuration: WebhookConfiguration, outbox: any EventOutbox, node: UUID, logger: Logger) {
+    init(configuration: WebhookConfiguration, outbox: any EventOutbox, node: UUID) {
         self.configuration = configuration
         self.outbox = outbox
         self.node = node
-        self.logger = logger
         if outbox.isDurable, configuration.sends("published", namespace: nil) {
             let events = self
             outbox.recordPublished { message in events.publishedEvent(message) }
@@ -48,8 +44,8 @@ public final class LifecycleEvents: HubObserver {
         }
     }
 
-    /// Events the outbox refused.
-    public var dropped: Int { droppedTotal.load(ordering: .relaxed) }
+    /// Events lost so far: refused by the outbox, or lost by the store after it took them.
+    public var dropped: Int { droppedTotal.load(ordering: .relaxed) + outbox.droppedEvents }
 
     // MARK: - Connections
 
@@ -81,13 +77,13 @@ public final class LifecycleEvents: HubObserver {
     }
 
     /// Why a WebSocket connection ended, from its ``CloseCause``; `kicked` when the server API
-    /// closed it.
-    static func cause(of cause: CloseCause, kicked: Bool) -> (Cause, Disconnect?) {
+    /// closed it, `denied` when a hook did.
+    static func cause(of cause: CloseCause, kicked: Bool, denied: Bool = false) -> (Cause, Disconnect?) {
         switch cause {
         case .clientClosed: (.clientClose, nil)
         case .pingTimedOut: (.pingTimeout, nil)
         case .failed(let error): (.error, (error as? WebSocketStateMachine.ProtocolViolation)?.disconnect)
-        case .serverClosed(let disconnect): (kicked ? .kicked : Self.cause(of: disconnect), disconnect)
+        case .serverClosed(let disconnect): (kicked ? .kicked : denied ? .denied : Self.cause(of: disconnect), disconnect)
         }
     }
 
@@ -153,13 +149,6 @@ public final class LifecycleEvents: HubObserver {
             try outbox.record([event])
         } catch {
             droppedTotal.add(1, ordering: .relaxed)
-            let now = ContinuousClock.now
-            let logs = lastDropLog.withLock { last in
-                guard last.map({ now - $0 >= .seconds(10) }) ?? true else { return false }
-                last = now
-                return true
-            }
-            if logs { logger.error("a webhook event was dropped (\(dropped) so far)", metadata: ["error": "\(error)", "type": "\(event.type)"]) }
         }
     }
 }

@@ -16,6 +16,9 @@ final class MountedHandler: Sendable {
     let transport: String
     /// Where its connections' `connected` and `disconnected` events go, when webhooks are on.
     let events: LifecycleEvents?
+    /// Whether the handler records its connections' events itself (Squall's `/ws` and `/msg`,
+    /// which know who a client is only once the hooks have decided), rather than the connection.
+    var announcesItself: Bool { transport != "websocket" }
 
     init(handler: any WebSocketHandler, pool: ConnectionPool, logger: Logger, transport: String = "websocket", events: LifecycleEvents? = nil) {
         self.handler = handler

@@ -14,7 +14,8 @@ extension WebSocketConnection: WebSocketMessageSink {
     func open() {
         // A pool that is closing (shutdown) closes the newcomer at once.
         mounted.pool.add(self)
-        mounted.events?.connected(client: id, transport: mounted.transport, user: identity?.presenceUser, address: client)
+        // Squall's own transports announce their connections once the hooks let them in.
+        if !mounted.announcesItself { announceConnected(user: identity?.presenceUser) }
         guard let handler = mounted.nonBlocking else {
             _ = queue?.enqueue(.open, for: self)
             return
@@ -57,10 +58,7 @@ extension WebSocketConnection: WebSocketMessageSink {
     }
 
     func ended(_ cause: CloseCause) {
-        if let events = mounted.events {
-            let (why, disconnect) = LifecycleEvents.cause(of: cause, kicked: self[Kicked.self] ?? false)
-            events.disconnected(client: id, transport: mounted.transport, user: identity?.presenceUser, cause: why, disconnect: disconnect)
-        }
+        if !mounted.announcesItself { announceDisconnected(cause, user: identity?.presenceUser) }
         guard let handler = mounted.nonBlocking else {
             _ = queue?.enqueue(.close(cause), for: self)
             return
@@ -76,4 +74,25 @@ extension WebSocketConnection: WebSocketMessageSink {
 /// says `kicked`.
 enum Kicked: ConnectionStorageKey {
     typealias Value = Bool
+}
+
+extension WebSocketConnection {
+    /// Records its `connected` event, when webhooks are on.
+    func announceConnected(user: String?) {
+        mounted.events?.connected(client: id, transport: mounted.transport, user: user, address: client)
+    }
+
+    /// Records its `disconnected` event for `cause`, when webhooks are on: `kicked` if the server
+    /// API closed it, `denied` if a hook did.
+    func announceDisconnected(_ cause: CloseCause, user: String?) {
+        guard let events = mounted.events else { return }
+        let (why, disconnect) = LifecycleEvents.cause(of: cause, kicked: self[Kicked.self] ?? false, denied: self[Denied.self] ?? false)
+        events.disconnected(client: id, transport: mounted.transport, user: user, cause: why, disconnect: disconnect)
+    }
+
+    /// Closes it because a backend's hook decided so (`decision` is not an allow).
+    func close(deniedBy decision: BackendHooks.Decision) {
+        if case .deny = decision { self[Denied.self] = true }
+        close(decision.disconnect ?? .hookUnavailable)
+    }
 }

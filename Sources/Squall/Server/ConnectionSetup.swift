@@ -364,7 +364,7 @@ final class ConnectionSetup: ServerChildChannel, HTTPChannelHandler {
         )
         let handler = WebSocketFrameHandler(writer: writer, sink: connection, maxMessageSize: configuration.maxMessageSize)
         if let until = identity?.validUntil {
-            expiring.watch(connection, until: until, user: identity?.presenceUser)
+            expiring.watch(connection, own: until, user: identity?.presenceUser)
             channel.closeFuture.assumeIsolated().whenComplete { [expiring] _ in expiring.forget(connection) }
         }
         if let user = identity?.presenceUser {

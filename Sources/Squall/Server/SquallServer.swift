@@ -89,7 +89,7 @@ public struct SquallServer: Service, CustomStringConvertible {
                     auth: configuration.auth, defaultNamespace: configuration.defaultNamespace, namespaces: configuration.namespaces,
                     maxInfo: configuration.maxInfo),
                 apiKeys: configuration.apiKeys
-            ), hooks: configuration.hooks)
+            ), hooks: configuration.hooks, maxMessageSize: configuration.maxMessageSize)
         self.policy = policy
         self.expiring = ExpiringConnections(policy: policy)
         self.admission = ConnectionAdmission(configuration.limits, addresses: configuration.clientAddresses)
@@ -98,7 +98,7 @@ public struct SquallServer: Service, CustomStringConvertible {
         self.metrics = metrics
         let node = self.node
         let events = configuration.webhooks.map { webhooks in
-            LifecycleEvents(configuration: webhooks, outbox: Self.outbox(of: configuration.storage), node: node, logger: logger)
+            LifecycleEvents(configuration: webhooks, outbox: Self.outbox(of: configuration.storage), node: node)
         }
         self.events = events
         let observer = ServerObserver(metrics: metrics, events: events)
@@ -243,7 +243,11 @@ public struct SquallServer: Service, CustomStringConvertible {
                     ExpirySweeper(connections: expiring),
                 ]
                     + (events.map { events in
-                        [WebhookDispatcher(outbox: events.outbox, configuration: events.configuration, metrics: metrics.webhooks, logger: logger)]
+                        [
+                            WebhookDispatcher(
+                                outbox: events.outbox, configuration: events.configuration, metrics: metrics.webhooks, dropped: { events.dropped },
+                                logger: logger)
+                        ]
                     } ?? []) + [
                         ConnectionDrain(connections: connections, timeout: configuration.closeTimeout, draining: draining)
                     ],

@@ -73,23 +73,20 @@ final class MsgTransport: NonBlockingWebSocketHandler {
             var identity = connection.identity
             if let connectHook {
                 let decision = await hooks.ask(call, at: connectHook)
-                if let disconnect = decision.disconnect { return connection.close(disconnect) }
-                if case .allow(let grant) = decision, let user = grant.user {
-                    identity = ClientIdentity(user: user, info: grant.info ?? identity?.info, expires: grant.expires)
-                }
+                guard case .allow(let grant) = decision else { return connection.close(deniedBy: decision) }
+                identity = grant.identity(replacing: identity)
             }
             if let subscribeHook {
                 call.kind = .subscribe
                 call.user = identity?.presenceUser
-                if let disconnect = await hooks.ask(call, at: subscribeHook).disconnect { return connection.close(disconnect) }
+                let decision = await hooks.ask(call, at: subscribeHook)
+                guard case .allow = decision else { return connection.close(deniedBy: decision) }
             }
             connection.socket.eventLoop.execute { [self, identity] in
                 // Closed while the backend decided: nothing to subscribe.
                 guard subscribers.withLock({ $0[connection.id] === subscriber }) else { return }
-                if identity !== connection.identity {
-                    subscriber.identity.withLock { $0 = identity }
-                    if let user = identity?.presenceUser { users.add(connection, user: user) }
-                }
+                subscriber.identity.withLock { $0 = identity }
+                if let user = identity?.presenceUser, user != connection.identity?.presenceUser { users.add(connection, user: user) }
                 subscribe(subscriber, target, subscriptionExpiry: subscriptionExpiry)
                 for message in subscriber.early.release() {
                     publish(message, from: subscriber)
@@ -99,13 +96,16 @@ final class MsgTransport: NonBlockingWebSocketHandler {
         }
     }
 
-    /// Subscribes the socket, now that it is let in, and watches when its time is up.
+    /// Subscribes the socket, now that it is let in, announces it, and watches when its time is
+    /// up.
     private func subscribe(_ subscriber: MsgSubscriber, _ target: ChannelTarget, subscriptionExpiry: Date?) {
         let connection = subscriber.connection
         let identity = subscriber.identity.withLock { $0 }
-        if let expires = [identity?.validUntil, subscriptionExpiry].compactMap({ $0 }).min() {
-            expiring.watch(connection, until: expires, user: identity?.presenceUser, transport: "msg")
-        }
+        subscriber.announced.withLock { $0 = true }
+        connection.announceConnected(user: identity?.presenceUser)
+        expiring.watch(
+            connection, own: identity?.validUntil, tokens: subscriptionExpiry, user: identity?.presenceUser, transport: "msg",
+            renewed: { until in subscriber.identity.withLock { $0 = $0?.renewed(until: until) } })
         let member = PresenceMember(id: connection.id, info: target.info ?? identity?.info, transport: "msg", user: identity?.presenceUser)
         // Frames the client sends meanwhile are published after this subscription: the hub
         // keeps a channel's operations in order while its log is read from the store.
@@ -170,7 +170,7 @@ final class MsgTransport: NonBlockingWebSocketHandler {
             let decision = await hooks.ask(call, at: hook)
             guard case .allow(let grant) = decision else {
                 if subscriber.pending.end() { connection.resumeReading() }
-                return connection.close(decision.disconnect ?? .hookUnavailable)
+                return connection.close(deniedBy: decision)
             }
             hub.publish(grant.payload ?? message, to: channel, publisher: connection.id) { _ in
                 if subscriber.pending.end() { connection.resumeReading() }
@@ -181,10 +181,10 @@ final class MsgTransport: NonBlockingWebSocketHandler {
     func onCloseNow(_ connection: WebSocketConnection, _ cause: CloseCause) {
         guard let subscriber = subscribers.withLock({ $0.removeValue(forKey: connection.id) }) else { return }
         expiring.forget(connection)
+        let user = subscriber.identity.withLock { $0 }?.presenceUser
         // A user named by the connect hook is this handler's to forget; one from the upgrade, the server's.
-        if let identity = subscriber.identity.withLock({ $0 }), identity !== connection.identity, let user = identity.presenceUser {
-            users.remove(connection, user: user)
-        }
+        if let user, user != connection.identity?.presenceUser { users.remove(connection, user: user) }
+        if subscriber.announced.withLock({ $0 }) { connection.announceDisconnected(cause, user: user) }
         hub.unsubscribe(subscriber, from: subscriber.channel)
     }
 }
@@ -214,6 +214,8 @@ final class MsgSubscriber: Subscriber {
     let identity: Mutex<ClientIdentity?>
     /// Frames that came while the connect and subscribe hooks decided.
     let early = EarlyMessages()
+    /// Whether its `connected` event was recorded (the hooks let it in), so its end is too.
+    let announced = Mutex(false)
 
     /// - Parameter publishRate: the server's publish rate when the socket opens, which its
     ///   bucket starts full of.

@@ -50,8 +50,8 @@ struct SSETransport: Sendable {
         var call = BackendHooks.Call(
             kind: .connect, client: client, transport: "sse", address: address, user: identity?.presenceUser, channel: target.channel,
             headers: request.headers.map { ($0.name.canonicalName, $0.value) })
-        if let grant = try await policy.hooks.check(call, in: access), let user = grant.user {
-            identity = ClientIdentity(user: user, info: grant.info ?? identity?.info, expires: grant.expires)
+        if let grant = try await policy.hooks.check(call, in: access) {
+            identity = grant.identity(replacing: identity)
         }
         call.kind = .subscribe
         call.user = identity?.presenceUser
@@ -71,7 +71,8 @@ struct SSETransport: Sendable {
             hub: hub,
             target: target,
             identity: identity,
-            expires: [identity?.validUntil, subscriptionExpiry].compactMap { $0 }.min(),
+            expires: identity?.validUntil,
+            tokenExpires: subscriptionExpiry,
             presenceEvents: presenceEvents,
             outbox: Outbox(limits: configuration.outbox),
             heartbeat: configuration.sseHeartbeat,
@@ -118,6 +119,9 @@ struct EventStream: Sendable {
     /// When its connection token, or the channel's subscription token, stops being valid: the
     /// stream ends then with a `close` event, 4002.
     let expires: Date?
+    /// When the channel's subscription token expires: the stream ends then, whatever the
+    /// refresh hook says of the connection.
+    let tokenExpires: Date?
     let presenceEvents: Bool
     let outbox: Outbox
     let heartbeat: Duration
@@ -168,31 +172,38 @@ struct EventStream: Sendable {
         let ending = Mutex<Disconnect?>(nil)
         defer {
             let disconnect = ending.withLock { $0 }
-            let cause = session.kicked.withLock { $0 } ? .kicked : disconnect.map(LifecycleEvents.cause(of:)) ?? .clientClose
+            let cause: LifecycleEvents.Cause =
+                session.kicked.withLock { $0 } ? .kicked : session.denied.withLock { $0 } ? .denied : disconnect.map(LifecycleEvents.cause(of:)) ?? .clientClose
             events?.disconnected(client: client, transport: "sse", user: identity?.presenceUser, cause: cause, disconnect: disconnect)
         }
         defer { if let user = identity?.presenceUser { users.remove(session, user: user) } }
 
         try await withGracefulShutdownHandler {
             try await withThrowingTaskGroup(of: Void.self) { group in
-                if let expires {
-                    let refresh = self.refresh
+                if expires != nil || tokenExpires != nil {
+                    let (refresh, tokenExpires) = (self.refresh, self.tokenExpires)
                     group.addTask {
-                        var until = expires
-                        while true {
+                        var own = expires
+                        while let until = [own, tokenExpires].compactMap({ $0 }).min() {
                             try await Task.sleep(for: .seconds(max(0, min(until.timeIntervalSinceNow, 1e9))))
-                            let decision = await refresh?()
-                            if let disconnect = decision.map({ $0.disconnect }) ?? .tokenExpired {
+                            // The subscription token's time, or no refresh hook: the end.
+                            guard until == own, let refresh else {
+                                outbox.close(.tokenExpired)
+                                return
+                            }
+                            let decision = await refresh()
+                            if let disconnect = decision.disconnect {
+                                if case .deny = decision { session.denied.withLock { $0 = true } }
                                 outbox.close(disconnect)
                                 return
                             }
                             // Renewed: until the new expire_at, or for good without one.
-                            guard case .allow(let grant) = decision, let next = grant.expires else { return }
-                            guard next > Date() else {
+                            guard case .allow(let grant) = decision else { return }
+                            if let next = grant.expires, next <= Date() {
                                 outbox.close(.tokenExpired)
                                 return
                             }
-                            until = next
+                            own = grant.expires
                         }
                     }
                 }
@@ -250,6 +261,8 @@ final class SSESession: UserSession {
     let channel: ChannelName
     /// Whether the server API's `disconnect` ended it.
     let kicked = Mutex(false)
+    /// Whether the refresh hook ended it.
+    let denied = Mutex(false)
 
     init(outbox: Outbox, channel: ChannelName) {
         self.outbox = outbox

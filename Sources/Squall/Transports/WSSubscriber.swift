@@ -20,6 +20,8 @@ final class WSSubscriber: Subscriber {
     let calls = OrderedCalls()
     /// Requests that came while the connect hook decided.
     let early = EarlyMessages()
+    /// Whether its `connected` event was recorded (it was welcomed), so its end is too.
+    let announced = Mutex(false)
     /// Who the client is: the token of its upgrade, `connect` or latest `refresh`.
     let identity: Mutex<ClientIdentity?>
     /// Whether it may make requests: it had a token, or tokens were optional, when it connected.

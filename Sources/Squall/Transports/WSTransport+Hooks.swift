@@ -15,8 +15,8 @@ extension WSTransport {
             channel: channel, payload: payload, headers: connection.requestHeaders)
     }
 
-    /// Asks the connect hook; allowed, the connection takes the user it names (if any), is
-    /// welcomed, and the requests it sent meanwhile are handled in order. Refused, it closes
+    /// Asks the connect hook; allowed, the connection takes who it names (``BackendHooks/Grant/identity(replacing:)``),
+    /// is welcomed, and the requests it sent meanwhile are handled in order. Refused, it closes
     /// with the backend's code (4503 by default), or 1013 when the backend did not answer.
     func askConnectHook(_ hook: String, for subscriber: WSSubscriber) {
         let connection = subscriber.connection
@@ -24,23 +24,19 @@ extension WSTransport {
         let hooks = policy.hooks
         Task {
             let decision = await hooks.ask(call, at: hook)
-            guard case .allow(let grant) = decision else { return connection.close(decision.disconnect ?? .hookUnavailable) }
+            guard case .allow(let grant) = decision else { return connection.close(deniedBy: decision) }
             connection.socket.eventLoop.execute { [self] in
                 guard subscribers.withLock({ $0[connection.id] }) === subscriber else { return }
-                if let user = grant.user {
-                    let held = subscriber.identity.withLock { $0 }
-                    let identity = ClientIdentity(user: user, info: grant.info ?? held?.info, expires: grant.expires)
+                let held = subscriber.identity.withLock { $0 }
+                if let identity = grant.identity(replacing: held), identity !== held {
                     subscriber.identity.withLock { $0 = identity }
-                    subscriber.connected.withLock { $0 = true }
-                    if held?.user != user {
-                        if let old = held?.presenceUser, connection.identity == nil { users.remove(connection, user: old) }
-                        users.add(connection, user: user)
-                    }
-                    // Its time is the hook's now; the handshake's deadline for a `connect` is met.
+                    if identity.presenceUser != nil { subscriber.connected.withLock { $0 = true } }
+                    if let user = identity.presenceUser, user != held?.presenceUser { users.add(connection, user: user) }
+                    if let old = held?.presenceUser, old != identity.presenceUser, connection.identity == nil { users.remove(connection, user: old) }
+                    // Its time is the identity's now; a handshake's deadline for a `connect` is met.
                     expiring.forget(connection)
                 }
-                watchExpiry(of: subscriber)
-                send(ProtocolReply.welcome(client: connection.id, protocol: Self.subprotocol), to: connection)
+                welcome(subscriber)
                 for message in subscriber.early.release() { handle(message, from: subscriber) }
                 connection.resumeReading()
             }
@@ -57,12 +53,18 @@ extension WSTransport {
         let hooks = policy.hooks
         Task {
             let decision = await hooks.ask(call, at: hook)
-            guard let refusal = decision.refusal else { return join() }
-            if subscriber.pending.end() { connection.resumeReading() }
-            subscriber.channels.withLock { channels in
-                if channels[channel] == attempt { channels[channel] = nil }
+            // Back on the connection's loop, where a close or an `unsubscribe` runs: one that
+            // came meanwhile means there is nothing to subscribe any more.
+            connection.socket.eventLoop.execute { [self] in
+                let current = subscribers.withLock { $0[connection.id] } === subscriber && subscriber.channels.withLock { $0[channel] == attempt }
+                if current, decision.refusal == nil { return join() }
+                if subscriber.pending.end() { connection.resumeReading() }
+                subscriber.channels.withLock { channels in
+                    if channels[channel] == attempt { channels[channel] = nil }
+                }
+                send(
+                    Self.failure(ref, decision.refusal ?? APIError(.notSubscribed, message: "unsubscribed before the subscribe hook answered")), to: connection)
             }
-            send(Self.failure(ref, refusal), to: connection)
         }
     }
 

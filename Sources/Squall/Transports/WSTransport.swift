@@ -57,13 +57,21 @@ final class WSTransport: NonBlockingWebSocketHandler {
         subscribers.withLock { $0[connection.id] = subscriber }
         if connection.identity == nil, snapshot.access.auth.mode == .required {
             // It may send its token in a `connect`, within the time a handshake is given.
-            expiring.watch(connection, until: Date().addingTimeInterval(handshakeTimeout.inSeconds), closing: .unauthorized("no connect in time"))
+            expiring.watch(connection, own: Date().addingTimeInterval(handshakeTimeout.inSeconds), closing: .unauthorized("no connect in time"))
         }
         if let hook = policy.hooks.url(.connect, in: snapshot.access) {
             // Welcomed once the backend lets it in; requests that come meanwhile wait.
             subscriber.early.hold()
             return askConnectHook(hook, for: subscriber)
         }
+        welcome(subscriber)
+    }
+
+    /// The connection is let in: announced, watched, welcomed.
+    func welcome(_ subscriber: WSSubscriber) {
+        let connection = subscriber.connection
+        subscriber.announced.withLock { $0 = true }
+        connection.announceConnected(user: subscriber.identity.withLock { $0 }?.presenceUser)
         watchExpiry(of: subscriber)
         send(ProtocolReply.welcome(client: connection.id, protocol: Self.subprotocol), to: connection)
     }
@@ -95,10 +103,11 @@ final class WSTransport: NonBlockingWebSocketHandler {
     func onCloseNow(_ connection: WebSocketConnection, _ cause: CloseCause) {
         guard let subscriber = subscribers.withLock({ $0.removeValue(forKey: connection.id) }) else { return }
         expiring.forget(connection)
-        // A user known from the upgrade is the server's to forget; one from a `connect`, this handler's.
-        if connection.identity == nil, let user = subscriber.identity.withLock({ $0 })?.presenceUser {
-            users.remove(connection, user: user)
-        }
+        let user = subscriber.identity.withLock { $0 }?.presenceUser
+        // A user known from the upgrade is the server's to forget; one from a `connect` or the
+        // connect hook, this handler's.
+        if let user, user != connection.identity?.presenceUser { users.remove(connection, user: user) }
+        if subscriber.announced.withLock({ $0 }) { connection.announceDisconnected(cause, user: user) }
         for channel in subscriber.channels.withLock({ Array($0.keys) }) {
             hub.unsubscribe(subscriber, from: channel)
         }
@@ -275,7 +284,9 @@ final class WSTransport: NonBlockingWebSocketHandler {
             return held
         }
         subscriber.connected.withLock { $0 = true }
-        if previous == nil, let user = identity.presenceUser { users.add(connection, user: user) }
+        if previous?.presenceUser == nil, let user = identity.presenceUser, user != connection.identity?.presenceUser {
+            users.add(connection, user: user)
+        }
         watchExpiry(of: subscriber)
         send(
             ProtocolReply.connected(ref: request.ref, type: op == "connect" ? "connected" : "refreshed", user: identity.user, expires: identity.expires),
@@ -299,12 +310,10 @@ final class WSTransport: NonBlockingWebSocketHandler {
         let identity = subscriber.identity.withLock { $0 }
         // Before its `connect`, an anonymous connection under `auth: required` has its deadline.
         guard subscriber.connected.withLock({ $0 }) else { return }
-        let tokens = subscriber.subscriptionExpiries.withLock { Array($0.values) }
-        if let expires = (tokens + [identity?.validUntil].compactMap { $0 }).min() {
-            expiring.watch(subscriber.connection, until: expires, user: identity?.presenceUser, transport: "ws")
-        } else {
-            expiring.forget(subscriber.connection)
-        }
+        let tokens = subscriber.subscriptionExpiries.withLock { $0.values.min() }
+        expiring.watch(
+            subscriber.connection, own: identity?.validUntil, tokens: tokens, user: identity?.presenceUser, transport: "ws",
+            renewed: { until in subscriber.identity.withLock { $0 = $0?.renewed(until: until) } })
     }
 
     /// A refusal of the access policy as an `error` reply.
@@ -376,7 +385,11 @@ extension WSTransport: ChannelLeaving {
         guard let subscriber = subscribers.withLock({ $0[connection.id] }), subscriber.channels.withLock({ $0[channel] != nil }) else {
             return false
         }
-        leave(channel, subscriber, ref: nil)
+        // On the connection's loop, in order with its own subscribes and unsubscribes.
+        connection.socket.eventLoop.execute { [self] in
+            guard subscribers.withLock({ $0[connection.id] }) === subscriber, subscriber.channels.withLock({ $0[channel] != nil }) else { return }
+            leave(channel, subscriber, ref: nil)
+        }
         return true
     }
 }

@@ -26,14 +26,23 @@ final class WebhookDispatcher: Service, Sendable {
     private let signer: WebhookSigner
     private let metrics: WebhookMetrics
     private let logger: Logger
+    /// Events lost before delivery (a full outbox, a failed commit), so far; logged as they grow.
+    private let dropped: @Sendable () -> Int
+    private let droppedLogged = Mutex<(count: Int, at: ContinuousClock.Instant?)>((0, nil))
 
     /// How long a taken event is leased: its deliveries' time (one receiver after another), and
     /// some.
     var lease: Duration { configuration.timeout * configuration.urls.count + .seconds(2) }
+    /// Batches delivered after a graceful shutdown began, at most.
+    static let passesAtShutdown = 8
     /// How often the outbox is looked at when it had nothing due.
     static let idlePoll = Duration.milliseconds(200)
 
-    init(outbox: any EventOutbox, configuration: WebhookConfiguration, metrics: WebhookMetrics, logger: Logger) {
+    init(
+        outbox: any EventOutbox, configuration: WebhookConfiguration, metrics: WebhookMetrics, dropped: @escaping @Sendable () -> Int = { 0 },
+        logger: Logger
+    ) {
+        self.dropped = dropped
         self.outbox = outbox
         self.configuration = configuration
         self.signer = WebhookSigner(key: configuration.secret)
@@ -47,9 +56,9 @@ final class WebhookDispatcher: Service, Sendable {
                 if await self.deliverDue() == 0 { try? await Task.sleep(for: Self.idlePoll) }
             }
         }
-        // What the shutdown's drain recorded (`disconnected`, `node_shutdown`): one more pass,
-        // each delivery within its timeout. Without a store it would otherwise be lost.
-        await deliverDue()
+        // What the shutdown's drain recorded (`disconnected`, `node_shutdown`): a few more
+        // passes, each delivery within its timeout. Without a store it would otherwise be lost.
+        for _ in 0..<Self.passesAtShutdown where await deliverDue() > 0 {}
     }
 
     /// Delivers the events due now; how many there were.
@@ -57,28 +66,34 @@ final class WebhookDispatcher: Service, Sendable {
     private func deliverDue() async -> Int {
         let due: [OutboxEntry]
         do {
-            due = try await outbox.due(limit: configuration.concurrency * 4, lease: lease)
+            // As many as are delivered at once: every one taken starts now, within its lease.
+            due = try await outbox.due(limit: configuration.concurrency, lease: lease)
         } catch {
             logger.warning("cannot read the webhook outbox", metadata: ["error": "\(error)"])
             due = []
         }
         metrics.depth.set(Double(await outbox.depth()))
+        logDrops()
         if !due.isEmpty { await deliver(due) }
         return due.count
     }
 
-    /// Delivers `entries`, at most `webhook-concurrency` at once.
+    /// Says, at most every 10 s, how many events were lost before delivery since it last did.
+    private func logDrops() {
+        let now = ContinuousClock.now
+        let count = dropped()
+        let fresh = droppedLogged.withLock { logged -> Int in
+            guard count > logged.count, logged.at.map({ now - $0 >= .seconds(10) }) ?? true else { return 0 }
+            defer { logged = (count, now) }
+            return count - logged.count
+        }
+        if fresh > 0 { logger.error("\(fresh) webhook event(s) were lost before delivery (\(count) so far): the outbox was full or the store failed") }
+    }
+
+    /// Delivers `entries` (at most `webhook-concurrency` of them), all at once.
     private func deliver(_ entries: [OutboxEntry]) async {
         await withTaskGroup(of: Void.self) { group in
-            var running = 0
-            for entry in entries {
-                if running >= configuration.concurrency {
-                    await group.next()
-                    running -= 1
-                }
-                group.addTask { await self.deliver(entry) }
-                running += 1
-            }
+            for entry in entries { group.addTask { await self.deliver(entry) } }
         }
     }
 
@@ -136,9 +151,13 @@ final class WebhookDispatcher: Service, Sendable {
         }
         request.body = .bytes(event.body)
         do {
-            let response = try await HTTPClient.shared.execute(request, timeout: TimeAmount(configuration.timeout))
-            _ = try? await response.body.collect(upTo: 64 * 1024)
-            return (200..<300).contains(response.status.code) ? nil : "answered \(response.status.code)"
+            // The whole answer, body included, within the timeout.
+            let status = try await Deadline.run(within: configuration.timeout) { [request, configuration] in
+                let response = try await HTTPClient.shared.execute(request, timeout: TimeAmount(configuration.timeout))
+                _ = try await response.body.collect(upTo: 64 * 1024)
+                return response.status.code
+            }
+            return (200..<300).contains(status) ? nil : "answered \(status)"
         } catch {
             return "\(String(describing: error).prefix(200))"
         }
