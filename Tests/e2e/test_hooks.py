@@ -232,3 +232,87 @@ def test_an_sse_stream_is_renewed_by_the_refresh_hook_and_ended_when_it_denies(s
     stream.close()
     assert (event, data) == ("close", {"code": 4503, "reason": "session ended"})
     assert len(backend.calls_of("refresh")) == 2
+
+
+# --- Second look ------------------------------------------------------------------------------
+
+
+async def test_a_client_gone_before_the_subscribe_hook_answered_leaves_no_subscription(squall, backend):
+    backend.answers["subscribe"] = ("sleep", 0.5)
+    server = hooked(squall, backend, "subscribe", extra=("--api-key", "k"))
+    channel = unique("ghost")
+    async with connect(f"{server.ws}/ws", subprotocols=["squall.v1"], open_timeout=5) as ws:
+        await receive(ws)
+        await ws.send(json.dumps({"op": "subscribe", "channel": channel, "ref": 1}))
+    time.sleep(1.0)  # the hook answers allow after the client has gone
+    request = urllib.request.Request(f"{server.http}/api/channels", data=b"{}", method="POST",
+                                     headers={"Authorization": "apikey k", "Content-Type": "application/json"})
+    assert json.load(urllib.request.urlopen(request, timeout=5))["channels"] == []
+    status, page = http(server, "GET", f"/channels/{channel}/presence")
+    assert (status, page["clients"]) == (200, [])
+
+
+async def test_a_backend_that_trickles_its_answer_is_unavailable_within_the_timeout(squall):
+    class Trickling(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            for _ in range(10):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(0.5)
+
+        def log_message(self, *args):
+            pass
+
+    trickler = ThreadingHTTPServer(("127.0.0.1", 0), Trickling)
+    threading.Thread(target=trickler.serve_forever, daemon=True).start()
+    try:
+        server = squall("--log-level", "error", "--hook-connect", f"http://127.0.0.1:{trickler.server_address[1]}/", "--hook-timeout", "1s")
+        started = time.monotonic()
+        async with connect(f"{server.ws}/msg", open_timeout=5) as ws:
+            assert await close_of(ws, timeout=5) == (1013, "backend unavailable; retry later")
+        assert time.monotonic() - started < 2.5, "the whole answer, body too, is held to the timeout"
+    finally:
+        trickler.shutdown()
+        trickler.server_close()
+
+
+async def test_the_refresh_hook_never_renews_a_private_channels_subscription_token(squall, backend, tmp_path):
+    backend.answers["refresh"] = {"result": {}}  # renews the connection for good
+    config = tmp_path / "squall.yaml"
+    config.write_text("namespaces:\n  private:\n    private: true\n")
+    server = hooked(squall, backend, "refresh", extra=("--config", str(config), "--jwt-leeway", "0s"))
+    token = mint(SECRET, sub="gina", ttl=60)
+    channel_token = mint(SECRET, sub="gina", channel="private:room", ttl=1.0)
+    started = time.monotonic()
+    async with connect(f"{server.ws}/msg/private:room?token={token}&subscription_token={channel_token}", open_timeout=5) as ws:
+        assert await close_of(ws, timeout=8) == (4002, "token expired")
+    assert time.monotonic() - started < 4 and backend.calls_of("refresh") == [], "its own time had not come"
+
+
+async def test_a_connect_hooks_expire_at_applies_without_a_user_and_the_token_user_stays(squall, backend):
+    backend.answers["connect"] = lambda call: {"result": {"expire_at": time.time() + 1}}
+    server = hooked(squall, backend, "connect", extra=("--jwt-leeway", "0s"))
+    channel = unique("expire")
+    async with connect(f"{server.ws}/msg/{channel}?token={mint(SECRET, sub='hank', ttl=60)}", open_timeout=5) as ws:
+        [member] = members(server, channel, 1)
+        assert member["user"] == "hank"
+        assert await close_of(ws, timeout=5) == (4002, "token expired")
+
+
+async def test_a_user_renamed_by_the_connect_hook_is_forgotten_when_it_leaves(squall, backend):
+    backend.answers["connect"] = {"result": {"user": "renamed"}}
+    server = hooked(squall, backend, "connect", extra=("--api-key", "k"))
+
+    def disconnect(user):
+        request = urllib.request.Request(f"{server.http}/api/disconnect", data=json.dumps({"user": user}).encode(), method="POST",
+                                         headers={"Authorization": "apikey k", "Content-Type": "application/json"})
+        return json.load(urllib.request.urlopen(request, timeout=5))["connections"]
+
+    async with connect(f"{server.ws}/ws?token={mint(SECRET, sub='ivy')}", subprotocols=["squall.v1"], open_timeout=5) as ws:
+        await receive(ws)
+    time.sleep(0.3)
+    assert disconnect("renamed") == 0 and disconnect("ivy") == 0

@@ -278,3 +278,51 @@ async def test_when_a_node_vanishes_another_reports_its_members_as_presence_expi
     assert event["data"]["channel"] == channel
     assert [client["info"] for client in event["data"]["clients"]] == [{"name": "carol"}]
     ws.transport.abort()
+
+
+async def test_a_client_the_connect_hook_turns_away_is_never_connected_and_one_it_names_is_that_user(squall, receiver):
+    from test_hooks import Backend
+
+    backend = Backend()
+    backend.answers["connect"] = lambda call: {"error": {"message": "no"}} if call["headers"].get("cookie") == "who=eve" else {"result": {"user": "jo"}}
+    try:
+        server = webhooked(squall, receiver, "--hook-connect", f"{backend.url}/connect", "--hook-header", "cookie",
+                           "--webhook-events", "connected", "--webhook-events", "disconnected")
+        async with connect(f"{server.ws}/msg", additional_headers={"Cookie": "who=eve"}, open_timeout=5) as turned_away:
+            await close_of(turned_away)
+        async with connect(f"{server.ws}/ws", subprotocols=["squall.v1"], open_timeout=5) as ws:
+            await asyncio.wait_for(ws.recv(), 5)
+        receiver.wait_for("jo's two events", lambda: len(receiver.events) >= 2)
+        time.sleep(0.5)
+    finally:
+        backend.close()
+    assert sorted((e["type"], e["data"].get("user")) for e in receiver.events.values()) == [("connected", "jo"), ("disconnected", "jo")]
+
+
+async def test_events_past_the_outbox_bound_are_dropped_and_counted(squall, tmp_path):
+    receiver = Receiver()  # down: nothing is delivered
+    server = webhooked(squall, receiver, "--store", f"sqlite:{tmp_path}/squall.db", "--webhook-outbox-max", "3",
+                       "--webhook-events", "published")
+    for n in range(8):
+        request = urllib.request.Request(f"{server.http}/channels/bounded/messages", data=f"m{n}".encode(), method="POST")
+        assert urllib.request.urlopen(request, timeout=5).status == 201, "publishing never waits on webhooks"
+    deadline = time.monotonic() + 5
+    while metric(server, "squall_webhook_events_total", outcome="dropped") < 5:
+        assert time.monotonic() < deadline, "the drops are not counted"
+        time.sleep(0.1)
+    with sqlite3.connect(f"{tmp_path}/squall.db") as db:
+        assert db.execute("SELECT count(*) FROM webhook_outbox").fetchone()[0] == 3
+
+
+@postgres_only
+async def test_on_postgresql_published_events_keep_to_the_outbox_bound(squall):
+    receiver = Receiver()
+    server = webhooked(squall, receiver, "--store", DATABASE, "--webhook-outbox-max", "2", "--webhook-events", "published")
+    channel = unique("pgbound")
+    for n in range(6):
+        request = urllib.request.Request(f"{server.http}/channels/{channel}/messages", data=f"m{n}".encode(), method="POST")
+        assert urllib.request.urlopen(request, timeout=5).status == 201
+    deadline = time.monotonic() + 5
+    while metric(server, "squall_webhook_events_total", outcome="dropped") < 4:
+        assert time.monotonic() < deadline, "the drops are not counted"
+        time.sleep(0.1)
