@@ -3,7 +3,8 @@ import PackageDescription
 
 // libFuzzer harnesses for Squall's hand-written parsers (Squall's `FuzzTargets`). A package of
 // its own so that the fuzzer's instrumentation stays out of Squall's build. `fuzz/run` builds it
-// with `-sanitize=fuzzer,address` and runs each target for a bounded time; see fuzz/README.md.
+// with AddressSanitizer and libFuzzer's coverage everywhere, libFuzzer linked into the harness
+// alone, and runs each target for a bounded time; see fuzz/README.md.
 let package = Package(
     name: "squall-fuzz",
     platforms: [.macOS(.v15)],
@@ -13,7 +14,10 @@ let package = Package(
     targets: [
         .executableTarget(
             name: "SquallFuzz",
-            dependencies: [.product(name: "Squall", package: "squall")]
+            dependencies: [.product(name: "Squall", package: "squall")],
+            // libFuzzer (its `main`) in the harness alone; fuzz/run instruments everything.
+            swiftSettings: [.unsafeFlags(["-sanitize=fuzzer,address"])],
+            linkerSettings: [.unsafeFlags(["-sanitize=fuzzer,address"])]
         )
     ]
 )
