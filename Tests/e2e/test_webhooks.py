@@ -250,6 +250,13 @@ async def test_on_postgresql_the_nodes_share_the_outbox_and_each_event_is_delive
     nodes = [webhooked(squall, receiver, "--store", DATABASE) for _ in range(2)]
     channel = unique("shared")
     sockets = [await connect(f"{node.ws}/msg/{channel}", open_timeout=5) for node in nodes]
+    # Each socket is subscribed once its node lists it in presence: a message published before
+    # that would, rightly, not reach it.
+    for node in nodes:
+        deadline = time.monotonic() + 10
+        while not json.loads(urllib.request.urlopen(f"{node.http}/channels/{channel}/presence", timeout=5).read())["clients"]:
+            assert time.monotonic() < deadline, "a socket was never subscribed"
+            await asyncio.sleep(0.05)
     try:
         for n in range(10):
             await sockets[n % 2].send(f"m{n}")
