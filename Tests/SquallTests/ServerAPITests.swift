@@ -62,19 +62,11 @@ import Testing
     }
 
     @Test func aDisconnectHasACodeFrom4000To4999AndAShortPrintableReason() {
-        func disconnect(_ code: Int?, _ reason: String?) -> ServerCommand? {
-            try? ServerCommand.disconnect(.init(user: "alice", code: code, reason: reason))
+        func disconnect(_ code: Int?, _ reason: String?) -> Disconnect? {
+            try? ServerCommand.disconnect(.init(user: "alice", code: code, reason: reason)).disconnect
         }
-        guard case .disconnect(_, let standard)? = disconnect(nil, nil) else {
-            Issue.record("refused")
-            return
-        }
-        #expect(standard == .disconnectedByServer)
-        guard case .disconnect(_, let own)? = disconnect(4999, nil) else {
-            Issue.record("refused")
-            return
-        }
-        #expect(own == Disconnect(code: 4999, reason: ""))
+        #expect(disconnect(nil, nil) == .disconnectedByServer)
+        #expect(disconnect(4999, nil) == Disconnect(code: 4999, reason: ""))
         for (code, reason) in [(3999, nil), (5000, nil), (4000, String(repeating: "x", count: 101)), (4000, "tab\there"), (4000, "café")] as [(Int?, String?)] {
             #expect(disconnect(code, reason) == nil, "\(String(describing: code)) \(String(describing: reason))")
         }
@@ -82,7 +74,7 @@ import Testing
 
     @Test func aBroadcastNamesEachChannelOnceAndAtMostAThousand() {
         func broadcast(_ channels: [String]) -> String? {
-            Self.refusal { () throws(APIError) in try ServerCommand.broadcast(.init(channels: channels, data: "x"), Self.limits) }
+            Self.refusal { () throws(APIError) in .broadcast(try ServerCommand.broadcast(.init(channels: channels, data: "x"), Self.limits)) }
         }
         #expect(broadcast(["a", "b"]) == nil)
         #expect(broadcast([]) == "invalid_parameter")

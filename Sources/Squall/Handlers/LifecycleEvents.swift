@@ -133,7 +133,7 @@ public final class LifecycleEvents: HubObserver {
         data.string("id", message.id.text)
         data.integer("offset", message.offset)
         data.string("publisher", message.publisher?.text)
-        data.integer("time", Int64((message.time.timeIntervalSince1970 * 1000).rounded()))  // trap-ok: the server's own clock
+        data.integer("time", message.unixMilliseconds)
         return LifecycleEvent(type: "published", time: message.time, namespace: namespace, data: data.finish())
     }
 

@@ -42,25 +42,25 @@ struct ServerAPI: APIProtocol {
 
     func broadcast(_ input: Operations.Broadcast.Input) async throws -> Operations.Broadcast.Output {
         guard case .json(let body) = input.body else { throw APIGate.notJSON }
-        guard case .broadcast(let publications) = try ServerCommand.broadcast(body, limits) else { throw APIGate.notJSON }
+        let publications = try ServerCommand.broadcast(body, limits)
         return .ok(.init(body: .json(await commands.broadcast(publications))))
     }
 
     func disconnect(_ input: Operations.Disconnect.Input) async throws -> Operations.Disconnect.Output {
         guard case .json(let body) = input.body else { throw APIGate.notJSON }
-        guard case .disconnect(let user, let disconnect) = try ServerCommand.disconnect(body) else { throw APIGate.notJSON }
+        let (user, disconnect) = try ServerCommand.disconnect(body)
         return .ok(.init(body: .json(try await commands.disconnect(user, disconnect))))
     }
 
     func unsubscribe(_ input: Operations.Unsubscribe.Input) async throws -> Operations.Unsubscribe.Output {
         guard case .json(let body) = input.body else { throw APIGate.notJSON }
-        guard case .unsubscribe(let user, let channel) = try ServerCommand.unsubscribe(body) else { throw APIGate.notJSON }
+        let (user, channel) = try ServerCommand.unsubscribe(body)
         return .ok(.init(body: .json(try await commands.unsubscribe(user, from: channel))))
     }
 
     func presence(_ input: Operations.Presence.Input) async throws -> Operations.Presence.Output {
         guard case .json(let body) = input.body else { throw APIGate.notJSON }
-        guard case .presence(let channel, let after) = try ServerCommand.presence(body) else { throw APIGate.notJSON }
+        let (channel, after) = try ServerCommand.presence(body)
         return .ok(.init(body: .json(commands.presence(channel, after: after))))
     }
 
@@ -71,7 +71,7 @@ struct ServerAPI: APIProtocol {
 
     func history(_ input: Operations.History.Input) async throws -> Operations.History.Output {
         guard case .json(let body) = input.body else { throw APIGate.notJSON }
-        guard case .history(let channel, let since, let limit) = try ServerCommand.history(body) else { throw APIGate.notJSON }
+        let (channel, since, limit) = try ServerCommand.history(body)
         return .ok(.init(body: .json(try await commands.history(channel, since: since, limit: limit))))
     }
 
@@ -82,7 +82,7 @@ struct ServerAPI: APIProtocol {
 
     func channels(_ input: Operations.Channels.Input) async throws -> Operations.Channels.Output {
         guard case .json(let body) = input.body else { throw APIGate.notJSON }
-        guard case .channels(let pattern) = try ServerCommand.channels(body) else { throw APIGate.notJSON }
+        let pattern = try ServerCommand.channels(body)
         return .ok(.init(body: .json(commands.channels(matching: pattern))))
     }
 

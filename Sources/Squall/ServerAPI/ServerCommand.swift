@@ -33,14 +33,22 @@ enum ServerCommand: Sendable {
     init(_ command: Schemas.BatchCommand, limits: Limits) throws(APIError) {
         switch command {
         case .publish(let command): self = .publish(try Self.publication(command.params, limits))
-        case .broadcast(let command): self = try Self.broadcast(command.params, limits)
-        case .disconnect(let command): self = try Self.disconnect(command.params)
-        case .unsubscribe(let command): self = try Self.unsubscribe(command.params)
-        case .presence(let command): self = try Self.presence(command.params)
+        case .broadcast(let command): self = .broadcast(try Self.broadcast(command.params, limits))
+        case .disconnect(let command):
+            let (user, disconnect) = try Self.disconnect(command.params)
+            self = .disconnect(user: user, disconnect)
+        case .unsubscribe(let command):
+            let (user, channel) = try Self.unsubscribe(command.params)
+            self = .unsubscribe(user: user, channel: channel)
+        case .presence(let command):
+            let (channel, after) = try Self.presence(command.params)
+            self = .presence(channel, after: after)
         case .presenceStats(let command): self = .presenceStats(try Self.channel(command.params.channel))
-        case .history(let command): self = try Self.history(command.params)
+        case .history(let command):
+            let (channel, since, limit) = try Self.history(command.params)
+            self = .history(channel, since: since, limit: limit)
         case .historyRemove(let command): self = .historyRemove(try Self.channel(command.params.channel))
-        case .channels(let command): self = try Self.channels(command.params)
+        case .channels(let command): self = .channels(try Self.channels(command.params))
         case .info: self = .info
         }
     }
@@ -61,7 +69,7 @@ enum ServerCommand: Sendable {
             channel: channel, payload: try payload(request.data, request.encoding, limit: limits.maxSize(of: channel)), key: try key(request.idempotencyKey))
     }
 
-    static func broadcast(_ request: Schemas.BroadcastRequest, _ limits: Limits) throws(APIError) -> ServerCommand {
+    static func broadcast(_ request: Schemas.BroadcastRequest, _ limits: Limits) throws(APIError) -> [Publication] {
         guard (1...maxBroadcastChannels).contains(request.channels.count) else {
             throw APIError.invalidParameter("channels", "1 to \(maxBroadcastChannels) channel names")
         }
@@ -77,42 +85,42 @@ enum ServerCommand: Sendable {
             guard payload.bytes.readableBytes <= limit else { throw APIError.messageTooLarge(limit: limit) }
             publications.append(Publication(channel: channel, payload: payload, key: key))
         }
-        return .broadcast(publications)
+        return publications
     }
 
-    static func disconnect(_ request: Schemas.DisconnectRequest) throws(APIError) -> ServerCommand {
+    static func disconnect(_ request: Schemas.DisconnectRequest) throws(APIError) -> (user: String, disconnect: Disconnect) {
         let code = request.code ?? Int(Disconnect.disconnectedByServer.code)
         guard (4000...4999).contains(code) else { throw APIError.invalidParameter("code", "an integer from 4000 to 4999") }
         let reason = request.reason ?? (request.code == nil ? Disconnect.disconnectedByServer.reason : "")
         guard reason.utf8.count <= 100, reason.utf8.allSatisfy({ (0x20...0x7E).contains($0) }) else {
             throw APIError.invalidParameter("reason", "at most 100 printable ASCII characters")
         }
-        return .disconnect(user: try user(request.user), Disconnect(code: UInt16(code), reason: reason))
+        return (try user(request.user), Disconnect(code: UInt16(code), reason: reason))
     }
 
-    static func unsubscribe(_ request: Schemas.UnsubscribeRequest) throws(APIError) -> ServerCommand {
-        .unsubscribe(user: try user(request.user), channel: try channel(request.channel))
+    static func unsubscribe(_ request: Schemas.UnsubscribeRequest) throws(APIError) -> (user: String, channel: ChannelName) {
+        (try user(request.user), try channel(request.channel))
     }
 
-    static func presence(_ request: Schemas.PresenceRequest) throws(APIError) -> ServerCommand {
+    static func presence(_ request: Schemas.PresenceRequest) throws(APIError) -> (channel: ChannelName, after: UUID?) {
         let after = try request.after.map { text throws(APIError) in
             guard let id = UUID(uuidString: text) else { throw APIError.invalidParameter("after", "a client id from an earlier page") }
             return id
         }
-        return .presence(try channel(request.channel), after: after)
+        return (try channel(request.channel), after)
     }
 
-    static func history(_ request: Schemas.HistoryRequest) throws(APIError) -> ServerCommand {
+    static func history(_ request: Schemas.HistoryRequest) throws(APIError) -> (channel: ChannelName, since: StreamPosition?, limit: Int) {
         let limit = request.limit ?? 100
         guard (1...1000).contains(limit) else { throw APIError.invalidParameter("limit", "an integer from 1 to 1000") }
         let since = try request.since.map { text throws(APIError) in
             guard let position = StreamPosition(text) else { throw APIError.invalidPosition(text) }
             return position
         }
-        return .history(try channel(request.channel), since: since, limit: limit)
+        return (try channel(request.channel), since, limit)
     }
 
-    static func channels(_ request: Schemas.ChannelsRequest) throws(APIError) -> ServerCommand {
+    static func channels(_ request: Schemas.ChannelsRequest) throws(APIError) -> ChannelPattern? {
         let pattern = try request.pattern.map { text throws(APIError) in
             // A name in which `*` may stand anywhere.
             guard (try? ChannelName(text.replacingOccurrences(of: "*", with: "a"))) != nil, let pattern = ChannelPattern(text, user: nil) else {
@@ -120,7 +128,7 @@ enum ServerCommand: Sendable {
             }
             return pattern
         }
-        return .channels(pattern)
+        return pattern
     }
 
     static func channel(_ name: String) throws(APIError) -> ChannelName {
