@@ -168,6 +168,7 @@ extension Hub {
         observer?.published(message)
         messageTotal.add(1, ordering: .relaxed)
         deliveryTotal.add(state.audience.subscribers.count, ordering: .relaxed)
+        deliveredByteTotal.add(message.payload.count &* state.audience.subscribers.count, ordering: .relaxed)
         // Fan-out made the message's copies: hold the log to its byte bound now.
         prune(&state, now: time)
         wakePolls(&state)

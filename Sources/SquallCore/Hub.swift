@@ -47,6 +47,7 @@ public final class Hub: Sendable {
     let waiterTotal = Atomic<Int>(0)
     let messageTotal = Atomic<Int>(0)
     let deliveryTotal = Atomic<Int>(0)
+    let deliveredByteTotal = Atomic<Int>(0)
     /// Told of this node's subscribes, unsubscribes and messages: the server's lifecycle events.
     let observer: (any HubObserver)?
 
@@ -119,6 +120,10 @@ public final class Hub: Sendable {
     /// How many times a message has been handed to one of this hub's subscribers, since it
     /// started: counted per message (its audience's size), never per delivery.
     public var deliveryCount: Int { deliveryTotal.load(ordering: .relaxed) }
+
+    /// The payload bytes of those deliveries — each message's size times its audience, before
+    /// framing and compression — since it started: counted per message, never per delivery.
+    public var deliveredByteCount: Int { deliveredByteTotal.load(ordering: .relaxed) }
 
     /// How many channels the hub holds now, opening ones included.
     public var channelCount: Int { channelTotal.load(ordering: .relaxed) }

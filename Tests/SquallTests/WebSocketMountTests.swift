@@ -5,7 +5,10 @@ import Testing
 /// Which request paths a mount serves, and the parameters it reads from them.
 @Suite struct WebSocketMountTests {
     static func mount(_ path: String) -> WebSocketMount {
-        WebSocketMount(path: path, handler: MountedHandler(handler: BroadcastHandler(), pool: ConnectionPool(), logger: Logger(label: "test")), check: nil)
+        WebSocketMount(
+            path: path,
+            handler: MountedHandler(handler: BroadcastHandler(), pool: ConnectionPool(), logger: Logger(label: "test"), disconnections: Disconnections()),
+            check: nil)
     }
 
     static let matches: [(String, String, [String: String])] = [

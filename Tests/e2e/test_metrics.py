@@ -195,3 +195,48 @@ async def test_metrics_count_acknowledgements_commits_http_refusals_and_hook_cal
     assert delta('squall_hook_calls_total{hook="publish",outcome="allow"}') == 4
     assert delta('squall_hook_calls_total{hook="publish",outcome="deny"}') == 2
     assert after["squall_store_commit_errors_total"] == 0
+
+
+async def test_metrics_count_connections_by_transport_bytes_delivered_and_endings_by_cause(squall):
+    from test_hostile import never_reading_socket
+
+    server = squall("--log-level", "error", "--publish-rate", "off", "--outbox-messages", "16")
+    before = scrape(server)
+    chat = [await connect(f"{server.ws}/msg/bytes", open_timeout=5) for _ in range(2)]
+    plain = await connect(f"{server.ws}/ws", open_timeout=5)
+    stream = urllib.request.urlopen(f"{server.http}/channels/streamed/events", timeout=5)
+    stalled = never_reading_socket(server, "/msg/stalled")
+    try:
+        now = scrape(server)
+        assert now['squall_connections{transport="msg"}'] == 3
+        assert now['squall_connections{transport="ws"}'] == 1
+        assert now['squall_connections{transport="sse"}'] == 1
+        assert now['squall_connections{transport="websocket"}'] == 0
+        assert now["squall_websocket_connections"] == 4, "SSE streams are not WebSockets"
+
+        publish(server, "bytes", "hello")
+        for socket in chat:
+            assert await asyncio.wait_for(socket.recv(), 5) == "hello"
+        assert scrape(server)["squall_delivered_bytes_total"] - now["squall_delivered_bytes_total"] == 2 * 5, "per subscriber"
+        # Past the kernel's buffers and the stalled client's 16-message outbox: closed as slow.
+        for _ in range(128):
+            publish(server, "stalled", "x" * 65536)
+        await chat[0].close()
+        deadline = time.monotonic() + 10
+        after = scrape(server)
+        while time.monotonic() < deadline and not (
+            after.get('squall_disconnections_total{cause="slow_consumer"}') and after.get('squall_disconnections_total{cause="client_close"}')
+        ):
+            await asyncio.sleep(0.1)
+            after = scrape(server)
+    finally:
+        stalled.close()
+        stream.close()
+        await plain.close()
+        for socket in chat:
+            await socket.close()
+    delta = lambda name: after.get(name, 0) - before.get(name, 0)  # noqa: E731
+    assert delta("squall_delivered_bytes_total") >= 2 * 5 + 17 * 65536, "the stalled client's overflowing outbox took 17"
+    assert delta('squall_disconnections_total{cause="slow_consumer"}') == 1
+    assert delta('squall_disconnections_total{cause="client_close"}') == 1
+    assert after['squall_connections{transport="msg"}'] == 1

@@ -52,7 +52,7 @@ public final class ConnectionPool: Sendable {
     public var count: Int { state.withLock { $0.members.count } }
 
     /// Open connections by transport (`ws`, `msg`, `websocket`): a pass over the pool, for the
-    /// admin page.
+    /// admin page and `/metrics`.
     var countsByTransport: [String: Int] {
         state.withLock { state in
             var counts: [String: Int] = [:]

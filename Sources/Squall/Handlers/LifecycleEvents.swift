@@ -13,19 +13,6 @@ import Synchronization
 /// in ``dropped`` (the dispatcher logs drops, away from the locks). With a durable store
 /// `published` events are the store's, written in the message's own transaction.
 public final class LifecycleEvents: HubObserver {
-    /// Why a connection ended, as `disconnected` events say.
-    enum Cause: String {
-        case clientClose = "client_close"
-        case slowConsumer = "slow_consumer"
-        case pingTimeout = "ping_timeout"
-        case kicked
-        case tokenExpired = "token_expired"
-        case nodeShutdown = "node_shutdown"
-        case denied
-        case serverClose = "server_close"
-        case error
-    }
-
     let configuration: WebhookConfiguration
     let outbox: any EventOutbox
     private let node: UUID
@@ -63,7 +50,7 @@ public final class LifecycleEvents: HubObserver {
 
     /// A WebSocket connection or SSE stream ended, for `cause`, with `disconnect` if the server
     /// ended it.
-    func disconnected(client: UUID, transport: String, user: String?, cause: Cause, disconnect: Disconnect?) {
+    func disconnected(client: UUID, transport: String, user: String?, cause: DisconnectCause, disconnect: Disconnect?) {
         guard configuration.sends("disconnected", namespace: nil) else { return }
         var data = JSONText.Object()
         data.string("cause", cause.rawValue)
@@ -74,28 +61,6 @@ public final class LifecycleEvents: HubObserver {
         data.string("transport", transport)
         data.string("user", user)
         record(LifecycleEvent(type: "disconnected", namespace: nil, data: data.finish()))
-    }
-
-    /// Why a WebSocket connection ended, from its ``CloseCause``; `kicked` when the server API
-    /// closed it, `denied` when a hook did.
-    static func cause(of cause: CloseCause, kicked: Bool, denied: Bool = false) -> (Cause, Disconnect?) {
-        switch cause {
-        case .clientClosed: (.clientClose, nil)
-        case .pingTimedOut: (.pingTimeout, nil)
-        case .failed(let error): (.error, (error as? WebSocketStateMachine.ProtocolViolation)?.disconnect)
-        case .serverClosed(let disconnect): (kicked ? .kicked : denied ? .denied : Self.cause(of: disconnect), disconnect)
-        }
-    }
-
-    /// Why the server ended a connection or stream with `disconnect`.
-    static func cause(of disconnect: Disconnect) -> Cause {
-        switch disconnect {
-        case .slowConsumer: .slowConsumer
-        case .tokenExpired: .tokenExpired
-        case .shutdown: .nodeShutdown
-        case .hookUnavailable: .denied
-        default: disconnect.code == 4503 ? .denied : .serverClose
-        }
     }
 
     // MARK: - The hub's

@@ -16,16 +16,22 @@ final class MountedHandler: Sendable {
     let transport: String
     /// Where its connections' `connected` and `disconnected` events go, when webhooks are on.
     let events: LifecycleEvents?
+    /// Where its connections' endings are counted, by cause, for `/metrics`.
+    let disconnections: Disconnections
     /// Whether the handler records its connections' events itself (Squall's `/ws` and `/msg`,
     /// which know who a client is only once the hooks have decided), rather than the connection.
     var announcesItself: Bool { transport != "websocket" }
 
-    init(handler: any WebSocketHandler, pool: ConnectionPool, logger: Logger, transport: String = "websocket", events: LifecycleEvents? = nil) {
+    init(
+        handler: any WebSocketHandler, pool: ConnectionPool, logger: Logger, transport: String = "websocket", events: LifecycleEvents? = nil,
+        disconnections: Disconnections
+    ) {
         self.handler = handler
         self.nonBlocking = handler as? any NonBlockingWebSocketHandler
         self.pool = pool
         self.logger = logger
         self.transport = transport
         self.events = events
+        self.disconnections = disconnections
     }
 }

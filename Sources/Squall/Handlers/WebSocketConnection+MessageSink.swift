@@ -58,6 +58,7 @@ extension WebSocketConnection: WebSocketMessageSink {
     }
 
     func ended(_ cause: CloseCause) {
+        mounted.disconnections.count(DisconnectCause.of(cause, kicked: self[Kicked.self] ?? false, denied: self[Denied.self] ?? false).0)
         if !mounted.announcesItself { announceDisconnected(cause, user: identity?.presenceUser) }
         guard let handler = mounted.nonBlocking else {
             _ = queue?.enqueue(.close(cause), for: self)
@@ -86,7 +87,7 @@ extension WebSocketConnection {
     /// API closed it, `denied` if a hook did.
     func announceDisconnected(_ cause: CloseCause, user: String?) {
         guard let events = mounted.events else { return }
-        let (why, disconnect) = LifecycleEvents.cause(of: cause, kicked: self[Kicked.self] ?? false, denied: self[Denied.self] ?? false)
+        let (why, disconnect) = DisconnectCause.of(cause, kicked: self[Kicked.self] ?? false, denied: self[Denied.self] ?? false)
         events.disconnected(client: id, transport: mounted.transport, user: user, cause: why, disconnect: disconnect)
     }
 

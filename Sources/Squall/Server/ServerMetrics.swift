@@ -13,13 +13,15 @@ import Synchronization
 /// their own).
 ///
 /// Contracts: nothing here runs per delivery. Handshakes are counted as they are decided; the
-/// hub's message and delivery totals (kept per message) and the gauges — connections, channels,
-/// waiting polls, the process's memory, descriptors and CPU — are read when Prometheus scrapes.
+/// hub's message, delivery and byte totals (kept per message), the endings by cause (kept per
+/// ending) and the gauges — connections by transport, channels, waiting polls, the process's
+/// memory, descriptors and CPU — are read when Prometheus scrapes.
 final class ServerMetrics: Sendable {
     private let registry = PrometheusCollectorRegistry()
     private let handshakes: Counter
     private let messages: Counter
     private let deliveries: Counter
+    private let deliveredBytes: Counter
     private let connections: Gauge
     private let channels: Gauge
     private let waitingPolls: Gauge
@@ -39,18 +41,26 @@ final class ServerMetrics: Sendable {
     /// Hook calls as last exported, keyed `HOOK OUTCOME`.
     private let exportedHooks = Mutex<[String: Int]>([:])
     /// The totals as last exported: a Prometheus counter only goes up by what came since.
-    private let exported = Mutex<(messages: Int, deliveries: Int, cpu: Double, droppedEvents: Int)>((0, 0, 0, 0))
+    private let exported = Mutex<(messages: Int, deliveries: Int, bytes: Int, cpu: Double, droppedEvents: Int)>((0, 0, 0, 0, 0))
+    /// Connections' and streams' endings by cause, made once, so that every cause reads 0 from the start.
+    private let disconnections: [DisconnectCause: Counter]
+    /// Endings by cause as last exported.
+    private let exportedDisconnections = Mutex<[DisconnectCause: Int]>([:])
 
     init() {
-        handshakes = registry.makeCounter(name: "squall_websocket_handshakes_total", labels: [("result", "accepted")], help: Self.handshakeHelp)
-        messages = registry.makeCounter(name: "squall_messages_total", help: "Messages that joined this node's channel logs.")
-        deliveries = registry.makeCounter(name: "squall_deliveries_total", help: "Messages handed to this node's subscribers, one per subscriber.")
-        connections = registry.makeGauge(name: "squall_websocket_connections", help: "Open WebSocket connections.")
-        channels = registry.makeGauge(name: "squall_channels", help: "Channels this node holds, opening ones included.")
-        waitingPolls = registry.makeGauge(name: "squall_long_polls_waiting", help: "Long polls parked waiting for a message.")
-        residentBytes = registry.makeGauge(name: "process_resident_memory_bytes", help: "Resident memory size in bytes.")
-        openDescriptors = registry.makeGauge(name: "process_open_fds", help: "Open file descriptors.")
-        cpuSeconds = registry.makeCounter(name: "process_cpu_seconds_total", help: "User and system CPU time spent, in seconds.")
+        handshakes = registry.makeCounter(descriptor: .named("squall_websocket_handshakes_total", Self.handshakeHelp), labels: [("result", "accepted")])
+        messages = registry.makeCounter(descriptor: .named("squall_messages_total", "Messages that joined this node's channel logs."))
+        deliveries = registry.makeCounter(descriptor: .named("squall_deliveries_total", "Messages handed to this node's subscribers, one per subscriber."))
+        deliveredBytes = registry.makeCounter(
+            descriptor: .named(
+                "squall_delivered_bytes_total",
+                "Payload bytes handed to this node's subscribers: each message's size once per subscriber, before framing and compression."))
+        connections = registry.makeGauge(descriptor: .named("squall_websocket_connections", "Open WebSocket connections."))
+        channels = registry.makeGauge(descriptor: .named("squall_channels", "Channels this node holds, opening ones included."))
+        waitingPolls = registry.makeGauge(descriptor: .named("squall_long_polls_waiting", "Long polls parked waiting for a message."))
+        residentBytes = registry.makeGauge(descriptor: .named("process_resident_memory_bytes", "Resident memory size in bytes."))
+        openDescriptors = registry.makeGauge(descriptor: .named("process_open_fds", "Open file descriptors."))
+        cpuSeconds = registry.makeCounter(descriptor: .named("process_cpu_seconds_total", "User and system CPU time spent, in seconds."))
         let latencies: [Duration] = [
             .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
             .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5),
@@ -64,25 +74,30 @@ final class ServerMetrics: Sendable {
             descriptor: MetricNameDescriptor(
                 namespace: "squall", metricName: "store_commit", unitName: "seconds", helpText: "How long each store commit (a batch of messages) took."),
             buckets: latencies)
-        commitErrors = registry.makeCounter(name: "squall_store_commit_errors_total", help: "Store commits that failed: their messages were refused.")
+        commitErrors = registry.makeCounter(descriptor: .named("squall_store_commit_errors_total", "Store commits that failed: their messages were refused."))
         httpRefusals = Dictionary(
             uniqueKeysWithValues: ErrorCode.builtIn.map { [registry] code in
-                (code, registry.makeCounter(name: "squall_http_refusals_total", labels: [("reason", code.description)], help: Self.refusalHelp))
+                (code, registry.makeCounter(descriptor: .named("squall_http_refusals_total", Self.refusalHelp), labels: [("reason", code.description)]))
             })
         let webhookHelp = "Webhook events delivered to every receiver, tries that failed, events out of retries, and events lost."
         webhooks = WebhookMetrics(
-            delivered: registry.makeCounter(name: "squall_webhook_events_total", labels: [("outcome", "delivered")], help: webhookHelp),
-            failed: registry.makeCounter(name: "squall_webhook_events_total", labels: [("outcome", "failed")], help: webhookHelp),
-            dead: registry.makeCounter(name: "squall_webhook_events_total", labels: [("outcome", "dead")], help: webhookHelp),
-            dropped: registry.makeCounter(name: "squall_webhook_events_total", labels: [("outcome", "dropped")], help: webhookHelp),
-            depth: registry.makeGauge(name: "squall_webhook_outbox_events", help: "Webhook events waiting for delivery."),
+            delivered: registry.makeCounter(descriptor: .named("squall_webhook_events_total", webhookHelp), labels: [("outcome", "delivered")]),
+            failed: registry.makeCounter(descriptor: .named("squall_webhook_events_total", webhookHelp), labels: [("outcome", "failed")]),
+            dead: registry.makeCounter(descriptor: .named("squall_webhook_events_total", webhookHelp), labels: [("outcome", "dead")]),
+            dropped: registry.makeCounter(descriptor: .named("squall_webhook_events_total", webhookHelp), labels: [("outcome", "dropped")]),
+            depth: registry.makeGauge(descriptor: .named("squall_webhook_outbox_events", "Webhook events waiting for delivery.")),
             recentFailures: RecentEvents())
+        disconnections = Dictionary(
+            uniqueKeysWithValues: DisconnectCause.allCases.map { [registry] cause in
+                (cause, registry.makeCounter(descriptor: .named("squall_disconnections_total", Self.disconnectionsHelp), labels: [("cause", cause.rawValue)]))
+            })
         refusals = Dictionary(
             uniqueKeysWithValues: ErrorCode.builtIn.map { [registry] code in
                 (
                     code,
                     registry.makeCounter(
-                        name: "squall_websocket_handshakes_total", labels: [("result", "refused"), ("reason", code.description)], help: Self.handshakeHelp)
+                        descriptor: .named("squall_websocket_handshakes_total", Self.handshakeHelp),
+                        labels: [("result", "refused"), ("reason", code.description)])
                 )
             })
     }
@@ -90,10 +105,13 @@ final class ServerMetrics: Sendable {
     private static let handshakeHelp = "WebSocket upgrades, accepted or refused (by the refusal's error code)."
     private static let refusalHelp = "HTTP requests answered with an error, by its code (origin, auth, limits, hooks, bad input)."
     private static let hookHelp = "Calls of the backend's hooks, by hook and outcome."
+    private static let connectionsHelp = "Open connections and streams by transport: ws, msg, websocket (an application's mount), sse."
+    private static let disconnectionsHelp =
+        "WebSocket connections and SSE streams that ended, by cause (client_close, slow_consumer, ping_timeout, kicked, token_expired, …)."
 
     /// An HTTP request answered with `code`.
     func refusedRequest(_ code: ErrorCode) {
-        (httpRefusals[code] ?? registry.makeCounter(name: "squall_http_refusals_total", labels: [("reason", code.description)], help: Self.refusalHelp))
+        (httpRefusals[code] ?? registry.makeCounter(descriptor: .named("squall_http_refusals_total", Self.refusalHelp), labels: [("reason", code.description)]))
             .increment()
     }
 
@@ -123,12 +141,15 @@ final class ServerMetrics: Sendable {
         let counter =
             refusals[code]
             ?? registry.makeCounter(
-                name: "squall_websocket_handshakes_total", labels: [("result", "refused"), ("reason", code.description)], help: Self.handshakeHelp)
+                descriptor: .named("squall_websocket_handshakes_total", Self.handshakeHelp), labels: [("result", "refused"), ("reason", code.description)])
         counter.increment()
     }
 
-    /// The text Prometheus scrapes, with the totals and gauges read now.
-    func render(hub: Hub, pool: ConnectionPool, events: LifecycleEvents?, hooks: BackendHooks) -> ByteBuffer {
+    /// The text Prometheus scrapes, with the totals and gauges read now: `connections` by
+    /// transport, connections and streams `ended` by cause so far.
+    func render(
+        hub: Hub, connections byTransport: [String: Int], disconnections ended: [DisconnectCause: Int], events: LifecycleEvents?, hooks: BackendHooks
+    ) -> ByteBuffer {
         let process = Self.process()
         let hookCounts = hooks.counts
         let newHookCalls = exportedHooks.withLock { exported in
@@ -137,22 +158,36 @@ final class ServerMetrics: Sendable {
         }
         for (key, count) in newHookCalls {
             let parts = key.split(separator: " ")
-            registry.makeCounter(name: "squall_hook_calls_total", labels: [("hook", String(parts[0])), ("outcome", String(parts[1]))], help: Self.hookHelp)
-                .increment(by: Int64(count))
+            registry.makeCounter(
+                descriptor: .named("squall_hook_calls_total", Self.hookHelp), labels: [("hook", String(parts[0])), ("outcome", String(parts[1]))]
+            )
+            .increment(by: Int64(count))
         }
-        let (newMessages, newDeliveries, newCPU, newDropped) = exported.withLock { exported -> (Int, Int, Double, Int) in
-            let now = (messages: hub.messageCount, deliveries: hub.deliveryCount, cpu: process.cpuSeconds, droppedEvents: events?.dropped ?? 0)
+        let newDisconnections = exportedDisconnections.withLock { exported in
+            defer { exported = ended }
+            return ended.map { ($0.key, $0.value - exported[$0.key, default: 0]) }.filter { $0.1 > 0 }
+        }
+        for (cause, count) in newDisconnections { disconnections[cause]?.increment(by: Int64(count)) }
+        for (transport, count) in byTransport {
+            registry.makeGauge(descriptor: .named("squall_connections", Self.connectionsHelp), labels: [("transport", transport)]).set(Double(count))
+        }
+        let (newMessages, newDeliveries, newBytes, newCPU, newDropped) = exported.withLock { exported -> (Int, Int, Int, Double, Int) in
+            let now = (
+                messages: hub.messageCount, deliveries: hub.deliveryCount, bytes: hub.deliveredByteCount, cpu: process.cpuSeconds,
+                droppedEvents: events?.dropped ?? 0
+            )
             defer { exported = now }
             return (
-                now.messages - exported.messages, now.deliveries - exported.deliveries, max(0, now.cpu - exported.cpu),
-                now.droppedEvents - exported.droppedEvents
+                now.messages - exported.messages, now.deliveries - exported.deliveries, now.bytes &- exported.bytes,
+                max(0, now.cpu - exported.cpu), now.droppedEvents - exported.droppedEvents
             )
         }
         if newDropped > 0 { webhooks.dropped.increment(by: Int64(newDropped)) }
         if newMessages > 0 { messages.increment(by: Int64(newMessages)) }
         if newDeliveries > 0 { deliveries.increment(by: Int64(newDeliveries)) }
+        if newBytes > 0 { deliveredBytes.increment(by: Int64(newBytes)) }
         if newCPU > 0 { cpuSeconds.increment(by: newCPU) }
-        connections.set(Double(pool.count))
+        connections.set(Double(byTransport.filter { $0.key != "sse" }.values.reduce(0, +)))
         channels.set(Double(hub.channelCount))
         waitingPolls.set(Double(hub.waitingPolls))
         residentBytes.set(process.residentBytes)
@@ -178,5 +213,12 @@ final class ServerMetrics: Sendable {
         #endif
         let cpu = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
         return (resident, descriptors, cpu)
+    }
+}
+
+extension MetricNameDescriptor {
+    /// A metric named in full, as Prometheus shows it (`squall_messages_total`), with its help.
+    fileprivate static func named(_ name: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
     }
 }

@@ -51,8 +51,10 @@ public struct SquallServer: Service, CustomStringConvertible {
     private let expiring: ExpiringConnections
     /// Every identified user's connections and streams, for the server API.
     private let users = ConnectedUsers()
-    /// How many SSE streams are open, for the admin page.
+    /// How many SSE streams are open, for the admin page and `/metrics`.
     private let streams = OpenStreams()
+    /// How many connections and streams ended, by cause, for `/metrics`.
+    private let disconnections = Disconnections()
     /// This process among the nodes, as the server API's `info` names it.
     private let node = UUID.random()
     /// Lifecycle events for webhooks, when they are configured.
@@ -119,7 +121,7 @@ public struct SquallServer: Service, CustomStringConvertible {
         self.subscriptions = subscriptions
         let pool = connections
         func mounted(_ handler: any WebSocketHandler, _ transport: String) -> MountedHandler {
-            MountedHandler(handler: handler, pool: pool, logger: logger, transport: transport, events: events)
+            MountedHandler(handler: handler, pool: pool, logger: logger, transport: transport, events: events, disconnections: disconnections)
         }
         // A plain socket subscribes as it opens: its token, the namespace's rules and the
         // subscribe rate (charged to its client's address) decide at the upgrade.
@@ -205,7 +207,10 @@ public struct SquallServer: Service, CustomStringConvertible {
     public mutating func mount(_ path: String, handler: some WebSocketHandler, check: UpgradeCheck? = nil) {
         let policy = self.policy
         mounts.append(
-            WebSocketMount(path: path, handler: MountedHandler(handler: handler, pool: connections, logger: logger, events: events), check: check) {
+            WebSocketMount(
+                path: path, handler: MountedHandler(handler: handler, pool: connections, logger: logger, events: events, disconnections: disconnections),
+                check: check
+            ) {
                 head, uri in
                 try policy.identify(
                     Credentials.token(query: uri.queryParameters, authorization: head.headers.first(name: "authorization")), in: policy.current.access)
@@ -306,16 +311,21 @@ public struct SquallServer: Service, CustomStringConvertible {
         }
         let metrics = self.metrics
         let hooks = self.policy.hooks
+        let (streams, disconnections) = (self.streams, self.disconnections)
         router.get("/metrics") { _, _ in
-            Response(
+            // Every transport is named, so that one whose last connection closed reads 0.
+            let connections = connections.countsByTransport.merging(["msg": 0, "sse": streams.count, "websocket": 0, "ws": 0]) { $0 + $1 }
+            return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: .init(byteBuffer: metrics.render(hub: hub, pool: connections, events: events, hooks: hooks)))
+                body: .init(
+                    byteBuffer: metrics.render(
+                        hub: hub, connections: connections, disconnections: disconnections.totals, events: events, hooks: hooks)))
         }
         let departures = ClientDepartures()
         PollingTransport(hub: hub, configuration: configuration, policy: policy, departures: departures, opens: subscriptions).add(to: router)
         SSETransport(
             hub: hub, configuration: configuration, policy: policy, departures: departures, subscriptions: subscriptions, users: users,
-            events: events, streams: streams
+            events: events, streams: streams, disconnections: disconnections
         )
         .add(to: router)
 

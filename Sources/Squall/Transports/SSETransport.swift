@@ -26,6 +26,8 @@ struct SSETransport: Sendable {
     let events: LifecycleEvents?
     /// How many streams are open.
     let streams: OpenStreams
+    /// How many ended, by cause.
+    let disconnections: Disconnections
 
     func add(to router: Router<SquallRequestContext>) {
         router.group("channels/{name}").get("events", use: events)
@@ -82,6 +84,7 @@ struct SSETransport: Sendable {
             users: users,
             events: events,
             streams: streams,
+            disconnections: disconnections,
             address: address,
             refresh: refresh
         )
@@ -134,6 +137,8 @@ struct EventStream: Sendable {
     let events: LifecycleEvents?
     /// Counts it while it is open.
     let streams: OpenStreams
+    /// Counts its ending, by cause.
+    let disconnections: Disconnections
     /// The client's address, for its `connected` event.
     let address: IPAddress?
     /// The refresh hook's call, when one is set: asked when the stream's time is up, instead of
@@ -172,8 +177,9 @@ struct EventStream: Sendable {
         let ending = Mutex<Disconnect?>(nil)
         defer {
             let disconnect = ending.withLock { $0 }
-            let cause: LifecycleEvents.Cause =
-                session.kicked.withLock { $0 } ? .kicked : session.denied.withLock { $0 } ? .denied : disconnect.map(LifecycleEvents.cause(of:)) ?? .clientClose
+            let cause: DisconnectCause =
+                session.kicked.withLock { $0 } ? .kicked : session.denied.withLock { $0 } ? .denied : disconnect.map(DisconnectCause.init) ?? .clientClose
+            disconnections.count(cause)
             events?.disconnected(client: client, transport: "sse", user: identity?.presenceUser, cause: cause, disconnect: disconnect)
         }
         defer { if let user = identity?.presenceUser { users.remove(session, user: user) } }
