@@ -1,3 +1,5 @@
+import Foundation
+
 /// Tells a node's hub when a channel's log grew on any node, so that it reads what it lacks from
 /// the ``SharedLog``: PostgreSQL's `LISTEN`/`NOTIFY`.
 ///
@@ -5,6 +7,8 @@
 /// message (the hub reads from the log, in order). When the broker may have missed some (its
 /// link came back) it says so, and every open channel reads again.
 public protocol LogBroker: Sendable {
+    /// This node's id among the store's nodes: in presence, heartbeats and commands.
+    var node: UUID { get }
     /// Starts telling `follower` when channels' logs grow. Called once, by the hub that uses the
     /// store; the broker holds the follower weakly.
     func follow(_ follower: any LogFollower)
@@ -13,6 +17,11 @@ public protocol LogBroker: Sendable {
     /// Sends `command` to every other node listening now. Returns once the store has taken it.
     /// - Throws: when the store could not be reached: no other node was told.
     func send(_ command: NodeCommand) async throws(StoreError)
+    /// From now on this node's heartbeats carry `stats()`, read at each beat, to the other nodes.
+    func report(_ stats: @escaping @Sendable () -> NodeStats)
+    /// The other nodes alive now, each with the stats of its last heartbeat.
+    /// - Throws: when the store could not be reached.
+    func otherNodes() async throws(StoreError) -> [NodeReport]
 }
 
 /// Whoever a ``LogBroker`` tells about logs that grew: a ``Hub``.

@@ -42,6 +42,7 @@ public final class PostgresLogStore: SharedLog, LogBroker, PresenceRegistry {
 
     /// Where the database is.
     public let address: PostgresAddress
+    /// This node among the database's nodes.
     public let node = UUID.random()
     private let group: MultiThreadedEventLoopGroup
     private let links: [PostgresLink]
@@ -183,6 +184,18 @@ public final class PostgresLogStore: SharedLog, LogBroker, PresenceRegistry {
             _ = try await commandLink.query(PostgresCommands.send(command, from: node)).get()
         } catch {
             throw StoreError(postgres: error, doing: "tell the other nodes")
+        }
+    }
+
+    public func report(_ stats: @escaping @Sendable () -> NodeStats) {
+        nodes.report(stats)
+    }
+
+    public func otherNodes() async throws(StoreError) -> [NodeReport] {
+        do {
+            return try await nodes.others().get()
+        } catch {
+            throw StoreError(postgres: error, doing: "read the other nodes")
         }
     }
 

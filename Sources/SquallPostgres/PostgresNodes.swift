@@ -6,7 +6,8 @@ import SquallCore
 
 /// The node's heartbeat: every ``heartbeat`` it says it is alive in `squall_nodes`, tells its
 /// hub which other nodes stopped saying so (their members leave presence here), and proves the
-/// listener's connection.
+/// listener's connection. Each beat carries the node's ``NodeStats``, once the server reports
+/// them, for the other nodes' `info`.
 ///
 /// Contracts: a node silent for ``nodeTimeout`` drops out of every other node's presence; a
 /// node whose own beats failed or came late for that long has been dropped by the others, so it
@@ -27,6 +28,30 @@ final class PostgresNodes: Sendable {
     /// Whether a beat records `presence_expired` events for the nodes it finds gone, and of
     /// which namespaces (`nil`: all); `.none` until webhooks ask for them.
     private let expiredEvents = NIOLockedValueBox<Set<String>??>(.none)
+    /// What each beat says of this node, once ``report(_:)`` was called.
+    private let stats = NIOLockedValueBox<(@Sendable () -> NodeStats)?>(nil)
+
+    /// From now on each beat carries `stats()`.
+    func report(_ stats: @escaping @Sendable () -> NodeStats) {
+        self.stats.withLockedValue { $0 = stats }
+    }
+
+    /// The other nodes that beat within ``nodeTimeout``, with the stats of their last beat.
+    func others() -> EventLoopFuture<[NodeReport]> {
+        link.query(
+            """
+            SELECT id, stats::text FROM squall_nodes
+            WHERE id <> \(node) AND NOT expired AND seen >= extract(epoch FROM clock_timestamp()) - \(Self.nodeTimeout)
+            ORDER BY id
+            """
+        )
+        .flatMapThrowing { result in
+            try result.rows.map { row in
+                let (id, stats) = try row.decode((UUID, String?).self)
+                return NodeReport(node: id, stats: stats.flatMap { try? JSONDecoder().decode(NodeStats.self, from: Data($0.utf8)) })
+            }
+        }
+    }
 
     /// From now on a beat records a `presence_expired` event for each channel a gone node's
     /// members were on: once, by whichever node marks it gone first.
@@ -53,10 +78,12 @@ final class PostgresNodes: Sendable {
         let node = self.node
         let timeout = Self.nodeTimeout
         listener.probe()
+        // A few dozen bytes every beat: JSON, so that a figure added later needs no migration.
+        let stats = self.stats.withLockedValue { $0 }.flatMap { try? JSONEncoder().encode($0()) }.map { String(decoding: $0, as: UTF8.self) }
         let done = link.query(
             """
-            INSERT INTO squall_nodes (id, seen) VALUES (\(node), extract(epoch FROM clock_timestamp()))
-            ON CONFLICT (id) DO UPDATE SET seen = EXCLUDED.seen, expired = false
+            INSERT INTO squall_nodes (id, seen, stats) VALUES (\(node), extract(epoch FROM clock_timestamp()), \(stats)::jsonb)
+            ON CONFLICT (id) DO UPDATE SET seen = EXCLUDED.seen, expired = false, stats = EXCLUDED.stats
             """
         )
         .flatMap { [link, expiredEvents] _ -> EventLoopFuture<Void> in

@@ -19,7 +19,8 @@
 ///   transaction to publish (text, or `bytea` for a binary message): one `squall_append`, so the
 ///   message is delivered if and only if the transaction commits, in offset order with every
 ///   node's publishes (docs/scaling.md).
-/// - `squall_nodes`: each live node's id and when it last said so (``PostgresLogStore/heartbeat``).
+/// - `squall_nodes`: each live node's id, when it last said so and its figures then
+///   (``PostgresNodes``).
 /// - `squall_presence`: who is subscribed where, by node; `squall_presence_change(...)` records
 ///   joins and leaves and notifies `squall_presence` with `J NODE CHANNEL CLIENT TRANSPORT USER INFO`
 ///   (`USER`: the member's user id in hex, `-` for none)
@@ -147,6 +148,7 @@ enum PostgresSchema {
         )
         """,
         "ALTER TABLE squall_nodes ADD COLUMN IF NOT EXISTS expired boolean NOT NULL DEFAULT false",
+        "ALTER TABLE squall_nodes ADD COLUMN IF NOT EXISTS stats jsonb",
         """
         CREATE OR REPLACE FUNCTION squall_append(
             p_channels text[], p_ids uuid[], p_times double precision[], p_publishers text[],

@@ -172,7 +172,7 @@ struct API: AsyncParsableCommand {
     }
 
     struct Info: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "The node's figures: squall api info.")
+        static let configuration = CommandConfiguration(abstract: "Every node's figures: squall api info.")
         @OptionGroup var target: Target
 
         func run() async throws {

@@ -67,3 +67,21 @@ def test_history_remove_on_one_node_empties_the_history_every_node_serves(squall
             time.sleep(0.05)
     status, reply, _ = api(asked, "history_remove", {"channel": unique("never")})
     assert status == 200 and reply["offset"] == 0
+
+
+async def test_info_on_one_node_lists_every_node_with_the_figures_of_its_last_heartbeat(squall):
+    asked, other = two_nodes(squall)
+    [this] = ok(other, "info", {})["nodes"][:1]
+    assert this["this"] is True
+    async with open_ws(other, token=mint(SECRET, sub="dan")) as ws, open_ws(other, f"/msg/{unique('info')}", token=mint(SECRET, sub="eve")):
+        await receive(ws)
+        deadline = time.monotonic() + 10  # a heartbeat every 2 s
+        while True:
+            nodes = ok(asked, "info", {})["nodes"]
+            seen = [node for node in nodes if node["id"] == this["id"]]
+            if seen and seen[0].get("connections") == 2:
+                break
+            assert time.monotonic() < deadline, f"the other node's connections never reached its heartbeat: {nodes}"
+            await asyncio.sleep(0.2)
+    assert nodes[0]["this"] is True and nodes[0]["id"] != this["id"]
+    assert seen[0]["this"] is False and seen[0]["uptime"] >= 0 and seen[0]["channels"] >= 1

@@ -55,8 +55,9 @@ public struct SquallServer: Service, CustomStringConvertible {
     private let streams = OpenStreams()
     /// How many connections and streams ended, by cause, for `/metrics`.
     private let disconnections = Disconnections()
-    /// This process among the nodes, as the server API's `info` names it.
-    private let node = UUID.random()
+    /// This process among the nodes, as the server API's `info` and lifecycle events name it:
+    /// a shared store's id for it, so that presence and heartbeats name it the same.
+    private let node: UUID
     /// Lifecycle events for webhooks, when they are configured.
     private let events: LifecycleEvents?
     /// Where commands to other nodes go: a shared store's broker.
@@ -98,7 +99,8 @@ public struct SquallServer: Service, CustomStringConvertible {
         let retention = configuration.retention
         let metrics = ServerMetrics()
         self.metrics = metrics
-        let node = self.node
+        let node: UUID = if case .shared(_, let broker, _) = configuration.storage { broker.node } else { UUID.random() }
+        self.node = node
         let events = configuration.webhooks.map { webhooks in
             LifecycleEvents(configuration: webhooks, outbox: Self.outbox(of: configuration.storage), node: node)
         }
@@ -330,7 +332,9 @@ public struct SquallServer: Service, CustomStringConvertible {
         .add(to: router)
 
         let commands = ServerCommands(
-            hub: hub, users: users, pool: connections, broker: broker, maxReplyBytes: configuration.maxReplyBytes, node: node, started: .now)
+            hub: hub, users: users, pool: connections, streams: streams, broker: broker, maxReplyBytes: configuration.maxReplyBytes, node: node,
+            started: .now)
+        broker?.report { commands.stats() }
         let gate = APIGate(policy: policy, maxBodyBytes: max(16 << 20, 2 * configuration.maxMessageSize))
         try ServerAPI(commands: commands, limits: ServerCommand.Limits(maxMessageSize: configuration.maxMessageSize, policy: policy))
             .add(to: router, gate: gate)

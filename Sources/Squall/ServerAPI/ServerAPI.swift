@@ -87,7 +87,7 @@ struct ServerAPI: APIProtocol {
     }
 
     func info(_ input: Operations.Info.Input) async throws -> Operations.Info.Output {
-        .ok(.init(body: .json(commands.info())))
+        .ok(.init(body: .json(try await commands.info())))
     }
 
     func batch(_ input: Operations.Batch.Input) async throws -> Operations.Batch.Output {

@@ -18,6 +18,8 @@ struct ServerCommands: Sendable {
     let hub: Hub
     let users: ConnectedUsers
     let pool: ConnectionPool
+    /// The SSE streams open, which `info` counts as connections.
+    let streams: OpenStreams
     /// Where commands to other nodes go; `nil` on a node of its own.
     let broker: (any LogBroker)?
     let maxReplyBytes: Int
@@ -40,7 +42,7 @@ struct ServerCommands: Sendable {
                 case .history(let channel, let since, let limit): Result(value7: try await history(channel, since: since, limit: limit))
                 case .historyRemove(let channel): Result(value8: try await removeHistory(channel))
                 case .channels(let pattern): Result(value9: channels(matching: pattern))
-                case .info: Result(value10: info())
+                case .info: Result(value10: try await info())
                 }
             return .success(result)
         } catch {
@@ -141,13 +143,33 @@ struct ServerCommands: Sendable {
         return Schemas.Channels(channels: found.map { Schemas.ChannelSummary(channel: $0.channel.rawValue, subscribers: $0.subscribers) })
     }
 
-    func info() -> Schemas.Info {
-        let uptime = ContinuousClock.now - started
-        return Schemas.Info(nodes: [
-            Schemas.Node(
-                id: node.uuidString, this: true, connections: pool.count, channels: hub.channelCount, messages: hub.messageCount,
-                deliveries: hub.deliveryCount, uptime: Int(uptime.components.seconds))
-        ])
+    /// This node's figures now: what its heartbeats tell the other nodes, and the admin page.
+    func stats() -> NodeStats {
+        NodeStats(
+            connections: pool.count + streams.count, channels: hub.channelCount, messages: hub.messageCount, deliveries: hub.deliveryCount,
+            uptime: Int((ContinuousClock.now - started).components.seconds))
+    }
+
+    /// This node with its figures now, then the other nodes of a shared store with theirs as of
+    /// their last heartbeat.
+    func info() async throws(APIError) -> Schemas.Info {
+        var others: [NodeReport] = []
+        if let broker {
+            do {
+                others = try await broker.otherNodes()
+            } catch {
+                throw APIError(.storeUnavailable, message: "this node's figures are known, the other nodes' are not: \(error)")
+            }
+        }
+        let this = stats()
+        return Schemas.Info(
+            nodes: [Self.node(node, this, isThis: true)] + others.map { Self.node($0.node, $0.stats, isThis: false) })
+    }
+
+    private static func node(_ id: UUID, _ stats: NodeStats?, isThis: Bool) -> Schemas.Node {
+        Schemas.Node(
+            id: id.uuidString, this: isThis, connections: stats?.connections, channels: stats?.channels, messages: stats?.messages,
+            deliveries: stats?.deliveries, uptime: stats?.uptime)
     }
 }
 

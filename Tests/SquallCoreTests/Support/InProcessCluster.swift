@@ -28,6 +28,8 @@ final class InProcessCluster: Sendable {
         var dropsNotifications = false
         var queue: [Pending] = []
         var writing = false
+        /// What each node reports of itself, read when another asks.
+        var reports: [UUID: @Sendable () -> NodeStats] = [:]
     }
 
     private struct Pending {
@@ -168,6 +170,14 @@ final class InProcessCluster: Sendable {
         for follower in followers { follower.received(command) }
     }
 
+    fileprivate func report(_ stats: @escaping @Sendable () -> NodeStats, from node: UUID) {
+        state.withLock { $0.reports[node] = stats }
+    }
+
+    fileprivate func reports(except node: UUID) -> [NodeReport] {
+        state.withLock { $0.reports }.filter { $0.key != node }.map { NodeReport(node: $0.key, stats: $0.value()) }
+    }
+
     fileprivate func follow(_ node: UUID, commands: any NodeCommandFollower) {
         state.withLock { state in
             var follower = state.followers[node] ?? Follower()
@@ -235,6 +245,10 @@ final class InProcessCluster: Sendable {
         func follow(_ follower: any NodeCommandFollower) { cluster.follow(node, commands: follower) }
 
         func send(_ command: NodeCommand) async throws(StoreError) { cluster.send(command, from: node) }
+
+        func report(_ stats: @escaping @Sendable () -> NodeStats) { cluster.report(stats, from: node) }
+
+        func otherNodes() async throws(StoreError) -> [NodeReport] { cluster.reports(except: node) }
 
         func follow(_ follower: any LogFollower) { cluster.follow(node, logs: follower) }
 
