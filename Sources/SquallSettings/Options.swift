@@ -241,6 +241,10 @@ public enum Options {
         spec("webhook-outbox-max", "1000000", "N", "most events waiting for delivery (in memory without a store: 10,000); more are dropped"),
         default: 1_000_000, in: 1...1_000_000_000)
 
+    public static let serverHeader = ServeOption<Switch>.choice(
+        spec("server-header", "on", "on|off", "name the server and its version in responses (Server: Squall/VERSION); off leaves it out"),
+        default: .on)
+
     /// Every option, in the order help and docs list them.
     public static let all: [OptionSpec] = [
         config.spec, configWatch.spec, host.spec, port.spec, logLevel.spec, threads.spec, maxMessageSize.spec, outboxMessages.spec,
@@ -252,7 +256,7 @@ public enum Options {
         jwtSecretFile.spec, jwtPublicKey.spec, jwks.spec, jwksRefresh.spec, jwtAudience.spec, jwtIssuer.spec, jwtLeeway.spec,
         apiKey.spec, hookConnect.spec, hookRefresh.spec, hookSubscribe.spec, hookPublish.spec, hookTimeout.spec, hookConcurrency.spec,
         hookHeader.spec, webhook.spec, webhookSecret.spec, webhookEvents.spec, webhookNamespaces.spec, webhookTimeout.spec, webhookRetryFor.spec,
-        webhookBackoffMax.spec, webhookConcurrency.spec, webhookOutboxMax.spec,
+        webhookBackoffMax.spec, webhookConcurrency.spec, webhookOutboxMax.spec, serverHeader.spec,
     ]
 
     /// The option a flag (`port` of `--port`) names.
@@ -292,4 +296,9 @@ public enum StoreOption: Sendable, Equatable {
             return nil
         }
     }
+}
+
+/// An option that is on or off.
+public enum Switch: String, CaseIterable, Sendable {
+    case on, off
 }

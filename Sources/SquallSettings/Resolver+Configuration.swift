@@ -50,6 +50,7 @@ extension Resolver {
             apiKeys: APIKeys(try value(Options.apiKey)),
             hooks: try hooks(),
             webhooks: try webhooks(),
+            serverHeader: try value(Options.serverHeader) == .on,
             defaultNamespace: defaults.defaultNamespace,
             namespaces: defaults.namespaces
         )

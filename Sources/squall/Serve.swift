@@ -34,6 +34,7 @@ struct Serve: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "squall")
+        logger.notice("Squall \(Version.description) starting")
         var configuration = settings.configuration
         configuration.storage = try await Self.open(settings)
         let server = SquallServer(configuration: configuration, logger: logger)

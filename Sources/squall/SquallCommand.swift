@@ -5,7 +5,8 @@ struct SquallCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "squall",
         abstract: "Squall, a real-time messaging server: WebSocket broadcast chat and more.",
-        subcommands: [Serve.self, Config.self, Token.self, API.self, Bench.self],
+        version: Version.description,
+        subcommands: [Serve.self, Config.self, Token.self, API.self, Bench.self, Version.self],
         defaultSubcommand: Serve.self
     )
 }

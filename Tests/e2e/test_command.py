@@ -16,6 +16,10 @@ from websockets.exceptions import ConnectionClosed
 from conftest import Squall, free_port, squall_binary
 from test_chat import wait_for_connections
 
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+# Where the version is defined, once.
+VERSION = re.search(r'public let version = "([^"]+)"', (ROOT / "Sources/Squall/Version.swift").read_text()).group(1)
+
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 async def test_signal_closes_websockets_with_1001_and_exits_0(squall, sig):
@@ -41,7 +45,29 @@ async def test_http_responses_carry_date_and_server(squall):
     assert re.fullmatch(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d GMT", date), date
     sent = email.utils.parsedate_to_datetime(date)
     assert abs((datetime.datetime.now(datetime.timezone.utc) - sent).total_seconds()) < 5, date
-    assert name == "Squall"
+    assert name == f"Squall/{VERSION}"
+
+
+def test_server_header_off_leaves_the_server_unnamed(squall):
+    server = squall("--server-header", "off")
+    with urllib.request.urlopen(f"{server.http}/healthz", timeout=5) as response:
+        assert "Server" not in response.headers
+        assert json.load(response)["version"] == VERSION, "the version stays where operators ask for it"
+
+
+def test_version_is_one_string_from_the_command_line_to_the_log_and_the_health_checks(squall):
+    flag = subprocess.run([squall_binary(), "--version"], capture_output=True, text=True, timeout=20)
+    command = subprocess.run([squall_binary(), "version"], capture_output=True, text=True, timeout=20)
+    assert flag.returncode == 0 and command.returncode == 0, flag.stderr + command.stderr
+    swift = re.fullmatch(rf"{re.escape(VERSION)} \(Swift (\d+\.\d+)\)\n", flag.stdout)
+    assert swift, flag.stdout
+    assert command.stdout.splitlines()[:2] == [f"squall {VERSION}", f"swift {swift[1]}"]
+    server = squall("--log-level", "notice")
+    for path in ("/healthz", "/readyz"):
+        with urllib.request.urlopen(f"{server.http}{path}", timeout=5) as response:
+            assert json.load(response)["version"] == VERSION, path
+    _, log = server.stop()
+    assert log.splitlines()[0].endswith(f"Squall {VERSION} (Swift {swift[1]}) starting"), log
 
 
 async def test_shutdown_closes_idle_http_keep_alive_connections(squall):
@@ -146,7 +172,7 @@ def test_healthz_keys_come_in_the_order_docs_protocol_md_shows(squall):
     server = squall()
     with urllib.request.urlopen(f"{server.http}/healthz", timeout=5) as response:
         body = response.read().decode()
-    assert body == '{"channels":0,"connections":0,"status":"ok","waiting_polls":0}', body
+    assert body == f'{{"channels":0,"connections":0,"status":"ok","version":"{VERSION}","waiting_polls":0}}', body
 
 
 def test_squall_token_mints_a_token_the_server_accepts_with_the_claims_asked_for(squall):

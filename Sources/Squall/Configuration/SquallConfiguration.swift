@@ -87,6 +87,8 @@ public struct SquallConfiguration: Sendable {
     public var hooks: HookConfiguration
     /// Lifecycle webhooks. Default none.
     public var webhooks: WebhookConfiguration?
+    /// Whether responses name the server and its version (`Server: Squall/0.9.0`). Default on.
+    public var serverHeader: Bool
     /// The options of channels outside every namespace. Default: anyone may do anything.
     public var defaultNamespace: NamespaceOptions
     /// Channel families by name (`chat` for `chat:lobby`), each with its options. Default none.
@@ -123,6 +125,7 @@ public struct SquallConfiguration: Sendable {
         apiKeys: APIKeys = APIKeys(),
         hooks: HookConfiguration = HookConfiguration(),
         webhooks: WebhookConfiguration? = nil,
+        serverHeader: Bool = true,
         defaultNamespace: NamespaceOptions = NamespaceOptions(),
         namespaces: [String: NamespaceOptions] = [:]
     ) {
@@ -153,6 +156,7 @@ public struct SquallConfiguration: Sendable {
         self.tls = tls
         self.auth = auth
         self.apiKeys = apiKeys
+        self.serverHeader = serverHeader
         self.hooks = hooks
         self.webhooks = webhooks
         self.defaultNamespace = defaultNamespace

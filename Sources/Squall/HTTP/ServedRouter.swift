@@ -12,11 +12,12 @@ import Synchronization
 /// middleware answered, and the `Date` and `Server` headers on every response.
 struct ServedRouter: Sendable {
     let router: RouterResponder<SquallRequestContext>
-    let serverName: String
+    /// The `Server` header's value; `nil` leaves it out.
+    let serverName: String?
     let logger: Logger
     private let date = HTTPDate()
 
-    init(router: RouterResponder<SquallRequestContext>, serverName: String, logger: Logger) {
+    init(router: RouterResponder<SquallRequestContext>, serverName: String?, logger: Logger) {
         self.router = router
         self.serverName = serverName
         self.logger = logger
@@ -38,7 +39,7 @@ struct ServedRouter: Sendable {
             response = Response(status: .internalServerError)
         }
         response.headers[.date] = date.now
-        response.headers[.server] = serverName
+        if let serverName { response.headers[.server] = serverName }
         do {
             try await writer.write(response: response.head, body: response.body)
         } catch is HTTPParserError {

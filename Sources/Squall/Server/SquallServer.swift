@@ -294,6 +294,7 @@ public struct SquallServer: Service, CustomStringConvertible {
             body.integer("channels", hub.channelCount)
             body.integer("connections", connections.count)
             body.string("status", "ok")
+            body.string("version", version)
             body.integer("waiting_polls", hub.waitingPolls)
             return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: body.finish()))
         }
@@ -307,6 +308,7 @@ public struct SquallServer: Service, CustomStringConvertible {
             body.bool("draining", draining)
             body.string("status", !draining && store ? "ready" : "not_ready")
             body.bool("store", store)
+            body.string("version", version)
             return Response(
                 status: !draining && store ? .ok : .serviceUnavailable, headers: [.contentType: "application/json; charset=utf-8"],
                 body: .init(byteBuffer: body.finish()))
@@ -365,7 +367,8 @@ public struct SquallServer: Service, CustomStringConvertible {
             }
         }
 
-        let served = ServedRouter(router: router.buildResponder(), serverName: "Squall", logger: logger)
+        let served = ServedRouter(
+            router: router.buildResponder(), serverName: configuration.serverHeader ? "Squall/\(version)" : nil, logger: logger)
         let responder: HTTPChannelHandler.Responder = { request, writer, channel in try await served.respond(to: request, writer: writer, channel: channel) }
         let tls = try configuration.tls.map { files in
             try TLSAcceptor(
