@@ -176,8 +176,11 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 // `squall api`: a running server's API, called as a backend calls it.
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            ]
+            ],
+            // `squall version` names the git commit it was built from.
+            plugins: ["BuildCommit"]
         ),
+        .plugin(name: "BuildCommit", capability: .buildTool()),
         // The README's embedding example, built with everything else so that it cannot rot.
         .executableTarget(
             name: "EmbedExample",

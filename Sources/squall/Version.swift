@@ -1,9 +1,10 @@
 import ArgumentParser
 import Squall
 
-/// `squall version`: the version, and the Swift that built it.
+/// `squall version`: the version, the git commit it was built from when that is known (a build
+/// in a git checkout; `-dirty` when the sources differed from it), and the Swift that built it.
 struct Version: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print Squall's version and the Swift version that built it.")
+    static let configuration = CommandConfiguration(abstract: "Print Squall's version, the git commit and the Swift version it was built from.")
 
     /// `0.9.0 (Swift 6.3)`: what `--version` and the first log line say.
     static var description: String { "\(Squall.version) (Swift \(swift))" }
@@ -24,6 +25,7 @@ struct Version: ParsableCommand {
 
     func run() {
         print("squall \(Squall.version)")
+        print("commit \(buildCommit ?? "unknown")")
         print("swift \(Self.swift)")
     }
 }

@@ -61,7 +61,11 @@ def test_version_is_one_string_from_the_command_line_to_the_log_and_the_health_c
     assert flag.returncode == 0 and command.returncode == 0, flag.stderr + command.stderr
     swift = re.fullmatch(rf"{re.escape(VERSION)} \(Swift (\d+\.\d+)\)\n", flag.stdout)
     assert swift, flag.stdout
-    assert command.stdout.splitlines()[:2] == [f"squall {VERSION}", f"swift {swift[1]}"]
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert command.stdout.splitlines()[0] == f"squall {VERSION}"
+    # Built from this checkout (scripts/test builds before it tests): its commit, -dirty with edits.
+    assert re.fullmatch(rf"commit {head}(-dirty)?", command.stdout.splitlines()[1]), (head, command.stdout)
+    assert command.stdout.splitlines()[2] == f"swift {swift[1]}"
     server = squall("--log-level", "notice")
     for path in ("/healthz", "/readyz"):
         with urllib.request.urlopen(f"{server.http}{path}", timeout=5) as response:
