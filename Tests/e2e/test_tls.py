@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """TLS (`--tls-cert`, `--tls-key`): wss:// and https:// on one port, HTTP/2 by ALPN for the
 HTTP routes. Each run makes its own self-signed certificate for 127.0.0.1 with openssl."""
 import asyncio
@@ -214,3 +215,51 @@ def test_an_http2_stream_that_stalls_is_reset_and_its_connection_carries_on(secu
     statuses = [dict(e.headers).get(b":status") for e in events if isinstance(e, h2.events.ResponseReceived) and e.stream_id == 5]
     assert statuses == [b"200"]
     tls.close()
+
+
+def make_certificate(cert, key, name):
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key),
+         "-out", str(cert), "-days", "2", "-subj", f"/CN={name}", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True)
+
+
+def served_certificate(port):
+    """The DER certificate the server presents to a new connection now."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, context.wrap_socket(raw) as tls:
+        return tls.getpeercert(binary_form=True)
+
+
+def der(cert):
+    return ssl.PEM_cert_to_DER_cert(open(cert).read())
+
+
+async def test_a_reload_serves_a_renewed_certificate_to_new_connections_and_keeps_open_ones(squall, tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    make_certificate(cert, key, "first")
+    first = der(cert)
+    server = squall("--tls-cert", str(cert), "--tls-key", str(key), "--log-level", "notice")
+    trusting_first = ssl.create_default_context(cafile=str(cert))
+    assert served_certificate(server.port) == first
+    async with connect(f"{server.ws}/msg", ssl=trusting_first) as open_before:
+        # Renewed as certbot does it: new files at the same paths, then a reload.
+        make_certificate(cert, key, "renewed")
+        renewed = der(cert)
+        server.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while served_certificate(server.port) != renewed:
+            assert time.monotonic() < deadline, "the renewed certificate was never served"
+            time.sleep(0.1)
+        await open_before.send("still here")
+        assert await asyncio.wait_for(open_before.recv(), 5) == "still here"
+
+    # A file caught half-written: the reload keeps the certificate in use and says why.
+    cert.write_text("-----BEGIN CERTIFICATE-----\ntruncated\n")
+    server.process.send_signal(signal.SIGHUP)
+    time.sleep(1)
+    assert served_certificate(server.port) == renewed
+    _, log = server.stop()
+    assert "reloaded the TLS certificate chain and key" in log
+    assert "kept the TLS certificate in use" in log and str(cert) in log

@@ -1,8 +1,11 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import ServiceLifecycle
@@ -66,6 +69,8 @@ public struct SquallServer: Service, CustomStringConvertible {
     }
     /// What `/metrics` serves.
     private let metrics: ServerMetrics
+    /// The TLS certificate and key in use, once the server listens with TLS: a reload reads them again.
+    private let tlsCredentials = NIOLockedValueBox<TLSCredentials?>(nil)
     /// Whether the server has begun to shut down, for `/readyz`.
     private let draining = DrainingFlag()
 
@@ -172,11 +177,20 @@ public struct SquallServer: Service, CustomStringConvertible {
     /// Applies what can change while the server runs from `configuration` — allowed origins,
     /// connection limits (for connections that come after), publish and subscribe rates, auth (keys are loaded first; a key that cannot be loaded
     /// changes nothing), API keys, the default namespace and the namespaces — and returns at once; every
-    /// connection stays open. The rest of `configuration` is ignored: it needs a restart.
+    /// connection stays open. The TLS certificate and key are read again from the same files
+    /// (a renewed certificate serves the next connection; one that cannot be read is logged and
+    /// the one in use kept). The rest of `configuration` is ignored: it needs a restart.
     /// - Returns: whether the keys that verify tokens changed (a secret file's contents, say,
     ///   which the configuration's text does not show).
     @discardableResult
     public func reload(_ configuration: SquallConfiguration) async throws(TokenKeys.LoadError) -> Bool {
+        if let credentials = tlsCredentials.withLockedValue({ $0 }) {
+            do {
+                if try credentials.reload() { logger.notice("reloaded the TLS certificate chain and key") }
+            } catch {
+                logger.error("kept the TLS certificate in use: \(error)")
+            }
+        }
         let keys = try await TokenKeys.load(configuration.auth)
         let changed = keys.fingerprint != policy.current.access.keys.fingerprint
         admission.update(configuration.limits)
@@ -370,9 +384,11 @@ public struct SquallServer: Service, CustomStringConvertible {
         let served = ServedRouter(
             router: router.buildResponder(), serverName: configuration.serverHeader ? "Squall/\(version)" : nil, logger: logger)
         let responder: HTTPChannelHandler.Responder = { request, writer, channel in try await served.respond(to: request, writer: writer, channel: channel) }
-        let tls = try configuration.tls.map { files in
-            try TLSAcceptor(
-                files, responder: responder, departures: departures, idleTimeout: configuration.idleTimeout,
+        let credentials = try configuration.tls.map { files throws(TLSFilesError) in try TLSCredentials(files) }
+        tlsCredentials.withLockedValue { $0 = credentials }
+        let tls = credentials.map { credentials in
+            TLSAcceptor(
+                credentials, responder: responder, departures: departures, idleTimeout: configuration.idleTimeout,
                 bodyTimeout: configuration.bodyTimeout, writeTimeout: configuration.writeTimeout, closeTimeout: configuration.closeTimeout
             )
         }

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import HummingbirdCore
 import HummingbirdHTTP2
 import Logging
@@ -24,45 +26,26 @@ import NIOTLS
 /// - An HTTP/2 stream's request reaches the same router as an HTTP/1.1 request; its stream
 ///   ending early (a reset, a closed tab) is its ``ClientDeparture``.
 /// - A failed TLS handshake closes the connection; nothing of it reaches HTTP.
+/// - Each connection handshakes with the certificate in use when it was accepted
+///   (``TLSCredentials``: a reload swaps it for the next).
 struct TLSAcceptor: Sendable {
-    private let context: NIOSSLContext
+    private let credentials: TLSCredentials
     private let http2: HTTP2Channel?
     private let closeTimeout: Duration
 
-    /// Reads the PEM files of `files`, once; throws ``TLSFilesError`` naming a file that is
-    /// missing or does not parse.
+    /// TLS with `credentials`' context as it is at each accept.
     init(
-        _ files: TLSFiles,
+        _ credentials: TLSCredentials,
         responder: @escaping HTTPChannelHandler.Responder,
         departures: ClientDepartures,
         idleTimeout: Duration,
         bodyTimeout: Duration,
         writeTimeout: Duration,
         closeTimeout: Duration
-    ) throws {
+    ) {
+        self.credentials = credentials
         self.closeTimeout = closeTimeout
-        let chain: [NIOSSLCertificate]
-        do {
-            chain = try NIOSSLCertificate.fromPEMFile(files.certificateChain)
-        } catch {
-            throw TLSFilesError(path: files.certificateChain, what: "certificate chain", underlying: error)
-        }
-        guard !chain.isEmpty else {
-            throw TLSFilesError(path: files.certificateChain, what: "certificate chain", underlying: NIOSSLError.failedToLoadCertificate)
-        }
-        let key: NIOSSLPrivateKey
-        do {
-            key = try NIOSSLPrivateKey(file: files.privateKey, format: .pem)
-        } catch {
-            throw TLSFilesError(path: files.privateKey, what: "private key", underlying: error)
-        }
-        var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
-        tls.applicationProtocols = files.http2 ? ["h2", "http/1.1"] : ["http/1.1"]
-        do {
-            context = try NIOSSLContext(configuration: tls)
-        } catch {
-            throw TLSFilesError(path: files.privateKey, what: "key for the certificate chain", underlying: error)
-        }
+        let files = credentials.files
         http2 =
             files.http2
             ? HTTP2Channel(
@@ -119,7 +102,7 @@ struct TLSAcceptor: Sendable {
                 result.succeed(.http2(connection))
             }
         }
-        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
+        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: credentials.context))
         try channel.pipeline.syncOperations.addHandler(negotiation)
     }
 

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// Any JSON value, decoded: what the tests read out of the server's replies.
 enum JSONValue: Sendable, Hashable, Codable {
     /// `null`

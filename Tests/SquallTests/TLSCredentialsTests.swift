@@ -1,15 +1,16 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import Foundation
 import Testing
 
 @testable import Squall
 
-/// ``TLSAcceptor`` refuses files it cannot use with an error that names them, before the server
-/// listens. (A certificate that works is served in Tests/e2e/test_tls.py.)
-@Suite struct TLSAcceptorTests {
-    static func acceptor(_ files: TLSFiles) throws {
-        _ = try TLSAcceptor(
-            files, responder: { _, _, _ in }, departures: ClientDepartures(), idleTimeout: .seconds(60), bodyTimeout: .seconds(30), writeTimeout: .seconds(30),
-            closeTimeout: .seconds(3))
+/// ``TLSCredentials`` refuses files it cannot use with an error that names them, before the
+/// server listens. (A certificate that works, and one renewed on a reload, are served in
+/// Tests/e2e/test_tls.py.)
+@Suite struct TLSCredentialsTests {
+    static func credentials(_ files: TLSFiles) throws {
+        _ = try TLSCredentials(files)
     }
 
     static func scratchFile(_ contents: String) throws -> String {
@@ -21,7 +22,7 @@ import Testing
     @Test func aMissingCertificateFileIsNamed() {
         let files = TLSFiles(certificateChain: "/nonexistent/cert.pem", privateKey: "/nonexistent/key.pem")
         #expect {
-            try Self.acceptor(files)
+            try Self.credentials(files)
         } throws: { error in
             (error as? TLSFilesError).map { $0.path == "/nonexistent/cert.pem" && $0.what == "certificate chain" } ?? false
         }
@@ -31,7 +32,7 @@ import Testing
         let garbage = try Self.scratchFile("not a certificate\n")
         defer { try? FileManager.default.removeItem(atPath: garbage) }
         #expect {
-            try Self.acceptor(TLSFiles(certificateChain: garbage, privateKey: garbage))
+            try Self.credentials(TLSFiles(certificateChain: garbage, privateKey: garbage))
         } throws: { error in
             (error as? TLSFilesError)?.path == garbage
         }
