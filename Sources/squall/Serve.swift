@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import ArgumentParser
 import Foundation
 import Logging
@@ -35,6 +37,7 @@ struct Serve: AsyncParsableCommand {
         }
         let logger = Logger(label: "squall")
         logger.notice("Squall \(Version.description) starting")
+        Self.raiseDescriptorLimit(for: settings.configuration.limits.maxConnections, logger: logger)
         var configuration = settings.configuration
         configuration.storage = try await Self.open(settings)
         let server = SquallServer(configuration: configuration, logger: logger)
@@ -43,6 +46,24 @@ struct Serve: AsyncParsableCommand {
             configuration: .init(services: [server, reloader], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         )
         try await group.run()
+    }
+
+    /// Raises the descriptor limit as far as it goes and warns, naming the numbers, when it is
+    /// still too low for `maxConnections`: past it, connections are refused at accept.
+    static func raiseDescriptorLimit(for maxConnections: Int, logger: Logger) {
+        guard let limit = DescriptorLimit.raise() else { return }
+        if let before = limit.before {
+            logger.info("raised the descriptor limit from \(before) to \(limit.soft), the hard limit")
+        }
+        if maxConnections > limit.connections {
+            logger.warning(
+                """
+                --max-connections \(maxConnections) is more than the descriptor limit allows: \(limit.soft) descriptors \
+                (soft limit \(limit.soft), hard limit \(limit.hard)) hold about \(max(0, limit.connections)) connections \
+                besides the \(DescriptorLimit.reserved) kept for the server itself; connections past that are refused. \
+                Raise the hard limit (systemd: LimitNOFILE; docs/deployment.md) or lower --max-connections.
+                """)
+        }
     }
 
     /// The settings, or a usage error naming the key, the value and its source.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Fixtures that run the real `squall` binary on 127.0.0.1 and a free port."""
 import os
 import resource
@@ -48,7 +49,8 @@ class Squall:
             self.port = free_port()
             self.args += ["--port", str(self.port)]
         def limit_descriptors():
-            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+            # A number is both limits; a pair is (soft, hard).
+            resource.setrlimit(resource.RLIMIT_NOFILE, nofile if isinstance(nofile, tuple) else (nofile, nofile))
 
         # The log goes to a file, not a pipe: a pipe nobody reads fills up, and a server that
         # logs much (a test's flood) would block on it.
