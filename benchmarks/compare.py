@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Squall against the servers people would otherwise pick, side by side, in one command:
 
     python3 benchmarks/compare.py            # installs what it needs, builds, runs, prints a table

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """What opening channels costs everyone else, in one command:
 
     python3 benchmarks/opening.py            # memory, SQLite, PostgreSQL healthy and paused, 3 runs each

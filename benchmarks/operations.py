@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """What watching and driving Squall costs its fan-out, in one command:
 
     python3 benchmarks/operations.py            # 3 runs of each variant

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Acknowledged publishes per store, in one command:
 
     python3 benchmarks/publish.py            # memory, SQLite and PostgreSQL, over /ws and HTTP, 3 runs each

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """What a connection token costs a WebSocket handshake, in one command:
 
     python3 benchmarks/tokens.py            # 5 alternating rounds of 20,000 handshakes each way

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """The seed's comparison, measured: one message stream delivered over short polling, long
 polling, Server-Sent Events and WebSocket, and what each costs.
 

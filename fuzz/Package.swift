@@ -1,4 +1,5 @@
 // swift-tools-version:6.2
+// SPDX-License-Identifier: Apache-2.0
 import PackageDescription
 
 // libFuzzer harnesses for Squall's hand-written parsers (Squall's `FuzzTargets`). A package of

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Takes docs/demo.png — the demo chat with two people talking — and docs/admin.png — the admin
 page of a server with some traffic — in headless Chromium.
 

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import Squall
 
 /// Tornado's `WebSocketHandler`, in Swift: greets, echoes, says goodbye.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // `import Squall` is enough for everything Squall's public API names: the core's types
 // (Payload, ChannelName, Hub, Disconnect, …), HTTP's field and status types, the logger, the
 // socket address, and the two Hummingbird types a handler sees (its request and path

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// What a ``SharedLog`` did with a draft.
 public struct Appended: Sendable {
     /// The message at the position it was given; for a key already held, the first one's

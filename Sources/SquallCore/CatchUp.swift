@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// What a catch-up read of a ``SharedLog`` found.
 public enum CatchUp: Sendable {
     /// The messages after the position asked for, oldest first (none if it is the last), and

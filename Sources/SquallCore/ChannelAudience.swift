@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import Foundation
 
 /// Who listens to one channel: this node's subscribers, members on other nodes, and presence

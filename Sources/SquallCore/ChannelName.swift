@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// The validated name of a channel: 1 to 128 characters from `A–Z a–z 0–9 _ - . : @`.
 ///
 /// The set is small on purpose: a name travels unescaped in URL paths (`/channels/{name}/…`),

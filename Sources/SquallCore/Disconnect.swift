@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// Why the server ends a connection: a code and a human-readable reason — and, as static
 /// members, the registry of every one Squall sends (centrifuge's `disconnect.go`).
 ///

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 extension Duration {
     /// `seconds` (finite, not negative) to the millisecond, and no more than `limit`.
     ///

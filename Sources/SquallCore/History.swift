@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// A slice of a channel's log, as history and polls return it.
 public struct History: Sendable {
     /// The channel.

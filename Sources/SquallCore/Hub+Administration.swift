@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import Foundation
 
 /// What a backend asks of the hub through the server API: the channels in use, and forgetting a

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import Foundation
 
 /// Catching up with a ``SharedLog``: a node's log takes a message only as its next offset, so

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import Foundation
 
 /// Presence: who is subscribed, on this node and (with a ``PresenceRegistry``) on others, and

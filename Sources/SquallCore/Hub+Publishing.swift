@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import Foundation
 
 /// Publishing: one way into a channel's log, with a variant per ``LogStorage``.

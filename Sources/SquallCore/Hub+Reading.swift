@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import Foundation
 
 /// Subscribing and reading: subscribe, unsubscribe, history and polls. Each may find its

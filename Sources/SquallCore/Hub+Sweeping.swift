@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import Foundation
 
 /// Sweeping: every log held to its retention, and idle channels forgotten.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// What a ``Hub`` tells about this node's clients and messages as they happen: what the
 /// server's lifecycle events (webhooks) are made of.
 ///

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// A publisher's name for one publish, so that a retry of it (after a timeout, a lost reply, a
 /// reconnect) is recognised instead of appended again: 1 to 255 visible ASCII characters
 /// (`!` to `~`), as HTTP's `Idempotency-Key` header and `/ws`'s `idempotency_key` carry it.

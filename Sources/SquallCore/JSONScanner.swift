@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// A strict JSON (RFC 8259) reader for what clients send: it validates a whole text in one pass,
 /// in time linear in its size, with a nesting limit checked as it goes, and hands out the
 /// top-level object's members as byte ranges of the text — so that values Squall only stores and

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import NIOCore
 
 /// JSON as Squall writes it, by hand: compact, keys in the order written (callers write them

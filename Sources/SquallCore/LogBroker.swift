@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import Foundation
 
 /// Tells a node's hub when a channel's log grew on any node, so that it reads what it lacks from

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import Synchronization
 
 /// Where a ``Hub``'s logs live, and so which way a publish takes to them.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// Where a ``Hub`` keeps its channels' logs beyond memory, on one node: a store that makes every
 /// message durable before anyone sees it, and gives a channel's log back after a restart.
 ///

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// Something every node does to its own clients, sent through the ``LogBroker`` so that a
 /// backend's command reaches a user wherever the user is connected: the server API's
 /// `disconnect` and `unsubscribe`.

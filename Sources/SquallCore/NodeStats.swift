@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import Foundation
 
 /// What a node of a shared store tells the others about itself with each heartbeat, so that any

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// How many channels' logs a ``Hub`` reads from its store at once, and how long a request waits
 /// for one (``ChannelOpener``).
 public struct OpeningLimits: Sendable, Hashable {

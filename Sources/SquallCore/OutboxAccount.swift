@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// The account of what waits to be written to one WebSocket: messages handed to its socket's
 /// write queue that the kernel has not taken yet. (``Outbox`` is the queue itself, for
 /// transports that write from a task; a WebSocket's queue is its socket's, so it only counts.)

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import NIOCore
 
 /// The body of one message: text (valid UTF-8) or binary, kept as bytes.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// A 64-bit digest of a payload (its kind and bytes), keyed per process (Swift's `Hasher`,
 /// SipHash), so that an idempotency key remembers what it published in 8 bytes instead of the
 /// payload. A stranger cannot aim a collision at it without the process's key; a chance

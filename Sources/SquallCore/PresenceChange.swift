@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// A subscriber joined or left a channel. Presence changes are not logged: they reach the
 /// subscribers that asked for them at that moment (as a ``PresenceEvent``), and are never replayed.
 public enum PresenceChange: Sendable, Hashable {

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import Foundation
 
 /// Who is subscribed to which channel on which node, shared by the nodes of one system:

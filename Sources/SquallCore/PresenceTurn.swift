@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import Foundation
 
 /// One channel's presence changes waiting for their turn to reach its watchers, merged per

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// Why a publish was not appended.
 public enum PublishError: Error, Sendable, CustomStringConvertible {
     /// The store could not take or commit it (`store_unavailable`, HTTP 503); nothing was

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import NIOCore
 
 /// A JSON value kept exactly as its author wrote it: client-supplied presence `info` and request

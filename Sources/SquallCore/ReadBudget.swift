@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// How much one read of a log may return: messages are taken while their cost, summed, stays
 /// within `maxBytes` — and always at least one, so that no message is out of reach.
 public struct ReadBudget: Sendable {

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// How long a channel's log keeps messages, and a store the channel's position. Whichever
 /// message bound is hit first applies.
 public struct Retention: Sendable, Hashable {

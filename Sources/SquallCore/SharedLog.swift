@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// A log store that several nodes share, such as one PostgreSQL database: the store, not the
 /// hub, gives each message its position, so a channel has one order and one epoch on every
 /// node. With a ``LogBroker`` (which tells each node's hub when a log grew) and a

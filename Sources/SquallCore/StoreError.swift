@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// A store could not do what it was asked: the database is unreachable, full, broken or too
 /// slow to answer in time. Transports answer a request that fails so with `store_unavailable`
 /// (HTTP 503).

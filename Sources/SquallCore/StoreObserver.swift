@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// What a store tells about its commits, for `/metrics`: how long each took, and which failed.
 ///
 /// Contracts: called on the store's own thread or loop, once per commit (a batch of messages),

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// A channel's log as a store gives it back.
 public struct StoredLog: Sendable {
     /// The epoch the channel's positions are in.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import Foundation
 
 /// A place in a channel's log: the offset of the last message seen, within an epoch.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// Something that receives a channel's messages as they are published: a client on a
 /// WebSocket route or an SSE stream (polling clients read the log instead). A WebSocket
 /// subscriber writes to its socket's queue, counted by an ``OutboxAccount``; an SSE subscriber

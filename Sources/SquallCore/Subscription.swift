@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// What a client learns when it subscribes.
 public struct Subscription: Sendable, Hashable {
     /// The channel.

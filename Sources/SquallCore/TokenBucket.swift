@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// A token bucket: it holds at most `burst` tokens, gains `perSecond` of them a second, and
 /// each admitted event takes one. Bursts up to `burst` pass at once; past that, events pass at
 /// `perSecond` on average.

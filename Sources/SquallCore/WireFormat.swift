@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import NIOCore
 
 /// A way of putting a ``Message`` on the wire (a JSON envelope, an SSE event, …).

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// The tables and the append function a PostgreSQL database holds for Squall, created (or
 /// brought up to date) by every node when it starts, one node at a time. Functions are
 /// replaced in place (`CREATE OR REPLACE`), so nodes already running keep calling them while

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// The command line's options, as `squall serve` and `squall config check` take them: `--KEY
 /// VALUE`, `--KEY=VALUE`, and a bare `--KEY` for a switch. Every flag is an option of
 /// ``Options/all``; anything else is an error naming it.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import Squall
 
 /// The texts generated from ``Options/all``: `squall serve --help`'s list of options, the

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// What the help text, the docs and every source of settings know of one option: declared once,
 /// in ``Options``.
 public struct OptionSpec: Sendable, Hashable {

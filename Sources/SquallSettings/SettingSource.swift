@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// Where an option's value came from, as `squall config check` prints it and errors name it.
 public enum SettingSource: Sendable, Hashable, CustomStringConvertible {
     /// The command line: `--port`.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import SquallSettings
 
 /// How many event-loop threads this process runs: `threads` from the command line, the

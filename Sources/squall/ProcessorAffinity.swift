@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import Foundation
 
 /// How many CPUs this process may run on. On Linux that is its affinity mask (`Cpus_allowed` in

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import ArgumentParser
 
 /// `squall`: the command-line program. `squall` alone is `squall serve`.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The Autobahn TestSuite's 517 cases, run by kosoku 0.1.0, against a live `squall` on /msg.
 
     .venv-test/bin/python Tests/autobahn/run.py SQUALL_BINARY [--jobs N] [CASE_GLOB ...]

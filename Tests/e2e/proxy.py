@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A TCP proxy on 127.0.0.1 that a test can cut and restore: a network drop between a browser
 and Squall, while the server keeps running and keeps its log."""
 import socket

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A WebSocket client made by hand, for tests that must see or break the wire format."""
 import asyncio
 import os

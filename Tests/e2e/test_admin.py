@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The admin page at /admin, in headless Chromium: signed in with an API key, it shows the node,
 connections by transport, channels with their subscribers and message rates, and recent
 refusals, live over /admin/events; its forms publish and disconnect a user."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The server API (`POST /api/COMMAND`, docs/openapi.yaml), driven as an application's backend
 drives it: with and without a key, every command, bad bodies, and what the users on the other
 end see — a /ws, a /msg socket and an SSE stream of the same user, closed or taken off a

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The server API on several nodes of one PostgreSQL database: a backend talks to any node, and
 `disconnect`, `unsubscribe` and `history_remove` reach the users and logs of every node."""
 import asyncio

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The server API against its spec: schemathesis (PyPI 4.x) generates requests from
 docs/openapi.yaml — valid ones, and ones that break it each way it can — and checks every answer
 against the spec: status, content type, body schema, refusals of what the spec forbids, 405 for

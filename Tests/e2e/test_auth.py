@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Connection tokens (JWTs), minted here as an application's backend would with PyJWT and
 `cryptography`: which keys verify them, where they travel, what a refusal looks like, what
 happens when one expires, and what presence shows of the user a token names."""

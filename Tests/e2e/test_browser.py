@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """squall.js and the demo chat in a real headless Chromium, driven by Selenium."""
 import json
 import time

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The seed's chat, driven by Python's `websockets` client: a non-Swift client works."""
 import asyncio
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`squall serve` as a user runs it: signals, log levels, environment variables."""
 import asyncio
 import datetime

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Configuration from four sources (flag > SQUALL_* > --config file > default), `squall config
 check` and `config defaults`, and reloading a running server (SIGHUP, --config-watch) without
 closing its clients."""

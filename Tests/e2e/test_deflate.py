@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """permessage-deflate (RFC 7692): what Squall negotiates, what it compresses, what it inflates,
 and how it fails a client that sends bad compressed data. Raw sockets show the wire (RSV1 and
 the compressed bytes); Python's `websockets`, which offers the extension by default, shows that

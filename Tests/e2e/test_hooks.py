@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Backend hooks (`hook-connect`, `hook-refresh`, `hook-subscribe`, `hook-publish`): a real HTTP
 backend on 127.0.0.1 that Squall asks, answering allow — with a user, info, an expiry or
 replaced data — or deny, or late, or not at all; and what the clients on every transport see."""

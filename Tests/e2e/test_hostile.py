@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Hostile input: what an attacker sends must not crash, wedge or bloat the server.
 
 Each test reproduces one way Squall was once crashed, wedged or grown by gigabytes, and checks

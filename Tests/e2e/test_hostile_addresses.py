@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Addresses as operators mean them (issue 25, item 5): behind a trusted proxy each client has
 its own rate bucket and connection share, and the access log names it; a forwarding header from
 anyone else is ignored; IPv6 clients count as their /64. All traffic on 127.0.0.x."""

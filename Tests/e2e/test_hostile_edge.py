@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Hostile connections at the edge (issue 25, defects 4–6): HTTP/2 connections count against the
 connection limits like HTTP/1.1 ones, a TLS client that picks h2 and then says nothing is
 closed, and refused connections give back their descriptors at once, so that no number of them

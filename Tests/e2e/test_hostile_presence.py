@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Presence cannot be used as an amplifier (issue 25, defect 7): subscribes and unsubscribes are
 charged to a rate of their own, a join and leave within one presence turn never reach anyone,
 and a watcher that reads at a modest pace is never closed by someone else's churn. All traffic

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Hostile reads against the stores (issue 25, defects 1–3): opening a channel never holds an
 event loop, however many a client opens and whether the database answers or not; reading
 channels leaves nothing in a store; expired messages and forgotten channels are deleted by the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`Idempotency-Key` (HTTP) and `idempotency_key` (`/ws`): a retried publish returns the first
 one's position instead of appending again, with either store, across a restart with SQLite."""
 import asyncio

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Connection limits, publish rates and the kernel send buffer: what a stranger can make Squall hold."""
 import asyncio
 import json

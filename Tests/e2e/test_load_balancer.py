@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Debian's nginx, round-robin with no stickiness, in front of two nodes on one PostgreSQL: two
 squall.js clients in Chromium — one on WebSocket, one forced to long polling — chat through it
 while one node is killed and started again. Neither loses nor repeats a message. The nginx

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Long polling at scale: a thousand parked polls cost nothing until one publish answers them all."""
 import asyncio
 import json

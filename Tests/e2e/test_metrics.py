@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """/metrics in Prometheus's text format — exact counts after known traffic, read directly and
 through a real Prometheus (Debian's) scraping Squall on loopback — and /readyz."""
 import asyncio
@@ -113,7 +114,9 @@ def readiness(server):
 
 def test_readyz_says_ready_while_the_server_listens_and_its_store_answers(squall):
     server = squall("--log-level", "error")
-    assert readiness(server) == (200, {"draining": False, "status": "ready", "store": True})
+    from test_command import VERSION
+
+    assert readiness(server) == (200, {"draining": False, "status": "ready", "store": True, "version": VERSION})
 
 
 @pytest.mark.skipif(not DATABASE, reason="needs a database: SQUALL_TEST_POSTGRES=postgres://… (scripts/postgres starts one)")
@@ -151,7 +154,7 @@ def test_readyz_says_draining_as_soon_as_a_shutdown_begins(squall):
     while status == 200 and time.monotonic() < deadline:
         time.sleep(0.05)
         status, body = readiness(server)
-    assert (status, body) == (503, {"draining": True, "status": "not_ready", "store": True})
+    assert (status, body) == (503, {"draining": True, "status": "not_ready", "store": True, "version": body["version"]})
     silent.close()
 
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Namespaces: channel `NS:rest` takes namespace NS's options (history bounds, presence, who may
 subscribe, publish and read, private channels, message size, publish rate), a name without `:`
 or in an undefined namespace the default namespace's — on every transport a client uses."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The origin policy (Tornado's check_origin) and CORS: what pages on other origins may do."""
 import http.server
 import json

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`--store postgres://…`: several nodes on one real PostgreSQL database are one system. A message
 published on any node reaches subscribers on every node, on every transport, in one order; a
 node killed and started again loses nothing; the database stopped and started again costs

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Resume on the seed's plain socket, seen by Python's websockets client."""
 import asyncio
 import json

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`--store sqlite:PATH`: history, positions and epochs survive a restart and `kill -9`; every
 transport (plain socket, `/ws`, SSE, polling) resumes from a position taken before the restart."""
 import asyncio

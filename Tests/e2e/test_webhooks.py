@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Lifecycle webhooks: events POSTed to a real receiver on 127.0.0.1 that verifies every one with
 the `standardwebhooks` library (the specification's own), as any receiver would. With a store
 they survive a receiver that is down for a minute and a node killed with -9; out of retries they

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """RFC 6455 edge cases against Squall's own WebSocket layer, with a raw socket so that the
 client can break the rules on purpose (libraries will not send unmasked or malformed frames)."""
 import asyncio

@@ -1,4 +1,5 @@
 // swift-tools-version:6.2
+// SPDX-License-Identifier: Apache-2.0
 import PackageDescription
 
 // Squall's micro-benchmarks (ordo-one/benchmark): the hot paths of a message, measured for time,

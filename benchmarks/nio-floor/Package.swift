@@ -1,4 +1,5 @@
 // swift-tools-version:6.0
+// SPDX-License-Identifier: Apache-2.0
 import PackageDescription
 
 // The least a SwiftNIO server spends per WebSocket handshake, for scale next to Squall's and the

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Go + gorilla/websocket (Debian's packages), with the hub of gorilla's chat example:
 // one goroutine owns the client set; each client has a buffered send channel and a writer.
 package main

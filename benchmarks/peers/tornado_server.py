@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The seed's MsgHandler, as the tutorial writes it: Tornado, a set of connections, a loop."""
 import os
 import sys

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Python websockets: its own broadcast() helper over every open connection on /msg."""
 import asyncio
 import os

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Node.js + ws (Debian's node-ws): broadcast each message to every client of /msg.
 const { WebSocketServer, WebSocket } = require('ws');
 

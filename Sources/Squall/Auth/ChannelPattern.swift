@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import SquallCore
 
 /// A token's grant of channels: an exact name (`news`), a name with `*` standing for any run of

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import Hummingbird
 
 /// Where a client's tokens travel: `?token=` (all a browser's `EventSource` can send) or

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// Runs work that talks to a peer — a hook's backend, a webhook's receiver — within a deadline
 /// that covers all of it: async-http-client's own timeout ends at the response's head, and a
 /// peer that then trickles its body would hold the call for as long as it likes.

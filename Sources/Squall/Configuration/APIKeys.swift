@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// The keys that open the server API (`/api/…`): several at once, so that one can be rotated
 /// out while backends move to the next. None: the API is off (404 `api_disabled`).
 ///

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// A block of IP addresses, written in CIDR notation: `10.0.0.0/8`, `fd00::/8`, or one address
 /// (`127.0.0.1` is `127.0.0.1/32`).
 public struct AddressRange: Hashable, Sendable, CustomStringConvertible {

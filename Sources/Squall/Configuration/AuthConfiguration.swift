@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import Foundation
 
 /// Who a connection is, as its token says: whether tokens are required, and the keys that

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// Who may do something on a namespace's channels: subscribe, publish, read history or
 /// presence. A connection token's `subscribe` and `publish` patterns grant channels beyond
 /// these rules (never past ``none``).

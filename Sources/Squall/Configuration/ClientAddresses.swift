@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import NIOCore
 
 /// Whom a connection or a request is from, as per-address limits, rates and the access log see

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// How many connections the server holds, from everyone and from one address, and how much
 /// kernel memory each may pin while its client does not read.
 ///

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// The backend's hooks: URLs Squall asks before it lets a connection in, renews it, lets it
 /// subscribe or publishes for it (what Centrifugo calls proxies). A hook that is not set lets
 /// everything through, as the namespaces and tokens decide.

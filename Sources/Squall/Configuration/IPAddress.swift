@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import NIOCore
 
 /// An IP address as 128 bits: an IPv6 address as it is, an IPv4 address as its IPv4-mapped IPv6

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import SquallCore
 
 /// One value of a namespace's dictionary: a number, a boolean or text, as a configuration file

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import SquallCore
 
 /// How a family of channels behaves: channel `chat:lobby` takes namespace `chat`'s options, a

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// Which web pages may use Squall from a visitor's browser (Tornado's `check_origin`): open a
 /// WebSocket, change state over HTTP (publish), and read HTTP replies (CORS).
 ///

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import SquallCore
 
 /// How fast one client may do something — publish, or subscribe and unsubscribe: a token

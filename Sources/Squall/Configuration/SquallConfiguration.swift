@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import SquallCore
 
 /// Everything a Squall server can be told, with the defaults `squall serve` uses.

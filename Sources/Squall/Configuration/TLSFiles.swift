@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// The certificate and key that make the server speak TLS: every connection on the port then
 /// starts with a TLS handshake, so WebSockets are `wss://` and HTTP routes `https://`.
 ///

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// The text forms every option's value is written in, on the command line, in the environment
 /// and in a configuration file alike.
 public enum ValueText {

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import Foundation
 
 /// Lifecycle webhooks: where events are POSTed, signed as the Standard Webhooks specification

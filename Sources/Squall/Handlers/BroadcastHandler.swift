@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import SquallCore
 
 /// The seed's chat server, `MsgHandler`, written with the hook API: every message a client

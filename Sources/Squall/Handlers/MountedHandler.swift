@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import Logging
 
 /// What every connection of one mount shares, held once rather than by each connection: the

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import SquallCore
 
 /// A ``WebSocketHandler`` whose hooks never wait: they only touch in-memory state (the hub, a

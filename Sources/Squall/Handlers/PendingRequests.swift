@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import Synchronization
 
 /// One connection's requests that wait on a store — publishes waiting for their commit,

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import SquallCore
 
 /// A connection runs its own hooks, as the WebSocket layer's ``WebSocketMessageSink``: right on

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import HTTPTypes
 
 /// Every JSON error code Squall answers with — over HTTP and in `/ws` `error` replies — with the

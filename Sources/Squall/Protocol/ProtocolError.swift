@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import SquallCore
 
 /// A `/ws` request that cannot be served: answered with an `error` reply carrying `code`, and

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /*
  * squall.js — the Squall browser client. Plain JavaScript, no build step.
  *

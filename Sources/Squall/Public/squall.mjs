@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // squall.js as an ES module: `import Squall, { Client } from '/squall.mjs'`.
 import './squall.js';
 

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import Synchronization
 
 /// Whether the server has begun to shut down: set by ``ConnectionDrain`` as it starts closing

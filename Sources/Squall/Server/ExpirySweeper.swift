@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import ServiceLifecycle
 
 /// Sweeps ``ExpiringConnections`` once a second: connections whose token expired are closed.

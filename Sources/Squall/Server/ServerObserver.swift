@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import SquallCore
 
 /// What the hub and the store tell as they work, passed on: subscriptions and messages to the

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// The LZ77 window Squall compresses one connection's messages with: the
 /// `server_max_window_bits` agreed in the handshake (RFC 7692 §7.1.2.1), 15 (32 KiB) unless the
 /// client asked for a smaller one.

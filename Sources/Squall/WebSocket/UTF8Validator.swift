@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import NIOCore
 
 /// Checks UTF-8 as it arrives, in pieces: a text message's fragments, and the parts of a frame

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import NIOHTTP1
 
 /// A WebSocket upgrade request as the connection keeps it: the head without the fields only the

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 /// The `Sec-WebSocket-Accept` value answering a `Sec-WebSocket-Key` (RFC 6455 §4.2.2): the
 /// base64 of the SHA-1 of the key followed by the protocol's GUID.
 ///

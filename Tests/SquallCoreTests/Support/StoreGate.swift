@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 import Synchronization
 
 /// What a test store's calls pass through: open, or shut (``hang()``) so that every call waits
