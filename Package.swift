@@ -190,7 +190,10 @@ let package = Package(
         .executableTarget(
             name: "EmbedExample",
             dependencies: ["Squall"],
-            path: "Examples/Embed"
+            path: "Examples/Embed",
+            // Its Package.swift builds it as a package of its own (Tests/e2e/test_embedding.py).
+            exclude: ["Package.swift", "Package.resolved"],
+            sources: ["main.swift"]
         ),
         .testTarget(
             name: "SquallCoreTests",

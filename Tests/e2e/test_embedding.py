@@ -20,10 +20,10 @@ from conftest import ROOT, Squall, free_port, squall_binary
 class Example(Squall):
     """The EmbedExample binary, built beside `squall`, on a free port."""
 
-    def __init__(self):
+    def __init__(self, binary=None):
         self.port = free_port()
         self.tls = False
-        self.args = [os.path.join(os.path.dirname(squall_binary()), "EmbedExample"), str(self.port)]
+        self.args = [binary or os.path.join(os.path.dirname(squall_binary()), "EmbedExample"), str(self.port)]
         self.log = tempfile.TemporaryFile(mode="w+")
         self.process = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=self.log, text=True)
         self.output = None
@@ -34,6 +34,24 @@ def example():
     started = Example().wait_ready()
     yield started
     started.stop()
+
+
+async def test_the_example_builds_as_a_package_of_its_own_that_depends_on_squall_by_path():
+    # A full build of Squall's library and dependencies for the package: minutes, once (the
+    # scratch path under .build keeps it for the next run on this machine).
+    scratch = ROOT / ".build/embed-example"
+    built = subprocess.run(["swift", "build", "--package-path", str(ROOT / "Examples/Embed"), "--scratch-path", str(scratch)],
+                           capture_output=True, text=True, timeout=1500)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    binary = subprocess.run(["swift", "build", "--package-path", str(ROOT / "Examples/Embed"), "--scratch-path", str(scratch),
+                             "--show-bin-path"], capture_output=True, text=True, timeout=120, check=True).stdout.strip()
+    started = Example(os.path.join(binary, "EmbedExample")).wait_ready()
+    try:
+        async with connect(f"{started.ws}/shout?name=ada", open_timeout=5) as shout:
+            await shout.send("built on its own")
+            assert await asyncio.wait_for(shout.recv(), 5) == "ada: BUILT ON ITS OWN"
+    finally:
+        started.stop()
 
 
 def test_the_readme_shows_the_example_that_is_built():
