@@ -192,7 +192,7 @@ let package = Package(
             dependencies: ["Squall"],
             path: "Examples/Embed",
             // Its Package.swift builds it as a package of its own (Tests/e2e/test_embedding.py).
-            exclude: ["Package.swift", "Package.resolved"],
+            exclude: ["Package.swift"],
             sources: ["main.swift"]
         ),
         .testTarget(

@@ -37,14 +37,19 @@ def example():
 
 
 async def test_the_example_builds_as_a_package_of_its_own_that_depends_on_squall_by_path():
-    # A full build of Squall's library and dependencies for the package: minutes, once (the
-    # scratch path under .build keeps it for the next run on this machine).
-    scratch = ROOT / ".build/embed-example"
-    built = subprocess.run(["swift", "build", "--package-path", str(ROOT / "Examples/Embed"), "--scratch-path", str(scratch)],
-                           capture_output=True, text=True, timeout=1500)
+    # Copied out of the repository (so that its resolution leaves no file there), with the path
+    # to Squall made absolute; then a full build of Squall's library and dependencies for it:
+    # minutes, once (under .build, kept for the next run on this machine).
+    package = ROOT / ".build/embed-example"
+    package.mkdir(parents=True, exist_ok=True)
+    manifest = (ROOT / "Examples/Embed/Package.swift").read_text()
+    assert 'path: "../.."' in manifest
+    (package / "Package.swift").write_text(manifest.replace('path: "../.."', f'path: "{ROOT}"'))
+    (package / "main.swift").write_text((ROOT / "Examples/Embed/main.swift").read_text())
+    build = ["swift", "build", "--package-path", str(package)]
+    built = subprocess.run(build, capture_output=True, text=True, timeout=1500)
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
-    binary = subprocess.run(["swift", "build", "--package-path", str(ROOT / "Examples/Embed"), "--scratch-path", str(scratch),
-                             "--show-bin-path"], capture_output=True, text=True, timeout=120, check=True).stdout.strip()
+    binary = subprocess.run([*build, "--show-bin-path"], capture_output=True, text=True, timeout=120, check=True).stdout.strip()
     started = Example(os.path.join(binary, "EmbedExample")).wait_ready()
     try:
         async with connect(f"{started.ws}/shout?name=ada", open_timeout=5) as shout:
