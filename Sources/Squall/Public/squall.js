@@ -805,5 +805,6 @@
     return bytes.buffer;
   }
 
-  global.Squall = { Client: Client, TRANSPORTS: TRANSPORTS, closeAdvice: closeAdvice, version: '1' };
+  // The server's version, which serves this file (a test holds them equal, and package.json's).
+  global.Squall = { Client: Client, TRANSPORTS: TRANSPORTS, closeAdvice: closeAdvice, version: '0.9.0' };
 })(typeof globalThis !== 'undefined' ? globalThis : window);
