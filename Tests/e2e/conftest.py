@@ -94,6 +94,12 @@ class Squall:
             self.process.send_signal(sig)
         return self.exited(timeout)
 
+    def log_so_far(self) -> str:
+        """What the server has logged until now, while it runs."""
+        with open(self.log.fileno(), closefd=False) as log:
+            log.seek(0)
+            return log.read()
+
     def exited(self, timeout=20.0):
         """Waits for the process to exit (killing it after `timeout`); returns (exit code, stderr)."""
         if self.output is None:

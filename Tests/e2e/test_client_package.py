@@ -94,3 +94,18 @@ def test_npm_pack_lists_the_client_its_module_its_types_and_readme(tmp_path):
     assert sorted(entry["path"] for entry in listing["files"]) == ["README.md", "package.json", "squall.d.ts", "squall.js", "squall.mjs"]
     exports = json.loads((PACKAGE / "package.json").read_text())["exports"]["."]
     assert exports == {"types": "./squall.d.ts", "import": "./squall.mjs", "default": "./squall.js"}
+
+
+@pytest.mark.skipif(not shutil.which("node"), reason="needs node")
+@pytest.mark.parametrize("program", [
+    "const Squall = require('squall'); const { Client } = require('squall');"
+    " if (typeof Client !== 'function' || Squall.default !== Squall || Squall.version !== process.argv[1]) process.exit(1);",
+    "import Squall, { Client, closeAdvice, version } from 'squall';"
+    " if (typeof Client !== 'function' || Squall.Client !== Client || closeAdvice(4002) !== 'refresh' || version !== process.argv[1]) process.exit(1);",
+])
+def test_node_loads_the_package_by_its_name_as_commonjs_and_as_an_es_module(tmp_path, program):
+    (tmp_path / "node_modules").mkdir()
+    (tmp_path / "node_modules/squall").symlink_to(PACKAGE)
+    kind = ["--input-type=module"] if program.startswith("import") else []
+    ran = subprocess.run(["node", "--preserve-symlinks", *kind, "-e", program, VERSION], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0, ran.stdout + ran.stderr

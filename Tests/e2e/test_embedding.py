@@ -36,25 +36,55 @@ def example():
     started.stop()
 
 
-async def test_the_example_builds_as_a_package_of_its_own_that_depends_on_squall_by_path():
+def newer_swift_nio_patch():
+    """A swift-nio one patch release newer than the one Squall pins: the pinned commit tagged as
+    such in a repository of its own (the machine's package mirror has no newer one). Returns the
+    version, and SwiftPM's arguments to fetch swift-nio from there (a mirror, in a package's
+    own configuration)."""
+    pinned = next(pin for pin in json.loads((ROOT / "Package.resolved").read_text())["pins"] if pin["identity"] == "swift-nio")
+    major, minor, patch = map(int, pinned["state"]["version"].split("."))
+    newer = f"{major}.{minor}.{patch + 1}"
+    repository = ROOT / f".build/swift-nio-{newer}.git"
+    if not repository.exists():
+        subprocess.run(["git", "clone", "--quiet", "--bare", pinned["location"], str(repository)], check=True, timeout=600)
+        subprocess.run(["git", "-C", str(repository), "tag", newer, pinned["state"]["revision"]], check=True, timeout=60)
+    return newer, ["config", "set-mirror", "--original", pinned["location"], "--mirror", f"file://{repository}"]
+
+
+async def test_the_example_builds_as_a_package_of_its_own_beside_a_newer_swift_nio_and_serves_both_route_sets():
     # Copied out of the repository (so that its resolution leaves no file there), with the path
-    # to Squall made absolute; then a full build of Squall's library and dependencies for it:
-    # minutes, once (under .build, kept for the next run on this machine).
+    # to Squall made absolute, and asking for a swift-nio newer than Squall's pin, as an
+    # application that updated it would: Squall's ranges must let it resolve. Then a full build
+    # of Squall's library and dependencies for it: minutes, once (under .build, kept for the
+    # next run on this machine).
     package = ROOT / ".build/embed-example"
     package.mkdir(parents=True, exist_ok=True)
+    newer, mirror = newer_swift_nio_patch()
     manifest = (ROOT / "Examples/Embed/Package.swift").read_text()
-    assert 'path: "../.."' in manifest
-    (package / "Package.swift").write_text(manifest.replace('path: "../.."', f'path: "{ROOT}"'))
+    assert 'path: "../.."' in manifest and '.product(name: "Squall", package: "squall")' in manifest
+    manifest = manifest.replace('path: "../.."', f'path: "{ROOT}"').replace(
+        '.package(name: "squall",', f'.package(url: "https://github.com/apple/swift-nio", from: "{newer}"),\n        .package(name: "squall",'
+    ).replace('.product(name: "Squall", package: "squall")', '.product(name: "Squall", package: "squall"), .product(name: "NIOCore", package: "swift-nio")')
+    (package / "Package.swift").write_text(manifest)
     (package / "main.swift").write_text((ROOT / "Examples/Embed/main.swift").read_text())
+    # Resolved afresh every run, from nothing but the manifests: the point of the test.
+    (package / "Package.resolved").unlink(missing_ok=True)
+    subprocess.run(["swift", "package", "--package-path", str(package), *mirror], check=True, capture_output=True, timeout=120)
     build = ["swift", "build", "--package-path", str(package)]
     built = subprocess.run(build, capture_output=True, text=True, timeout=1500)
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    resolved = json.loads((package / "Package.resolved").read_text())["pins"]
+    assert next(pin for pin in resolved if pin["identity"] == "swift-nio")["state"]["version"] == newer
     binary = subprocess.run([*build, "--show-bin-path"], capture_output=True, text=True, timeout=120, check=True).stdout.strip()
     started = Example(os.path.join(binary, "EmbedExample")).wait_ready()
     try:
-        async with connect(f"{started.ws}/shout?name=ada", open_timeout=5) as shout:
+        async with connect(f"{started.ws}/shout?name=ada", open_timeout=5) as shout, connect(f"{started.ws}/msg", open_timeout=5) as chat:
             await shout.send("built on its own")
             assert await asyncio.wait_for(shout.recv(), 5) == "ada: BUILT ON ITS OWN"
+            await chat.send("and the seed's chat beside it")
+            assert await asyncio.wait_for(chat.recv(), 5) == "and the seed's chat beside it"
+        with urllib.request.urlopen(f"{started.http}/healthz", timeout=5) as response:
+            assert json.load(response)["status"] == "ok"
     finally:
         started.stop()
 

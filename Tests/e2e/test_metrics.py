@@ -210,7 +210,11 @@ async def test_metrics_count_connections_by_transport_bytes_delivered_and_ending
     stream = urllib.request.urlopen(f"{server.http}/channels/streamed/events", timeout=5)
     stalled = never_reading_socket(server, "/msg/stalled")
     try:
-        now = scrape(server)
+        # A stream counts once its body runs, just after its head reached the client: wait for it.
+        deadline = time.monotonic() + 5
+        while (now := scrape(server))['squall_connections{transport="sse"}'] != 1:
+            assert time.monotonic() < deadline, now
+            await asyncio.sleep(0.05)
         assert now['squall_connections{transport="msg"}'] == 3
         assert now['squall_connections{transport="ws"}'] == 1
         assert now['squall_connections{transport="sse"}'] == 1
@@ -228,7 +232,9 @@ async def test_metrics_count_connections_by_transport_bytes_delivered_and_ending
         deadline = time.monotonic() + 10
         after = scrape(server)
         while time.monotonic() < deadline and not (
-            after.get('squall_disconnections_total{cause="slow_consumer"}') and after.get('squall_disconnections_total{cause="client_close"}')
+            after.get('squall_disconnections_total{cause="slow_consumer"}')
+            and after.get('squall_disconnections_total{cause="client_close"}')
+            and after['squall_connections{transport="msg"}'] == 1
         ):
             await asyncio.sleep(0.1)
             after = scrape(server)

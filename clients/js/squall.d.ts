@@ -114,7 +114,8 @@ export interface ErrorEvent extends Event<"error"> {
 
 export interface SubscribedEvent extends Event<"subscribed">, Position {
     channel: string;
-    recovered: boolean;
+    /** Whether the subscription resumed from the client's position (WebSocket and SSE say). */
+    recovered?: boolean;
 }
 
 export interface RecoveryFailedEvent extends Event<"recoveryfailed"> {
@@ -163,6 +164,11 @@ export class Client {
     onmessage: ((this: Client, event: MessageEvent) => void) | null;
     onclose: ((this: Client, event: CloseEvent) => void) | null;
     onerror: ((this: Client, event: ErrorEvent) => void) | null;
+    /** Every event has its `on…` handler, as the four above. */
+    onsubscribed?: ((this: Client, event: SubscribedEvent) => void) | null;
+    onrecoveryfailed?: ((this: Client, event: RecoveryFailedEvent) => void) | null;
+    onjoin?: ((this: Client, event: PresenceEvent<"join">) => void) | null;
+    onleave?: ((this: Client, event: PresenceEvent<"leave">) => void) | null;
 
     addEventListener<K extends keyof EventMap>(type: K, listener: (this: Client, event: EventMap[K]) => void): void;
     removeEventListener<K extends keyof EventMap>(type: K, listener: (this: Client, event: EventMap[K]) => void): void;

@@ -807,4 +807,9 @@
 
   // The server's version, which serves this file (a test holds them equal, and package.json's).
   global.Squall = { Client: Client, TRANSPORTS: TRANSPORTS, closeAdvice: closeAdvice, version: '0.9.0' };
+  // require('squall') (CommonJS: Node, bundlers, test runners) gets the same object.
+  if (typeof module === 'object' && module && module.exports) {
+    module.exports = global.Squall;
+    module.exports.default = global.Squall;
+  }
 })(typeof globalThis !== 'undefined' ? globalThis : window);

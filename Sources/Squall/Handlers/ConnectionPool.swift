@@ -14,6 +14,9 @@ import Synchronization
 public final class ConnectionPool: Sendable {
     private struct State {
         var members: [UUID: WebSocketConnection] = [:]
+        /// How many members each transport has, kept as they come and go: read per scrape
+        /// without a pass over the members.
+        var byTransport: [String: Int] = [:]
         var closing: Disconnect?
         var emptyWaiters: [UUID: CheckedContinuation<Void, Never>] = [:]
     }
@@ -29,7 +32,9 @@ public final class ConnectionPool: Sendable {
     public func add(_ connection: WebSocketConnection) -> Bool {
         let closing = state.withLock { state -> Disconnect? in
             if let closing = state.closing { return closing }
-            state.members[connection.id] = connection
+            if state.members.updateValue(connection, forKey: connection.id) == nil {
+                state.byTransport[connection.mounted.transport, default: 0] += 1
+            }
             return nil
         }
         if let closing {
@@ -42,7 +47,9 @@ public final class ConnectionPool: Sendable {
     /// Removes `connection`, if it is a member.
     public func remove(_ connection: WebSocketConnection) {
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            state.members[connection.id] = nil
+            if state.members.removeValue(forKey: connection.id) != nil {
+                state.byTransport[connection.mounted.transport, default: 0] -= 1
+            }
             guard state.members.isEmpty else { return [] }
             defer { state.emptyWaiters = [:] }
             return Array(state.emptyWaiters.values)
@@ -53,15 +60,9 @@ public final class ConnectionPool: Sendable {
     /// How many connections are in the pool.
     public var count: Int { state.withLock { $0.members.count } }
 
-    /// Open connections by transport (`ws`, `msg`, `websocket`): a pass over the pool, for the
-    /// admin page and `/metrics`.
-    var countsByTransport: [String: Int] {
-        state.withLock { state in
-            var counts: [String: Int] = [:]
-            for connection in state.members.values { counts[connection.mounted.transport, default: 0] += 1 }
-            return counts
-        }
-    }
+    /// Open connections by transport (`ws`, `msg`, `websocket`), for the admin page and
+    /// `/metrics`.
+    var countsByTransport: [String: Int] { state.withLock { $0.byTransport } }
 
     /// The connections in the pool now, in no particular order.
     public var connections: [WebSocketConnection] { state.withLock { Array($0.members.values) } }

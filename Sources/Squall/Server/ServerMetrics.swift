@@ -45,7 +45,7 @@ final class ServerMetrics: Sendable {
     /// The totals as last exported: a Prometheus counter only goes up by what came since.
     private let exported = Mutex<(messages: Int, deliveries: Int, bytes: Int, cpu: Double, droppedEvents: Int)>((0, 0, 0, 0, 0))
     /// Connections' and streams' endings by cause, made once, so that every cause reads 0 from the start.
-    private let disconnections: [DisconnectCause: Counter]
+    private let disconnectionCounters: [DisconnectCause: Counter]
     /// Endings by cause as last exported.
     private let exportedDisconnections = Mutex<[DisconnectCause: Int]>([:])
 
@@ -89,7 +89,7 @@ final class ServerMetrics: Sendable {
             dropped: registry.makeCounter(descriptor: .named("squall_webhook_events_total", webhookHelp), labels: [("outcome", "dropped")]),
             depth: registry.makeGauge(descriptor: .named("squall_webhook_outbox_events", "Webhook events waiting for delivery.")),
             recentFailures: RecentEvents())
-        disconnections = Dictionary(
+        disconnectionCounters = Dictionary(
             uniqueKeysWithValues: DisconnectCause.allCases.map { [registry] cause in
                 (cause, registry.makeCounter(descriptor: .named("squall_disconnections_total", Self.disconnectionsHelp), labels: [("cause", cause.rawValue)]))
             })
@@ -148,13 +148,15 @@ final class ServerMetrics: Sendable {
     }
 
     /// The text Prometheus scrapes, with the totals and gauges read now: `connections` by
-    /// transport, connections and streams `ended` by cause so far.
+    /// transport, and the endings of connections and streams by cause so far.
     func render(
-        hub: Hub, connections byTransport: [String: Int], disconnections ended: [DisconnectCause: Int], events: LifecycleEvents?, hooks: BackendHooks
+        hub: Hub, connections byTransport: [String: Int], disconnections: Disconnections, events: LifecycleEvents?, hooks: BackendHooks
     ) -> ByteBuffer {
         let process = Self.process()
-        let hookCounts = hooks.counts
+        // Totals are read under the lock that records what was exported, so that two scrapes at
+        // once cannot export the same calls twice.
         let newHookCalls = exportedHooks.withLock { exported in
+            let hookCounts = hooks.counts
             defer { exported = hookCounts }
             return hookCounts.map { ($0.key, $0.value - exported[$0.key, default: 0]) }.filter { $0.1 > 0 }
         }
@@ -166,10 +168,11 @@ final class ServerMetrics: Sendable {
             .increment(by: Int64(count))
         }
         let newDisconnections = exportedDisconnections.withLock { exported in
+            let ended = disconnections.totals
             defer { exported = ended }
             return ended.map { ($0.key, $0.value - exported[$0.key, default: 0]) }.filter { $0.1 > 0 }
         }
-        for (cause, count) in newDisconnections { disconnections[cause]?.increment(by: Int64(count)) }
+        for (cause, count) in newDisconnections { disconnectionCounters[cause]?.increment(by: Int64(count)) }
         for (transport, count) in byTransport {
             registry.makeGauge(descriptor: .named("squall_connections", Self.connectionsHelp), labels: [("transport", transport)]).set(Double(count))
         }

@@ -184,6 +184,9 @@ public struct SquallServer: Service, CustomStringConvertible {
     ///   which the configuration's text does not show).
     @discardableResult
     public func reload(_ configuration: SquallConfiguration) async throws(TokenKeys.LoadError) -> Bool {
+        let keys = try await TokenKeys.load(configuration.auth)
+        let changed = keys.fingerprint != policy.current.access.keys.fingerprint
+        // After the keys, which may refuse the whole reload: a refused reload changes nothing.
         if let credentials = tlsCredentials.withLockedValue({ $0 }) {
             do {
                 if try credentials.reload() { logger.notice("reloaded the TLS certificate chain and key") }
@@ -191,8 +194,6 @@ public struct SquallServer: Service, CustomStringConvertible {
                 logger.error("kept the TLS certificate in use: \(error)")
             }
         }
-        let keys = try await TokenKeys.load(configuration.auth)
-        let changed = keys.fingerprint != policy.current.access.keys.fingerprint
         admission.update(configuration.limits)
         policy.update { snapshot in
             snapshot = LivePolicy.Snapshot(
@@ -337,7 +338,7 @@ public struct SquallServer: Service, CustomStringConvertible {
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(
                     byteBuffer: metrics.render(
-                        hub: hub, connections: connections, disconnections: disconnections.totals, events: events, hooks: hooks)))
+                        hub: hub, connections: connections, disconnections: disconnections, events: events, hooks: hooks)))
         }
         let departures = ClientDepartures()
         PollingTransport(hub: hub, configuration: configuration, policy: policy, departures: departures, opens: subscriptions).add(to: router)
