@@ -39,16 +39,32 @@ def example():
 def newer_swift_nio_patch():
     """A swift-nio one patch release newer than the one Squall pins: the pinned commit tagged as
     such in a repository of its own (the machine's package mirror has no newer one). Returns the
-    version, and SwiftPM's arguments to fetch swift-nio from there (a mirror, in a package's
-    own configuration)."""
-    pinned = next(pin for pin in json.loads((ROOT / "Package.resolved").read_text())["pins"] if pin["identity"] == "swift-nio")
+    version, and the environment under which git — which SwiftPM fetches with — reads swift-nio
+    from there and every other package from where it did."""
+    pins = json.loads((ROOT / "Package.resolved").read_text())["pins"]
+    pinned = next(pin for pin in pins if pin["identity"] == "swift-nio")
     major, minor, patch = map(int, pinned["state"]["version"].split("."))
     newer = f"{major}.{minor}.{patch + 1}"
-    repository = ROOT / f".build/swift-nio-{newer}.git"
+    # At …/swift-nio and …/swift-nio.git, for the URL with and without `.git` (both are used).
+    repository = ROOT / f".build/swift-nio-{newer}/swift-nio"
     if not repository.exists():
         subprocess.run(["git", "clone", "--quiet", "--bare", pinned["location"], str(repository)], check=True, timeout=600)
         subprocess.run(["git", "-C", str(repository), "tag", newer, pinned["state"]["revision"]], check=True, timeout=60)
-    return newer, ["config", "set-mirror", "--original", pinned["location"], "--mirror", f"file://{repository}"]
+        repository.with_name("swift-nio.git").symlink_to("swift-nio")
+    # git's insteadOf rewrites by prefix, the longest winning: swift-nio's URL is a prefix of
+    # swift-nio-ssl's and its siblings', so each of those is sent back to where it went before.
+    location = pinned["location"].removesuffix(".git")
+    rules = [(str(repository), location)]
+    for pin in pins:
+        other = pin["location"].removesuffix(".git")
+        if other != location and other.startswith(location):
+            before = subprocess.run(["git", "ls-remote", "--get-url", other], capture_output=True, text=True, check=True).stdout.strip()
+            rules.append((before, other))
+    environment = {"GIT_CONFIG_COUNT": str(len(rules))}
+    for index, (target, prefix) in enumerate(rules):
+        environment[f"GIT_CONFIG_KEY_{index}"] = f"url.{target}.insteadOf"
+        environment[f"GIT_CONFIG_VALUE_{index}"] = prefix
+    return newer, environment
 
 
 async def test_the_example_builds_as_a_package_of_its_own_beside_a_newer_swift_nio_and_serves_both_route_sets():
@@ -59,7 +75,7 @@ async def test_the_example_builds_as_a_package_of_its_own_beside_a_newer_swift_n
     # next run on this machine).
     package = ROOT / ".build/embed-example"
     package.mkdir(parents=True, exist_ok=True)
-    newer, mirror = newer_swift_nio_patch()
+    newer, git = newer_swift_nio_patch()
     manifest = (ROOT / "Examples/Embed/Package.swift").read_text()
     assert 'path: "../.."' in manifest and '.product(name: "Squall", package: "squall")' in manifest
     manifest = manifest.replace('path: "../.."', f'path: "{ROOT}"').replace(
@@ -69,13 +85,13 @@ async def test_the_example_builds_as_a_package_of_its_own_beside_a_newer_swift_n
     (package / "main.swift").write_text((ROOT / "Examples/Embed/main.swift").read_text())
     # Resolved afresh every run, from nothing but the manifests: the point of the test.
     (package / "Package.resolved").unlink(missing_ok=True)
-    subprocess.run(["swift", "package", "--package-path", str(package), *mirror], check=True, capture_output=True, timeout=120)
     build = ["swift", "build", "--package-path", str(package)]
-    built = subprocess.run(build, capture_output=True, text=True, timeout=1500)
+    built = subprocess.run(build, capture_output=True, text=True, timeout=1500, env={**os.environ, **git})
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     resolved = json.loads((package / "Package.resolved").read_text())["pins"]
     assert next(pin for pin in resolved if pin["identity"] == "swift-nio")["state"]["version"] == newer
-    binary = subprocess.run([*build, "--show-bin-path"], capture_output=True, text=True, timeout=120, check=True).stdout.strip()
+    binary = subprocess.run([*build, "--show-bin-path"], capture_output=True, text=True, timeout=120, check=True,
+                            env={**os.environ, **git}).stdout.strip()
     started = Example(os.path.join(binary, "EmbedExample")).wait_ready()
     try:
         async with connect(f"{started.ws}/shout?name=ada", open_timeout=5) as shout, connect(f"{started.ws}/msg", open_timeout=5) as chat:
