@@ -163,6 +163,8 @@ let package = Package(
                 // wss:// targets, to measure TLS handshakes and fan-out over TLS.
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                // The empty handler whose cost is the floor of Squall's HTTP routes.
+                .product(name: "Hummingbird", package: "hummingbird"),
             ]
         ),
         .executableTarget(

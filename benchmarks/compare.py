@@ -53,10 +53,13 @@ def install():
     return Path(bin_path) / "squall"
 
 
-def servers(squall):
+def servers(squall, server=None):
+    """Each server's command for a port; `server` is the Squall binary to serve with (the
+    freshly built one unless another is named, e.g. an earlier build for before/after)."""
     python = str(VENV / "bin" / "python")
+    server = server or squall
     return {
-        "Squall": lambda port: [str(squall), "serve", "--port", str(port), "--log-level", "error"],
+        "Squall": lambda port: [str(server), "serve", "--port", str(port), "--log-level", "error"],
         "Tornado (seed MsgHandler)": lambda port: [python, str(PEERS / "tornado_server.py"), str(port)],
         "Python websockets": lambda port: [python, str(PEERS / "websockets_server.py"), str(port)],
         "Node.js ws": lambda port: ["node", str(PEERS / "ws_server.js"), str(port)],
@@ -180,7 +183,7 @@ def measure(name, command, squall, scale):
     try:
         wait_listening(port, process)
         result = fanouts(squall, url, process, scale)
-        result["latency"] = bench(squall, url, "latency", "--subscribers", "1000", "--rate", "20", "--duration", str(scale["latencySeconds"]))
+        result["latency"] = quiet_chat(squall, url, process, scale["latencySeconds"])
         result["handshakes"] = handshakes(squall, url, process, scale["handshakes"])
     finally:
         stop(process)
@@ -188,6 +191,16 @@ def measure(name, command, squall, scale):
     result["idle"] = fresh_idle(command, squall, scale)
     result["idleDeflate"] = fresh_idle(command, squall, scale, deflate=True)
     return result
+
+
+def quiet_chat(squall, url, process, seconds):
+    """1,000 subscribers × 20 messages/s: a quiet chat, where there is nothing to batch and
+    every delivery is one write(2). Delay percentiles and the server's CPU per delivery, from
+    the first publish to the last delivery."""
+    run = bench(squall, url, "latency", "--subscribers", "1000", "--rate", "20", "--duration", str(seconds),
+                "--server-pid", str(process.pid))
+    run["serverCPUMicrosecondsPerDelivery"] = 1e6 * run["serverCPUSeconds"] / max(run["delivered"], 1)
+    return run
 
 
 def handshakes(squall, url, process, count):
@@ -223,19 +236,32 @@ def fresh_idle(command, squall, scale, deflate=False):
 
 
 def median_run(runs):
-    """The run whose 1,000-subscriber fan-out is the median of the runs."""
+    """The run whose 1,000-subscriber fan-out is the median of the runs; the quiet chat's
+    figures are each the median of the runs (its CPU per delivery moves by a quarter from run
+    to run on a shared machine, so one run's would say little)."""
     ordered = sorted(runs, key=lambda r: r["fanout1000"]["deliveriesPerSecond"])
-    return ordered[len(ordered) // 2]
+    chosen = dict(ordered[len(ordered) // 2])
+    if all("serverCPUMicrosecondsPerDelivery" in r["latency"] for r in runs):
+        chosen["latency"] = {
+            **chosen["latency"],
+            **{key: statistics.median(r["latency"][key] for r in runs)
+               for key in ("p50Milliseconds", "p99Milliseconds", "serverCPUMicrosecondsPerDelivery")},
+            "runs": [{key: r["latency"][key] for key in ("p50Milliseconds", "p99Milliseconds", "serverCPUMicrosecondsPerDelivery")}
+                     for r in runs],
+        }
+    return chosen
 
 
 def table(results):
-    rows = ["| server | fan-out 100 subs, deliveries/s | fan-out 1,000 subs | server CPU per delivery (1,000) | latency 1,000 × 20 msg/s, p50 / p99 | KiB per idle connection | … with permessage-deflate | handshakes/s after the runs before (server CPU each) | … on a fresh server |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| server | fan-out 100 subs, deliveries/s | fan-out 1,000 subs | server CPU per delivery (1,000) | quiet chat 1,000 × 20 msg/s: p50 / p99 | … server CPU per delivery | KiB per idle connection | … with permessage-deflate | handshakes/s after the runs before (server CPU each) | … on a fresh server |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
+        quiet = r["latency"].get("serverCPUMicrosecondsPerDelivery")
         rows.append(
             f"| {name} | {r['fanout100']['deliveriesPerSecond'] / 1000:.0f}k | {r['fanout1000']['deliveriesPerSecond'] / 1000:.0f}k"
             f" | {r['fanout1000']['serverCPUMicrosecondsPerDelivery']:.2f} µs"
             f" | {r['latency']['p50Milliseconds']:.1f} / {r['latency']['p99Milliseconds']:.1f} ms"
+            f" | {f'{quiet:.2f} µs' if quiet is not None else '–'}"
             f" | {r['idle']['kibPerConnection']:.1f} | {deflate_idle(r)} | {handshake_rate(r.get('handshakes'))} | {handshake_rate(r.get('handshakesFresh'))} |"
         )
     return "\n".join(rows)
@@ -304,6 +330,8 @@ def main():
     parser.add_argument("--only", nargs="*", help="servers to run (default: all)")
     parser.add_argument("--chart", metavar="RESULTS_JSON", help="only redraw the chart and table from a results file")
     parser.add_argument("--tls", action="store_true", help="Squall and Go gorilla over wss:// instead: fan-out and TLS handshakes")
+    parser.add_argument("--squall", metavar="BINARY", help="serve Squall with this binary (e.g. an earlier build, for before/after); the generator is always the fresh build")
+    parser.add_argument("--out", metavar="NAME", help="results file name under benchmarks/results/ (default: DATE.json)")
     args = parser.parse_args()
     if args.chart:
         results = json.loads(Path(args.chart).read_text())["results"]
@@ -319,17 +347,18 @@ def main():
     squall = install()
     if args.tls:
         return main_tls(args, squall, scale)
-    results = {}
-    for name, command in servers(squall).items():
-        if args.only and name not in args.only:
-            continue
-        runs = []
-        for run in range(args.runs):
+    chosen = {name: command for name, command in servers(squall, Path(args.squall) if args.squall else squall).items()
+              if not args.only or name in args.only}
+    # Round by round, every server once per round: a shared machine's speed drifts over minutes,
+    # and interleaving spreads the drift over all of them alike.
+    runs = {name: [] for name in chosen}
+    for run in range(args.runs):
+        for name, command in chosen.items():
             print(f"{name}: run {run + 1}/{args.runs}", file=sys.stderr)
-            runs.append(measure(name, command, squall, scale))
-        results[name] = median_run(runs)
+            runs[name].append(measure(name, command, squall, scale))
+    results = {name: median_run(runs[name]) for name in chosen}
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-    out = ROOT / "benchmarks" / "results" / f"{stamp}.json"
+    out = ROOT / "benchmarks" / "results" / (args.out or f"{stamp}.json")
     out.parent.mkdir(exist_ok=True)
     machine = {"date": stamp, "cpus": os.cpu_count(), "uname": " ".join(os.uname()), "runs": args.runs, "scale": scale}
     out.write_text(json.dumps({"machine": machine, "results": results}, indent=2))

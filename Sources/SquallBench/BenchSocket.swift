@@ -128,6 +128,8 @@ final class BenchSocket: ChannelInboundHandler, @unchecked Sendable {
     private var isOpen = false
     private(set) var context: ChannelHandlerContext?
     private var mask: [UInt8] = [0x37, 0xfa, 0x21, 0x3d]
+    /// Pings the server sent and this socket answered.
+    private(set) var pingsAnswered = 0
 
     init(target: BenchTarget, delegate: any BenchSocketDelegate) {
         self.target = target
@@ -218,6 +220,7 @@ final class BenchSocket: ChannelInboundHandler, @unchecked Sendable {
             case 0x8:
                 context.close(promise: nil)
             case 0x9:
+                pingsAnswered += 1
                 send(opcode: 0xA, payload: Array(payload), flush: true)
             default:
                 break

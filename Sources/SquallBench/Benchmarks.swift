@@ -49,7 +49,8 @@ public enum Benchmarks {
         subscribers: Int,
         rate: Int,
         duration: Duration,
-        size: Int = 64
+        size: Int = 64,
+        serverPID: Int32? = nil
     ) async throws -> LatencyResult {
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         let driver = LatencyDriver(size: max(size, 20))
@@ -57,13 +58,16 @@ public enum Benchmarks {
         let publisher = try await connect(target, on: loop, delegate: driver)
         defer { loop.execute { for socket in sockets + [publisher] { socket.close() } } }
         try await driver.warmUp(publisher: publisher, subscribers: subscribers, on: loop)
-        let usage = CPUUsage()
         let count = Int((Double(rate) * duration.seconds).rounded())  // trap-ok: squall bench checks rate and duration
         let interval = TimeAmount.nanoseconds(Int64(1e9 / Double(max(rate, 1))))  // trap-ok: at most 1e9
-        try await driver.publish(count, every: interval, on: publisher, loop: loop)
-        let deadline = ContinuousClock.now + .seconds(5)
-        while try await loop.submit({ driver.histogram.totalCount }).get() < UInt64(count * subscribers), ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(20))
+        // Measured from the first publish to the last delivery: the warm-up and connection
+        // set-up are not what a quiet chat costs.
+        let run = try await Measured.run(serverPID: serverPID) {
+            try await driver.publish(count, every: interval, on: publisher, loop: loop)
+            let deadline = ContinuousClock.now + .seconds(5)
+            while try await loop.submit({ driver.histogram.totalCount }).get() < UInt64(count * subscribers), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
         }
         let histogram = try await loop.submit { driver.histogram }.get()
         return LatencyResult(
@@ -74,7 +78,9 @@ public enum Benchmarks {
             p50: .microseconds(histogram.valueAtPercentile(50)),
             p99: .microseconds(histogram.valueAtPercentile(99)),
             max: .microseconds(histogram.max),
-            clientCPUSeconds: usage.elapsed()
+            seconds: run.seconds,
+            clientCPUSeconds: run.clientCPUSeconds,
+            serverCPUSeconds: run.serverCPUSeconds
         )
     }
 
@@ -120,16 +126,45 @@ public enum Benchmarks {
         }
     }
 
-    /// Idle connections: opens `count` and reports the growth of the server's resident memory
-    /// (read from `/proc/PID/status` of `serverPID`) per connection.
-    public static func idle(_ target: BenchTarget, count: Int, serverPID: Int32) async throws -> IdleResult {
+    /// Idle connections: opens `count`, holds them for `hold` while answering the server's pings,
+    /// then closes them all. Reports the server's resident memory (`/proc/PID/status`) and open
+    /// descriptors (`/proc/PID/fd`) before, while held and after closing; its CPU time while
+    /// held (what pings and sweeps cost: nothing else happens); and the pings answered.
+    public static func idle(_ target: BenchTarget, count: Int, serverPID: Int32, hold: Duration = .seconds(1)) async throws -> IdleResult {
         let loop = MultiThreadedEventLoopGroup.singleton.next()
-        let before = try residentKiB(of: serverPID)
+        let kibBefore = try residentKiB(of: serverPID)
+        let descriptorsBefore = try descriptors(of: serverPID)
         let sockets = try await openSockets(count, to: target, on: loop) { QuietDelegate() }
-        defer { loop.execute { for socket in sockets { socket.close() } } }
+        let pingsBefore = try await loop.submit { sockets.reduce(0) { $0 + $1.pingsAnswered } }.get()
+        let held = try await Measured.run(serverPID: serverPID) { try await Task.sleep(for: hold) }
+        let pings = try await loop.submit { sockets.reduce(0) { $0 + $1.pingsAnswered } }.get() - pingsBefore
+        let kibHeld = try residentKiB(of: serverPID)
+        let descriptorsHeld = try descriptors(of: serverPID)
+        try await loop.submit { for socket in sockets { socket.close() } }.get()
+        // The server closes its side as each close frame arrives: wait (bounded) until its
+        // descriptors are back where they started, then read what memory it kept.
+        let deadline = ContinuousClock.now + .seconds(30)
+        while try descriptors(of: serverPID) > descriptorsBefore, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+        }
         try await Task.sleep(for: .seconds(1))
-        let after = try residentKiB(of: serverPID)
-        return IdleResult(connections: sockets.count, serverKiBBefore: before, serverKiBAfter: after)
+        return IdleResult(
+            connections: sockets.count,
+            serverKiBBefore: kibBefore,
+            serverKiBAfter: kibHeld,
+            serverKiBClosed: try residentKiB(of: serverPID),
+            serverDescriptorsBefore: descriptorsBefore,
+            serverDescriptorsHeld: descriptorsHeld,
+            serverDescriptorsClosed: try descriptors(of: serverPID),
+            heldSeconds: held.seconds,
+            serverCPUSecondsHeld: held.serverCPUSeconds ?? 0,
+            pingsAnswered: pings
+        )
+    }
+
+    /// How many descriptors a process has open, from `/proc/PID/fd`.
+    static func descriptors(of pid: Int32) throws -> Int {
+        try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count
     }
 
     /// User plus system CPU time of a process, from `/proc/PID/stat`.
@@ -186,10 +221,14 @@ public struct LatencyResult: Sendable, Encodable, CustomStringConvertible {
     public let p50: Duration
     public let p99: Duration
     public let max: Duration
+    /// From the first publish to the last delivery.
+    public let seconds: Double
     public let clientCPUSeconds: Double
+    /// The server's CPU time over ``seconds``, when its process id was given.
+    public let serverCPUSeconds: Double?
 
     enum CodingKeys: String, CodingKey {
-        case subscribers, rate, expected, delivered, p50Milliseconds, p99Milliseconds, maxMilliseconds, clientCPUSeconds
+        case subscribers, rate, expected, delivered, p50Milliseconds, p99Milliseconds, maxMilliseconds, seconds, clientCPUSeconds, serverCPUSeconds
     }
 
     /// Encodes the percentiles in milliseconds.
@@ -202,14 +241,16 @@ public struct LatencyResult: Sendable, Encodable, CustomStringConvertible {
         try container.encode(p50.seconds * 1000, forKey: .p50Milliseconds)
         try container.encode(p99.seconds * 1000, forKey: .p99Milliseconds)
         try container.encode(max.seconds * 1000, forKey: .maxMilliseconds)
+        try container.encode(seconds, forKey: .seconds)
         try container.encode(clientCPUSeconds, forKey: .clientCPUSeconds)
+        try container.encodeIfPresent(serverCPUSeconds, forKey: .serverCPUSeconds)
     }
 
     public var description: String {
         """
         latency: \(subscribers) subscribers × \(rate) msg/s
           delivered \(delivered)/\(expected); p50 \(format(p50.seconds * 1000)) ms, p99 \(format(p99.seconds * 1000)) ms, max \(format(max.seconds * 1000)) ms
-          client CPU \(format(clientCPUSeconds)) s
+          client CPU \(format(clientCPUSeconds)) s\(serverCPUSeconds.map { "\n  server CPU \(format($0)) s = \(format(1e6 * $0 / Double(Swift.max(delivered, 1)))) µs per delivery" } ?? "")
         """
     }
 }
@@ -234,12 +275,27 @@ public struct HandshakeResult: Sendable, Encodable, CustomStringConvertible {
 public struct IdleResult: Sendable, Encodable, CustomStringConvertible {
     public let connections: Int
     public let serverKiBBefore: Int
+    /// While every connection was open.
     public let serverKiBAfter: Int
+    /// Once every connection had closed.
+    public let serverKiBClosed: Int
+    public let serverDescriptorsBefore: Int
+    public let serverDescriptorsHeld: Int
+    public let serverDescriptorsClosed: Int
+    public let heldSeconds: Double
+    /// The server's CPU time while the connections were held open and idle.
+    public let serverCPUSecondsHeld: Double
+    /// Pings the server sent while they were held, all answered.
+    public let pingsAnswered: Int
 
     public var kibPerConnection: Double { Double(serverKiBAfter - serverKiBBefore) / Double(max(connections, 1)) }
 
     public var description: String {
-        "idle: \(connections) connections; server RSS \(serverKiBBefore) → \(serverKiBAfter) KiB = \(format(kibPerConnection)) KiB per connection"
+        """
+        idle: \(connections) connections; server RSS \(serverKiBBefore) → \(serverKiBAfter) KiB = \(format(kibPerConnection)) KiB per connection
+          held \(format(heldSeconds)) s: server CPU \(format(serverCPUSecondsHeld)) s, \(pingsAnswered) pings answered\(pingsAnswered > 0 ? " (\(format(1e6 * serverCPUSecondsHeld / Double(pingsAnswered))) µs of server CPU per ping)" : "")
+          closed: server RSS \(serverKiBClosed) KiB, descriptors \(serverDescriptorsBefore) → \(serverDescriptorsHeld) → \(serverDescriptorsClosed)
+        """
     }
 }
 

@@ -55,15 +55,18 @@ extension Benchmarks {
         timeout: Duration = .seconds(60),
         serverPID: Int32? = nil,
         apiKey: String? = nil,
-        batch: Int = 100
+        batch: Int = 100,
+        timesDeliveries: Bool = true
     ) async throws -> PublishResult {
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         let run = PublishRun(
             loop: loop, total: messages, size: max(size, 20), window: transport.isHTTP ? 1 : max(window, 1),
-            batch: transport == .apiBatch ? max(1, batch) : 1)
-        let subscriber = try await connect((subscriberTarget ?? target).at(path: "/msg/\(channel)"), on: loop, delegate: run.subscriber)
+            batch: transport == .apiBatch ? max(1, batch) : 1, timesDeliveries: timesDeliveries)
         let targets = [target] + moreTargets
-        var sockets: [BenchSocket] = [subscriber]
+        var sockets: [BenchSocket] = []
+        if timesDeliveries {
+            sockets.append(try await connect((subscriberTarget ?? target).at(path: "/msg/\(channel)"), on: loop, delegate: run.subscriber))
+        }
         var http: [any Channel] = []
         defer {
             loop.execute {
@@ -176,6 +179,9 @@ private final class PublishRun: @unchecked Sendable {
     let window: Int
     /// Messages per request (`api-batch`); 1 otherwise.
     let batch: Int
+    /// Whether a subscriber times deliveries (and the run waits for them); without one, the
+    /// run is of acknowledgements alone, against any server with the HTTP route.
+    let timesDeliveries: Bool
     private(set) var acknowledged = 0
     private(set) var refused = 0
     private(set) var delivered = 0
@@ -187,19 +193,24 @@ private final class PublishRun: @unchecked Sendable {
     private var finished: EventLoopPromise<Void>?
     lazy var subscriber = Subscriber(run: self)
 
-    init(loop: any EventLoop, total: Int, size: Int, window: Int, batch: Int = 1) {
+    init(loop: any EventLoop, total: Int, size: Int, window: Int, batch: Int = 1, timesDeliveries: Bool = true) {
         self.loop = loop
         self.total = total
         self.size = size
         self.window = window
         self.batch = batch
+        self.timesDeliveries = timesDeliveries
     }
 
     /// One publish from each publisher, unmeasured, until the subscriber has seen one:
-    /// every connection is open and the subscriber is subscribed.
+    /// every connection is open and the subscriber is subscribed. Without a subscriber, one
+    /// from each publisher, answered.
     func warmUp(publishers: [Publisher]) async throws {
         let deadline = ContinuousClock.now + .seconds(10)
-        while try await loop.submit({ self.subscriber.warmedUp }).get() == false {
+        if !timesDeliveries {
+            try await loop.submit { for publisher in publishers { publisher.send(warmUp: true) } }.get()
+        }
+        while try await loop.submit({ self.timesDeliveries && !self.subscriber.warmedUp }).get() {
             guard ContinuousClock.now < deadline else { throw BenchError.warmUpTimedOut }
             try await loop.submit { for publisher in publishers where publisher.inFlight.isEmpty { publisher.send(warmUp: true) } }.get()
             try await Task.sleep(for: .milliseconds(100))
@@ -257,7 +268,7 @@ private final class PublishRun: @unchecked Sendable {
     }
 
     private func checkDone() {
-        if acknowledged + refused >= total && delivered >= acknowledged { finish() }
+        if acknowledged + refused >= total && (delivered >= acknowledged || !timesDeliveries) { finish() }
     }
 
     private func finish() {

@@ -10,7 +10,7 @@ import SquallBench
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure a WebSocket broadcast server on this machine (loopback only).",
-        subcommands: [Fanout.self, Latency.self, Handshakes.self, Idle.self, Publish.self]
+        subcommands: [Fanout.self, Latency.self, Handshakes.self, Idle.self, Publish.self, Floor.self]
     )
 
     /// The URL every benchmark takes; loopback only, since load goes nowhere else.
@@ -82,6 +82,7 @@ struct Bench: AsyncParsableCommand {
         @Option(help: "Messages per second (1–100000).") var rate = 20
         @Option(help: "Seconds to publish for (1–600).") var duration = 10
         @Option(help: "Bytes per message (20–1048576).") var size = 64
+        @Option(help: "The server's process id, to report its CPU time per delivery (Linux).") var serverPid: Int32?
 
         func validate() throws {
             try check(subscribers, in: 1...20_000, "subscribers")
@@ -91,7 +92,9 @@ struct Bench: AsyncParsableCommand {
         }
 
         func run() async throws {
-            try target.report(try await Benchmarks.latency(target.resolve(), subscribers: subscribers, rate: rate, duration: .seconds(duration), size: size))
+            try target.report(
+                try await Benchmarks.latency(
+                    target.resolve(), subscribers: subscribers, rate: rate, duration: .seconds(duration), size: size, serverPID: serverPid))
         }
     }
 
@@ -113,20 +116,23 @@ struct Bench: AsyncParsableCommand {
     }
 
     struct Idle: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Server memory per idle connection (reads /proc/PID/status).")
+        static let configuration = CommandConfiguration(
+            abstract: "Server memory per idle connection, CPU while they idle, and what is left once they close (reads /proc/PID).")
         @OptionGroup var target: Target
         @Option(help: "Connections to open (1–50000).") var connections = 10_000
         @Option(help: "The server's process id.") var serverPid: Int32
         @Flag(help: "Offer permessage-deflate as browsers do; fail unless the server accepts it.") var deflate = false
+        @Option(help: "Seconds to hold the connections open, answering pings, before closing them (1–600).") var hold = 1
 
         func validate() throws {
             try check(connections, in: 1...50_000, "connections")
+            try check(hold, in: 1...600, "hold")
         }
 
         func run() async throws {
             var target = try target.resolve()
             target.offersDeflate = deflate
-            try self.target.report(try await Benchmarks.idle(target, count: connections, serverPID: serverPid))
+            try self.target.report(try await Benchmarks.idle(target, count: connections, serverPID: serverPid, hold: .seconds(hold)))
         }
     }
 }
@@ -161,8 +167,11 @@ extension Bench {
         @Option(help: "The channel to publish to.") var channel = "bench-publish"
         @Option(help: "Give up after this many seconds (1–600).") var timeout = 120
         @Option(help: "The server's process id, to report its CPU time per publish (Linux).") var serverPid: Int32?
+        @Flag(help: "No subscriber: time acknowledgements only (HTTP), against any server with the route, e.g. squall bench floor.")
+        var noSubscriber = false
 
         func validate() throws {
+            if noSubscriber, transport == .ws { throw ValidationError("--no-subscriber is for the HTTP transports") }
             try check(publishers, in: 1...1000, "publishers")
             try check(messages, in: 1...10_000_000, "messages")
             try check(size, in: 20...65_536, "size")
@@ -180,7 +189,7 @@ extension Bench {
                 try await Benchmarks.publish(
                     first, moreTargets: Array(targets.dropFirst()), subscriberTarget: try subscriberUrl.map { try Bench.resolve($0) },
                     transport: transport, publishers: publishers, messages: messages, size: size, window: window, channel: channel,
-                    timeout: .seconds(timeout), serverPID: serverPid, apiKey: apiKey, batch: batch
+                    timeout: .seconds(timeout), serverPID: serverPid, apiKey: apiKey, batch: batch, timesDeliveries: !noSubscriber
                 ),
                 json: json
             )
@@ -189,6 +198,28 @@ extension Bench {
 }
 
 extension PublishTransport: ExpressibleByArgument {}
+
+extension Bench {
+    struct Floor: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Serve an empty POST /channels/NAME/messages (201) on 127.0.0.1: the framework's floor, for squall bench publish --no-subscriber.",
+            discussion:
+                "hummingbird: an empty Hummingbird handler, the framework of Squall's HTTP routes; nio: SwiftNIO's HTTP/1.1 pipeline answering in the event loop."
+        )
+        @Option(help: "hummingbird or nio.") var kind = FloorServer.Kind.hummingbird
+        @Option(help: "The port on 127.0.0.1.") var port = 8200
+
+        func validate() throws {
+            try check(port, in: 1...65_535, "port")
+        }
+
+        func run() async throws {
+            try await FloorServer.run(kind, port: port)
+        }
+    }
+}
+
+extension FloorServer.Kind: ExpressibleByArgument {}
 
 private func check(_ value: Int, in range: ClosedRange<Int>, _ name: String) throws {
     guard range.contains(value) else { throw ValidationError("--\(name) must be between \(range.lowerBound) and \(range.upperBound)") }
