@@ -14,8 +14,9 @@ import Synchronization
 /// - **Loop-confined.** Everything but ``closing`` is touched only on the channel's event loop
 ///   (hence `@unchecked Sendable`); other threads reach it through ``coalescer``.
 /// - **Batches.** Frames of one loop turn are written to the socket's queue as they come and
-///   flushed once at the end of the turn (``flushBatch()``), so the kernel gets them in one
-///   `writev(2)`; a control or close frame written meanwhile flushes them with it.
+///   flushed once, after the connection's last frame of the turn (``flushBatch()``), so the
+///   kernel gets them in one `writev(2)`; a control or close frame written meanwhile flushes
+///   them with it.
 /// - **Bounded.** Each frame must be admitted by the connection's ``OutboxAccount``, which counts
 ///   what the socket has not taken yet; a refused frame closes the connection with 1008.
 /// - **The state machine decides.** The connection's ``WebSocketStateMachine`` lives here (the
@@ -59,6 +60,9 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
     private var context: ChannelHandlerContext?
     /// Frames were written this turn and wait for ``flushBatch()``.
     private var batchOpen = false
+    /// Items of the coalescer's current drain still to come for this connection: kept by
+    /// ``WriteCoalescer`` so that the last one flushes (next to ``batchOpen``, in its padding).
+    var itemsLeftThisTurn: UInt32 = 0
     /// What was submitted before the 101 was written, while the machine says to hold it.
     private var held: [WriteCoalescer.Item] = []
 
@@ -98,27 +102,29 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
         self.context = nil
     }
 
-    /// Takes one submitted item on the loop.
-    /// - Returns: `true` when this opened the connection's batch for this turn: the caller
-    ///   calls ``flushBatch()`` once the turn's items are written.
-    func write(_ item: WriteCoalescer.Item) -> Bool {
+    /// Takes one submitted item on the loop. Frames stay in the socket's queue until the
+    /// connection's `last` item of the turn, which flushes them all: a connection that gets one
+    /// frame in a turn (a quiet chat's every delivery) is written and flushed in one pass of
+    /// the pipeline, while its objects are still in the cache.
+    func write(_ item: WriteCoalescer.Item, last: Bool) {
+        defer { if last { flushBatch() } }
         let decision = machine.write()
         if decision == .hold {
             held.append(item)  // still counted as queued: it is written on release
-            return false
+            return
         }
         if case .frame(let frame) = item { queuedBytes.subtract(frame.readableBytes, ordering: .relaxed) }
-        guard decision == .write, let context else { return false }
+        guard decision == .write, let context else { return }
         switch item {
         case .frame(let frame):
             let opensBatch = !batchOpen
-            // An account with nothing outstanding has nothing to settle: skip the lookup.
-            if opensBatch, outbox.messages > 0 { settleOutbox(context) }
+            if opensBatch { settleIfDue(context) }
             var admitted = outbox.admit(bytes: frame.readableBytes)
-            if !admitted, batchOpen {
+            if !admitted {
                 // The count may be stale: the kernel may have taken all of this turn's frames
-                // so far. Flush them and look once more before calling the client slow.
-                context.flush()
+                // so far, and everything before. Flush them and look once more before calling
+                // the client slow.
+                if batchOpen { context.flush() }
                 settleOutbox(context)
                 admitted = outbox.admit(bytes: frame.readableBytes)
             }
@@ -133,14 +139,18 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
                     ]
                 )
                 perform(machine.outboxOverflowed())
-                return false
+                return
+            }
+            if opensBatch, last {
+                context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+                settleIfDue(context)
+                reportFlush(context)
+                return
             }
             context.write(wrapOutboundOut(frame), promise: nil)
             batchOpen = true
-            return opensBatch
         case .close(let disconnect):
             perform(machine.close(disconnect))
-            return false
         }
     }
 
@@ -149,7 +159,7 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
         machine.upgraded()
         let items = held
         held = []
-        for item in items { _ = write(item) }
+        for item in items { write(item, last: false) }
         flushBatch()
     }
 
@@ -158,12 +168,23 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
         guard let context, batchOpen else { return }
         batchOpen = false
         context.flush()
-        settleOutbox(context)
+        settleIfDue(context)
         reportFlush(context)
     }
 
     private func reportFlush(_ context: ChannelHandlerContext) {
         if reportsFlushes { context.fireUserInboundEventTriggered(Flushed()) }
+    }
+
+    /// Messages the account counts before a flush settles it. Settling asks the socket what it
+    /// still holds, a lookup through NIO's chain of channel options that costs more than the
+    /// rest of a delivery's own work; a client that keeps up is settled once per this many
+    /// messages rather than at every one. The count only ever over-states what waits, and
+    /// nothing is refused before a fresh settle.
+    private static let settleAfter = 32
+
+    private func settleIfDue(_ context: ChannelHandlerContext) {
+        if outbox.messages >= Self.settleAfter { settleOutbox(context) }
     }
 
     /// Brings the outbox up to date with what the socket's queue still holds: the kernel takes
@@ -204,7 +225,7 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
         guard let context, machine.write() == .write else { return }
         batchOpen = false
         context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
-        settleOutbox(context)
+        settleIfDue(context)
         reportFlush(context)
     }
 

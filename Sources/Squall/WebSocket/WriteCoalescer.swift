@@ -5,9 +5,9 @@ import SquallCore
 import Synchronization
 
 /// Collects what is written to one event loop's WebSockets and writes it in one pass per loop
-/// turn: each connection's frames go to its socket's queue in order, then each connection that
-/// got any is flushed once — one `writev(2)` for all of its frames instead of one `write(2)` per
-/// frame. System calls, not encoding, bound a broadcast server, so this is where fan-out speed
+/// turn: each connection's frames go to its socket's queue in order, and each connection that
+/// got any is flushed once, after its last — one `writev(2)` for all of its frames instead of
+/// one `write(2)` per frame. System calls, not encoding, bound a broadcast server, so this is where fan-out speed
 /// comes from.
 ///
 /// Contracts:
@@ -34,7 +34,6 @@ final class WriteCoalescer: @unchecked Sendable {
     private let queue = Mutex(Queue())
     // Touched only on `loop` (this is why the class is @unchecked Sendable).
     private var spare: [(FrameWriter, Item)] = []
-    private var touched: [FrameWriter] = []
 
     private init(loop: any EventLoop) {
         self.loop = loop
@@ -62,11 +61,14 @@ final class WriteCoalescer: @unchecked Sendable {
             queue.drainScheduled = false
             swap(&queue.items, &items)
         }
-        for (writer, item) in items where writer.write(item) {
-            touched.append(writer)
+        // Each connection's last item of the turn flushes its frames (one `writev(2)`); counting
+        // them first lets that flush follow its writes at once, rather than in a second pass
+        // over every connection.
+        for (writer, _) in items { writer.itemsLeftThisTurn &+= 1 }
+        for (writer, item) in items {
+            writer.itemsLeftThisTurn &-= 1
+            writer.write(item, last: writer.itemsLeftThisTurn == 0)
         }
-        for writer in touched { writer.flushBatch() }
-        touched.removeAll(keepingCapacity: true)
         items.removeAll(keepingCapacity: true)
         spare = items
     }
