@@ -7,54 +7,92 @@ import Synchronization
 /// of a scheduled task per connection: an idle connection then costs a table entry rather than
 /// a timer and its closure, several times the size.
 ///
+/// It is a wheel: connections are dealt in turn into ``slotCount(for:)`` slots, and each tick
+/// (every interval ÷ slots) pings one slot. A million connections' pings then come as a steady
+/// stream — at 30 s, about 33,000 a second — rather than as one burst per interval that would
+/// hold the loop for as long as writing them all takes.
+///
 /// Contracts: everything but ``forLoop(_:interval:)`` runs on the loop (hence
-/// `@unchecked Sendable`); a connection is ticked every `interval` from the first tick after it
-/// registers; the timer stops when no connection is left and restarts with the next. Each tick's
-/// pings carry a fresh random ``nonce``: only a pong that echoes it answers the ping (RFC 6455
-/// §5.5.3), so a client cannot stay alive on unsolicited pongs without reading.
+/// `@unchecked Sendable`); a connection is ticked every `interval` from the first tick of its
+/// slot after it registers, whatever each tick costs (ticks keep to deadlines, not delays); the
+/// timer stops when no connection is left and restarts with the next. Each tick's pings carry a
+/// fresh random ``nonce``: only a pong that echoes it answers the ping (RFC 6455 §5.5.3), so a
+/// client cannot stay alive on unsolicited pongs without reading.
 final class PingTimer: @unchecked Sendable {
     private let loop: any EventLoop
-    private let interval: TimeAmount
-    private var members: [ObjectIdentifier: WebSocketFrameHandler] = [:]
-    private var task: RepeatedTask?
+    private let step: TimeAmount
+    private var slots: [[ObjectIdentifier: WebSocketFrameHandler]]
+    private var members = 0
+    /// The slot the next tick pings.
+    private var nextSlot = 0
+    /// The slot the next connection is dealt into.
+    private var nextDeal = 0
+    private var deadline = NIODeadline.now()
+    private var scheduled: Scheduled<Void>?
     /// The nonce of this tick's pings.
     private(set) var nonce: UInt64 = 0
     /// This tick's ping frame, carrying ``nonce``: made once per tick, written to every
-    /// connection on the loop.
+    /// connection of its slot.
     private(set) var frame = ByteBuffer()
+
+    /// Slots for `interval`: one tick every 10 ms at least apart, at most 64 slots.
+    static func slotCount(for interval: TimeAmount) -> Int {
+        max(1, min(64, Int(interval.nanoseconds / 10_000_000)))
+    }
 
     private init(loop: any EventLoop, interval: TimeAmount) {
         self.loop = loop
-        self.interval = interval
+        let slots = Self.slotCount(for: interval)
+        self.step = .nanoseconds(interval.nanoseconds / Int64(slots))
+        self.slots = Array(repeating: [:], count: slots)
     }
 
-    /// Ticks `handler` every interval until ``remove(_:)``.
-    func add(_ handler: WebSocketFrameHandler) {
-        members[ObjectIdentifier(handler)] = handler
-        if task == nil {
-            task = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [self] _ in
-                tick()
-            }
+    /// Ticks `handler` every interval until ``remove(_:slot:)``.
+    /// - Returns: its slot, for ``remove(_:slot:)``.
+    func add(_ handler: WebSocketFrameHandler) -> Int {
+        let slot = nextDeal
+        nextDeal = (nextDeal + 1) % slots.count
+        slots[slot][ObjectIdentifier(handler)] = handler
+        members += 1
+        if scheduled == nil {
+            deadline = .now()
+            scheduleTick()
+        }
+        return slot
+    }
+
+    /// Stops ticking `handler`, registered in `slot`.
+    func remove(_ handler: WebSocketFrameHandler, slot: Int) {
+        guard slots[slot].removeValue(forKey: ObjectIdentifier(handler)) != nil else { return }
+        members -= 1
+        if members == 0 {
+            scheduled?.cancel()
+            scheduled = nil
         }
     }
 
-    /// Stops ticking `handler`.
-    func remove(_ handler: WebSocketFrameHandler) {
-        members[ObjectIdentifier(handler)] = nil
-        if members.isEmpty {
-            task?.cancel()
-            task = nil
+    private func scheduleTick() {
+        // Behind by more than a whole turn of the wheel (the loop was stalled): start afresh
+        // rather than firing every missed tick at once.
+        let now = NIODeadline.now()
+        deadline = deadline + step < now - step * Int64(slots.count) ? now : deadline + step
+        scheduled = loop.scheduleTask(deadline: deadline) { [self] in
+            tick()
+            if members > 0 { scheduleTick() } else { scheduled = nil }
         }
     }
 
     private func tick() {
+        let slot = nextSlot
+        nextSlot = (nextSlot + 1) % slots.count
+        guard !slots[slot].isEmpty else { return }
         var generator = SystemRandomNumberGenerator()
         nonce = generator.next()
         var payload = ByteBuffer()
         payload.writeInteger(nonce)
         frame = WebSocketFrameBytes.frame(.ping, payload)
         // A tick may close connections, which removes them: iterate over a snapshot.
-        for handler in Array(members.values) { handler.pingTick() }
+        for handler in Array(slots[slot].values) { handler.pingTick() }
     }
 
     private struct Key: Hashable {

@@ -42,6 +42,8 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     private var paused = false
     /// The sink is behind: the socket is not read until it says ``ResumeReading``.
     private var sinkPaused = false
+    /// This connection's slot in ``pingTimer``'s wheel.
+    private var pingSlot: Int32 = 0
 
     /// Above this many bytes waiting for the client, no more of its frames are taken: NIO's
     /// default high watermark, past which the socket reports itself not writable — and so tells
@@ -63,13 +65,14 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         if let pingInterval = writer.settings.pingInterval {
-            pingTimer = PingTimer.forLoop(context.eventLoop, interval: TimeAmount(pingInterval))
-            pingTimer?.add(self)
+            let timer = PingTimer.forLoop(context.eventLoop, interval: TimeAmount(pingInterval))
+            pingSlot = Int32(truncatingIfNeeded: timer.add(self))
+            pingTimer = timer
         }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        pingTimer?.remove(self)
+        pingTimer?.remove(self, slot: Int(pingSlot))
         self.context = nil
     }
 
