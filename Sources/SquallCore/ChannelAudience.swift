@@ -14,7 +14,13 @@ struct ChannelAudience {
         var aheadOf: StreamPosition?
     }
 
-    var subscribers: [ObjectIdentifier: Member] = [:]
+    /// Changed only through ``add(_:)``, ``remove(_:)``, ``removeAll()`` and
+    /// ``caughtUp(_:)``, which keep ``watchers`` with it.
+    private(set) var subscribers: [ObjectIdentifier: Member] = [:]
+    /// The subscribers that watch presence. A join or leave is told to these alone, so that on
+    /// a channel nobody watches (the seed's chat) it costs nothing: walking every member for
+    /// each of them made opening N connections to one channel cost N² steps.
+    private var watchers: [ObjectIdentifier: any Subscriber] = [:]
     /// With a presence registry: the channel's members on other nodes, by id.
     var remote: [UUID: NodeMember] = [:]
     /// Changes not delivered to watchers yet.
@@ -41,8 +47,33 @@ struct ChannelAudience {
 
     /// Hands `event` to every subscriber that watches presence.
     func deliver(_ event: PresenceEvent) {
-        for subscription in subscribers.values where subscription.presenceEvents {
-            subscription.subscriber.receive(event)
-        }
+        for watcher in watchers.values { watcher.receive(event) }
+    }
+
+    /// Adds `member`, or replaces the subscriber's membership.
+    /// - Returns: whether it is new to the channel.
+    mutating func add(_ member: Member) -> Bool {
+        let key = ObjectIdentifier(member.subscriber)
+        let isNew = subscribers.updateValue(member, forKey: key) == nil
+        watchers[key] = member.presenceEvents ? member.subscriber : nil
+        return isNew
+    }
+
+    /// Removes the subscriber with `key`.
+    /// - Returns: its membership, if it had one.
+    mutating func remove(_ key: ObjectIdentifier) -> Member? {
+        watchers[key] = nil
+        return subscribers.removeValue(forKey: key)
+    }
+
+    /// Removes every subscriber on this node.
+    mutating func removeAll() {
+        subscribers.removeAll()
+        watchers.removeAll()
+    }
+
+    /// The subscriber with `key` is no longer ahead of the log.
+    mutating func caughtUp(_ key: ObjectIdentifier) {
+        subscribers[key]?.aheadOf = nil
     }
 }

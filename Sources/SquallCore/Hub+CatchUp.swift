@@ -113,10 +113,10 @@ extension Hub {
         for (key, member) in state.audience.subscribers {
             guard let ahead = member.aheadOf else { continue }
             if case .resumable = state.log.standing(of: ahead, now: time) {
-                state.audience.subscribers[key]?.aheadOf = nil
+                state.audience.caughtUp(key)
                 continue
             }
-            state.audience.subscribers.removeValue(forKey: key)
+            _ = state.audience.remove(key)
             member.subscriber.lost(state.log.channel, current: current)
             record(.leave(state.log.channel, member.member), isLocal: true, in: &state)
         }
@@ -138,7 +138,7 @@ extension Hub {
             member.subscriber.lost(channel, current: current)
             record(.leave(channel, member.member), isLocal: true, in: &state)
         }
-        state.audience.subscribers.removeAll()
+        state.audience.removeAll()
         wakePolls(&state)
         return waiting
     }

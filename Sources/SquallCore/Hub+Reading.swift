@@ -93,10 +93,8 @@ extension Hub {
         request.completion(.success(subscription))
         for message in replay { request.subscriber.receive(message) }
         if !replay.isEmpty { prune(&state, now: time) }  // the replay made copies
-        let key = ObjectIdentifier(request.subscriber)
-        let isNew = state.audience.subscribers[key] == nil
-        state.audience.subscribers[key] = ChannelAudience.Member(
-            subscriber: request.subscriber, member: request.member, presenceEvents: request.presenceEvents, aheadOf: aheadOf)
+        let isNew = state.audience.add(
+            ChannelAudience.Member(subscriber: request.subscriber, member: request.member, presenceEvents: request.presenceEvents, aheadOf: aheadOf))
         if isNew { record(.join(request.channel, request.member), isLocal: true, in: &state) }
         return aheadOf != nil
     }
@@ -109,7 +107,7 @@ extension Hub {
         let key = ObjectIdentifier(subscriber)
         guard let state = shard(channel).withLock({ $0[channel] }) else { return false }
         let remove: @Sendable (inout ChannelState.Locked) -> Bool = { state in
-            guard let removed = state.audience.subscribers.removeValue(forKey: key) else { return false }
+            guard let removed = state.audience.remove(key) else { return false }
             self.record(.leave(channel, removed.member), isLocal: true, in: &state)
             return true
         }
