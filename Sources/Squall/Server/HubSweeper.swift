@@ -3,10 +3,6 @@
 import ServiceLifecycle
 import SquallCore
 
-#if canImport(Glibc)
-    import Glibc
-#endif
-
 /// Prunes expired messages and forgets idle channels every `interval`, so that memory follows
 /// retention even on channels nobody publishes to or reads any more.
 ///
@@ -28,18 +24,7 @@ struct HubSweeper: Service {
             } catch {
                 return
             }
-            if await hub.sweepYielding() >= Self.trimAfter { Self.returnFreedMemory() }
+            if await hub.sweepYielding() >= Self.trimAfter { MemoryTrimmer.returnFreedMemory() }
         }
-    }
-
-    /// Returns the pages of freed memory to the system, where the allocator can: glibc's
-    /// `malloc_trim`, looked up at run time (it is not in Swift's Glibc module, and other C
-    /// libraries do not have it).
-    static func returnFreedMemory() {
-        #if canImport(Glibc)
-            typealias Trim = @convention(c) (Int) -> Int32
-            guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") else { return }
-            _ = unsafeBitCast(symbol, to: Trim.self)(0)
-        #endif
     }
 }

@@ -146,13 +146,19 @@ enum WebSocketHandshake {
             }
             let uri = text(target)
             guard !hasBody, upgradesToWebSocket, connectionUpgrade else { return .other }
+            // The kept fields live as long as the connection: in an array of their own size, not
+            // the dozen reserved while parsing (a client that sends only Host would otherwise
+            // hold 400 bytes for nothing).
+            var kept: [(String, String)] = []
+            kept.reserveCapacity(headers.count)
+            kept.append(contentsOf: headers)
             guard versions == ["13"] else {
                 return .malformedUpgrade(.unsupportedVersion(versions.joined(separator: ",")), uri: uri)
             }
             guard keys.count == 1 else { return .malformedUpgrade(.invalidKey, uri: uri) }
             return .upgrade(
                 UpgradeRequest(
-                    head: HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: HTTPHeaders(headers)),
+                    head: HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: HTTPHeaders(kept)),
                     key: keys[0],
                     extensionOffers: extensionOffers
                 )
