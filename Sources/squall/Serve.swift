@@ -31,7 +31,7 @@ struct Serve: AsyncParsableCommand {
         // main.swift has already sized the event-loop group from the same option (it must
         // happen before anything runs).
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler = DeferredMetadataLogHandler(label: label)
             handler.logLevel = settings.logLevel
             return handler
         }

@@ -36,8 +36,11 @@ public struct AccessPolicy: Sendable {
 
     /// The namespace `channel` is in, by name (`""` for the default one), and its options.
     public func namespace(of channel: ChannelName) -> (name: String, options: NamespaceOptions) {
+        // Asked several times per publish: without namespaces, nothing to look up; with them,
+        // the colon is found in the UTF-8 bytes, not by walking Characters.
+        guard !namespaces.isEmpty else { return ("", defaultNamespace) }
         let name = channel.description
-        guard let colon = name.firstIndex(of: ":") else { return ("", defaultNamespace) }
+        guard let colon = name.utf8.firstIndex(of: UInt8(ascii: ":")) else { return ("", defaultNamespace) }
         let prefix = String(name[..<colon])
         guard let options = namespaces[prefix] else { return ("", defaultNamespace) }
         return (prefix, options)

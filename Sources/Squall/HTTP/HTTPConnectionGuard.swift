@@ -51,7 +51,15 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var inputClosed = false
     /// The connection was answered with an error and is closing: nothing more is read.
     private var refused = false
+    /// When the connection is closed unless something re-arms it: ``NIODeadline/distantFuture``
+    /// while a request is being answered.
+    private var deadline = NIODeadline.distantFuture
+    /// The one task that enforces ``deadline``, and when it fires. Re-arming for a later
+    /// deadline leaves it be (it looks again when it fires, and goes back to sleep until the
+    /// new deadline): a keep-alive connection's every request moves the deadline, and
+    /// scheduling and cancelling a task each time was a measurable part of a request's cost.
     private var timer: Scheduled<Void>?
+    private var timerFires = NIODeadline.distantFuture
     private var writeTimer: Scheduled<Void>?
     /// Responses whose last part is queued but not yet with the kernel.
     private var endsQueued = 0
@@ -88,8 +96,7 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         guard !refused else { return }
         switch unwrapInboundIn(data) {
         case .head(let head):
-            timer?.cancel()
-            timer = nil
+            disarm()
             if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > limits.maxBodySize {
                 // Answered only when nothing else is: a 413 must not land inside another response.
                 guard inFlight == 0 else { return context.close(promise: nil) }
@@ -104,8 +111,7 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             }
         case .end:
             readingBody = false
-            timer?.cancel()
-            timer = nil
+            disarm()
             armIdleIfDone(context)
         case .body:
             break
@@ -182,7 +188,7 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Answers `error` as JSON and closes the connection, reading nothing more.
     private func refuse(_ error: APIError, context: ChannelHandlerContext) {
-        timer?.cancel()
+        disarm()
         refused = true
         let body = error.jsonBody
         var headers = HTTPHeaders(error.headers.map { ($0.name.rawName, $0.value) })
@@ -199,11 +205,29 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         arm(deadline: .now() + limits.writeTimeout, context: context)
     }
 
-    /// Closes the connection at `deadline` unless re-armed or cancelled first.
+    /// Closes the connection at `deadline` unless re-armed or disarmed first.
     private func arm(deadline: NIODeadline, context: ChannelHandlerContext) {
+        self.deadline = deadline
+        guard timer == nil || deadline < timerFires else { return }
         timer?.cancel()
-        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
-            context.close(promise: nil)
+        schedule(at: deadline, context: context)
+    }
+
+    /// No deadline until the next ``arm(deadline:context:)``; the task, if any, stays.
+    private func disarm() {
+        deadline = .distantFuture
+    }
+
+    private func schedule(at time: NIODeadline, context: ChannelHandlerContext) {
+        timerFires = time
+        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: time) { [self] in
+            timer = nil
+            timerFires = .distantFuture
+            if deadline <= .now() {
+                context.close(promise: nil)
+            } else if deadline != .distantFuture {
+                schedule(at: deadline, context: context)
+            }
         }
     }
 }

@@ -261,6 +261,7 @@ public struct SquallServer: Service, CustomStringConvertible {
                 services: [
                     listener,
                     HubSweeper(hub: hub, interval: .seconds(10)),
+                    MemoryTrimmer(openConnections: { [connections] in connections.count }),
                     KeyRefresher(policy: policy, logger: logger),
                     ExpirySweeper(connections: expiring),
                 ]
@@ -301,8 +302,18 @@ public struct SquallServer: Service, CustomStringConvertible {
                 metrics.refusedRequest(code)
                 metrics.recentRefusals.add(code.description, request)
             })
-        assets.add(to: router)
         let hub = self.hub
+        let (streams, disconnections) = (self.streams, self.disconnections)
+        // The channel routes first: Hummingbird's router tries a path's first component against
+        // each route's in the order they were added, and publishes and polls are the hot ones.
+        let departures = ClientDepartures()
+        PollingTransport(hub: hub, configuration: configuration, policy: policy, departures: departures, opens: subscriptions).add(to: router)
+        SSETransport(
+            hub: hub, configuration: configuration, policy: policy, departures: departures, subscriptions: subscriptions, users: users,
+            events: events, streams: streams, disconnections: disconnections
+        )
+        .add(to: router)
+        assets.add(to: router)
         router.get("/healthz") { _, _ in
             // Written by hand, keys sorted as everywhere else (JSONEncoder's order is unstable).
             var body = JSONText.Object()
@@ -330,7 +341,6 @@ public struct SquallServer: Service, CustomStringConvertible {
         }
         let metrics = self.metrics
         let hooks = self.policy.hooks
-        let (streams, disconnections) = (self.streams, self.disconnections)
         router.get("/metrics") { _, _ in
             // Every transport is named, so that one whose last connection closed reads 0.
             let connections = connections.countsByTransport.merging(["msg": 0, "sse": streams.count, "websocket": 0, "ws": 0]) { $0 + $1 }
@@ -340,13 +350,6 @@ public struct SquallServer: Service, CustomStringConvertible {
                     byteBuffer: metrics.render(
                         hub: hub, connections: connections, disconnections: disconnections, events: events, hooks: hooks)))
         }
-        let departures = ClientDepartures()
-        PollingTransport(hub: hub, configuration: configuration, policy: policy, departures: departures, opens: subscriptions).add(to: router)
-        SSETransport(
-            hub: hub, configuration: configuration, policy: policy, departures: departures, subscriptions: subscriptions, users: users,
-            events: events, streams: streams, disconnections: disconnections
-        )
-        .add(to: router)
 
         let commands = ServerCommands(
             hub: hub, users: users, pool: connections, streams: streams, broker: broker, maxReplyBytes: configuration.maxReplyBytes, node: node,
