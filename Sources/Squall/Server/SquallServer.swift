@@ -295,19 +295,23 @@ public struct SquallServer: Service, CustomStringConvertible {
         let assets = try StaticAssets()
         let connections = self.connections
         let router = Router(context: SquallRequestContext.self)
+        // Every HTTP refusal, from the router or the publish fast path, for /metrics and the
+        // admin page.
+        let refused: @Sendable (ErrorCode, String) -> Void = { [metrics] code, request in
+            metrics.refusedRequest(code)
+            metrics.recentRefusals.add(code.description, request)
+        }
         router.add(middleware: AccessLogMiddleware(logger: logger, addresses: configuration.clientAddresses))
         router.add(middleware: OriginMiddleware { [policy] in policy.current.origins })
         router.add(
-            middleware: JSONErrorMiddleware(maxMessageSize: configuration.maxMessageSize) { [metrics] code, request in
-                metrics.refusedRequest(code)
-                metrics.recentRefusals.add(code.description, request)
-            })
+            middleware: JSONErrorMiddleware(maxMessageSize: configuration.maxMessageSize, refused: refused))
         let hub = self.hub
         let (streams, disconnections) = (self.streams, self.disconnections)
         // The channel routes first: Hummingbird's router tries a path's first component against
         // each route's in the order they were added, and publishes and polls are the hot ones.
         let departures = ClientDepartures()
-        PollingTransport(hub: hub, configuration: configuration, policy: policy, departures: departures, opens: subscriptions).add(to: router)
+        let polling = PollingTransport(hub: hub, configuration: configuration, policy: policy, departures: departures, opens: subscriptions)
+        polling.add(to: router)
         SSETransport(
             hub: hub, configuration: configuration, policy: policy, departures: departures, subscriptions: subscriptions, users: users,
             events: events, streams: streams, disconnections: disconnections
@@ -410,7 +414,10 @@ public struct SquallServer: Service, CustomStringConvertible {
                 users: users,
                 metrics: metrics,
                 tls: tls,
-                logger: logger
+                logger: logger,
+                fastPublish: PublishFastPath.Route(
+                    transport: polling, serverName: configuration.serverHeader ? "Squall/\(version)" : nil, logger: logger,
+                    refused: refused)
             ),
             logger: logger,
             onListening: onListening

@@ -111,7 +111,7 @@ struct PollingTransport: Sendable {
     /// A request that would open `channel` from the store — a poll, a history read, a publish —
     /// takes a token from its client's subscribe bucket: over the rate it is refused (429)
     /// before the store is asked.
-    private func chargeOpening(_ channel: ChannelName, by client: @autoclosure () -> IPAddress?) throws(APIError) {
+    func chargeOpening(_ channel: ChannelName, by client: @autoclosure () -> IPAddress?) throws(APIError) {
         guard hub.opensFromStore(channel) else { return }
         try opens.charge(client(), action: "opened channels")
     }
@@ -197,7 +197,7 @@ struct PollingTransport: Sendable {
             headers: request.headers.map { ($0.name.canonicalName, $0.value) })
     }
 
-    private static let idempotencyKeyField = HTTPField.Name("Idempotency-Key")!  // trap-ok: a valid field name, written here
+    static let idempotencyKeyField = HTTPField.Name("Idempotency-Key")!  // trap-ok: a valid field name, written here
 
     /// A poll's `since`, `limit` and `wait`, each checked; `wait` defaults to, and is cut to,
     /// `maxWait`.
@@ -219,7 +219,7 @@ struct PollingTransport: Sendable {
         return limit
     }
 
-    private static func isBinary(_ contentType: String?) -> Bool {
+    static func isBinary(_ contentType: String?) -> Bool {
         contentType?.lowercased().hasPrefix("application/octet-stream") ?? false
     }
 

@@ -1,0 +1,249 @@
+// SPDX-License-Identifier: Apache-2.0
+
+import Foundation
+import HTTPTypes
+import Logging
+import NIOCore
+import NIOHTTP1
+import SquallCore
+import Synchronization
+
+/// `POST /channels/{name}/messages` answered in the event loop, in front of Hummingbird: the
+/// publish that backends make most, at a third of the CPU a request through Hummingbird's
+/// router, middleware and per-connection task costs (docs/benchmarks.md).
+///
+/// It takes the plainest requests only — HTTP/1.1 keep-alive with a `Content-Length`, no query,
+/// no `Origin`, `Expect`, `Authorization` or `Transfer-Encoding`, not from a trusted proxy, while
+/// tokens are not in use and no publish hook is set for the channel, and while no other request
+/// of the connection is in Hummingbird's hands — and hands every other request to Hummingbird
+/// unchanged, where ``PollingTransport/publish(_:context:)`` serves it.
+///
+/// Contracts:
+/// - **The same checks and answers** as ``PollingTransport/publish(_:context:)``, in the same
+///   order: the channel name, `Idempotency-Key`, the namespace's publish rule, the publish rate,
+///   the namespace's rate, the opening rate, the size, UTF-8; a refusal is the same JSON error,
+///   counted for `/metrics` and the admin page as ``JSONErrorMiddleware`` counts it; the 201 goes
+///   out once the hub has the message (with a store, after its commit); every request gets the
+///   access log line ``AccessLogMiddleware`` writes, and the `Date` and `Server` headers.
+/// - **In order.** Responses leave in request order: while this path answers, what the client
+///   pipelines behind is held (and the socket not read), then taken in turn; while Hummingbird
+///   answers, every request goes to it. ``HTTPConnectionGuard`` stays in front: timeouts, the
+///   body limit, parse errors.
+/// - **Shutdown waits.** A request to quiesce waits for the answer in progress.
+/// - Loop-confined, like every channel handler.
+final class PublishFastPath: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    /// What every connection's fast path shares.
+    struct Route: Sendable {
+        let transport: PollingTransport
+        /// The `Server` header, when the server sends one.
+        let serverName: String?
+        /// The access log's.
+        let logger: Logger
+        /// Told of each refusal, as ``JSONErrorMiddleware`` tells it: its code and the request.
+        let refused: @Sendable (ErrorCode, String) -> Void
+    }
+
+    private struct Pending {
+        let head: HTTPRequestHead
+        /// The channel named in the path, or why it is not a channel name.
+        let channel: Result<ChannelName, APIError>
+        var body: ByteBuffer
+        let start: ContinuousClock.Instant
+        let client: IPAddress?
+    }
+
+    private enum State {
+        case idle
+        case collecting(Pending)
+        case answering
+    }
+
+    private let route: Route
+    private var state = State.idle
+    /// Requests handed on to Hummingbird and not yet answered: while any is, this path takes
+    /// none (responses must go out in request order).
+    private var forwarded = 0
+    /// Parts that arrived while a request of this path was being answered.
+    private var held: [HTTPServerRequestPart] = []
+    private var readWanted = false
+    /// A request to quiesce that came while this path was answering: passed on after it.
+    private var quiesce: Any?
+
+    init(route: Route) {
+        self.route = route
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        if case .answering = state {
+            held.append(part)
+            return
+        }
+        take(part, context: context)
+    }
+
+    private func take(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch (state, part) {
+        case (.collecting(var pending), .body(var chunk)):
+            state = .idle  // the buffer is unique while it is appended to
+            pending.body.writeBuffer(&chunk)
+            state = .collecting(pending)
+        case (.collecting(let pending), .end):
+            state = .answering
+            answer(pending, context: context)
+        case (.idle, .head(let head)):
+            if forwarded == 0, let pending = qualify(head, context: context) {
+                state = .collecting(pending)
+            } else {
+                forwarded += 1
+                context.fireChannelRead(wrapInboundOut(part))
+            }
+        default:
+            context.fireChannelRead(wrapInboundOut(part))
+        }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) { forwarded -= 1 }
+        context.write(data, promise: promise)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if case .answering = state {
+            readWanted = true
+            return
+        }
+        context.read()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is ChannelShouldQuiesceEvent, !isIdle else { return context.fireUserInboundEventTriggered(event) }
+        quiesce = event
+    }
+
+    private var isIdle: Bool {
+        if case .idle = state { return true }
+        return false
+    }
+
+    private static let prefix = "/channels/".utf8
+    private static let suffix = "/messages".utf8
+
+    private func qualify(_ head: HTTPRequestHead, context: ChannelHandlerContext) -> Pending? {
+        guard head.method == .POST, head.version == .http1_1 else { return nil }
+        let uri = head.uri.utf8
+        guard uri.count > Self.prefix.count + Self.suffix.count, uri.starts(with: Self.prefix), uri.reversed().starts(with: Self.suffix.reversed())
+        else { return nil }
+        let start = uri.index(uri.startIndex, offsetBy: Self.prefix.count)
+        let end = uri.index(uri.endIndex, offsetBy: -Self.suffix.count)
+        let name = head.uri[start..<end]
+        guard !name.utf8.contains(UInt8(ascii: "/")), !name.utf8.contains(UInt8(ascii: "?")) else { return nil }
+        let headers = head.headers
+        guard !headers.contains(name: "origin"), !headers.contains(name: "expect"), !headers.contains(name: "authorization"),
+            !headers.contains(name: "transfer-encoding"), headers.contains(name: "content-length"), head.isKeepAlive
+        else { return nil }
+        let transport = route.transport
+        let access = transport.policy.current.access
+        guard access.keys.isEmpty, access.auth.mode == .optional else { return nil }
+        let peer = IPAddress(context.channel.remoteAddress)
+        guard !transport.configuration.clientAddresses.isTrustedProxy(peer) else { return nil }
+        let channel = Result { () throws(APIError) in try APIError.channel(String(name)) }
+        if case .success(let channel) = channel, transport.policy.hooks.url(.publish, channel: channel, in: access) != nil { return nil }
+        return Pending(head: head, channel: channel, body: context.channel.allocator.buffer(capacity: 0), start: .now, client: peer)
+    }
+
+    private func answer(_ pending: Pending, context: ChannelHandlerContext) {
+        let transport = route.transport
+        let loop = context.eventLoop
+        let bound = NIOLoopBound((self, context), eventLoop: loop)
+        do {
+            let channel = try pending.channel.get()
+            let access = transport.policy.current.access
+            let key = try pending.head.headers.first(name: "idempotency-key").map { text throws(APIError) in
+                guard let key = try? IdempotencyKey(text) else { throw APIError.invalidParameter("Idempotency-Key", IdempotencyKey.requirement) }
+                return key
+            }
+            try access.authorizePublish(channel, by: nil, subscribed: false)
+            let namespace = access.namespace(of: channel)
+            try transport.publishes.charge(pending.client, action: "published")
+            try transport.namespacePublishes.charge(namespace.name, pending.client)
+            try transport.chargeOpening(channel, by: pending.client)
+            let maxSize = min(transport.configuration.maxMessageSize, namespace.options.maxMessageSize ?? .max)
+            guard pending.body.readableBytes <= maxSize else { throw APIError.messageTooLarge(limit: maxSize) }
+            var bytes = ByteBufferAllocator().buffer(capacity: pending.body.readableBytes)
+            bytes.writeImmutableBuffer(pending.body)
+            let payload: Payload
+            if !PollingTransport.isBinary(pending.head.headers.first(name: "content-type")) {
+                guard String(validating: bytes.readableBytesView, as: UTF8.self) != nil else {
+                    throw APIError(.invalidUTF8, message: "a text body must be UTF-8; send binary as application/octet-stream")
+                }
+                payload = .text(utf8: bytes)
+            } else {
+                payload = .binary(bytes)
+            }
+            transport.hub.publish(payload, to: channel, idempotencyKey: key) { result in
+                let reply: @Sendable () -> Void = {
+                    let (handler, context) = bound.value
+                    switch result {
+                    case .success(let message):
+                        handler.respond(.created, body: ProtocolReply.published(message, type: nil), pending: pending, context: context)
+                    case .failure(let error):
+                        handler.respond(APIError(error), pending: pending, context: context)
+                    }
+                }
+                if loop.inEventLoop { reply() } else { loop.execute(reply) }
+            }
+        } catch let error as APIError {
+            respond(error, pending: pending, context: context)
+        } catch {
+            respond(APIError(.internalError, message: "\(error)"), pending: pending, context: context)
+        }
+    }
+
+    private func respond(_ error: APIError, pending: Pending, context: ChannelHandlerContext) {
+        route.refused(error.code, "POST \(pending.head.uri)")
+        var headers = HTTPHeaders(error.headers.map { ($0.name.rawName, $0.value) })
+        headers.add(name: "Content-Type", value: "application/json; charset=utf-8")
+        respond(HTTPResponseStatus(statusCode: Int(error.status.code)), body: error.jsonBody, headers: headers, pending: pending, context: context)
+    }
+
+    private func respond(
+        _ status: HTTPResponseStatus, body: ByteBuffer, headers: HTTPHeaders = ["Content-Type": "application/json; charset=utf-8"],
+        pending: Pending, context: ChannelHandlerContext
+    ) {
+        var headers = headers
+        headers.add(name: "Content-Length", value: String(body.readableBytes))
+        headers.add(name: "Date", value: DateHeader.now())
+        if let server = route.serverName { headers.add(name: "Server", value: server) }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        AccessLogMiddleware.log(
+            status: Int(status.code), method: "POST", uri: pending.head.uri, remote: pending.client?.description, since: pending.start,
+            logger: route.logger)
+        state = .idle
+        let parts = held
+        held = []
+        for part in parts {
+            if case .answering = state {
+                held.append(part)
+            } else {
+                take(part, context: context)
+            }
+        }
+        if isIdle, let event = quiesce {
+            quiesce = nil
+            context.fireUserInboundEventTriggered(event)
+        }
+        if case .answering = state { return }
+        if readWanted {
+            readWanted = false
+            context.read()
+        }
+    }
+}
