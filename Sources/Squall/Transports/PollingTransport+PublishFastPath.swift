@@ -29,7 +29,10 @@ import Synchronization
 ///   pipelines behind is held (and the socket not read), then taken in turn; while Hummingbird
 ///   answers, every request goes to it. ``HTTPConnectionGuard`` stays in front: timeouts, the
 ///   body limit, parse errors.
-/// - **Shutdown waits.** A request to quiesce waits for the answer in progress.
+/// - **Nothing overtakes an answer.** What arrives while this path answers — parts of requests
+///   pipelined behind, a request to quiesce, the client's end of input — waits (and the socket
+///   is not read), then goes on in order; nothing more is taken once a response or request says
+///   the connection closes, or once it has.
 /// - Loop-confined, like every channel handler.
 final class PublishFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
@@ -63,16 +66,24 @@ final class PublishFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         case answering
     }
 
+    /// What arrived while this path was answering, in order: request parts and events (a
+    /// request to quiesce, the client's end of input), passed on once it has answered.
+    private enum Held {
+        case part(HTTPServerRequestPart)
+        case event(Any)
+    }
+
     private let route: Route
     private var state = State.idle
     /// Requests handed on to Hummingbird and not yet answered: while any is, this path takes
     /// none (responses must go out in request order).
     private var forwarded = 0
-    /// Parts that arrived while a request of this path was being answered.
-    private var held: [HTTPServerRequestPart] = []
+    /// A response or request said the connection closes after it: nothing more is taken here.
+    private var closing = false
+    private var held: [Held] = []
     private var readWanted = false
-    /// A request to quiesce that came while this path was answering: passed on after it.
-    private var quiesce: Any?
+    /// Held items are being passed on: an answer made meanwhile leaves the rest to that pass.
+    private var replaying = false
 
     init(route: Route) {
         self.route = route
@@ -80,10 +91,7 @@ final class PublishFastPath: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
-        if case .answering = state {
-            held.append(part)
-            return
-        }
+        guard isIdleOrCollecting, held.isEmpty else { return held.append(.part(part)) }
         take(part, context: context)
     }
 
@@ -97,10 +105,11 @@ final class PublishFastPath: ChannelDuplexHandler, RemovableChannelHandler {
             state = .answering
             answer(pending, context: context)
         case (.idle, .head(let head)):
-            if forwarded == 0, let pending = qualify(head, context: context) {
+            if forwarded == 0, !closing, let pending = qualify(head, context: context) {
                 state = .collecting(pending)
             } else {
                 forwarded += 1
+                if !head.isKeepAlive { closing = true }
                 context.fireChannelRead(wrapInboundOut(part))
             }
         default:
@@ -109,26 +118,37 @@ final class PublishFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data) { forwarded -= 1 }
+        switch unwrapOutboundIn(data) {
+        case .head(let head) where head.headers[canonicalForm: "connection"].contains(where: { $0.lowercased() == "close" }): closing = true
+        case .end: forwarded -= 1
+        default: break
+        }
         context.write(data, promise: promise)
     }
 
     func read(context: ChannelHandlerContext) {
-        if case .answering = state {
+        guard isIdleOrCollecting, held.isEmpty else {
             readWanted = true
             return
         }
         context.read()
     }
 
+    /// Events keep their place among the parts: a client that ends its input after a publish
+    /// still gets its answer first, and so do requests it sent before.
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        guard event is ChannelShouldQuiesceEvent, !isIdle else { return context.fireUserInboundEventTriggered(event) }
-        quiesce = event
+        guard isIdleOrCollecting, held.isEmpty else { return held.append(.event(event)) }
+        context.fireUserInboundEventTriggered(event)
     }
 
     private var isIdle: Bool {
         if case .idle = state { return true }
         return false
+    }
+
+    private var isIdleOrCollecting: Bool {
+        if case .answering = state { return false }
+        return true
     }
 
     private static let prefix = "/channels/".utf8
@@ -142,7 +162,7 @@ final class PublishFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         let start = uri.index(uri.startIndex, offsetBy: Self.prefix.count)
         let end = uri.index(uri.endIndex, offsetBy: -Self.suffix.count)
         let name = head.uri[start..<end]
-        guard !name.utf8.contains(UInt8(ascii: "/")), !name.utf8.contains(UInt8(ascii: "?")) else { return nil }
+        guard !name.utf8.contains(where: { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }) else { return nil }
         let headers = head.headers
         guard !headers.contains(name: "origin"), !headers.contains(name: "expect"), !headers.contains(name: "authorization"),
             !headers.contains(name: "transfer-encoding"), headers.contains(name: "content-length"), head.isKeepAlive
@@ -164,7 +184,9 @@ final class PublishFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         do {
             let channel = try pending.channel.get()
             let access = transport.policy.current.access
-            let key = try pending.head.headers.first(name: "idempotency-key").map { text throws(APIError) in
+            // Several fields are one value joined with ", ", as HTTPFields gives the router.
+            let keys = pending.head.headers["idempotency-key"]
+            let key = try (keys.isEmpty ? nil : keys.joined(separator: ", ")).map { text throws(APIError) in
                 guard let key = try? IdempotencyKey(text) else { throw APIError.invalidParameter("Idempotency-Key", IdempotencyKey.requirement) }
                 return key
             }
@@ -227,23 +249,23 @@ final class PublishFastPath: ChannelDuplexHandler, RemovableChannelHandler {
             status: Int(status.code), method: "POST", uri: pending.head.uri, remote: pending.client?.description, since: pending.start,
             logger: route.logger)
         state = .idle
-        let parts = held
-        held = []
-        for part in parts {
-            if case .answering = state {
-                held.append(part)
-            } else {
-                take(part, context: context)
+        // An answer made while held items are passed on (the store answered at once) leaves
+        // the rest to that pass, which goes on after it.
+        guard !replaying else { return }
+        replaying = true
+        defer { replaying = false }
+        var passedOn = false
+        while !held.isEmpty, isIdleOrCollecting, context.channel.isActive {
+            switch held.removeFirst() {
+            case .part(let part): take(part, context: context)
+            case .event(let event): context.fireUserInboundEventTriggered(event)
             }
+            passedOn = true
         }
-        if isIdle, let event = quiesce {
-            quiesce = nil
-            context.fireUserInboundEventTriggered(event)
-        }
-        if case .answering = state { return }
-        if readWanted {
-            readWanted = false
-            context.read()
-        }
+        // Parts passed on outside a read reach Hummingbird's handler only with a read-complete.
+        if passedOn { context.fireChannelReadComplete() }
+        guard isIdleOrCollecting, held.isEmpty, readWanted else { return }
+        readWanted = false
+        context.read()
     }
 }
