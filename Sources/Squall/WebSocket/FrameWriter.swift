@@ -60,9 +60,9 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
     private var context: ChannelHandlerContext?
     /// Frames were written this turn and wait for ``flushBatch()``.
     private var batchOpen = false
-    /// Items of the coalescer's current drain still to come for this connection: kept by
-    /// ``WriteCoalescer`` so that the last one flushes (next to ``batchOpen``, in its padding).
-    var itemsLeftThisTurn: UInt32 = 0
+    /// The last turn of its ``WriteCoalescer`` that this connection was given an item in: read
+    /// and written only under that coalescer's lock (next to ``batchOpen``, in its padding).
+    var queuedTurn: UInt32 = 0
     /// What was submitted before the 101 was written, while the machine says to hold it.
     private var held: [WriteCoalescer.Item] = []
 
@@ -106,15 +106,17 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
     /// connection's `last` item of the turn, which flushes them all: a connection that gets one
     /// frame in a turn (a quiet chat's every delivery) is written and flushed in one pass of
     /// the pipeline, while its objects are still in the cache.
-    func write(_ item: WriteCoalescer.Item, last: Bool) {
+    /// - Returns: `true` when this opened the connection's batch for this turn: the caller
+    ///   calls ``flushBatch()`` once the turn's items are written (unless `last` did).
+    func write(_ item: WriteCoalescer.Item, last: Bool) -> Bool {
         defer { if last { flushBatch() } }
         let decision = machine.write()
         if decision == .hold {
             held.append(item)  // still counted as queued: it is written on release
-            return
+            return false
         }
         if case .frame(let frame) = item { queuedBytes.subtract(frame.readableBytes, ordering: .relaxed) }
-        guard decision == .write, let context else { return }
+        guard decision == .write, let context else { return false }
         switch item {
         case .frame(let frame):
             let opensBatch = !batchOpen
@@ -139,18 +141,20 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
                     ]
                 )
                 perform(machine.outboxOverflowed())
-                return
+                return false
             }
             if opensBatch, last {
                 context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
                 settleIfDue(context)
                 reportFlush(context)
-                return
+                return false
             }
             context.write(wrapOutboundOut(frame), promise: nil)
             batchOpen = true
+            return opensBatch
         case .close(let disconnect):
             perform(machine.close(disconnect))
+            return false
         }
     }
 
@@ -159,7 +163,7 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
         machine.upgraded()
         let items = held
         held = []
-        for item in items { write(item, last: false) }
+        for item in items { _ = write(item, last: false) }
         flushBatch()
     }
 
@@ -181,10 +185,12 @@ final class FrameWriter: ChannelOutboundHandler, @unchecked Sendable {
     /// rest of a delivery's own work; a client that keeps up is settled once per this many
     /// messages rather than at every one. The count only ever over-states what waits, and
     /// nothing is refused before a fresh settle.
+    /// (Half the account's limit when that is smaller, so that a small limit still sees the
+    /// socket drain before it refuses.)
     private static let settleAfter = 32
 
     private func settleIfDue(_ context: ChannelHandlerContext) {
-        if outbox.messages >= Self.settleAfter { settleOutbox(context) }
+        if outbox.messages >= min(Self.settleAfter, max(1, outbox.limits.maxMessages / 2)) { settleOutbox(context) }
     }
 
     /// Brings the outbox up to date with what the socket's queue still holds: the kernel takes

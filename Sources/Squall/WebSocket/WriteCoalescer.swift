@@ -4,10 +4,9 @@ import NIOCore
 import SquallCore
 import Synchronization
 
-/// Collects what is written to one event loop's WebSockets and writes it in one pass per loop
-/// turn: each connection's frames go to its socket's queue in order, and each connection that
-/// got any is flushed once, after its last — one `writev(2)` for all of its frames instead of
-/// one `write(2)` per frame. System calls, not encoding, bound a broadcast server, so this is where fan-out speed
+/// Collects what is written to one event loop's WebSockets and writes it once per loop turn:
+/// each connection's frames go to its socket's queue in order, and each connection that got any
+/// is flushed once — one `writev(2)` for all of its frames instead of one `write(2)` per frame. System calls, not encoding, bound a broadcast server, so this is where fan-out speed
 /// comes from.
 ///
 /// Contracts:
@@ -28,12 +27,17 @@ final class WriteCoalescer: @unchecked Sendable {
     private struct Queue {
         var items: [(FrameWriter, Item)] = []
         var drainScheduled = false
+        /// This turn's number, which each writer's ``FrameWriter/queuedTurn`` is compared with.
+        var turn: UInt32 = 1
+        /// Some connection has more than one item this turn.
+        var repeats = false
     }
 
     let loop: any EventLoop
     private let queue = Mutex(Queue())
     // Touched only on `loop` (this is why the class is @unchecked Sendable).
     private var spare: [(FrameWriter, Item)] = []
+    private var touched: [FrameWriter] = []
 
     private init(loop: any EventLoop) {
         self.loop = loop
@@ -43,6 +47,7 @@ final class WriteCoalescer: @unchecked Sendable {
     func submit(_ item: Item, for writer: FrameWriter) {
         let schedule = queue.withLock { queue in
             queue.items.append((writer, item))
+            if writer.queuedTurn == queue.turn { queue.repeats = true } else { writer.queuedTurn = queue.turn }
             guard !queue.drainScheduled else { return false }
             queue.drainScheduled = true
             return true
@@ -57,17 +62,24 @@ final class WriteCoalescer: @unchecked Sendable {
         // turn's items are written, and neither array is reallocated turn after turn.
         var items = spare
         spare = []
-        queue.withLock { queue in
+        let repeats = queue.withLock { queue in
             queue.drainScheduled = false
             swap(&queue.items, &items)
+            defer { (queue.turn, queue.repeats) = (queue.turn &+ 1, false) }
+            return queue.repeats
         }
-        // Each connection's last item of the turn flushes its frames (one `writev(2)`); counting
-        // them first lets that flush follow its writes at once, rather than in a second pass
-        // over every connection.
-        for (writer, _) in items { writer.itemsLeftThisTurn &+= 1 }
-        for (writer, item) in items {
-            writer.itemsLeftThisTurn &-= 1
-            writer.write(item, last: writer.itemsLeftThisTurn == 0)
+        if repeats {
+            // Several frames for some connection (a busy channel): every frame to its socket's
+            // queue, then one flush per connection, one `writev(2)` for all of its frames.
+            for (writer, item) in items where writer.write(item, last: false) {
+                touched.append(writer)
+            }
+            for writer in touched { writer.flushBatch() }
+            touched.removeAll(keepingCapacity: true)
+        } else {
+            // One frame per connection (a quiet chat): each written and flushed in one pass of
+            // its pipeline, while its objects are in the cache.
+            for (writer, item) in items { _ = writer.write(item, last: true) }
         }
         items.removeAll(keepingCapacity: true)
         spare = items
