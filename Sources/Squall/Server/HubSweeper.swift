@@ -24,7 +24,7 @@ struct HubSweeper: Service {
             } catch {
                 return
             }
-            if await hub.sweepYielding() >= Self.trimAfter { MemoryTrimmer.returnFreedMemory() }
+            if await hub.sweepYielding() >= Self.trimAfter { await MemoryTrimmer.returnFreedMemory() }
         }
     }
 }

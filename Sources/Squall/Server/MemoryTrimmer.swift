@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 
+import NIOPosix
 import ServiceLifecycle
 
 #if canImport(Glibc)
@@ -12,8 +13,8 @@ import ServiceLifecycle
 /// held 19,000 connections stays as large as it was then, its freed memory kept in the
 /// allocator's arenas for connections that may never come back.
 ///
-/// Contract: it only reads a count and, rarely, trims — on its own task, never on an event
-/// loop (a trim walks the free memory of the whole heap).
+/// Contract: it only reads a count and, rarely, trims — on NIO's thread pool, never on an event
+/// loop (a trim walks the free memory of the whole heap, and tasks here run on the loops).
 struct MemoryTrimmer: Service {
     /// How many connections are open now.
     let openConnections: @Sendable () -> Int
@@ -31,7 +32,7 @@ struct MemoryTrimmer: Service {
             }
             let open = openConnections()
             if highest - open >= Self.trimAfter {
-                Self.returnFreedMemory()
+                await Self.returnFreedMemory()
                 highest = open
             } else {
                 highest = max(highest, open)
@@ -42,11 +43,14 @@ struct MemoryTrimmer: Service {
     /// Returns the pages of freed memory to the system, where the allocator can: glibc's
     /// `malloc_trim`, looked up at run time (it is not in Swift's Glibc module, and other C
     /// libraries do not have it).
-    static func returnFreedMemory() {
-        #if canImport(Glibc)
-            typealias Trim = @convention(c) (Int) -> Int32
-            guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") else { return }
-            _ = unsafeBitCast(symbol, to: Trim.self)(0)
-        #endif
+    /// On NIO's thread pool, away from the event loops.
+    static func returnFreedMemory() async {
+        try? await NIOThreadPool.singleton.runIfActive {
+            #if canImport(Glibc)
+                typealias Trim = @convention(c) (Int) -> Int32
+                guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") else { return }
+                _ = unsafeBitCast(symbol, to: Trim.self)(0)
+            #endif
+        }
     }
 }

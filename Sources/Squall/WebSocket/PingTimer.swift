@@ -72,10 +72,9 @@ final class PingTimer: @unchecked Sendable {
     }
 
     private func scheduleTick() {
-        // Behind by more than a whole turn of the wheel (the loop was stalled): start afresh
-        // rather than firing every missed tick at once.
-        let now = NIODeadline.now()
-        deadline = deadline + step < now - step * Int64(slots.count) ? now : deadline + step
+        // Behind (the loop was stalled): the wheel's schedule moves by the stall rather than
+        // firing the missed ticks at once, so every slot still gets a whole interval to answer.
+        deadline = max(deadline + step, .now())
         scheduled = loop.scheduleTask(deadline: deadline) { [self] in
             tick()
             if members > 0 { scheduleTick() } else { scheduled = nil }
