@@ -330,7 +330,8 @@ def main():
     parser.add_argument("--only", nargs="*", help="servers to run (default: all)")
     parser.add_argument("--chart", metavar="RESULTS_JSON", help="only redraw the chart and table from a results file")
     parser.add_argument("--tls", action="store_true", help="Squall and Go gorilla over wss:// instead: fan-out and TLS handshakes")
-    parser.add_argument("--squall", metavar="BINARY", help="serve Squall with this binary (e.g. an earlier build, for before/after); the generator is always the fresh build")
+    parser.add_argument("--squall", metavar="BINARY", help="serve Squall with this binary (e.g. an earlier build); the generator is always the fresh build")
+    parser.add_argument("--before", metavar="BINARY", help="also measure this build as \"Squall before\", in the same rounds (before/after)")
     parser.add_argument("--out", metavar="NAME", help="results file name under benchmarks/results/ (default: DATE.json)")
     args = parser.parse_args()
     if args.chart:
@@ -349,6 +350,8 @@ def main():
         return main_tls(args, squall, scale)
     chosen = {name: command for name, command in servers(squall, Path(args.squall) if args.squall else squall).items()
               if not args.only or name in args.only}
+    if args.before:
+        chosen = {"Squall before": servers(squall, Path(args.before))["Squall"], **chosen}
     # Round by round, every server once per round: a shared machine's speed drifts over minutes,
     # and interleaving spreads the drift over all of them alike.
     runs = {name: [] for name in chosen}

@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """Squall's HTTP publish beside its framework's floor, in one command:
 
-    python3 benchmarks/http.py            # 5 alternating rounds, medians
-    python3 benchmarks/http.py --quick    # 2 rounds, fewer requests
+    python3 benchmarks/http_publish.py            # 5 alternating rounds, medians
+    python3 benchmarks/http_publish.py --quick    # 2 rounds, fewer requests
 
 Each server runs on core 0 (`taskset -c 0`, one event loop thread) and `squall bench publish
 --transport http --no-subscriber` (release build) on core 1: 16 keep-alive connections, one
@@ -58,6 +58,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds; medians are reported (default 5)")
     parser.add_argument("--quick", action="store_true", help="2 rounds of 10,000 requests")
     parser.add_argument("--squall", metavar="BINARY", help="serve Squall with this binary (the generator is always the fresh build)")
+    parser.add_argument("--before", metavar="BINARY", help="also measure this build as \"Squall before\", in the same rounds")
     args = parser.parse_args()
     generator = build()
     server = Path(args.squall) if args.squall else generator
@@ -67,6 +68,9 @@ def main():
         "empty Hummingbird handler": lambda port: [str(generator), "bench", "floor", "--kind", "hummingbird", "--port", str(port)],
         "SwiftNIO HTTP/1.1, answered in the loop": lambda port: [str(generator), "bench", "floor", "--kind", "nio", "--port", str(port)],
     }
+    if args.before:
+        servers = {"Squall before": lambda port: [args.before, "serve", "--port", str(port), "--log-level", "error", "--publish-rate", "off"],
+                   **servers}
     runs = {name: [] for name in servers}
     for index in range(rounds):
         for name, command in servers.items():
@@ -85,7 +89,7 @@ def main():
     out = ROOT / "benchmarks" / "results" / f"{stamp}-http.json"
     out.parent.mkdir(exist_ok=True)
     machine = {"date": stamp, "cpus": os.cpu_count(), "uname": " ".join(os.uname()), "rounds": rounds, "requests": requests,
-               "squall": str(server)}
+               "squall": str(server), "before": args.before}
     out.write_text(json.dumps({"machine": machine, "results": results}, indent=2))
     print("| server, POST /channels/C/messages, 16 keep-alive connections | server CPU per request (median; each round) | requests/s | p99 |")
     print("|---|---|---|---|")

@@ -47,7 +47,7 @@ def release_binary():
     return Path(bin_path) / "squall"
 
 
-def measure(squall, store, transport, runs, messages):
+def measure(squall, generator, store, transport, runs, messages):
     with tempfile.TemporaryDirectory() as directory:
         store_arg = "memory" if store == "memory" else f"sqlite:{directory}/bench.sqlite"
         port = free_port()
@@ -58,7 +58,7 @@ def measure(squall, store, transport, runs, messages):
             wait_listening(port, server)
             results = []
             for run in range(runs):
-                result = bench(squall, f"ws://127.0.0.1:{port}/ws", "publish", "--transport", transport, "--publishers", "16",
+                result = bench(generator, f"ws://127.0.0.1:{port}/ws", "publish", "--transport", transport, "--publishers", "16",
                                "--messages", str(messages), "--size", "64", "--window", "16", "--channel", f"{transport}-{run}",
                                "--server-pid", str(server.pid), "--api-key", API_KEY, "--batch", "100")
                 if result["acknowledged"] != messages or result["delivered"] != messages:
@@ -105,18 +105,22 @@ def main():
                         help="which to measure, comma-separated; rows already in the day's results file are kept")
     parser.add_argument("--transports", default="ws,http,api,api-batch",
                         help="for memory and SQLite, comma-separated: ws, http, api (POST /api/publish), api-batch (POST /api/batch)")
+    parser.add_argument("--squall", metavar="BINARY", help="serve with this build (e.g. an earlier one); the generator is always the fresh build")
+    parser.add_argument("--label", help="prefix for this run's rows, e.g. before")
     options = parser.parse_args()
     stores = options.stores.split(",")
     messages = 10_000 if options.quick else 100_000
-    squall = release_binary()
-    table = {f"{store} over {transport}": measure(squall, store, transport, options.runs, messages)
+    generator = release_binary()
+    squall = Path(options.squall) if options.squall else generator
+    prefix = f"{options.label}: " if options.label else ""
+    table = {f"{prefix}{store} over {transport}": measure(squall, generator, store, transport, options.runs, messages)
              for store in ["memory", "sqlite"] if store in stores for transport in options.transports.split(",")}
     if "postgres" in stores:
         database = options.postgres or subprocess.run(["bash", str(ROOT / "scripts/postgres")], check=True,
                                                       capture_output=True, text=True).stdout.strip()
         for transport in ["ws", "http"]:
-            table[f"postgres, two nodes, over {transport}"] = measure_postgres(squall, database, transport, options.runs, messages, False)
-        table["postgres, node 1 → node 2, over ws"] = measure_postgres(squall, database, "ws", options.runs, messages, True)
+            table[f"{prefix}postgres, two nodes, over {transport}"] = measure_postgres(squall, database, transport, options.runs, messages, False)
+        table[f"{prefix}postgres, node 1 → node 2, over ws"] = measure_postgres(squall, database, "ws", options.runs, messages, True)
     results = ROOT / "benchmarks" / "results"
     results.mkdir(exist_ok=True)
     path = results / f"{datetime.now(timezone.utc):%Y-%m-%d}-publish.json"

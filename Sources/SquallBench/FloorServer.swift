@@ -9,7 +9,7 @@ import NIOPosix
 /// `POST /channels/{name}/messages` with an empty 201 and do nothing else — no origin, rate,
 /// size or idempotency check, no publish, no store. What they cost per request is the floor of
 /// their framework on this machine, measured with the same generator in the same run as
-/// Squall (`benchmarks/http.py`). They serve 127.0.0.1 only, on one event loop thread.
+/// Squall (`benchmarks/http_publish.py`). They serve 127.0.0.1 only, on one event loop thread.
 public enum FloorServer {
     /// Which floor.
     public enum Kind: String, Sendable, CaseIterable {
