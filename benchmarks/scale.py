@@ -51,9 +51,9 @@ def build():
     return Path(out) / "squall"
 
 
-def serve(squall, *flags):
+def serve(server, *flags):
     port = free_port()
-    process = subprocess.Popen(["taskset", "-c", "0", str(squall), "serve", "--port", str(port), "--log-level", "error", *flags],
+    process = subprocess.Popen(["taskset", "-c", "0", str(server), "serve", "--port", str(port), "--log-level", "error", *flags],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_listening(port, process)
     return process, port
@@ -84,9 +84,10 @@ class HealthProbe(threading.Thread):
                 pass
 
 
-def idle(squall, connections, hold, *flags, probe=False):
-    """`connections` idle connections held `hold` seconds on a fresh server started with `flags`."""
-    process, port = serve(squall, *flags)
+def idle(squall, server, connections, hold, *flags, probe=False):
+    """`connections` idle connections held `hold` seconds on a fresh `server` started with
+    `flags`; `squall` generates the load."""
+    process, port = serve(server, *flags)
     health = HealthProbe(port, process.pid, connections) if probe else None
     try:
         if health:
@@ -104,9 +105,9 @@ def idle(squall, connections, hold, *flags, probe=False):
     return run
 
 
-def fanout(squall, connections, messages):
-    """Fan-out to 1,000 subscribers, then to `connections`, on one fresh server."""
-    process, port = serve(squall)
+def fanout(squall, server, connections, messages):
+    """Fan-out to 1,000 subscribers, then to `connections`, on one fresh `server`."""
+    process, port = serve(server)
     url = f"ws://127.0.0.1:{port}/msg"
     try:
         result = {}
@@ -171,24 +172,25 @@ def main():
     parser.add_argument("--connections", type=int, default=19_000, help="most connections (default 19,000; capped by the descriptor limit)")
     parser.add_argument("--hold", type=int, default=30, help="seconds the ping and sweep runs hold the connections (default 30)")
     parser.add_argument("--quick", action="store_true", help="2,000 connections, short holds")
-    parser.add_argument("--squall", metavar="BINARY", help="serve with this binary instead of a fresh release build")
+    parser.add_argument("--squall", metavar="BINARY", help="serve with this binary (e.g. an earlier build); the generator is always the fresh build")
     args = parser.parse_args()
-    squall = Path(args.squall) if args.squall else build()
+    squall = build()
+    server = Path(args.squall) if args.squall else squall
     top = ceiling(2000 if args.quick else args.connections)
     hold = 5 if args.quick else args.hold
     steps = sorted({n for n in (1000, 5000, 10_000) if n < top} | {top})
     # The interval at which `top` connections make the pings a million make at 30 s.
     interval = DEFAULT_PING * top / MILLION
-    results = {"connections": top, "descriptorLimit": resource.getrlimit(resource.RLIMIT_NOFILE)[0], "pingInterval": interval, "memory": {}}
+    results = {"server": str(server), "connections": top, "descriptorLimit": resource.getrlimit(resource.RLIMIT_NOFILE)[0], "pingInterval": interval, "memory": {}}
     for count in steps:
         print(f"idle: {count} connections", file=sys.stderr)
-        results["memory"][str(count)] = idle(squall, count, 2)
+        results["memory"][str(count)] = idle(squall, server, count, 2)
     print(f"pings: {top} connections every {interval * 1000:.0f} ms for {hold} s", file=sys.stderr)
-    results["pings"] = idle(squall, top, hold, "--ping-interval", f"{interval * 1000:.0f}ms", probe=True)
+    results["pings"] = idle(squall, server, top, hold, "--ping-interval", f"{interval * 1000:.0f}ms", probe=True)
     print(f"pings off: {top} connections for {hold} s", file=sys.stderr)
-    results["pingsOff"] = idle(squall, top, hold, "--ping-interval", "0")
+    results["pingsOff"] = idle(squall, server, top, hold, "--ping-interval", "0")
     print(f"fan-out: 1,000 and {top} subscribers", file=sys.stderr)
-    results["fanout"] = fanout(squall, top, 200 if args.quick else 100)
+    results["fanout"] = fanout(squall, server, top, 200 if args.quick else 100)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     out = ROOT / "benchmarks" / "results" / f"{stamp}-scale.json"
     out.parent.mkdir(exist_ok=True)

@@ -347,7 +347,8 @@ private final class PublishRun: @unchecked Sendable {
             self.transport = transport
             self.channel = channel
             var headers: HTTPHeaders = ["Host": host, "Content-Type": transport == .http ? "text/plain" : "application/json"]
-            if let apiKey { headers.add(name: "Authorization", value: "apikey \(apiKey)") }
+            // The key opens the server API only: the channel route has no use for it.
+            if let apiKey, transport != .http { headers.add(name: "Authorization", value: "apikey \(apiKey)") }
             let uri =
                 switch transport {
                 case .ws, .http: "/channels/\(channel)/messages"

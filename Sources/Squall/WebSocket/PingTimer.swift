@@ -7,10 +7,12 @@ import Synchronization
 /// of a scheduled task per connection: an idle connection then costs a table entry rather than
 /// a timer and its closure, several times the size.
 ///
-/// It is a wheel: connections are dealt in turn into ``slotCount(for:)`` slots, and each tick
-/// (every interval ÷ slots) pings one slot. A million connections' pings then come as a steady
-/// stream — at 30 s, about 33,000 a second — rather than as one burst per interval that would
-/// hold the loop for as long as writing them all takes.
+/// It is a wheel: connections are dealt into ``slotCount(for:)`` slots, and each tick (every
+/// interval ÷ slots) pings one slot. A million connections' pings then come as a steady stream —
+/// at 30 s, about 33,000 a second — in small groups, rather than as one burst per interval that
+/// would hold the loop for as long as writing them all takes. Slots are dealt in bit-reversed
+/// order (0, ½, ¼, ¾, …, of the wheel), so that however many connections there are, they are
+/// spread over the whole interval.
 ///
 /// Contracts: everything but ``forLoop(_:interval:)`` runs on the loop (hence
 /// `@unchecked Sendable`); a connection is ticked every `interval` from the first tick of its
@@ -25,8 +27,8 @@ final class PingTimer: @unchecked Sendable {
     private var members = 0
     /// The slot the next tick pings.
     private var nextSlot = 0
-    /// The slot the next connection is dealt into.
-    private var nextDeal = 0
+    /// How many connections have been dealt: the next one's slot is this, bit-reversed.
+    private var dealt: UInt32 = 0
     private var deadline = NIODeadline.now()
     private var scheduled: Scheduled<Void>?
     /// The nonce of this tick's pings.
@@ -35,9 +37,11 @@ final class PingTimer: @unchecked Sendable {
     /// connection of its slot.
     private(set) var frame = ByteBuffer()
 
-    /// Slots for `interval`: one tick every 10 ms at least apart, at most 64 slots.
+    /// Slots for `interval`: a power of two, at most 1,024, with ticks at least 5 ms apart.
     static func slotCount(for interval: TimeAmount) -> Int {
-        max(1, min(64, Int(interval.nanoseconds / 10_000_000)))
+        var slots = 1
+        while slots < 1024, interval.nanoseconds / Int64(slots * 2) >= 5_000_000 { slots *= 2 }
+        return slots
     }
 
     private init(loop: any EventLoop, interval: TimeAmount) {
@@ -50,8 +54,14 @@ final class PingTimer: @unchecked Sendable {
     /// Ticks `handler` every interval until ``remove(_:slot:)``.
     /// - Returns: its slot, for ``remove(_:slot:)``.
     func add(_ handler: WebSocketFrameHandler) -> Int {
-        let slot = nextDeal
-        nextDeal = (nextDeal + 1) % slots.count
+        // The deal count's low bits, reversed (slots.count is a power of two).
+        var count = Int(dealt) & (slots.count - 1)
+        var slot = 0
+        for _ in 0..<slots.count.trailingZeroBitCount {
+            slot = slot << 1 | count & 1
+            count >>= 1
+        }
+        dealt &+= 1
         slots[slot][ObjectIdentifier(handler)] = handler
         members += 1
         if scheduled == nil {
@@ -64,6 +74,9 @@ final class PingTimer: @unchecked Sendable {
     /// Stops ticking `handler`, registered in `slot`.
     func remove(_ handler: WebSocketFrameHandler, slot: Int) {
         guard slots[slot].removeValue(forKey: ObjectIdentifier(handler)) != nil else { return }
+        // An emptied slot lets go of its table: a table keeps its capacity, and a thousand small
+        // ones left scattered through the heap would pin pages the connections' memory was on.
+        if slots[slot].isEmpty { slots[slot] = [:] }
         members -= 1
         if members == 0 {
             scheduled?.cancel()
