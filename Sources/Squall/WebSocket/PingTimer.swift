@@ -15,8 +15,9 @@ import Synchronization
 /// spread over the whole interval.
 ///
 /// Contracts: everything but ``forLoop(_:interval:)`` runs on the loop (hence
-/// `@unchecked Sendable`); a connection is ticked every `interval` from the first tick of its
-/// slot after it registers, whatever each tick costs (ticks keep to deadlines, not delays); the
+/// `@unchecked Sendable`); a connection is ticked every `interval`, the first time between half
+/// an interval and one and a half after it registers, whatever each tick costs (ticks keep to
+/// deadlines, not delays); the
 /// timer stops when no connection is left and restarts with the next. Each tick's pings carry a
 /// fresh random ``nonce``: only a pong that echoes it answers the ping (RFC 6455 §5.5.3), so a
 /// client cannot stay alive on unsolicited pongs without reading.
@@ -52,8 +53,10 @@ final class PingTimer: @unchecked Sendable {
     }
 
     /// Ticks `handler` every interval until ``remove(_:slot:)``.
-    /// - Returns: its slot, for ``remove(_:slot:)``.
-    func add(_ handler: WebSocketFrameHandler) -> Int {
+    /// - Returns: its slot, for ``remove(_:slot:)``, and whether it lets its slot's next tick
+    ///   pass: one that comes within half an interval, so that a new connection's first ping
+    ///   comes between half an interval and one and a half after it opened, never at once.
+    func add(_ handler: WebSocketFrameHandler) -> (slot: Int, skipsFirstTick: Bool) {
         // The deal count's low bits, reversed (slots.count is a power of two).
         var count = Int(dealt) & (slots.count - 1)
         var slot = 0
@@ -68,7 +71,8 @@ final class PingTimer: @unchecked Sendable {
             deadline = .now()
             scheduleTick()
         }
-        return slot
+        let ticksAway = (slot - nextSlot + slots.count) % slots.count
+        return (slot, ticksAway < slots.count / 2)
     }
 
     /// Stops ticking `handler`, registered in `slot`.

@@ -44,6 +44,8 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     private var sinkPaused = false
     /// This connection's slot in ``pingTimer``'s wheel.
     private var pingSlot: Int32 = 0
+    /// The slot's next tick came too soon after the connection opened: it passes.
+    private var skipsNextPing = false
 
     /// Above this many bytes waiting for the client, no more of its frames are taken: NIO's
     /// default high watermark, past which the socket reports itself not writable — and so tells
@@ -66,7 +68,9 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
         self.context = context
         if let pingInterval = writer.settings.pingInterval {
             let timer = PingTimer.forLoop(context.eventLoop, interval: TimeAmount(pingInterval))
-            pingSlot = Int32(truncatingIfNeeded: timer.add(self))
+            let place = timer.add(self)
+            pingSlot = Int32(truncatingIfNeeded: place.slot)
+            skipsNextPing = place.skipsFirstTick
             pingTimer = timer
         }
     }
@@ -184,6 +188,10 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
 
     /// Called by the loop's ``PingTimer`` every ping interval (see the machine's ping rule).
     func pingTick() {
+        guard !skipsNextPing else {
+            skipsNextPing = false
+            return
+        }
         guard let context, context.channel.isActive, let pingTimer else { return }
         switch writer.machine.pingDue(nonce: pingTimer.nonce) {
         case .none:
