@@ -181,33 +181,14 @@ final class PublishFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         let transport = route.transport
         let loop = context.eventLoop
         let bound = NIOLoopBound((self, context), eventLoop: loop)
-        do {
+        do throws(APIError) {
             let channel = try pending.channel.get()
-            let access = transport.policy.current.access
             // Several fields are one value joined with ", ", as HTTPFields gives the router.
             let keys = pending.head.headers["idempotency-key"]
-            let key = try (keys.isEmpty ? nil : keys.joined(separator: ", ")).map { text throws(APIError) in
-                guard let key = try? IdempotencyKey(text) else { throw APIError.invalidParameter("Idempotency-Key", IdempotencyKey.requirement) }
-                return key
-            }
-            try access.authorizePublish(channel, by: nil, subscribed: false)
-            let namespace = access.namespace(of: channel)
-            try transport.publishes.charge(pending.client, action: "published")
-            try transport.namespacePublishes.charge(namespace.name, pending.client)
-            try transport.chargeOpening(channel, by: pending.client)
-            let maxSize = min(transport.configuration.maxMessageSize, namespace.options.maxMessageSize ?? .max)
+            let key = try PollingTransport.idempotencyKey(keys.isEmpty ? nil : keys.joined(separator: ", "))
+            let maxSize = try transport.admitPublish(to: channel, by: nil, in: transport.policy.current.access, from: pending.client)
             guard pending.body.readableBytes <= maxSize else { throw APIError.messageTooLarge(limit: maxSize) }
-            var bytes = ByteBufferAllocator().buffer(capacity: pending.body.readableBytes)
-            bytes.writeImmutableBuffer(pending.body)
-            let payload: Payload
-            if !PollingTransport.isBinary(pending.head.headers.first(name: "content-type")) {
-                guard String(validating: bytes.readableBytesView, as: UTF8.self) != nil else {
-                    throw APIError(.invalidUTF8, message: "a text body must be UTF-8; send binary as application/octet-stream")
-                }
-                payload = .text(utf8: bytes)
-            } else {
-                payload = .binary(bytes)
-            }
+            let payload = try PollingTransport.payload(pending.body, contentType: pending.head.headers.first(name: "content-type"))
             transport.hub.publish(payload, to: channel, idempotencyKey: key) { result in
                 let reply: @Sendable () -> Void = {
                     let (handler, context) = bound.value
@@ -220,10 +201,8 @@ final class PublishFastPath: ChannelDuplexHandler, RemovableChannelHandler {
                 }
                 if loop.inEventLoop { reply() } else { loop.execute(reply) }
             }
-        } catch let error as APIError {
-            respond(error, pending: pending, context: context)
         } catch {
-            respond(APIError(.internalError, message: "\(error)"), pending: pending, context: context)
+            respond(error, pending: pending, context: context)
         }
     }
 

@@ -111,7 +111,7 @@ struct PollingTransport: Sendable {
     /// A request that would open `channel` from the store — a poll, a history read, a publish —
     /// takes a token from its client's subscribe bucket: over the rate it is refused (429)
     /// before the store is asked.
-    func chargeOpening(_ channel: ChannelName, by client: @autoclosure () -> IPAddress?) throws(APIError) {
+    private func chargeOpening(_ channel: ChannelName, by client: @autoclosure () -> IPAddress?) throws(APIError) {
         guard hub.opensFromStore(channel) else { return }
         try opens.charge(client(), action: "opened channels")
     }
@@ -138,40 +138,18 @@ struct PollingTransport: Sendable {
     /// text otherwise (it must then be UTF-8). `curl -d` and HTML forms send text.
     @Sendable func publish(_ request: Request, context: SquallRequestContext) async throws -> Response {
         let channel = try APIError.channel(context.parameters.get("name"))
-        let idempotencyKey = try request.headers[Self.idempotencyKeyField].map { text throws(APIError) in
-            guard let key = try? IdempotencyKey(text) else {
-                throw APIError.invalidParameter("Idempotency-Key", IdempotencyKey.requirement)
-            }
-            return key
-        }
+        let idempotencyKey = try Self.idempotencyKey(request.headers[Self.idempotencyKeyField])
         let (access, identity) = try identify(request)
-        try access.authorizePublish(channel, by: identity, subscribed: false)
-        let namespace = access.namespace(of: channel)
         let client = context.client(of: request, configuration.clientAddresses)
-        try publishes.charge(client, action: "published")
-        try namespacePublishes.charge(namespace.name, client)
-        try chargeOpening(channel, by: client)
+        let maxSize = try admitPublish(to: channel, by: identity, in: access, from: client)
         var request = request
-        let maxSize = min(configuration.maxMessageSize, namespace.options.maxMessageSize ?? .max)
         let body: ByteBuffer
         do {
             body = try await request.collectBody(upTo: maxSize)
         } catch is NIOTooManyBytesError {
             throw APIError.messageTooLarge(limit: maxSize)
         }
-        // A copy of its own: the collected body may be a slice of a larger read buffer, which
-        // the log would otherwise keep alive for the retention age.
-        var bytes = ByteBufferAllocator().buffer(capacity: body.readableBytes)
-        bytes.writeImmutableBuffer(body)
-        var payload: Payload
-        if !Self.isBinary(request.headers[.contentType]) {
-            guard String(validating: bytes.readableBytesView, as: UTF8.self) != nil else {
-                throw APIError(.invalidUTF8, message: "a text body must be UTF-8; send binary as application/octet-stream")
-            }
-            payload = .text(utf8: bytes)
-        } else {
-            payload = .binary(bytes)
-        }
+        var payload = try Self.payload(body, contentType: request.headers[.contentType])
         var call = Self.hookCall(.publish, request, client: client, identity: identity, channel: channel)
         call.payload = payload
         if let replaced = try await policy.hooks.check(call, in: access)?.payload {
@@ -188,6 +166,44 @@ struct PollingTransport: Sendable {
 
     // MARK: - Helpers
 
+    /// The `Idempotency-Key` field's value, checked; several fields come joined with ", ".
+    static func idempotencyKey(_ text: String?) throws(APIError) -> IdempotencyKey? {
+        try text.map { text throws(APIError) in
+            guard let key = try? IdempotencyKey(text) else {
+                throw APIError.invalidParameter("Idempotency-Key", IdempotencyKey.requirement)
+            }
+            return key
+        }
+    }
+
+    /// What a publish to `channel` must pass before its body is read: the namespace's publish
+    /// rule, the publish rate, the namespace's rate, the opening rate.
+    /// - Returns: the most bytes its body may have.
+    func admitPublish(to channel: ChannelName, by identity: ClientIdentity?, in access: AccessPolicy, from client: IPAddress?) throws(APIError)
+        -> Int
+    {
+        try access.authorizePublish(channel, by: identity, subscribed: false)
+        let namespace = access.namespace(of: channel)
+        try publishes.charge(client, action: "published")
+        try namespacePublishes.charge(namespace.name, client)
+        try chargeOpening(channel, by: client)
+        return min(configuration.maxMessageSize, namespace.options.maxMessageSize ?? .max)
+    }
+
+    /// The message a request body makes: binary when the content type is
+    /// `application/octet-stream`, else text, which must be UTF-8. A copy of its own: the body
+    /// may be a slice of a larger read buffer, which the log would otherwise keep alive for the
+    /// retention age.
+    static func payload(_ body: ByteBuffer, contentType: String?) throws(APIError) -> Payload {
+        var bytes = ByteBufferAllocator().buffer(capacity: body.readableBytes)
+        bytes.writeImmutableBuffer(body)
+        guard !isBinary(contentType) else { return .binary(bytes) }
+        guard String(validating: bytes.readableBytesView, as: UTF8.self) != nil else {
+            throw APIError(.invalidUTF8, message: "a text body must be UTF-8; send binary as application/octet-stream")
+        }
+        return .text(utf8: bytes)
+    }
+
     /// What the backend's hook is told about an HTTP request.
     static func hookCall(
         _ kind: HookConfiguration.Kind, _ request: Request, client: IPAddress?, identity: ClientIdentity?, channel: ChannelName
@@ -197,7 +213,7 @@ struct PollingTransport: Sendable {
             headers: request.headers.map { ($0.name.canonicalName, $0.value) })
     }
 
-    static let idempotencyKeyField = HTTPField.Name("Idempotency-Key")!  // trap-ok: a valid field name, written here
+    private static let idempotencyKeyField = HTTPField.Name("Idempotency-Key")!  // trap-ok: a valid field name, written here
 
     /// A poll's `since`, `limit` and `wait`, each checked; `wait` defaults to, and is cut to,
     /// `maxWait`.
@@ -219,7 +235,7 @@ struct PollingTransport: Sendable {
         return limit
     }
 
-    static func isBinary(_ contentType: String?) -> Bool {
+    private static func isBinary(_ contentType: String?) -> Bool {
         contentType?.lowercased().hasPrefix("application/octet-stream") ?? false
     }
 
